@@ -1,0 +1,165 @@
+/**
+ * A simulated client: one operation at a time (put, compare-and-set, linearizable get) on a
+ * few shared registers, retried across members with the same (clientId, seq) until it gets an
+ * answer, and recorded in the shared history format for the linearizability checker.
+ *
+ * Must never: record an operation as done before its answer arrived, or reuse a seq for a
+ * different command (that would make a retry apply something else).
+ */
+
+import type { NodeId } from '../../server/raft/index.js';
+import type { Operation, RegisterInput, RegisterOutput } from '../linearizability/history.js';
+import type { ClientReply, ClientRequest } from './member.js';
+import type { RegisterCommand } from './register-machine.js';
+import type { SimRandom } from './random.js';
+
+export interface ClientProfile {
+  readonly keys: readonly string[];
+  readonly thinkMsMax: number;
+  readonly timeoutMs: number;
+  /** Abandon a write after this many attempts (its outcome is then unknown); 0 never abandons. */
+  readonly abandonAfterAttempts: number;
+  /**
+   * At most this many abandoned operations per client: each unknown outcome multiplies the
+   * linearizability search, and a handful already exercises the checker's unknown path.
+   */
+  readonly abandonMax: number;
+}
+
+export interface ClientIo {
+  now(): number;
+  send(clientId: number, member: NodeId, request: ClientRequest): void;
+  /** Wake this client at `at` with `token`, to time out or start its next operation. */
+  wakeAt(at: number, clientId: number, token: number): void;
+  record(op: Operation): void;
+}
+
+interface InFlight {
+  readonly input: RegisterInput;
+  readonly seq: number;
+  readonly callTime: number;
+  attempt: number;
+  requestId: string;
+}
+
+export class SimClient {
+  private seq = 0;
+  private valueCounter = 0;
+  private current: InFlight | null = null;
+  private wakeToken = 0;
+  private target: NodeId;
+  /** In the healing phase a client finishes what it has and starts nothing new. */
+  private finishing = false;
+  private abandoned = 0;
+  /** Where to send the retry after an error answer (the leader hint); null after a timeout. */
+  private retryTarget: NodeId | null = null;
+  private readonly lastSeen = new Map<string, string | null>();
+
+  constructor(
+    readonly id: number,
+    private readonly members: readonly NodeId[],
+    private readonly profile: ClientProfile,
+    private readonly random: SimRandom,
+    private readonly io: ClientIo,
+  ) {
+    this.target = random.pick(members);
+  }
+
+  get busy(): boolean {
+    return this.current !== null;
+  }
+
+  /** Schedule the first operation. */
+  start(): void {
+    this.io.wakeAt(this.io.now() + this.random.between(0, this.profile.thinkMsMax), this.id, ++this.wakeToken);
+  }
+
+  /** Finish the operation in flight (never abandoning it) and start no new one. */
+  finish(): void {
+    this.finishing = true;
+  }
+
+  onWake(token: number): void {
+    if (token !== this.wakeToken) return; // superseded by a reply or a newer timer
+    if (this.current === null) {
+      if (!this.finishing) this.begin();
+      return;
+    }
+    if (this.retryTarget !== null) {
+      const target = this.retryTarget;
+      this.retryTarget = null;
+      this.retry(target);
+      return;
+    }
+    // A timeout: this member may be down or cut off, so try another.
+    this.retry(this.random.pick(this.members.filter((m) => m !== this.target)));
+  }
+
+  onReply(reply: ClientReply): void {
+    const op = this.current;
+    if (op === null || !reply.requestId.startsWith(`${this.id}:${op.seq}:`)) return; // a stale answer
+    if (reply.kind === 'error') {
+      // Follow the leader hint, after a short back-off so a leaderless cluster is not hammered.
+      this.retryTarget = reply.leaderHint ?? this.random.pick(this.members);
+      this.io.wakeAt(this.io.now() + this.random.between(1, 10), this.id, ++this.wakeToken);
+      return;
+    }
+    let output: RegisterOutput;
+    if (reply.kind === 'read') {
+      if (op.input.kind !== 'get') return;
+      output = { kind: 'get', value: reply.value };
+    } else {
+      if (op.input.kind === 'get' || reply.result.kind !== op.input.kind) return;
+      output = reply.result;
+    }
+    if (output.kind === 'get') this.lastSeen.set(op.input.key, output.value);
+    else if (op.input.kind !== 'get' && (output.kind === 'put' || output.ok)) this.lastSeen.set(op.input.key, op.input.value);
+    this.io.record({ clientId: this.id, input: op.input, callTime: op.callTime, returnTime: this.io.now(), output });
+    this.current = null;
+    if (!this.finishing) this.io.wakeAt(this.io.now() + this.random.between(0, this.profile.thinkMsMax), this.id, ++this.wakeToken);
+  }
+
+  private begin(): void {
+    const key = this.random.pick(this.profile.keys);
+    const roll = this.random.intBelow(10);
+    let input: RegisterInput;
+    if (roll < 4) input = { kind: 'get', key };
+    else if (roll < 7) input = { kind: 'put', key, value: this.freshValue() };
+    // Compare against the last value this client saw, so compare-and-set sometimes wins.
+    else input = { kind: 'cas', key, expected: this.lastSeen.get(key) ?? null, value: this.freshValue() };
+    this.seq++;
+    this.current = { input, seq: this.seq, callTime: this.io.now(), attempt: 0, requestId: '' };
+    this.retry(this.target);
+  }
+
+  private freshValue(): string {
+    return `v${this.id}.${this.valueCounter++}`;
+  }
+
+  private retry(member: NodeId): void {
+    const op = this.current!;
+    const limit = this.profile.abandonAfterAttempts;
+    if (!this.finishing && limit > 0 && op.attempt >= limit && this.abandoned < this.profile.abandonMax) {
+      this.abandoned++;
+      // Give up: a write's outcome is now unknown; a read simply never happened.
+      if (op.input.kind !== 'get') {
+        this.io.record({ clientId: this.id, input: op.input, callTime: op.callTime, returnTime: null, output: null });
+      }
+      this.current = null;
+      this.io.wakeAt(this.io.now() + this.random.between(0, this.profile.thinkMsMax), this.id, ++this.wakeToken);
+      return;
+    }
+    this.retryTarget = null;
+    op.attempt++;
+    op.requestId = `${this.id}:${op.seq}:${op.attempt}`;
+    this.target = member;
+    this.io.send(this.id, member, this.request(op));
+    this.io.wakeAt(this.io.now() + this.profile.timeoutMs, this.id, ++this.wakeToken);
+  }
+
+  private request(op: InFlight): ClientRequest {
+    if (op.input.kind === 'get') return { kind: 'read', clientId: this.id, requestId: op.requestId, key: op.input.key };
+    const command: RegisterCommand = op.input;
+    return { kind: 'write', clientId: this.id, requestId: op.requestId, command: { clientId: this.id, seq: op.seq, command } };
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Keeps a simulation honest: while it runs, the ambient sources of nondeterminism (wall clock,
+ * Math.random, timers) throw, so any code path that escapes the injected clock and randomness
+ * fails loudly instead of making a seed unreplayable.
+ *
+ * Must never: leave the stubs installed after the run, even when the run throws.
+ */
+
+type Saved = { target: object; key: string; value: unknown };
+
+export function withoutAmbientNondeterminism<T>(run: () => T): T {
+  const saved: Saved[] = [];
+  const forbid = (target: object, key: string, what: string): void => {
+    saved.push({ target, key, value: (target as Record<string, unknown>)[key] });
+    (target as Record<string, unknown>)[key] = () => {
+      throw new Error(`determinism: ${what} was called inside the simulator; inject a clock, random source or scheduler instead`);
+    };
+  };
+  forbid(Date, 'now', 'Date.now');
+  forbid(Math, 'random', 'Math.random');
+  forbid(globalThis, 'setTimeout', 'setTimeout');
+  forbid(globalThis, 'setInterval', 'setInterval');
+  forbid(globalThis, 'setImmediate', 'setImmediate');
+  forbid(globalThis, 'queueMicrotask', 'queueMicrotask');
+  try {
+    return run();
+  } finally {
+    for (const { target, key, value } of saved.reverse()) (target as Record<string, unknown>)[key] = value;
+  }
+}

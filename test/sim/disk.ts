@@ -1,0 +1,66 @@
+/**
+ * A member's simulated disk: what survives a crash. The member writes a Ready's hard state,
+ * snapshot and entries here before it sends anything; a restart sees only this.
+ *
+ * Must never: keep anything a crash would lose; hold more log than the member persisted.
+ */
+
+import type { Entry, HardState, PersistedState, Snapshot, SnapshotMeta } from '../../server/raft/index.js';
+
+export interface StoredSnapshot {
+  readonly meta: SnapshotMeta;
+  readonly data: Uint8Array;
+}
+
+export class SimDisk {
+  hardState: HardState = { term: 0, vote: null, commit: 0 };
+  snapshot: StoredSnapshot | null = null;
+  /** The log after the snapshot, contiguous. */
+  entries: Entry[] = [];
+
+  constructor(private readonly forgetVoteOnRestart: boolean) {}
+
+  /** A snapshot from the leader replaces the whole log. */
+  installSnapshot(snapshot: Snapshot): void {
+    if (snapshot.data === null) throw new Error('sim: a snapshot to persist has no data');
+    this.snapshot = { meta: snapshot.meta, data: snapshot.data };
+    this.entries = [];
+  }
+
+  /** Append entries, dropping any persisted suffix from entries[0].index on. */
+  appendEntries(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    const first = entries[0]!.index;
+    if (first > this.lastIndex() + 1) throw new Error(`sim: persisting ${first} leaves a gap after ${this.lastIndex()}`);
+    if (first <= this.snapshotIndex()) throw new Error(`sim: persisting ${first} inside the snapshot`);
+    this.entries.length = first - this.snapshotIndex() - 1;
+    for (const e of entries) this.entries.push(e);
+  }
+
+  /** The member saved a snapshot of its own state machine at meta.index. */
+  saveSnapshot(meta: SnapshotMeta, data: Uint8Array): void {
+    const base = this.snapshotIndex();
+    this.entries = this.entries.slice(meta.index - base);
+    this.snapshot = { meta, data };
+  }
+
+  snapshotIndex(): number {
+    return this.snapshot?.meta.index ?? 0;
+  }
+
+  lastIndex(): number {
+    return this.snapshotIndex() + this.entries.length;
+  }
+
+  termAt(index: number): number | undefined {
+    const base = this.snapshotIndex();
+    if (index === base) return this.snapshot?.meta.term ?? 0;
+    if (index < base || index > this.lastIndex()) return undefined;
+    return this.entries[index - base - 1]!.term;
+  }
+
+  recover(): PersistedState {
+    const hardState = this.forgetVoteOnRestart ? { ...this.hardState, vote: null } : this.hardState;
+    return { hardState, snapshot: this.snapshot?.meta ?? null, entries: [...this.entries] };
+  }
+}

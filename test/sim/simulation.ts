@@ -1,0 +1,482 @@
+/**
+ * The deterministic cluster simulator. One seed decides everything: the cluster's fault
+ * profile, every message delay, drop, duplicate and partition, every crash and restart, every
+ * client operation. A run has a chaos phase (faults on) and a healing phase (faults off, every
+ * member back) in which a leader must emerge and every client operation must finish within a
+ * bound. Safety properties are checked after every step; the recorded client history is
+ * checked for linearizability at the end.
+ *
+ * Must never: read a real clock, real randomness or real timers (the run is wrapped so any
+ * such leak throws), or let a member keep state across a crash that it did not persist.
+ */
+
+import type { Message, NodeId, PlantedBugs } from '../../server/raft/index.js';
+import type { History, Operation } from '../linearizability/history.js';
+import { checkHistory } from '../linearizability/checker.js';
+import { SimClient } from './client.js';
+import { SimDisk } from './disk.js';
+import { EventQueue } from './event-queue.js';
+import { SafetyChecker, Violation, type Property } from './invariants.js';
+import { SimMember, type ClientReply, type ClientRequest } from './member.js';
+import { SimRandom } from './random.js';
+import { withoutAmbientNondeterminism } from './determinism-guard.js';
+import { describeMessage } from './trace.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  /** 3 or 5; when absent the seed chooses. */
+  readonly nodes?: 3 | 5;
+  /** Events processed in the chaos phase. */
+  readonly steps?: number;
+  readonly trace?: boolean;
+  readonly plantedBugs?: PlantedBugs & { readonly forgetVoteOnRestart?: boolean };
+}
+
+export interface FaultCounts {
+  dropped: number;
+  duplicated: number;
+  partitions: number;
+  crashes: number;
+  transfers: number;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly steps: number;
+  readonly virtualMs: number;
+  readonly faults: FaultCounts;
+  readonly operations: number;
+  /** The client history, in the shared format, for the checker or a file. */
+  readonly history: History;
+  /** 'unknown' when the linearizability check ran out of time (not a violation, but a weak run). */
+  readonly linearizability: 'ok' | 'illegal' | 'unknown' | 'not checked';
+  readonly leaderAfterHealTicks: number | null;
+  readonly clientsDoneAfterHealTicks: number | null;
+  readonly violation: { readonly property: Property; readonly detail: string; readonly step: number; readonly atMs: number } | null;
+  readonly trace: readonly string[];
+}
+
+type SimEvent =
+  | { readonly kind: 'tick'; readonly member: NodeId; readonly incarnation: number }
+  | { readonly kind: 'loop'; readonly member: NodeId; readonly incarnation: number }
+  | { readonly kind: 'raft'; readonly message: Message }
+  | { readonly kind: 'request'; readonly member: NodeId; readonly request: ClientRequest }
+  | { readonly kind: 'reply'; readonly clientId: number; readonly reply: ClientReply }
+  | { readonly kind: 'client-wake'; readonly clientId: number; readonly token: number }
+  | { readonly kind: 'nemesis' }
+  | { readonly kind: 'restart'; readonly member: NodeId }
+  | { readonly kind: 'heal-partition'; readonly generation: number };
+
+/** Every seed draws its own weather: how lossy, how slow, how violent. */
+interface FaultProfile {
+  readonly dropRate: number;
+  readonly duplicateRate: number;
+  readonly delayMsMax: number;
+  readonly nemesisEveryMsMax: number;
+  readonly crashWeight: number;
+  readonly partitionWeight: number;
+  /** Crash a member and bring it back within a few ms: a process restart mid-election. */
+  readonly bounceWeight: number;
+  /** How often the nemesis aims at the current leader rather than anyone. */
+  readonly leaderBias: number;
+}
+
+const TICK_MS = 10;
+const ELECTION_TICKS = 10;
+/** Liveness bounds, in ticks after the faults heal. */
+export const LEADER_BOUND_TICKS = 30 * ELECTION_TICKS;
+export const CLIENTS_BOUND_TICKS = 100 * ELECTION_TICKS;
+const HEAL_STEPS_MAX = 500_000;
+
+export function runSimulation(options: SimOptions): SimResult {
+  return withoutAmbientNondeterminism(() => new Simulation(options).run());
+}
+
+class Simulation {
+  private readonly random: SimRandom;
+  private readonly nodeIds: NodeId[];
+  private readonly profile: FaultProfile;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly checker = new SafetyChecker();
+  private readonly disks = new Map<NodeId, SimDisk>();
+  private readonly members = new Map<NodeId, SimMember>();
+  private readonly incarnations = new Map<NodeId, number>();
+  private readonly loopScheduled = new Set<NodeId>();
+  private readonly clients: SimClient[] = [];
+  private readonly history: Operation[] = [];
+  private readonly blocked = new Set<string>();
+  private partitionGeneration = 0;
+  private readonly faults: FaultCounts = { dropped: 0, duplicated: 0, partitions: 0, crashes: 0, transfers: 0 };
+  private readonly traceLines: string[] = [];
+  private readonly chaosSteps: number;
+  private now = 0;
+  private step = 0;
+  private healing = false;
+  private linearizability: SimResult['linearizability'] = 'not checked';
+  private healedAt = 0;
+  private leaderAfterHealTicks: number | null = null;
+  private clientsDoneAfterHealTicks: number | null = null;
+  private readonly memberConfig: { maxEntriesPerAppend: number; maxInflightAppends: number; snapshotEvery: number; checkQuorum: boolean };
+  /** Each member's clock runs at its own rate: a tick every tickMs of simulated time. */
+  private readonly tickMs = new Map<NodeId, number>();
+
+  constructor(private readonly options: SimOptions) {
+    this.random = new SimRandom(options.seed);
+    const nodes = options.nodes ?? this.random.pick([3, 5] as const);
+    this.nodeIds = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
+    this.chaosSteps = options.steps ?? 2000;
+    this.profile = {
+      dropRate: this.random.pick([0, 0.01, 0.05, 0.1, 0.2]),
+      duplicateRate: this.random.pick([0, 0.01, 0.05]),
+      delayMsMax: this.random.pick([2, 5, 15, 40]),
+      nemesisEveryMsMax: this.random.pick([40, 100, 300, 800]),
+      crashWeight: this.random.pick([0, 1, 3]),
+      partitionWeight: this.random.pick([0, 1, 3]),
+      bounceWeight: this.random.pick([0, 1, 4]),
+      leaderBias: this.random.pick([0.3, 0.7, 0.95]),
+    };
+    // Small appends, windows and snapshot intervals widen the windows where bugs hide.
+    this.memberConfig = {
+      maxEntriesPerAppend: this.random.pick([1, 2, 4, 64]),
+      maxInflightAppends: this.random.pick([1, 4, 64]),
+      snapshotEvery: this.random.pick([3, 10, 50, 1_000_000]),
+      // Check-quorum is a stability feature: safety must hold without it, so some seeds turn it off.
+      checkQuorum: this.random.pick([true, true, true, false]),
+    };
+    for (const id of this.nodeIds) this.tickMs.set(id, this.random.between(TICK_MS - 3, TICK_MS + 3));
+    this.trace(
+      `seed ${options.seed}: ${nodes} members, profile ${JSON.stringify(this.profile)}, members ${JSON.stringify(this.memberConfig)}`,
+    );
+  }
+
+  run(): SimResult {
+    let violation: SimResult['violation'] = null;
+    try {
+      this.boot();
+      while (this.step < this.chaosSteps) this.processNext();
+      this.heal();
+      while (!this.livenessReached()) {
+        if (this.step > this.chaosSteps + HEAL_STEPS_MAX) throw new Violation('liveness: client operations', 'the healed cluster ran out of steps');
+        this.processNext();
+      }
+      const verdict = checkHistory(this.history as History, { timeoutMs: 20_000 });
+      this.linearizability = verdict.verdict;
+      if (verdict.verdict === 'illegal') throw new Violation('linearizability', `key ${verdict.key}: ${verdict.explanation}`);
+    } catch (error) {
+      violation = this.toViolation(error);
+      this.trace(`VIOLATION ${violation.property}: ${violation.detail}`);
+    }
+    return {
+      seed: this.options.seed,
+      nodes: this.nodeIds.length,
+      steps: this.step,
+      virtualMs: this.now,
+      faults: this.faults,
+      operations: this.history.length,
+      history: this.history,
+      linearizability: this.linearizability,
+      leaderAfterHealTicks: this.leaderAfterHealTicks,
+      clientsDoneAfterHealTicks: this.clientsDoneAfterHealTicks,
+      violation,
+      trace: this.traceLines,
+    };
+  }
+
+  private toViolation(error: unknown): NonNullable<SimResult['violation']> {
+    if (error instanceof Violation) return { property: error.property, detail: error.detail, step: this.step, atMs: this.now };
+    const detail = error instanceof Error ? `${error.message}\n${error.stack ?? ''}` : String(error);
+    return { property: 'core assertion', detail, step: this.step, atMs: this.now };
+  }
+
+  // ─── setup and phases ──────────────────────────────────────────────────────────────────────
+
+  private boot(): void {
+    const forgetVote = this.options.plantedBugs?.forgetVoteOnRestart === true;
+    for (const id of this.nodeIds) {
+      this.disks.set(id, new SimDisk(forgetVote));
+      this.startMember(id);
+    }
+    const clientCount = this.random.between(2, 6);
+    const keys = Array.from({ length: this.random.between(1, 4) }, (_, i) => `k${i}`);
+    for (let c = 1; c <= clientCount; c++) {
+      const client = new SimClient(
+        c,
+        this.nodeIds,
+        {
+          keys,
+          thinkMsMax: this.random.pick([0, 10, 50]),
+          timeoutMs: this.random.pick([100, 300, 600]),
+          abandonAfterAttempts: this.random.pick([0, 5, 20]),
+          abandonMax: 3,
+        },
+        this.random.fork(),
+        {
+          now: () => this.now,
+          send: (clientId, member, request) => this.sendToMember(clientId, member, request),
+          wakeAt: (at, clientId, token) => this.queue.push(at, { kind: 'client-wake', clientId, token }),
+          record: (op) => this.history.push(op),
+        },
+      );
+      this.clients.push(client);
+      client.start();
+    }
+    this.queue.push(this.random.between(1, this.profile.nemesisEveryMsMax), { kind: 'nemesis' });
+  }
+
+  private heal(): void {
+    this.healing = true;
+    this.healedAt = this.now;
+    this.blocked.clear();
+    for (const id of this.nodeIds) if (!this.members.has(id)) this.startMember(id);
+    for (const client of this.clients) client.finish();
+    this.trace(`t=${this.now} HEAL: faults off, every member up; clients finish their operations`);
+  }
+
+  private livenessReached(): boolean {
+    const ticks = Math.floor((this.now - this.healedAt) / TICK_MS);
+    if (this.leaderAfterHealTicks === null) {
+      if (this.hasStableLeader()) this.leaderAfterHealTicks = ticks;
+      else if (ticks > LEADER_BOUND_TICKS) throw new Violation('liveness: leader', `no leader ${ticks} ticks after the faults healed`);
+    }
+    if (this.clientsDoneAfterHealTicks === null) {
+      if (this.clients.every((c) => !c.busy)) this.clientsDoneAfterHealTicks = ticks;
+      else if (ticks > CLIENTS_BOUND_TICKS) {
+        const stuck = this.clients.filter((c) => c.busy).map((c) => c.id);
+        throw new Violation('liveness: client operations', `clients ${stuck.join(',')} still waiting ${ticks} ticks after the faults healed`);
+      }
+    }
+    return this.leaderAfterHealTicks !== null && this.clientsDoneAfterHealTicks !== null;
+  }
+
+  private hasStableLeader(): boolean {
+    let maxTerm = 0;
+    for (const m of this.members.values()) maxTerm = Math.max(maxTerm, m.status.term);
+    for (const m of this.members.values()) if (m.status.role === 'leader' && m.status.term === maxTerm) return true;
+    return false;
+  }
+
+  // ─── members ───────────────────────────────────────────────────────────────────────────────
+
+  private startMember(id: NodeId): void {
+    const incarnation = (this.incarnations.get(id) ?? 0) + 1;
+    this.incarnations.set(id, incarnation);
+    const member = new SimMember(
+      {
+        id,
+        peers: this.nodeIds,
+        electionTicks: ELECTION_TICKS,
+        ...this.memberConfig,
+        plantedBugs: this.options.plantedBugs ?? {},
+      },
+      this.disks.get(id)!,
+      this.random.fork(),
+      this.checker,
+      {
+        send: (m) => this.sendRaft(m),
+        reply: (clientId, reply) => this.sendToClient(id, clientId, reply),
+      },
+    );
+    this.members.set(id, member);
+    this.loopScheduled.delete(id);
+    this.trace(`t=${this.now} START ${id} (incarnation ${incarnation}) term=${member.status.term} commit=${member.status.commitIndex} last=${member.status.lastIndex}`);
+    this.queue.push(this.now + this.random.between(1, TICK_MS), { kind: 'tick', member: id, incarnation });
+  }
+
+  private crash(id: NodeId, restartAfterMs: number): void {
+    if (!this.members.delete(id)) return;
+    this.faults.crashes++;
+    this.trace(`t=${this.now} CRASH ${id} (back in ${restartAfterMs} ms)`);
+    this.queue.push(this.now + restartAfterMs, { kind: 'restart', member: id });
+  }
+
+  private afterInput(member: SimMember): void {
+    if (this.loopScheduled.has(member.id) || !member.raft.hasReady()) return;
+    this.loopScheduled.add(member.id);
+    this.queue.push(this.now + this.random.between(0, 2), { kind: 'loop', member: member.id, incarnation: this.incarnations.get(member.id)! });
+  }
+
+  // ─── the event loop ────────────────────────────────────────────────────────────────────────
+
+  private processNext(): void {
+    const next = this.queue.pop();
+    if (next === undefined) throw new Error('sim: the agenda ran dry');
+    this.now = next.at;
+    this.step++;
+    this.handle(next.event);
+    this.checker.afterStep(
+      [...this.members.values()].map((m) => ({ id: m.id, status: m.status, termAt: (i: number) => m.raft.termAt(i), appliedIndex: m.machineAppliedIndex })),
+    );
+  }
+
+  private handle(event: SimEvent): void {
+    switch (event.kind) {
+      case 'tick': {
+        const member = this.members.get(event.member);
+        if (member === undefined || this.incarnations.get(event.member) !== event.incarnation) return;
+        member.raft.tick();
+        this.afterInput(member);
+        this.queue.push(this.now + this.tickMs.get(event.member)!, event);
+        return;
+      }
+      case 'loop': {
+        const member = this.members.get(event.member);
+        if (member === undefined || this.incarnations.get(event.member) !== event.incarnation) return;
+        this.loopScheduled.delete(event.member);
+        member.processReady();
+        this.afterInput(member);
+        return;
+      }
+      case 'raft': {
+        const member = this.members.get(event.message.to);
+        if (member === undefined) return;
+        if (this.options.trace) this.trace(`t=${this.now} ${describeMessage(event.message)}`);
+        member.raft.step(event.message);
+        this.afterInput(member);
+        return;
+      }
+      case 'request': {
+        const member = this.members.get(event.member);
+        if (member === undefined) return;
+        member.onClientRequest(event.request);
+        this.afterInput(member);
+        return;
+      }
+      case 'reply':
+        this.clients[event.clientId - 1]!.onReply(event.reply);
+        return;
+      case 'client-wake':
+        this.clients[event.clientId - 1]!.onWake(event.token);
+        return;
+      case 'nemesis':
+        if (!this.healing) {
+          this.nemesis();
+          this.queue.push(this.now + this.random.between(10, this.profile.nemesisEveryMsMax), { kind: 'nemesis' });
+        }
+        return;
+      case 'restart':
+        if (!this.members.has(event.member)) this.startMember(event.member);
+        return;
+      case 'heal-partition':
+        if (event.generation !== this.partitionGeneration) return; // a newer partition replaced it
+        if (this.blocked.size > 0) this.trace(`t=${this.now} PARTITION healed`);
+        this.blocked.clear();
+        return;
+    }
+  }
+
+  // ─── the network ───────────────────────────────────────────────────────────────────────────
+
+  private deliverAfter(): number {
+    return this.now + this.random.between(1, this.profile.delayMsMax);
+  }
+
+  private lossy(): boolean {
+    return !this.healing;
+  }
+
+  private sendRaft(message: Message): void {
+    if (this.blocked.has(`${message.from}>${message.to}`)) return;
+    if (this.lossy() && this.random.chance(this.profile.dropRate)) {
+      this.faults.dropped++;
+      return;
+    }
+    this.queue.push(this.deliverAfter(), { kind: 'raft', message });
+    if (this.lossy() && this.random.chance(this.profile.duplicateRate)) {
+      this.faults.duplicated++;
+      this.queue.push(this.deliverAfter(), { kind: 'raft', message });
+    }
+  }
+
+  private sendToMember(clientId: number, member: NodeId, request: ClientRequest): void {
+    if (this.options.trace) this.trace(`t=${this.now} c${clientId} → ${member} ${JSON.stringify(request)}`);
+    if (this.lossy() && this.random.chance(this.profile.dropRate)) return;
+    this.queue.push(this.deliverAfter(), { kind: 'request', member, request });
+  }
+
+  private sendToClient(from: NodeId, clientId: number, reply: ClientReply): void {
+    if (this.options.trace) this.trace(`t=${this.now} ${from} → c${clientId} ${JSON.stringify(reply)}`);
+    if (this.lossy() && this.random.chance(this.profile.dropRate)) return;
+    this.queue.push(this.deliverAfter(), { kind: 'reply', clientId, reply });
+  }
+
+  // ─── faults ────────────────────────────────────────────────────────────────────────────────
+
+  private nemesis(): void {
+    const choices: (() => void)[] = [() => undefined];
+    for (let i = 0; i < this.profile.partitionWeight; i++) choices.push(() => this.partition());
+    for (let i = 0; i < this.profile.crashWeight; i++) choices.push(() => this.crashSomeone(this.random.between(20, 400)));
+    for (let i = 0; i < this.profile.bounceWeight; i++) choices.push(() => this.crashSomeone(this.random.between(1, 30)));
+    choices.push(() => this.transferLeadership());
+    this.random.pick(choices)();
+  }
+
+  private leader(): NodeId | null {
+    let best: SimMember | null = null;
+    for (const id of this.nodeIds) {
+      const m = this.members.get(id);
+      if (m !== undefined && m.status.role === 'leader' && (best === null || m.status.term > best.status.term)) best = m;
+    }
+    return best?.id ?? null;
+  }
+
+  private crashSomeone(restartAfterMs: number): void {
+    const up = this.nodeIds.filter((id) => this.members.has(id));
+    if (up.length === 0) return;
+    const leader = this.leader();
+    this.crash(leader !== null && this.random.chance(this.profile.leaderBias) ? leader : this.random.pick(up), restartAfterMs);
+  }
+
+  private transferLeadership(): void {
+    const leader = this.leader();
+    if (leader === null) return;
+    const to = this.random.pick(this.nodeIds.filter((id) => id !== leader));
+    this.faults.transfers++;
+    this.trace(`t=${this.now} TRANSFER ${leader} → ${to}`);
+    this.members.get(leader)!.raft.transferLeadership(to);
+    this.afterInput(this.members.get(leader)!);
+  }
+
+  private partition(): void {
+    this.blocked.clear();
+    const ids = this.random.shuffled(this.nodeIds);
+    const leader = this.leader();
+    const kind = this.random.pick(['split', 'isolate-leader', 'one-way', 'bridge'] as const);
+    const cut = (a: NodeId, b: NodeId): void => {
+      this.blocked.add(`${a}>${b}`);
+      this.blocked.add(`${b}>${a}`);
+    };
+    let description: string;
+    if (kind === 'split') {
+      const minority = ids.slice(0, this.random.between(1, Math.floor(ids.length / 2)));
+      const majority = ids.filter((id) => !minority.includes(id));
+      for (const a of minority) for (const b of majority) cut(a, b);
+      description = `split ${minority.join(',')} | ${majority.join(',')}`;
+    } else if (kind === 'isolate-leader') {
+      const isolated = leader ?? ids[0]!;
+      for (const b of ids) if (b !== isolated) cut(isolated, b);
+      description = `isolate ${isolated}`;
+    } else if (kind === 'one-way') {
+      // One member can send but not hear (or hear but not send) from the others.
+      const victim = leader !== null && this.random.chance(this.profile.leaderBias) ? leader : ids[0]!;
+      const deaf = this.random.chance(0.5);
+      for (const b of ids) if (b !== victim) this.blocked.add(deaf ? `${b}>${victim}` : `${victim}>${b}`);
+      description = `one-way: ${victim} ${deaf ? 'cannot hear' : 'cannot speak to'} the others`;
+    } else {
+      // The bridge: two halves that cannot see each other, and one member that sees both.
+      const bridge = ids[0]!;
+      const rest = ids.slice(1);
+      const left = rest.slice(0, Math.ceil(rest.length / 2));
+      const right = rest.slice(Math.ceil(rest.length / 2));
+      for (const a of left) for (const b of right) cut(a, b);
+      description = `bridge ${bridge} between ${left.join(',')} and ${right.join(',')}`;
+    }
+    this.faults.partitions++;
+    this.trace(`t=${this.now} PARTITION ${description}`);
+    this.queue.push(this.now + this.random.between(50, 1000), { kind: 'heal-partition', generation: ++this.partitionGeneration });
+  }
+
+  private trace(line: string): void {
+    if (this.options.trace) this.traceLines.push(line);
+  }
+}
