@@ -108,7 +108,7 @@ function judgeImport(
   report: Report,
 ): void {
   if (specifier === null) {
-    report(line, `${ruleName(room)}`, 'dynamic import of a computed specifier; the door check cannot follow it');
+    report(line, ruleName(room), 'dynamic import of a computed specifier; the door check cannot follow it');
     return;
   }
   const target = resolveRelative(file, specifier);

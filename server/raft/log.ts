@@ -159,10 +159,13 @@ export class RaftLog {
 
   /** Committed entries that may be applied: already handed out for persisting, not yet applied. */
   committedToApply(): Entry[] {
-    const to = Math.min(this.commit, this.lastIndex());
+    if (!this.hasCommittedToApply()) return [];
+    return this.entries.slice(this.applied - this.snapshotIdx, this.commit - this.snapshotIdx);
+  }
+
+  hasCommittedToApply(): boolean {
     // Below the snapshot the entries are gone: a restored snapshot must be installed first.
-    if (to <= this.applied || this.applied < this.snapshotIdx) return [];
-    return this.entries.slice(this.applied - this.snapshotIdx, to - this.snapshotIdx);
+    return this.commit > this.applied && this.applied >= this.snapshotIdx;
   }
 
   appliedTo(index: number): void {

@@ -250,7 +250,7 @@ export class Raft {
       this.readStates.length > 0 ||
       this.pendingSnapshot !== null ||
       this.log.unstableFrom <= this.log.lastIndex() ||
-      this.log.committedToApply().length > 0 ||
+      this.log.hasCommittedToApply() ||
       !sameHardState(this.hardState(), this.prevHardState) ||
       !sameSoftState(this.softState(), this.prevSoftState)
     );

@@ -10,11 +10,10 @@
  *   lifted out of the list (with its return), and the walk restarts from the head. Reaching a
  *   return event whose operation is still pending is a dead end: backtrack, put the last lifted
  *   operation back, and try the call after it.
- * - A cache of (set of linearized operations, register value) pairs already explored prunes
- *   every configuration the search has seen before. The set is a Uint32Array bitset hashed with
- *   Zobrist keys; the cache stores it as (count of leading full words, the nonzero words after
- *   them), which stays small on long histories, and a hash hit is confirmed by comparing that
- *   exact form, so pruning is exact.
+ * - A cache of configurations (set of linearized operations, register value) already searched
+ *   to the end prunes every later arrival at the same configuration. The set is a Uint32Array
+ *   bitset, cached in an exact compact form (count of leading full words, then the nonzero
+ *   words), which stays small on long histories because operations are numbered by call time.
  * The search keeps its own stack, so thousands of operations per key cannot overflow the call
  * stack.
  *
@@ -23,13 +22,30 @@
  * the most permissive way and can only allow more linearizations, never fewer.
  *
  * Unknown outcomes (`returnTime: null`): the operation may have taken effect at any moment after
- * its call, or never. Its return goes to +Infinity and the model accepts it in any state (a cas
- * applies iff the value matches); taking effect after everything else is the same as never.
- * A get of unknown outcome constrains nothing and changes nothing, so it is dropped up front.
+ * its call, or never; its return is +Infinity and the model accepts any result (a cas applies
+ * iff the value matches). A get of unknown outcome constrains nothing and is dropped up front.
+ * The search is done once every operation with a known outcome is linearized: the rest can be
+ * taken to have never happened.
  *
- * Must never: report a violation for a history that has a linearization (no heuristic pruning,
- * no sampling); run past its time budget silently (it answers 'unknown' and names the key it
- * was searching); accept a malformed history quietly (it throws, naming the operation).
+ * Plain WGL search blows up on unknown outcomes and wide concurrency, so the search adds
+ * reductions that each keep it exact (each is argued where it is coded; the tests compare the
+ * checker with a brute-force oracle on thousands of small histories):
+ * - Forced reads: a pending get (or failed cas) that the current value satisfies is linearized
+ *   at once, with no alternative tried: any linearization can be rearranged to put it first.
+ * - Unread values merge: values no get returned and no cas expected are indistinguishable to
+ *   every operation, so they share one value id and their configurations merge.
+ * - Unknown outcomes only where they matter: an unknown operation is tried only after every
+ *   known candidate, never when it would leave the value unchanged, and never directly before a
+ *   put (a write overwritten unseen can be dropped from any linearization). Identical unknown
+ *   operations are tried in call order only, since they are interchangeable once called.
+ * - Dominance: a configuration is also pruned by a searched-out one with the same known set and
+ *   value whose set of unknown operations used is a subset of its own: that one had every
+ *   option this one has.
+ *
+ * Must never: report a violation for a history that has a linearization (every pruning above is
+ * exact, none is a heuristic or a sample); run past its time budget silently (it answers
+ * 'unknown' and names the key it was searching); accept a malformed history quietly (it throws,
+ * naming the operation).
  */
 
 import type { History, Operation, RegisterValue } from './history.js';
@@ -61,6 +77,8 @@ const OUTCOME_OK = 1;
 
 /** Value id of the absent register (null). */
 const ABSENT = 0;
+/** Value id shared by every value that no operation reads or expects. */
+const UNREFERENCED = 1;
 /** What a model step returns when the recorded output is impossible in the given state. */
 const REJECTED = -1;
 const NIL = -1;
@@ -154,7 +172,12 @@ interface KeyModel {
   readonly returnTime: Float64Array;
   /** Known operations' events in time order: entry i < knownCount is the call of operation i, knownCount + i its return. */
   readonly eventOrder: Int32Array;
-  readonly valueNames: readonly RegisterValue[];
+  /**
+   * Unknown-outcome operations grouped by identical effect (kind, value, expected): members of
+   * a class, in call-time order, and each unknown operation's class (indexed from knownCount).
+   */
+  readonly unknownClassMembers: readonly Int32Array[];
+  readonly unknownClassOf: Int32Array;
 }
 
 function compileKeyHistory(operations: readonly Operation[]): KeyModel {
@@ -165,15 +188,21 @@ function compileKeyHistory(operations: readonly Operation[]): KeyModel {
   const outcome = new Int8Array(n);
   const callTime = new Float64Array(n);
   const returnTime = new Float64Array(n);
-  const valueIds = new Map<string, number>();
-  const valueNames: RegisterValue[] = [null];
+  // Values no operation can tell apart share one id: a value that no get returned and no cas
+  // expected is only ever "something else", so registers holding two such values behave the
+  // same in every future. Merging them lets the cache merge configurations that differ only there.
+  const referenced = new Set<RegisterValue>([null]);
+  for (const { input, output } of operations) {
+    if (input.kind === 'cas') referenced.add(input.expected);
+    if (output !== null && output.kind === 'get') referenced.add(output.value);
+  }
+  const valueIds = new Map<RegisterValue, number>([[null, ABSENT]]);
   const internValue = (registerValue: RegisterValue): number => {
-    if (registerValue === null) return ABSENT;
+    if (!referenced.has(registerValue)) return UNREFERENCED;
     let id = valueIds.get(registerValue);
     if (id === undefined) {
-      id = valueNames.length;
+      id = UNREFERENCED + valueIds.size;
       valueIds.set(registerValue, id);
-      valueNames.push(registerValue);
     }
     return id;
   };
@@ -223,7 +252,35 @@ function compileKeyHistory(operations: readonly Operation[]): KeyModel {
     return a - b;
   });
 
-  return { operationCount: n, knownCount, kind, value, expected, outcome, callTime, returnTime, eventOrder, valueNames };
+  const classIds = new Map<string, number>();
+  const classMembers: number[][] = [];
+  const unknownClassOf = new Int32Array(n - k);
+  for (let operation = k; operation < n; operation++) {
+    const effect = `${kind[operation]},${value[operation]},${expected[operation]}`;
+    let classId = classIds.get(effect);
+    if (classId === undefined) {
+      classId = classMembers.length;
+      classIds.set(effect, classId);
+      classMembers.push([]);
+    }
+    classMembers[classId]!.push(operation);
+    unknownClassOf[operation - k] = classId;
+  }
+  const unknownClassMembers = classMembers.map((members) => Int32Array.from(members));
+
+  return {
+    operationCount: n,
+    knownCount,
+    kind,
+    value,
+    expected,
+    outcome,
+    callTime,
+    returnTime,
+    eventOrder,
+    unknownClassMembers,
+    unknownClassOf,
+  };
 }
 
 /** The register's sequential specification: the value after the operation, or REJECTED. */
@@ -250,29 +307,14 @@ type KeySearch =
       readonly outcome: 'violation';
       /** The longest sequence of operations the search managed to linearize. */
       readonly longestPrefix: readonly number[];
-      /** The register value after that prefix. */
-      readonly valueAfterPrefix: RegisterValue;
       /** The operation whose return came before it could be linearized after that prefix. */
       readonly stuckOperation: number;
       /** Pending calls that could have come next after that prefix, all refused. */
       readonly refusedCandidates: readonly number[];
     };
 
-/**
- * A search configuration already reached. `closed` once the search has backtracked out of it,
- * i.e. it is known to have no completion; only closed ones may prune others.
- */
-interface Configuration {
-  readonly registerValue: number;
-  readonly mustObserve: boolean;
-  readonly fullKnownWords: number;
-  /** (word index, word) pairs for every nonzero word of the known set past the full ones. */
-  readonly sparseKnownWords: Uint32Array;
-  readonly unknownSet: Uint32Array;
-  closed: boolean;
-}
-
 const FULL_WORD = 0xffffffff;
+const NO_UNKNOWN_SET = new Uint32Array(0);
 
 function searchKey(model: KeyModel, deadline: number): KeySearch {
   const n = model.operationCount;
@@ -304,19 +346,22 @@ function searchKey(model: KeyModel, deadline: number): KeySearch {
     if (next[call] !== NIL) prev[next[call]!] = call;
     next[prev[call]!] = call;
   };
+  /** The first return event in the list: the earliest-returning known operation still pending. */
+  const firstReturn = (): number => {
+    let entry = next[head]!;
+    while (entry !== NIL && entry < k) entry = next[entry]!;
+    if (entry === NIL) throw new Error('linearizability search invariant broken: no pending return');
+    return entry;
+  };
 
-  // Known operations linearized so far: a bitset, its Zobrist hash, and how many leading words
-  // are full (known operations are numbered by call time, so the set is nearly a prefix).
+  // Known operations linearized so far, as a bitset plus how many leading words are full:
+  // known operations are numbered by call time, so the set is nearly a prefix.
   const knownSet = new Uint32Array(Math.ceil(k / 32));
-  const zobrist = new Uint32Array(k);
-  for (let i = 0; i < k; i++) zobrist[i] = mix32(Math.imul(i + 1, 0x9e3779b9));
-  let knownHash = 0;
   let fullKnownWords = 0;
   let highestTouchedWord = -1;
   const toggleKnown = (operation: number): void => {
     const word = operation >>> 5;
     knownSet[word]! ^= 1 << (operation & 31);
-    knownHash = (knownHash ^ zobrist[operation]!) >>> 0;
     if (word > highestTouchedWord) highestTouchedWord = word;
     if (word < fullKnownWords) fullKnownWords = word;
     else if (word === fullKnownWords) {
@@ -330,90 +375,86 @@ function searchKey(model: KeyModel, deadline: number): KeySearch {
   };
   const isUnknownLinearized = (operation: number): boolean =>
     (unknownSet[(operation - k) >>> 5]! & (1 << ((operation - k) & 31))) !== 0;
-
-  const sparseScratch = new Uint32Array(2 * knownSet.length);
-  const compactKnownSet = (): number => {
-    let used = 0;
-    for (let word = fullKnownWords; word <= highestTouchedWord; word++) {
-      if (knownSet[word] !== 0) {
-        sparseScratch[used++] = word;
-        sparseScratch[used++] = knownSet[word]!;
-      }
-    }
-    return used;
+  // Within a class of identical unknown operations, only the earliest-called one not yet
+  // linearized is ever tried: any later one is interchangeable with it from here on. So each
+  // class is consumed in call order, and a count per class says how far.
+  const consumedInClass = new Int32Array(model.unknownClassMembers.length);
+  const isNextOfItsClass = (operation: number): boolean => {
+    const classId = model.unknownClassOf[operation - k]!;
+    return model.unknownClassMembers[classId]![consumedInClass[classId]!] === operation;
+  };
+  const consumeUnknown = (operation: number, consumed: boolean): void => {
+    toggleUnknown(operation);
+    consumedInClass[model.unknownClassOf[operation - k]!]! += consumed ? 1 : -1;
   };
 
-  const reached = new Map<number, Configuration[]>();
-  let reachedCount = 0;
-  /**
-   * Registers the configuration about to be entered, or returns null to prune it: a closed
-   * configuration with the same known set, value and observation duty, whose unknown set is a
-   * subset of this one, had every option this one has and found no completion.
-   */
-  const enter = (registerValue: number, mustObserve: boolean): Configuration | null => {
-    const hash = (knownHash ^ mix32(registerValue * 2 + (mustObserve ? 1 : 0) + 0x6a09e667)) >>> 0;
-    const used = compactKnownSet();
-    let bucket = reached.get(hash);
-    if (bucket === undefined) {
-      bucket = [];
-      reached.set(hash, bucket);
-    } else {
-      for (const seen of bucket) {
-        if (
-          seen.closed &&
-          seen.registerValue === registerValue &&
-          seen.mustObserve === mustObserve &&
-          seen.fullKnownWords === fullKnownWords &&
-          sameWords(seen.sparseKnownWords, sparseScratch, used) &&
-          isSubset(seen.unknownSet, unknownSet)
-        ) {
-          return null;
-        }
-      }
+  // Closed configurations: searched to the end without a completion. Keyed by the known set,
+  // the value and the observation duty (an exact string form); each holds the unknown sets seen.
+  const closed = new Map<string, Uint32Array[]>();
+  let closedCount = 0;
+  const configurationKey = (registerValue: number, mustObserve: boolean): string => {
+    const parts = [registerValue, mustObserve ? 1 : 0, fullKnownWords];
+    for (let word = fullKnownWords; word <= highestTouchedWord; word++) {
+      if (knownSet[word] !== 0) parts.push(word, knownSet[word]!);
     }
-    const configuration: Configuration = {
-      registerValue,
-      mustObserve,
-      fullKnownWords,
-      sparseKnownWords: sparseScratch.slice(0, used),
-      unknownSet: unknownSet.slice(),
-      closed: false,
-    };
-    bucket.push(configuration);
-    reachedCount++;
-    return configuration;
+    return parts.join(',');
+  };
+  /**
+   * True if a closed configuration with the same key and an unknown set contained in the current
+   * one exists: it had every option the current one has (unknown operations it has not used may
+   * simply never happen), and found no completion. Only closed ones count: one still open is an
+   * ancestor of the current configuration, still being searched.
+   */
+  const isDominated = (key: string): boolean => {
+    const unknownSets = closed.get(key);
+    if (unknownSets === undefined) return false;
+    for (const seen of unknownSets) if (isSubset(seen, unknownSet)) return true;
+    return false;
+  };
+  const close = (key: string): void => {
+    let unknownSets = closed.get(key);
+    if (unknownSets === undefined) {
+      unknownSets = [];
+      closed.set(key, unknownSets);
+    }
+    unknownSets.push(unknownSet.length === 0 ? NO_UNKNOWN_SET : unknownSet.slice());
+    closedCount++;
   };
 
   const linearizedCalls = new Int32Array(n);
   const valueBefore = new Int32Array(n);
   const mustObserveBefore = new Uint8Array(n);
-  const enteredAt: (Configuration | undefined)[] = new Array(n);
+  const forcedAt = new Uint8Array(n);
+  const keyAt: string[] = new Array<string>(n);
   let depth = 0;
   let registerValue = ABSENT;
-  // True right after an unknown-outcome operation changed the value: see the header for why
-  // the next operation may then not be a put.
+  // True right after an unknown-outcome operation changed the value (see tryLinearize).
   let mustObserve = false;
   let pendingKnown = k;
 
-  /** Tries to linearize `operation` next; true if it was pushed. */
-  const tryLinearize = (operation: number): boolean => {
+  /** Linearizes `operation` next unless the model, a canonical-form rule or the cache refuses it. */
+  const tryLinearize = (operation: number, forced: boolean): boolean => {
     const known = operation < k;
+    // An unknown operation whose value is overwritten before anything reads it can be dropped
+    // from any linearization (as if it never happened), so a put never directly follows one.
     if (mustObserve && model.kind[operation] === PUT) return false;
     const valueAfter = applyOperation(model, operation, registerValue);
     if (valueAfter === REJECTED) return false;
+    // Likewise an unknown operation that changes nothing.
     if (!known && valueAfter === registerValue) return false;
     if (known) toggleKnown(operation);
-    else toggleUnknown(operation);
-    const configuration = enter(valueAfter, !known);
-    if (configuration === null) {
+    else consumeUnknown(operation, true);
+    const key = configurationKey(valueAfter, !known);
+    if (isDominated(key)) {
       if (known) toggleKnown(operation);
-      else toggleUnknown(operation);
+      else consumeUnknown(operation, false);
       return false;
     }
     linearizedCalls[depth] = operation;
     valueBefore[depth] = registerValue;
     mustObserveBefore[depth] = mustObserve ? 1 : 0;
-    enteredAt[depth] = configuration;
+    forcedAt[depth] = forced ? 1 : 0;
+    keyAt[depth] = key;
     depth++;
     registerValue = valueAfter;
     mustObserve = !known;
@@ -424,99 +465,130 @@ function searchKey(model: KeyModel, deadline: number): KeySearch {
     return true;
   };
 
+  /**
+   * A pending known read (get, or cas reported failed) that the current value satisfies. It is
+   * the only move tried: moving a read to the front of any completion keeps that completion
+   * valid (the read changes nothing, and it is already callable, so no real-time order breaks),
+   * so if this move leads nowhere, no move does.
+   */
+  const satisfiedRead = (): number => {
+    for (let entry = next[head]!; entry !== NIL && entry < k; entry = next[entry]!) {
+      const outcome = model.outcome[entry];
+      const readOnly = model.kind[entry] === GET || (model.kind[entry] === CAS && outcome === OUTCOME_FAILED);
+      if (readOnly && applyOperation(model, entry, registerValue) !== REJECTED) return entry;
+    }
+    return NIL;
+  };
+
   // The longest prefix is kept in its own buffer, copied from the stack lazily: entries below
   // stackAgreesBelow are known equal, so each save copies only what changed since the last one.
   let longestDepth = -1;
   const longestPrefix = new Int32Array(n);
   let stackAgreesBelow = 0;
-  let valueAfterLongest = ABSENT;
   let stuckOperation = NIL;
   let refusedCandidates: number[] = [];
-
-  /** The first return event in the list: the earliest-returning known operation still pending. */
-  const firstReturn = (): number => {
-    let entry = next[head]!;
-    while (entry !== NIL && entry < k) entry = next[entry]!;
-    if (entry === NIL) throw new Error('linearizability search invariant broken: no pending return');
-    return entry;
+  const recordDeadEnd = (): void => {
+    if (depth <= longestDepth) return;
+    longestPrefix.set(linearizedCalls.subarray(stackAgreesBelow, depth), stackAgreesBelow);
+    stackAgreesBelow = depth;
+    longestDepth = depth;
+    const boundary = firstReturn();
+    stuckOperation = boundary - k;
+    refusedCandidates = [];
+    for (let candidate = next[head]!; candidate !== boundary; candidate = next[candidate]!) refusedCandidates.push(candidate);
+    const latestCall = model.returnTime[stuckOperation]!;
+    for (let candidate = k; candidate < n && model.callTime[candidate]! <= latestCall; candidate++) {
+      if (!isUnknownLinearized(candidate)) refusedCandidates.push(candidate);
+    }
   };
 
-  // Candidates at each configuration: first the known calls ahead of the first pending return
-  // (walking the list), then unknown-outcome operations called no later than that return.
+  // At each configuration: a satisfied pending read, if any, is the only move tried (forced).
+  // Otherwise the candidates are the known calls ahead of the first pending return (walking
+  // the list), then the unknown-outcome operations called no later than that return.
   let entry = next[head]!;
   let unknownCursor = NIL;
+  let freshConfiguration = true;
   let steps = 0;
   while (pendingKnown > 0) {
     if (++steps % STEPS_PER_CLOCK_READ === 0 && performance.now() > deadline) {
-      return { outcome: 'timeout', explored: reachedCount };
+      return { outcome: 'timeout', explored: closedCount };
     }
 
-    if (unknownCursor === NIL) {
-      if (entry < k) {
-        const call = entry;
-        entry = tryLinearize(call) ? next[head]! : next[call]!;
+    let deadEnd = false;
+    if (freshConfiguration) {
+      freshConfiguration = false;
+      const read = satisfiedRead();
+      if (read !== NIL) {
+        if (tryLinearize(read, true)) {
+          freshConfiguration = true;
+          entry = next[head]!;
+          continue;
+        }
+        deadEnd = true;
+      }
+    }
+
+    if (!deadEnd) {
+      if (unknownCursor === NIL) {
+        if (entry < k) {
+          const call = entry;
+          if (tryLinearize(call, false)) {
+            freshConfiguration = true;
+            entry = next[head]!;
+          } else {
+            entry = next[call]!;
+          }
+          continue;
+        }
+        unknownCursor = k;
+      }
+      const latestCall = model.returnTime[entry - k]!;
+      let pushed = false;
+      while (unknownCursor < n && model.callTime[unknownCursor]! <= latestCall) {
+        const candidate = unknownCursor++;
+        if (isNextOfItsClass(candidate) && tryLinearize(candidate, false)) {
+          pushed = true;
+          break;
+        }
+      }
+      if (pushed) {
+        freshConfiguration = true;
+        entry = next[head]!;
+        unknownCursor = NIL;
         continue;
       }
-      unknownCursor = k;
     }
 
-    const boundary = entry;
-    const latestCall = model.returnTime[boundary - k]!;
-    let pushed = false;
-    while (unknownCursor < n && model.callTime[unknownCursor]! <= latestCall) {
-      const candidate = unknownCursor++;
-      if (!isUnknownLinearized(candidate) && tryLinearize(candidate)) {
-        pushed = true;
-        break;
+    // No move left here: the pending operation returning first cannot take effect in time
+    // after this prefix. Back out; a forced move's parent has no other move worth trying.
+    recordDeadEnd();
+    for (;;) {
+      if (depth === 0) {
+        return {
+          outcome: 'violation',
+          longestPrefix: Array.from(longestPrefix.subarray(0, longestDepth)),
+          stuckOperation,
+          refusedCandidates,
+        };
       }
-    }
-    if (pushed) {
-      entry = next[head]!;
-      unknownCursor = NIL;
-      continue;
-    }
-
-    // Every candidate refused: the operation returning at `boundary` cannot be linearized in
-    // time after this prefix.
-    if (depth > longestDepth) {
-      longestPrefix.set(linearizedCalls.subarray(stackAgreesBelow, depth), stackAgreesBelow);
-      stackAgreesBelow = depth;
-      longestDepth = depth;
-      valueAfterLongest = registerValue;
-      stuckOperation = boundary - k;
-      refusedCandidates = [];
-      for (let candidate = next[head]!; candidate !== boundary; candidate = next[candidate]!) refusedCandidates.push(candidate);
-      for (let candidate = k; candidate < n && model.callTime[candidate]! <= latestCall; candidate++) {
-        if (!isUnknownLinearized(candidate)) refusedCandidates.push(candidate);
+      depth--;
+      if (depth < stackAgreesBelow) stackAgreesBelow = depth;
+      close(keyAt[depth]!);
+      const undone = linearizedCalls[depth]!;
+      registerValue = valueBefore[depth]!;
+      mustObserve = mustObserveBefore[depth] === 1;
+      if (undone < k) {
+        toggleKnown(undone);
+        unlift(undone);
+        pendingKnown++;
+        entry = next[undone]!;
+        unknownCursor = NIL;
+      } else {
+        consumeUnknown(undone, false);
+        entry = firstReturn();
+        unknownCursor = undone + 1;
       }
-    }
-    if (depth === 0) {
-      return {
-        outcome: 'violation',
-        longestPrefix: Array.from(longestPrefix.subarray(0, longestDepth)),
-        valueAfterPrefix: model.valueNames[valueAfterLongest]!,
-        stuckOperation,
-        refusedCandidates,
-      };
-    }
-
-    depth--;
-    if (depth < stackAgreesBelow) stackAgreesBelow = depth;
-    const undone = linearizedCalls[depth]!;
-    registerValue = valueBefore[depth]!;
-    mustObserve = mustObserveBefore[depth] === 1;
-    enteredAt[depth]!.closed = true;
-    enteredAt[depth] = undefined;
-    if (undone < k) {
-      toggleKnown(undone);
-      unlift(undone);
-      pendingKnown++;
-      entry = next[undone]!;
-      unknownCursor = NIL;
-    } else {
-      toggleUnknown(undone);
-      entry = firstReturn();
-      unknownCursor = undone + 1;
+      if (forcedAt[depth] === 0) break;
     }
   }
   return { outcome: 'linearizable' };
@@ -533,30 +605,29 @@ function isSubset(smaller: Uint32Array, larger: Uint32Array): boolean {
   return true;
 }
 
-/** murmur3's finalizer: spreads small integers over all 32 bits for the Zobrist keys. */
-function mix32(x: number): number {
-  let h = x >>> 0;
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
 function explainViolation(
   key: string,
   operations: readonly Operation[],
   search: Extract<KeySearch, { outcome: 'violation' }>,
 ): string {
   const { longestPrefix } = search;
+  // The search merges values nobody reads, so the value is recomputed from the prefix itself.
+  let valueAfterPrefix: RegisterValue = null;
+  for (const position of longestPrefix) {
+    const { input } = operations[position]!;
+    if (input.kind === 'put') valueAfterPrefix = input.value;
+    else if (input.kind === 'cas' && input.expected === valueAfterPrefix) valueAfterPrefix = input.value;
+  }
   const lines = [
     `key ${quote(key)} is not linearizable: ${operations.length} operations on it, and no order of them ` +
       `respects both real time and the register's specification.`,
     `The longest linearizable prefix found has ${longestPrefix.length} operation(s); after it the register holds ` +
-      `${describeValue(search.valueAfterPrefix)}.`,
+      `${describeValue(valueAfterPrefix)}.`,
     `This operation returned before any order let it take effect: ${describeOperation(operations[search.stuckOperation]!)}.`,
   ];
   const others = search.refusedCandidates.filter((candidate) => candidate !== search.stuckOperation);
   if (others.length > 0) {
-    lines.push('Pending operations that could not come next either (the model refused them, or that order was already explored):');
+    lines.push('Pending operations that could not come next either (refused by the register, or that order was already explored):');
     for (const candidate of others.slice(0, PREFIX_TAIL_QUOTED)) lines.push(`  ${describeOperation(operations[candidate]!)}`);
     if (others.length > PREFIX_TAIL_QUOTED) lines.push(`  ... and ${others.length - PREFIX_TAIL_QUOTED} more`);
   }

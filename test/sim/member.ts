@@ -35,6 +35,8 @@ export interface MemberConfig {
   /** Take a snapshot once this many entries were applied since the last one. */
   readonly snapshotEvery: number;
   readonly plantedBugs: PlantedBugs;
+  /** Planted bug: send a Ready's messages before persisting it (breaks the persisting contract). */
+  readonly sendBeforePersist: boolean;
 }
 
 export interface MemberIo {
@@ -119,11 +121,12 @@ export class SimMember {
   processReady(): void {
     if (!this.raft.hasReady()) return;
     const rd = this.raft.ready();
-    this.persist(rd);
+    if (!this.config.sendBeforePersist) this.persist(rd);
     for (const m of rd.messages) {
       this.checker.onSend(this.id, this.disk, m);
       this.io.send(this.withSnapshotData(m));
     }
+    if (this.config.sendBeforePersist) this.persist(rd);
     if (rd.snapshot !== null) this.installSnapshot(rd);
     for (const entry of rd.committedEntries) this.apply(entry);
     for (const rs of rd.readStates) {

@@ -8,7 +8,7 @@
 import type { SimOptions } from './simulation.js';
 import type { Property } from './invariants.js';
 
-export type PlantedBugName = 'commit-old-term' | 'read-without-quorum' | 'forget-vote' | 'vote-ignores-log';
+export type PlantedBugName = 'commit-old-term' | 'read-without-quorum' | 'forget-vote' | 'vote-ignores-log' | 'send-before-persist';
 
 export const PLANTED_BUGS: Record<PlantedBugName, { readonly plantedBugs: NonNullable<SimOptions['plantedBugs']>; readonly expected: readonly Property[]; readonly what: string }> = {
   'commit-old-term': {
@@ -30,5 +30,10 @@ export const PLANTED_BUGS: Record<PlantedBugName, { readonly plantedBugs: NonNul
     plantedBugs: { voteIgnoresLogCheck: true },
     expected: ['leader completeness', 'state machine safety', 'linearizability'],
     what: "a member grants its vote without checking the candidate's log is up to date",
+  },
+  'send-before-persist': {
+    plantedBugs: { sendBeforePersist: true },
+    expected: ['persist before send'],
+    what: "a member sends a Ready's messages before its hard state and entries are durable",
   },
 };

@@ -29,7 +29,7 @@ export interface SimOptions {
   /** Events processed in the chaos phase. */
   readonly steps?: number;
   readonly trace?: boolean;
-  readonly plantedBugs?: PlantedBugs & { readonly forgetVoteOnRestart?: boolean };
+  readonly plantedBugs?: PlantedBugs & { readonly forgetVoteOnRestart?: boolean; readonly sendBeforePersist?: boolean };
 }
 
 export interface FaultCounts {
@@ -129,7 +129,7 @@ class Simulation {
     this.profile = {
       dropRate: this.random.pick([0, 0.01, 0.05, 0.1, 0.2]),
       duplicateRate: this.random.pick([0, 0.01, 0.05]),
-      delayMsMax: this.random.pick([2, 5, 15, 40]),
+      delayMsMax: this.random.pick([2, 5, 15, 40, 40, 80]),
       nemesisEveryMsMax: this.random.pick([40, 100, 300, 800]),
       crashWeight: this.random.pick([0, 1, 3]),
       partitionWeight: this.random.pick([0, 1, 3]),
@@ -138,7 +138,7 @@ class Simulation {
     };
     // Small appends, windows and snapshot intervals widen the windows where bugs hide.
     this.memberConfig = {
-      maxEntriesPerAppend: this.random.pick([1, 2, 4, 64]),
+      maxEntriesPerAppend: this.random.pick([1, 1, 2, 4, 64]),
       maxInflightAppends: this.random.pick([1, 4, 64]),
       snapshotEvery: this.random.pick([3, 10, 50, 1_000_000]),
       // Check-quorum is a stability feature: safety must hold without it, so some seeds turn it off.
@@ -268,6 +268,7 @@ class Simulation {
         electionTicks: ELECTION_TICKS,
         ...this.memberConfig,
         plantedBugs: this.options.plantedBugs ?? {},
+        sendBeforePersist: this.options.plantedBugs?.sendBeforePersist === true,
       },
       this.disks.get(id)!,
       this.random.fork(),

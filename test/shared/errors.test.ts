@@ -1,0 +1,26 @@
+/**
+ * Every error code in the registry is documented for users in README.md, and the README
+ * documents no code that the registry lacks.
+ */
+
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { ERROR_CODES, WardenError, isErrorCode } from '../../shared/errors.js';
+
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+const documented = [...readme.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+
+describe('error codes', () => {
+  it('documents every registered code in the README table', () => {
+    expect([...documented].sort()).toEqual(Object.keys(ERROR_CODES).sort());
+  });
+
+  it('carries its code on a WardenError and recognises only registered codes', () => {
+    const error = new WardenError('NOT_LEADER');
+    expect(error.code).toBe('NOT_LEADER');
+    expect(error.message).toBe(ERROR_CODES.NOT_LEADER);
+    expect(isErrorCode('NO_NODE')).toBe(true);
+    expect(isErrorCode('NOPE')).toBe(false);
+    expect(isErrorCode('toString')).toBe(false);
+  });
+});

@@ -1,0 +1,29 @@
+/**
+ * Runs a range of simulator seeds as vitest cases, a chunk per case, so a red run names the
+ * failing seeds and the command that replays each.
+ *
+ * Must never: pass a chunk in which any seed reported a violation or an unproven history.
+ */
+
+import { expect, it } from 'vitest';
+import { runSimulation } from './simulation.js';
+
+export const CI_STEPS = 20_000;
+
+export function seedBatch(nodes: 3 | 5, firstSeed: number, seedCount: number, chunk = 25): void {
+  for (let start = firstSeed; start < firstSeed + seedCount; start += chunk) {
+    const end = Math.min(firstSeed + seedCount, start + chunk) - 1;
+    it(`seeds ${start}..${end} on ${nodes} members keep every safety, liveness and linearizability property`, () => {
+      const problems: string[] = [];
+      for (let seed = start; seed <= end; seed++) {
+        const r = runSimulation({ seed, nodes, steps: CI_STEPS });
+        if (r.violation !== null) {
+          problems.push(`seed ${seed}: ${r.violation.property}: ${r.violation.detail.split('\n')[0]}\n  replay: npm run sim -- --seed-start ${seed} --seeds 1 --nodes ${nodes} --trace`);
+        } else if (r.linearizability !== 'ok') {
+          problems.push(`seed ${seed}: linearizability check ${r.linearizability}`);
+        }
+      }
+      expect(problems).toEqual([]);
+    });
+  }
+}
