@@ -42,6 +42,8 @@ export interface MemberConfig {
 export interface MemberIo {
   send(m: Message): void;
   reply(clientId: number, reply: ClientReply): void;
+  /** What this member exercised, for the run's coverage figures. */
+  count(what: 'snapshotInstalled' | 'followerRead' | 'leaderRead'): void;
 }
 
 interface WaitingProposal {
@@ -161,6 +163,7 @@ export class SimMember {
     const snap = rd.snapshot!;
     this.machine = RegisterMachine.decode(snap.data!);
     this.appliedIndex = snap.meta.index;
+    this.io.count('snapshotInstalled');
     this.checker.onInstallSnapshot(this.id, snap.meta.index, snap.meta.term);
     for (const [index] of this.waitingProposals) if (index <= snap.meta.index) this.failProposal(index);
   }
@@ -185,6 +188,7 @@ export class SimMember {
     for (const [requestId, read] of this.waitingReads) {
       if (read.index === null || read.index > this.appliedIndex) continue;
       this.waitingReads.delete(requestId);
+      this.io.count(this.raft.status.role === 'leader' ? 'leaderRead' : 'followerRead');
       this.io.reply(read.clientId, { kind: 'read', requestId, value: this.machine.get(read.key) });
     }
   }

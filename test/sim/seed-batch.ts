@@ -6,7 +6,7 @@
  */
 
 import { expect, it } from 'vitest';
-import { runSimulation } from './simulation.js';
+import { runSimulation, type Coverage } from './simulation.js';
 
 export const CI_STEPS = 20_000;
 
@@ -15,8 +15,10 @@ export function seedBatch(nodes: 3 | 5, firstSeed: number, seedCount: number, ch
     const end = Math.min(firstSeed + seedCount, start + chunk) - 1;
     it(`seeds ${start}..${end} on ${nodes} members keep every safety, liveness and linearizability property`, () => {
       const problems: string[] = [];
+      const exercised: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0 };
       for (let seed = start; seed <= end; seed++) {
         const r = runSimulation({ seed, nodes, steps: CI_STEPS });
+        for (const key of Object.keys(exercised) as (keyof Coverage)[]) exercised[key] += r.coverage[key];
         if (r.violation !== null) {
           problems.push(`seed ${seed}: ${r.violation.property}: ${r.violation.detail.split('\n')[0]}\n  replay: npm run sim -- --seed-start ${seed} --seeds 1 --nodes ${nodes} --trace`);
         } else if (r.linearizability !== 'ok') {
@@ -24,6 +26,8 @@ export function seedBatch(nodes: 3 | 5, firstSeed: number, seedCount: number, ch
         }
       }
       expect(problems).toEqual([]);
+      // A green batch that never elected, installed a snapshot or served a follower read proves little.
+      for (const key of Object.keys(exercised) as (keyof Coverage)[]) expect(exercised[key], `${key} in seeds ${start}..${end}`).toBeGreaterThan(0);
     });
   }
 }

@@ -40,12 +40,22 @@ export interface FaultCounts {
   transfers: number;
 }
 
+/** What a run exercised: a green run that never elected, snapshotted or read from a follower proves little. */
+export interface Coverage {
+  elections: number;
+  snapshotInstalled: number;
+  leaderRead: number;
+  followerRead: number;
+  unknownOutcomes: number;
+}
+
 export interface SimResult {
   readonly seed: number;
   readonly nodes: number;
   readonly steps: number;
   readonly virtualMs: number;
   readonly faults: FaultCounts;
+  readonly coverage: Coverage;
   readonly operations: number;
   /** The client history, in the shared format, for the checker or a file. */
   readonly history: History;
@@ -108,6 +118,8 @@ class Simulation {
   private readonly blocked = new Set<string>();
   private partitionGeneration = 0;
   private readonly faults: FaultCounts = { dropped: 0, duplicated: 0, partitions: 0, crashes: 0, transfers: 0 };
+  private readonly coverage: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0 };
+  private readonly leaderTerms = new Set<number>();
   private readonly traceLines: string[] = [];
   private readonly chaosSteps: number;
   private now = 0;
@@ -173,6 +185,7 @@ class Simulation {
       steps: this.step,
       virtualMs: this.now,
       faults: this.faults,
+      coverage: { ...this.coverage, unknownOutcomes: this.history.filter((op) => op.returnTime === null).length },
       operations: this.history.length,
       history: this.history,
       linearizability: this.linearizability,
@@ -276,6 +289,7 @@ class Simulation {
       {
         send: (m) => this.sendRaft(m),
         reply: (clientId, reply) => this.sendToClient(id, clientId, reply),
+        count: (what) => this.coverage[what]++,
       },
     );
     this.members.set(id, member);
@@ -305,6 +319,12 @@ class Simulation {
     this.now = next.at;
     this.step++;
     this.handle(next.event);
+    for (const m of this.members.values()) {
+      if (m.status.role === 'leader' && !this.leaderTerms.has(m.status.term)) {
+        this.leaderTerms.add(m.status.term);
+        this.coverage.elections++;
+      }
+    }
     this.checker.afterStep(
       [...this.members.values()].map((m) => ({ id: m.id, status: m.status, termAt: (i: number) => m.raft.termAt(i), appliedIndex: m.machineAppliedIndex })),
     );
