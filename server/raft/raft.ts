@@ -8,8 +8,8 @@
  * durable before any message of the same Ready is sent, and before its committed entries are
  * applied. The simulator checks every message against what its sender has made durable.
  *
- * Must never: touch fs, net, timers, Date or Math.random (time is tick(), randomness is the
- * injected RandomSource, so a seed replays everything); iterate members in anything but sorted
+ * Must never: do I/O, set timers, read the wall clock or use ambient randomness (time is
+ * tick(), randomness is the injected RandomSource, so a seed replays everything); iterate members in anything but sorted
  * order; commit an entry of an older term by counting its replicas (Raft §5.4.2, Figure 8).
  */
 
