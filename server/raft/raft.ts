@@ -93,6 +93,8 @@ export class Raft {
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   private leadTransferee: NodeId | null = null;
+  /** Ticks since the current leader transfer began; it is abandoned after one election timeout. */
+  private transferElapsed = 0;
 
   private outbox: Message[] = [];
   private readStates: ReadState[] = [];
@@ -217,7 +219,9 @@ export class Raft {
     if (this.role !== 'leader' || to === this.id || !this.conf.voters.includes(to)) return;
     if (this.leadTransferee === to) return;
     this.leadTransferee = to;
-    this.electionElapsed = 0; // the transfer is abandoned after one election timeout
+    // Its own clock: resetting electionElapsed would also reset check-quorum, and repeated
+    // transfer requests could then keep a leader cut off from its majority in office.
+    this.transferElapsed = 0;
     const pr = this.progress.get(to)!;
     if (pr.match === this.log.lastIndex()) this.send({ type: 'TimeoutNow', to, term: this.term });
     else this.sendAppend(to);
@@ -448,8 +452,8 @@ export class Raft {
         this.becomeFollower(this.term, null);
         return;
       }
-      this.leadTransferee = null; // a transfer that took a whole election timeout is abandoned
     }
+    if (this.leadTransferee !== null && ++this.transferElapsed >= this.electionTicks) this.leadTransferee = null;
     for (const [, pr] of this.sortedProgress()) {
       if (pr.state === 'snapshot' && ++pr.snapshotTicks >= 2 * this.electionTicks) pr.becomeProbe();
     }
