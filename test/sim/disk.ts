@@ -1,11 +1,12 @@
 /**
- * A member's simulated disk: what survives a crash. The member writes a Ready's hard state,
- * snapshot and entries here before it sends anything; a restart sees only this.
+ * A member's in-memory disk: what survives a crash. The member writes a Ready's hard state,
+ * snapshot and entries here before it sends anything; a restart sees only this. The simulator
+ * and the core's unit-test harness both use it.
  *
  * Must never: keep anything a crash would lose; hold more log than the member persisted.
  */
 
-import type { Entry, HardState, PersistedState, Snapshot, SnapshotMeta } from '../../server/raft/index.js';
+import type { Entry, HardState, PersistedState, Ready, Snapshot, SnapshotMeta } from '../../server/raft/index.js';
 
 export interface StoredSnapshot {
   readonly meta: SnapshotMeta;
@@ -18,11 +19,28 @@ export class SimDisk {
   /** The log after the snapshot, contiguous. */
   entries: Entry[] = [];
 
-  constructor(private readonly forgetVoteOnRestart: boolean) {}
+  /** forgetVoteOnRestart plants a bug: recover() loses the vote. */
+  constructor(private readonly forgetVoteOnRestart = false) {}
+
+  /** A disk that already holds `persisted` (with `snapshotData` as the snapshot's bytes). */
+  static from(persisted: PersistedState, snapshotData: Uint8Array): SimDisk {
+    const disk = new SimDisk();
+    disk.hardState = persisted.hardState;
+    disk.snapshot = persisted.snapshot === null ? null : { meta: persisted.snapshot, data: snapshotData };
+    disk.entries = [...persisted.entries];
+    return disk;
+  }
+
+  /** Step 1 of the Ready contract, whole: hard state, snapshot, entries. */
+  persist(rd: Ready): void {
+    if (rd.snapshot !== null) this.installSnapshot(rd.snapshot);
+    this.appendEntries(rd.entries);
+    if (rd.hardState !== null) this.hardState = rd.hardState;
+  }
 
   /** A snapshot from the leader replaces the whole log. */
   installSnapshot(snapshot: Snapshot): void {
-    if (snapshot.data === null) throw new Error('sim: a snapshot to persist has no data');
+    if (snapshot.data === null) throw new Error('sim: a snapshot to persist arrived without data');
     this.snapshot = { meta: snapshot.meta, data: snapshot.data };
     this.entries = [];
   }
@@ -34,7 +52,10 @@ export class SimDisk {
     if (first > this.lastIndex() + 1) throw new Error(`sim: persisting ${first} leaves a gap after ${this.lastIndex()}`);
     if (first <= this.snapshotIndex()) throw new Error(`sim: persisting ${first} inside the snapshot`);
     this.entries.length = first - this.snapshotIndex() - 1;
-    for (const e of entries) this.entries.push(e);
+    for (const e of entries) {
+      if (e.index !== this.lastIndex() + 1) throw new Error(`sim: entries to persist are not contiguous at ${e.index}`);
+      this.entries.push(e);
+    }
   }
 
   /** The member saved a snapshot of its own state machine at meta.index. */

@@ -1,0 +1,54 @@
+/**
+ * A cluster of one (the `wardend` default): the lone member is its own majority, so it elects
+ * itself after an election timeout, commits each proposal as soon as it is appended (the caller
+ * still persists it before applying, within the same Ready), and answers ReadIndex at once with
+ * its commit index, all without sending a single message.
+ *
+ * Pattern: Majority Quorum (of one), Leader and Followers.
+ * Must never: reach into the core past its public API, use real time, or loop without a bound.
+ */
+
+import { describe, expect, it } from 'vitest';
+import { Network, bytes } from './harness.js';
+
+const ELECTION_TICKS = 10;
+
+function soloLeader(): Network {
+  const net = Network.cluster(['solo'], { electionTicks: ELECTION_TICKS });
+  net.tickUntil(() => net.leaders().length === 1, 2 * ELECTION_TICKS);
+  return net;
+}
+
+describe('a single-member cluster', () => {
+  it('campaigns after its election timeout and becomes leader of term 1 without sending anything', () => {
+    const net = Network.cluster(['solo'], { electionTicks: ELECTION_TICKS });
+    const ticks = net.tickUntil(() => net.leaders().length === 1, 2 * ELECTION_TICKS);
+    expect(ticks).toBeGreaterThanOrEqual(ELECTION_TICKS);
+    expect(ticks).toBeLessThan(2 * ELECTION_TICKS);
+    expect(net.raft('solo').status).toMatchObject({ role: 'leader', term: 1, vote: 'solo', leaderId: 'solo', commitIndex: 1 });
+    expect(net.sent).toEqual([]);
+  });
+
+  it('commits a proposal on its own, persisting and applying it in the same Ready', () => {
+    const net = soloLeader();
+    expect(net.raft('solo').propose(bytes('x'))).toEqual({ ok: true, index: 2, term: 1 });
+    expect(net.raft('solo').status.commitIndex).toBe(2);
+    net.settle();
+
+    const last = net.member('solo').handled.at(-1)!;
+    expect(last.ready.entries.map((e) => e.index)).toEqual([2]);
+    expect(last.ready.committedEntries.map((e) => e.index)).toEqual([2]);
+    expect(last.durableHardState.commit).toBe(2);
+    expect(net.member('solo').texts()).toEqual(['x']);
+    expect(net.sent).toEqual([]);
+  });
+
+  it('answers readIndex in the next Ready with its commit index, with no heartbeat round', () => {
+    const net = soloLeader();
+    net.proposeAll('solo', ['x', 'y']);
+    expect(net.raft('solo').readIndex('r')).toEqual({ ok: true });
+    net.settle();
+    expect(net.member('solo').readStates).toEqual([{ requestId: 'r', index: 3 }]);
+    expect(net.sent).toEqual([]);
+  });
+});

@@ -1,0 +1,115 @@
+/**
+ * Log compaction and snapshots (Raft paper §7, thesis §5): once the leader has compacted its log,
+ * a follower that needs compacted entries is sent the snapshot instead (the core sends it with
+ * `data: null`; the caller attaches the state); the follower hands it out in a Ready to be
+ * persisted and installed, replacing its log, then catches up by ordinary appends. A member that
+ * restarts recovers from its snapshot and the log after it.
+ *
+ * Pattern: Low-Water Mark (snapshot + compaction), Replicated Log.
+ * Must never: reach into the core past its public API, use real time, or loop without a bound.
+ */
+
+import { describe, expect, it } from 'vitest';
+import type { SnapshotMessage } from '../../../server/raft/index.js';
+import { Network, decodeState, encodeState } from './harness.js';
+
+/** a leads; c misses `count` entries, which a then compacts away. */
+function followerBehindCompaction(count: number): Network {
+  const net = Network.cluster(['a', 'b', 'c']);
+  net.elect('a');
+  const reconnect = net.isolate('c');
+  net.proposeAll('a', Array.from({ length: count }, (_, i) => `e${i + 1}`));
+  const last = net.raft('a').status.commitIndex;
+  net.member('a').compact(last);
+  reconnect();
+  return net;
+}
+
+describe('§7 snapshots for followers that fell behind compaction', () => {
+  it('the leader sends a snapshot (without data: the caller attaches it) instead of compacted entries', () => {
+    const net = followerBehindCompaction(10);
+    expect(net.raft('a').status).toMatchObject({ snapshotIndex: 11, lastIndex: 11, commitIndex: 11 });
+
+    net.tick(1, ['a']);
+    const snapshots = net.messages((m) => m.type === 'Snapshot') as SnapshotMessage[];
+    expect(snapshots).toHaveLength(1);
+    expect(snapshots[0]).toMatchObject({ from: 'a', to: 'c', term: 1 });
+    expect(snapshots[0]!.snapshot.meta).toEqual({ index: 11, term: 1, conf: { voters: ['a', 'b', 'c'] } });
+    expect(snapshots[0]!.snapshot.data).toBeNull();
+  });
+
+  it("the follower's Ready carries the snapshot; once installed, its state and commit equal the leader's", () => {
+    const net = followerBehindCompaction(10);
+    net.tick(1, ['a']);
+
+    const withSnapshot = net.member('c').handled.filter((h) => h.ready.snapshot !== null);
+    expect(withSnapshot).toHaveLength(1);
+    const rd = withSnapshot[0]!.ready;
+    expect(rd.snapshot!.meta.index).toBe(11);
+    expect(decodeState(rd.snapshot!.data!).map((r) => r.text)).toEqual(net.member('a').texts());
+    expect(rd.committedEntries).toEqual([]); // nothing is applied on top of a snapshot not yet installed
+
+    expect(net.raft('c').status).toMatchObject({ snapshotIndex: 11, lastIndex: 11, commitIndex: 11, appliedIndex: 11 });
+    expect(net.member('c').disk.snapshot?.meta.index).toBe(11);
+    expect(net.member('c').disk.entries).toEqual([]);
+    expect(net.member('c').texts()).toEqual(net.member('a').texts());
+    // Entries 2..11 arrived inside the snapshot, never one by one.
+    expect(net.member('c').appliedEntries.map((e) => e.index)).toEqual([1]);
+  });
+
+  it('after the snapshot the follower catches up by appends and commits the same entries', () => {
+    const net = followerBehindCompaction(10);
+    net.tick(1, ['a']);
+    net.proposeAll('a', ['after-1', 'after-2']);
+
+    expect(net.raft('c').status).toMatchObject({ lastIndex: 13, commitIndex: 13, appliedIndex: 13 });
+    expect(net.member('c').appliedEntries.map((e) => e.index)).toEqual([1, 12, 13]);
+    expect(net.member('c').texts()).toEqual(net.member('a').texts());
+    expect(net.member('c').texts().slice(-3)).toEqual(['e10', 'after-1', 'after-2']);
+    expect(net.messages((m) => m.type === 'Snapshot')).toHaveLength(1); // no second snapshot was needed
+  });
+
+  it('a member restarted after installing a snapshot recovers from it and the log after it', () => {
+    const net = followerBehindCompaction(5);
+    net.tick(1, ['a']);
+    net.proposeAll('a', ['after']);
+    net.crash('c');
+    net.restart('c');
+    expect(net.raft('c').status).toMatchObject({ term: 1, snapshotIndex: 6, lastIndex: 7, commitIndex: 7 });
+    net.proposeAll('a', ['later']);
+    expect(net.member('c').texts()).toEqual(net.member('a').texts());
+  });
+
+  it('a snapshot the follower already covers is acknowledged with its commit index and not installed', () => {
+    const net = Network.cluster(['a', 'b', 'c']);
+    net.elect('a');
+    net.proposeAll('a', ['x', 'y']);
+    net.member('b').compact(3); // b's own snapshot is newer than the one about to arrive
+    const before = net.sent.length;
+    const stale: SnapshotMessage = {
+      type: 'Snapshot',
+      from: 'a',
+      to: 'b',
+      term: 1,
+      snapshot: { meta: { index: 2, term: 1, conf: { voters: ['a', 'b', 'c'] } }, data: encodeState([]) },
+    };
+    net.inject(stale);
+    expect(net.member('b').installedSnapshots).toBe(0);
+    expect(net.raft('b').status).toMatchObject({ snapshotIndex: 3, commitIndex: 3, lastIndex: 3 });
+    expect(net.member('b').texts()).toEqual(['x', 'y']);
+    expect(net.sent.slice(before + 1).map((s) => s.message)).toMatchObject([{ type: 'AppendResp', from: 'b', reject: false, index: 3 }]);
+  });
+
+  it('a follower refuses loudly a snapshot that arrives without its state', () => {
+    const net = Network.cluster(['a', 'b', 'c']);
+    net.elect('a');
+    const bare: SnapshotMessage = {
+      type: 'Snapshot',
+      from: 'a',
+      to: 'b',
+      term: 1,
+      snapshot: { meta: { index: 9, term: 1, conf: { voters: ['a', 'b', 'c'] } }, data: null },
+    };
+    expect(() => net.inject(bare)).toThrow(/without its state/);
+  });
+});
