@@ -6,7 +6,8 @@
  *
  * PERSISTING CONTRACT: everything a Ready asks to persist (hardState, snapshot, entries) must be
  * durable before any message of the same Ready is sent, and before its committed entries are
- * applied. The simulator checks every message against what its sender has made durable.
+ * applied. The simulator checks every message against what its sender has made durable. No
+ * input may arrive between ready() and advance(); the core throws if one does.
  *
  * Must never: do I/O, set timers, read the wall clock or use ambient randomness (time is
  * tick(), randomness is the injected RandomSource, so a seed replays everything); iterate members in anything but sorted
@@ -140,11 +141,13 @@ export class Raft {
 
   /** One unit of logical time; the caller decides how long a tick is. */
   tick(): void {
+    this.assertNoReadyOutstanding();
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
   }
 
   step(m: Message): void {
+    this.assertNoReadyOutstanding();
     if (m.to !== this.id) return;
     if (m.term > this.term) {
       if (m.type === 'Vote' || m.type === 'PreVote') {
@@ -160,7 +163,13 @@ export class Raft {
       } else if (m.type === 'Append' || m.type === 'Heartbeat' || m.type === 'Snapshot') {
         this.becomeFollower(m.term, m.from);
       } else {
+        // Raft §5.2: only a current leader or a granted vote resets the election timer. Were a
+        // higher term alone to reset it, a member with a stale log and a fast clock could keep
+        // every timer reset by campaigning over and over, and (without pre-vote) nobody whose
+        // log could win would ever get to campaign.
+        const electionElapsed = this.role === 'leader' ? 0 : this.electionElapsed;
         this.becomeFollower(m.term, null);
+        this.electionElapsed = electionElapsed;
       }
     } else if (m.term < this.term) {
       if ((this.checkQuorum || this.preVote) && (m.type === 'Append' || m.type === 'Heartbeat')) {
@@ -193,6 +202,7 @@ export class Raft {
 
   /** Append a client command. Only the leader accepts; others return a leader hint. */
   propose(data: Uint8Array): ProposeResult {
+    this.assertNoReadyOutstanding();
     if (this.role !== 'leader') return { ok: false, code: 'NOT_LEADER', leaderHint: this.leaderId };
     if (this.leadTransferee !== null) return { ok: false, code: 'UNAVAILABLE', leaderHint: null };
     if (this.log.lastIndex() - this.log.commitIndex >= this.maxUncommittedEntries) {
@@ -208,6 +218,7 @@ export class Raft {
    * caller serves the read once its state machine has applied that index.
    */
   readIndex(requestId: string): ReadIndexResult {
+    this.assertNoReadyOutstanding();
     if (this.role === 'leader') return this.leaderReadIndex({ requestId, from: this.id });
     if (this.leaderId === null) return { ok: false, code: 'NOT_LEADER', leaderHint: null };
     this.send({ type: 'ReadIndex', to: this.leaderId, term: this.term, requestId });
@@ -216,6 +227,7 @@ export class Raft {
 
   /** Hand leadership to `to` once it has caught up (thesis §3.10). */
   transferLeadership(to: NodeId): void {
+    this.assertNoReadyOutstanding();
     if (this.role !== 'leader' || to === this.id || !this.conf.voters.includes(to)) return;
     if (this.leadTransferee === to) return;
     this.leadTransferee = to;
@@ -229,6 +241,7 @@ export class Raft {
 
   /** The caller has saved a snapshot of the state machine at `index`: drop the log up to it. */
   compact(index: number): void {
+    this.assertNoReadyOutstanding();
     this.log.compact(index);
   }
 
@@ -598,7 +611,8 @@ export class Raft {
       return;
     }
     if (this.log.matchTerm(meta.index, meta.term)) {
-      // We already hold the snapshot's last entry, so everything before it matches too.
+      // We already hold the snapshot's last entry, so everything up to it matches. Acknowledge
+      // only that far: our entries after it may have come from another leader.
       this.log.commitTo(meta.index);
     } else {
       assert(m.snapshot.data !== null, 'a snapshot arrived without its state');
@@ -606,7 +620,7 @@ export class Raft {
       this.conf = meta.conf;
       this.pendingSnapshot = m.snapshot;
     }
-    this.send({ type: 'AppendResp', to: m.from, term: this.term, reject: false, index: this.log.lastIndex(), rejectHint: 0, hintTerm: 0 });
+    this.send({ type: 'AppendResp', to: m.from, term: this.term, reject: false, index: this.log.commitIndex, rejectHint: 0, hintTerm: 0 });
   }
 
   private handleAppendResponse(m: AppendResponse): void {
@@ -781,6 +795,14 @@ export class Raft {
   }
 
   // ─── helpers ───────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Between ready() and advance() the caller is persisting and sending what it was handed; an
+   * input now could change or truncate entries it is writing. Refuse it loudly.
+   */
+  private assertNoReadyOutstanding(): void {
+    assert(this.handedOut === null, 'input between ready() and advance(): finish the Ready first');
+  }
 
   private send(m: DistributiveOmit<Message, 'from'>): void {
     this.outbox.push({ ...m, from: this.id } as Message);

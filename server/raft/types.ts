@@ -156,7 +156,7 @@ export interface ReadState {
  *      every persisted entry from that index on is dropped first;
  *   2. only then send `messages`;
  *   3. install `snapshot` in the state machine, then apply `committedEntries` in order;
- *   4. call advance().
+ *   4. call advance() — and feed the core nothing (step, tick, propose, ...) before that.
  * Sending a message before what the same Ready persists is durable breaks Raft's safety: a
  * vote or an acknowledgement could be forgotten by a crash after the peer counted it.
  */
