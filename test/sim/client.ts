@@ -24,6 +24,8 @@ export interface ClientProfile {
    * linearizability search, and a handful already exercises the checker's unknown path.
    */
   readonly abandonMax: number;
+  /** Share of reads sent to a random member instead of the one this client last used. */
+  readonly readAnywhere: number;
 }
 
 export interface ClientIo {
@@ -127,6 +129,7 @@ export class SimClient {
     else if (roll < 7) input = { kind: 'put', key, value: this.freshValue() };
     // Compare against the last value this client saw, so compare-and-set sometimes wins.
     else input = { kind: 'cas', key, expected: this.lastSeen.get(key) ?? null, value: this.freshValue() };
+    if (input.kind === 'get' && this.random.chance(this.profile.readAnywhere)) this.target = this.random.pick(this.members);
     this.seq++;
     this.current = { input, seq: this.seq, callTime: this.io.now(), attempt: 0, requestId: '' };
     this.retry(this.target);

@@ -22,6 +22,8 @@ export type Property =
   | 'linearizability'
   | 'liveness: leader'
   | 'liveness: client operations'
+  | 'liveness: convergence'
+  | 'apply order'
   | 'core assertion';
 
 export class Violation extends Error {

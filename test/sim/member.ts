@@ -12,7 +12,7 @@ import type { Message, NodeId, PlantedBugs, Ready, RaftStatus } from '../../serv
 import type { CommandResult, ClientCommand } from './register-machine.js';
 import { RegisterMachine, decodeCommand, encodeCommand } from './register-machine.js';
 import type { SimDisk } from './disk.js';
-import type { SafetyChecker } from './invariants.js';
+import { Violation, type SafetyChecker } from './invariants.js';
 import type { SimRandom } from './random.js';
 import type { RegisterValue } from '../linearizability/history.js';
 
@@ -32,6 +32,8 @@ export interface MemberConfig {
   readonly maxEntriesPerAppend: number;
   readonly maxInflightAppends: number;
   readonly checkQuorum: boolean;
+  readonly preVote: boolean;
+  readonly heartbeatTicks: number;
   /** Take a snapshot once this many entries were applied since the last one. */
   readonly snapshotEvery: number;
   readonly plantedBugs: PlantedBugs;
@@ -83,7 +85,8 @@ export class SimMember {
         peers: config.peers,
         random,
         electionTicks: config.electionTicks,
-        heartbeatTicks: 1,
+        heartbeatTicks: config.heartbeatTicks,
+        preVote: config.preVote,
         maxEntriesPerAppend: config.maxEntriesPerAppend,
         maxInflightAppends: config.maxInflightAppends,
         checkQuorum: config.checkQuorum,
@@ -105,6 +108,11 @@ export class SimMember {
 
   get machineAppliedIndex(): number {
     return this.appliedIndex;
+  }
+
+  /** The state machine's bytes, to compare members once the cluster has converged. */
+  machineState(): string {
+    return new TextDecoder().decode(this.machine.encode());
   }
 
   onClientRequest(req: ClientRequest): void {
@@ -169,6 +177,10 @@ export class SimMember {
   }
 
   private apply(entry: Parameters<SafetyChecker['onApply']>[1]): void {
+    if (entry.index !== this.appliedIndex + 1) {
+      // A skipped or repeated entry would go unnoticed by registers with sessions, but not by MVCC.
+      throw new Violation('apply order', `${this.id} applied index ${entry.index} right after ${this.appliedIndex}`);
+    }
     this.checker.onApply(this.id, entry);
     this.appliedIndex = entry.index;
     let result: CommandResult | null = null;

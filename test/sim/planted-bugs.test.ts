@@ -11,8 +11,14 @@ import { runSimulation } from './simulation.js';
 import { PLANTED_BUGS, type PlantedBugName } from './plant.js';
 import { CI_STEPS } from './seed-batch.js';
 
-/** Seeds searched per bug. The rarest (Figure 8) is first caught at seed 19 today. */
-const SEED_BOUND = 100;
+/**
+ * Seeds searched per bug; each search stops at the first catch. Measured over seeds 1..300:
+ * Figure 8 (commit-old-term) is caught in ~1.7% of seeds, a read without quorum in ~3-5%, a
+ * forgotten vote in ~8%, the others in most. At 1.7%, 300 seeds catch it with 99.4%
+ * probability however the simulator's weather is reshuffled; the deterministic Figure 8 script
+ * is in test/server/raft.
+ */
+const SEED_BOUND = 300;
 
 describe('the simulator catches planted bugs', () => {
   for (const [name, bug] of Object.entries(PLANTED_BUGS) as [PlantedBugName, (typeof PLANTED_BUGS)[PlantedBugName]][]) {

@@ -37,6 +37,7 @@ export interface FaultCounts {
   duplicated: number;
   partitions: number;
   crashes: number;
+  pauses: number;
   transfers: number;
 }
 
@@ -90,14 +91,27 @@ interface FaultProfile {
   readonly bounceWeight: number;
   /** How often the nemesis aims at the current leader rather than anyone. */
   readonly leaderBias: number;
+  /**
+   * Crash the leader while it holds entries no majority has yet: the divergent, uncommitted
+   * suffixes Raft's Figure 8 is made of.
+   */
+  readonly uncommittedCrashWeight: number;
+  /** Share of messages held 100–1,500 ms: stale votes, acks and heartbeats from earlier terms. */
+  readonly longDelayRate: number;
+  /** Freeze a member (a GC pause, a stopped VM): it keeps its memory but handles nothing until it resumes. */
+  readonly pauseWeight: number;
 }
 
 const TICK_MS = 10;
 const ELECTION_TICKS = 10;
 /** Liveness bounds, in ticks after the faults heal. */
-export const LEADER_BOUND_TICKS = 30 * ELECTION_TICKS;
-export const CLIENTS_BOUND_TICKS = 100 * ELECTION_TICKS;
+export const LEADER_BOUND_TICKS = 20 * ELECTION_TICKS;
+export const CLIENTS_BOUND_TICKS = 30 * ELECTION_TICKS;
+/** After the clients finish, every member must apply up to the leader's commit within this. */
+export const CONVERGE_BOUND_TICKS = 20 * ELECTION_TICKS;
 const HEAL_STEPS_MAX = 500_000;
+/** The slowest one-way delay once faults heal: a tenth of the shortest election timeout. */
+const HEALTHY_DELAY_MS_MAX = 10;
 
 export function runSimulation(options: SimOptions): SimResult {
   return withoutAmbientNondeterminism(() => new Simulation(options).run());
@@ -117,7 +131,7 @@ class Simulation {
   private readonly history: Operation[] = [];
   private readonly blocked = new Set<string>();
   private partitionGeneration = 0;
-  private readonly faults: FaultCounts = { dropped: 0, duplicated: 0, partitions: 0, crashes: 0, transfers: 0 };
+  private readonly faults: FaultCounts = { dropped: 0, duplicated: 0, partitions: 0, crashes: 0, pauses: 0, transfers: 0 };
   private readonly coverage: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0 };
   private readonly leaderTerms = new Set<number>();
   private readonly traceLines: string[] = [];
@@ -129,9 +143,18 @@ class Simulation {
   private healedAt = 0;
   private leaderAfterHealTicks: number | null = null;
   private clientsDoneAfterHealTicks: number | null = null;
-  private readonly memberConfig: { maxEntriesPerAppend: number; maxInflightAppends: number; snapshotEvery: number; checkQuorum: boolean };
+  private readonly memberConfig: {
+    maxEntriesPerAppend: number;
+    maxInflightAppends: number;
+    snapshotEvery: number;
+    checkQuorum: boolean;
+    preVote: boolean;
+    heartbeatTicks: number;
+  };
   /** Each member's clock runs at its own rate: a tick every tickMs of simulated time. */
   private readonly tickMs = new Map<NodeId, number>();
+  /** A paused member handles nothing before this virtual time; its events wait. */
+  private readonly pausedUntil = new Map<NodeId, number>();
 
   constructor(private readonly options: SimOptions) {
     this.random = new SimRandom(options.seed);
@@ -147,6 +170,9 @@ class Simulation {
       partitionWeight: this.random.pick([0, 1, 3]),
       bounceWeight: this.random.pick([0, 1, 4]),
       leaderBias: this.random.pick([0.3, 0.7, 0.95]),
+      longDelayRate: this.random.pick([0, 0.01, 0.03]),
+      uncommittedCrashWeight: this.random.pick([0, 2, 6]),
+      pauseWeight: this.random.pick([0, 1, 2]),
     };
     // Small appends, windows and snapshot intervals widen the windows where bugs hide.
     this.memberConfig = {
@@ -155,6 +181,9 @@ class Simulation {
       snapshotEvery: this.random.pick([3, 10, 50, 1_000_000]),
       // Check-quorum is a stability feature: safety must hold without it, so some seeds turn it off.
       checkQuorum: this.random.pick([true, true, true, false]),
+      // So is pre-vote.
+      preVote: this.random.pick([true, true, true, false]),
+      heartbeatTicks: this.random.pick([1, 1, 2, 3]),
     };
     for (const id of this.nodeIds) this.tickMs.set(id, this.random.between(TICK_MS - 3, TICK_MS + 3));
     this.trace(
@@ -222,6 +251,8 @@ class Simulation {
           timeoutMs: this.random.pick([100, 300, 600]),
           abandonAfterAttempts: this.random.pick([0, 5, 20]),
           abandonMax: 3,
+          // Some reads go anywhere, e.g. to a leader that has not committed in its term yet.
+          readAnywhere: this.random.pick([0, 0.3]),
         },
         this.random.fork(),
         {
@@ -241,6 +272,7 @@ class Simulation {
     this.healing = true;
     this.healedAt = this.now;
     this.blocked.clear();
+    this.pausedUntil.clear();
     for (const id of this.nodeIds) if (!this.members.has(id)) this.startMember(id);
     for (const client of this.clients) client.finish();
     this.trace(`t=${this.now} HEAL: faults off, every member up; clients finish their operations`);
@@ -259,7 +291,32 @@ class Simulation {
         throw new Violation('liveness: client operations', `clients ${stuck.join(',')} still waiting ${ticks} ticks after the faults healed`);
       }
     }
-    return this.leaderAfterHealTicks !== null && this.clientsDoneAfterHealTicks !== null;
+    if (this.leaderAfterHealTicks === null || this.clientsDoneAfterHealTicks === null) return false;
+    return this.converged(ticks - this.clientsDoneAfterHealTicks);
+  }
+
+  /**
+   * Every member has applied everything the leader committed, and holds the same state. A
+   * follower stuck (say, waiting forever for a snapshot) fails here even if clients finished.
+   */
+  private converged(ticksSinceClientsDone: number): boolean {
+    const leaderId = this.leader();
+    const leader = leaderId === null ? undefined : this.members.get(leaderId);
+    const members = [...this.members.values()];
+    const commit = leader?.status.commitIndex ?? -1;
+    const caughtUp = leader !== undefined && members.every((m) => m.machineAppliedIndex === commit);
+    if (caughtUp) {
+      const state = leader.machineState();
+      for (const m of members) {
+        if (m.machineState() !== state) throw new Violation('state machine safety', `${m.id} and ${leader.id} both applied ${commit} but hold different state`);
+      }
+      return true;
+    }
+    if (ticksSinceClientsDone > CONVERGE_BOUND_TICKS) {
+      const behind = members.filter((m) => m.machineAppliedIndex !== commit).map((m) => `${m.id}@${m.machineAppliedIndex}`);
+      throw new Violation('liveness: convergence', `${ticksSinceClientsDone} ticks after clients finished, ${behind.join(', ')} still behind the leader's commit ${commit}`);
+    }
+    return false;
   }
 
   private hasStableLeader(): boolean {
@@ -272,6 +329,7 @@ class Simulation {
   // ─── members ───────────────────────────────────────────────────────────────────────────────
 
   private startMember(id: NodeId): void {
+    this.pausedUntil.delete(id);
     const incarnation = (this.incarnations.get(id) ?? 0) + 1;
     this.incarnations.set(id, incarnation);
     const member = new SimMember(
@@ -317,6 +375,13 @@ class Simulation {
     const next = this.queue.pop();
     if (next === undefined) throw new Error('sim: the agenda ran dry');
     this.now = next.at;
+    const target = eventTarget(next.event);
+    const resumeAt = target === null ? undefined : this.pausedUntil.get(target);
+    if (resumeAt !== undefined && resumeAt > this.now) {
+      // Frozen: the event waits, in order, for the member to wake (not counted as a step).
+      this.queue.push(resumeAt, next.event);
+      return;
+    }
     this.step++;
     this.handle(next.event);
     for (const m of this.members.values()) {
@@ -389,7 +454,11 @@ class Simulation {
   // ─── the network ───────────────────────────────────────────────────────────────────────────
 
   private deliverAfter(): number {
-    return this.now + this.random.between(1, this.profile.delayMsMax);
+    if (this.lossy() && this.random.chance(this.profile.longDelayRate)) return this.now + this.random.between(100, 1500);
+    // Healed means healthy: Raft promises liveness only while a round trip is well under an
+    // election timeout, so slow-network weather ends with the other faults.
+    const delayMsMax = this.healing ? Math.min(this.profile.delayMsMax, HEALTHY_DELAY_MS_MAX) : this.profile.delayMsMax;
+    return this.now + this.random.between(1, delayMsMax);
   }
 
   private lossy(): boolean {
@@ -428,6 +497,8 @@ class Simulation {
     for (let i = 0; i < this.profile.partitionWeight; i++) choices.push(() => this.partition());
     for (let i = 0; i < this.profile.crashWeight; i++) choices.push(() => this.crashSomeone(this.random.between(20, 400)));
     for (let i = 0; i < this.profile.bounceWeight; i++) choices.push(() => this.crashSomeone(this.random.between(1, 30)));
+    for (let i = 0; i < this.profile.pauseWeight; i++) choices.push(() => this.pauseSomeone());
+    for (let i = 0; i < this.profile.uncommittedCrashWeight; i++) choices.push(() => this.crashLeaderWithUncommittedEntries());
     choices.push(() => this.transferLeadership());
     this.random.pick(choices)();
   }
@@ -446,6 +517,24 @@ class Simulation {
     if (up.length === 0) return;
     const leader = this.leader();
     this.crash(leader !== null && this.random.chance(this.profile.leaderBias) ? leader : this.random.pick(up), restartAfterMs);
+  }
+
+  private crashLeaderWithUncommittedEntries(): void {
+    const leaderId = this.leader();
+    const leader = leaderId === null ? undefined : this.members.get(leaderId);
+    if (leader === undefined || leader.status.lastIndex <= leader.status.commitIndex) return;
+    this.crash(leader.id, this.random.between(5, 200));
+  }
+
+  private pauseSomeone(): void {
+    const up = this.nodeIds.filter((id) => this.members.has(id) && !this.pausedUntil.has(id));
+    if (up.length === 0) return;
+    const leader = this.leader();
+    const id = leader !== null && up.includes(leader) && this.random.chance(this.profile.leaderBias) ? leader : this.random.pick(up);
+    const durationMs = this.random.between(20, 1000);
+    this.pausedUntil.set(id, this.now + durationMs);
+    this.faults.pauses++;
+    this.trace(`t=${this.now} PAUSE ${id} for ${durationMs} ms`);
   }
 
   private transferLeadership(): void {
@@ -499,5 +588,19 @@ class Simulation {
 
   private trace(line: string): void {
     if (this.options.trace) this.traceLines.push(line);
+  }
+}
+
+/** The member an event is delivered to, if any: a paused member's events wait for it. */
+function eventTarget(event: SimEvent): NodeId | null {
+  switch (event.kind) {
+    case 'tick':
+    case 'loop':
+    case 'request':
+      return event.member;
+    case 'raft':
+      return event.message.to;
+    default:
+      return null;
   }
 }
