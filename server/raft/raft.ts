@@ -521,7 +521,9 @@ export class Raft {
         this.handleSnapshot(m);
         break;
       case 'PreVoteResp':
-        if (this.role === 'precandidate') this.poll(m.from, !m.reject);
+        // A grant names the term it was asked for: ours + 1. A grant carrying our own term
+        // answers the pre-candidacy before this one and must not start an election now.
+        if (this.role === 'precandidate' && (m.reject || m.term === this.term + 1)) this.poll(m.from, !m.reject);
         break;
       case 'VoteResp':
         if (this.role === 'candidate') this.poll(m.from, !m.reject);

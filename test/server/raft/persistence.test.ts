@@ -10,8 +10,9 @@
  */
 
 import { describe, expect, it } from 'vitest';
-import type { Message, VoteMessage } from '../../../server/raft/index.js';
-import { Network, SeededRandom } from './harness.js';
+import { Raft } from '../../../server/raft/index.js';
+import type { Message, RaftStatus, VoteMessage } from '../../../server/raft/index.js';
+import { FixedRandom, Network, SeededRandom, bytes } from './harness.js';
 
 const ELECTION_TICKS = 10;
 
@@ -132,5 +133,87 @@ describe('Figure 2: a restarted member keeps its term, vote and log', () => {
     expect([1, 2, 3].map((i) => net.raft('b').termAt(i))).toEqual([1, 1, 1]);
     net.tick(1);
     expect(net.member('b').appliedEntries.map((e) => e.index)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('the Ready contract: no input between ready() and advance()', () => {
+  /**
+   * A bare core, driven by hand as a caller would: a leads a, b, c in term 1 and its no-op (1) is
+   * committed and applied; then x (2) is proposed and its Ready handed out but not yet advanced.
+   */
+  function leaderWithReadyOutstanding(): { raft: Raft; before: RaftStatus } {
+    const raft = new Raft(
+      { id: 'a', peers: ['a', 'b', 'c'], random: new FixedRandom(0), preVote: false, checkQuorum: false },
+      { hardState: { term: 0, vote: null, commit: 0 }, snapshot: null, entries: [] },
+    );
+    const drain = () => {
+      for (let i = 0; i < 10 && raft.hasReady(); i++) {
+        raft.ready();
+        raft.advance();
+      }
+      expect(raft.hasReady()).toBe(false);
+    };
+    raft.campaign();
+    raft.step({ type: 'VoteResp', from: 'b', to: 'a', term: 1, reject: false });
+    drain();
+    raft.step({ type: 'AppendResp', from: 'b', to: 'a', term: 1, reject: false, index: 1, rejectHint: 0, hintTerm: 0 });
+    drain();
+    expect(raft.status).toMatchObject({ role: 'leader', term: 1, lastIndex: 1, commitIndex: 1, appliedIndex: 1 });
+
+    expect(raft.propose(bytes('x'))).toEqual({ ok: true, index: 2, term: 1 });
+    const rd = raft.ready();
+    expect(rd.entries.map((e) => e.index)).toEqual([2]); // being persisted by the caller right now
+    return { raft, before: raft.status };
+  }
+
+  const inputs: { input: string; run: (raft: Raft) => unknown; afterAdvance: (raft: Raft, result: unknown) => void }[] = [
+    {
+      input: 'tick',
+      run: (raft) => raft.tick(),
+      afterAdvance: (raft) => expect(raft.ready().messages.filter((m) => m.type === 'Heartbeat').map((m) => m.to)).toEqual(['b', 'c']),
+    },
+    {
+      input: 'step',
+      run: (raft) => raft.step({ type: 'Vote', from: 'c', to: 'a', term: 2, lastLogIndex: 9, lastLogTerm: 1, transfer: false }),
+      afterAdvance: (raft) => expect(raft.status).toMatchObject({ role: 'follower', term: 2, vote: 'c' }),
+    },
+    {
+      input: 'propose',
+      run: (raft) => raft.propose(bytes('y')),
+      afterAdvance: (raft, result) => {
+        expect(result).toEqual({ ok: true, index: 3, term: 1 });
+        expect(raft.status.lastIndex).toBe(3);
+      },
+    },
+    {
+      input: 'readIndex',
+      run: (raft) => raft.readIndex('r'),
+      afterAdvance: (raft, result) => {
+        expect(result).toEqual({ ok: true });
+        expect(raft.ready().messages.filter((m) => m.type === 'Heartbeat' && m.readRound !== null).map((m) => m.to)).toEqual(['b', 'c']);
+      },
+    },
+    {
+      input: 'transferLeadership',
+      run: (raft) => raft.transferLeadership('b'),
+      afterAdvance: (raft) => {
+        expect(raft.propose(bytes('z'))).toEqual({ ok: false, code: 'UNAVAILABLE', leaderHint: null }); // transferring
+      },
+    },
+    {
+      input: 'compact',
+      run: (raft) => raft.compact(1),
+      afterAdvance: (raft) => expect(raft.status).toMatchObject({ snapshotIndex: 1, lastIndex: 2 }),
+    },
+  ];
+
+  it.each(inputs.map((i) => [i.input, i] as const))('%s() throws between ready() and advance(), changes nothing, and works again after advance()', (_input, { run, afterAdvance }) => {
+    const { raft, before } = leaderWithReadyOutstanding();
+    expect(() => run(raft)).toThrow(/between ready\(\) and advance\(\)/);
+    expect(raft.status).toEqual(before);
+
+    raft.advance();
+    expect(raft.status).toEqual(before);
+    afterAdvance(raft, run(raft));
   });
 });

@@ -108,6 +108,29 @@ describe('§5.3 log replication', () => {
     expect(net.messages((m) => m.type === 'AppendResp' && m.from === 'b')).toMatchObject([{ reject: false, index: 2 }]);
   });
 
+  it('a follower acknowledging an empty append that matches below its divergent suffix commits only to the append\'s prevLogIndex, though the leader has committed more', () => {
+    // b: [1, 1, 2, 2] (3 and 4 from a deposed term-2 leader); a leads term 3 and has committed 5.
+    const net = Network.cluster(['a', 'b', 'c'], {
+      members: { b: { persisted: startingAt(3, logOfTerms([1, 1, 2, 2])) } },
+    });
+    net.drop((m) => m.to === 'a');
+    net.inject({ type: 'Append', from: 'a', to: 'b', term: 3, prevLogIndex: 2, prevLogTerm: 1, entries: [], commit: 5 });
+
+    expect(net.raft('b').status).toMatchObject({ commitIndex: 2, lastIndex: 4, leaderId: 'a' });
+    expect([3, 4].map((i) => net.raft('b').termAt(i))).toEqual([2, 2]);
+    expect(net.member('b').appliedEntries.map((e) => e.index)).toEqual([1, 2]);
+    expect(net.messages((m) => m.type === 'AppendResp' && m.from === 'b')).toMatchObject([{ reject: false, index: 2 }]);
+
+    // a's real entry 3 (its term-3 no-op) then replaces b's: possible only because 3 was never committed.
+    net.inject({ type: 'Append', from: 'a', to: 'b', term: 3, prevLogIndex: 2, prevLogTerm: 1, entries: [{ index: 3, term: 3, type: 'noop', data: new Uint8Array(0) }], commit: 5 });
+    expect(logOf(net, 'b')).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 3],
+    ]);
+    expect(net.raft('b').status.commitIndex).toBe(3);
+  });
+
   it('a follower with a conflicting, uncommitted suffix has it overwritten by the new leader (§5.3)', () => {
     const net = Network.cluster(['a', 'b', 'c'], { electionTicks: 10 });
     net.elect('a');

@@ -11,7 +11,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { SnapshotMessage } from '../../../server/raft/index.js';
-import { Network, decodeState, encodeState } from './harness.js';
+import { Network, decodeState, encodeState, logOfTerms } from './harness.js';
 
 /** a leads; c misses `count` entries, which a then compacts away. */
 function followerBehindCompaction(count: number): Network {
@@ -98,6 +98,32 @@ describe('§7 snapshots for followers that fell behind compaction', () => {
     expect(net.raft('b').status).toMatchObject({ snapshotIndex: 3, commitIndex: 3, lastIndex: 3 });
     expect(net.member('b').texts()).toEqual(['x', 'y']);
     expect(net.sent.slice(before + 1).map((s) => s.message)).toMatchObject([{ type: 'AppendResp', from: 'b', reject: false, index: 3 }]);
+  });
+
+  it("a follower that already holds the snapshot's last entry commits up to it, keeps its later entries, and acknowledges only the snapshot index", () => {
+    // b holds entries 1..5; 4 and 5 (term 2) came from a deposed leader and may not be a's.
+    const net = Network.cluster(['a', 'b', 'c'], {
+      members: { b: { persisted: { hardState: { term: 2, vote: null, commit: 0 }, snapshot: null, entries: logOfTerms([1, 1, 1, 2, 2]) } } },
+    });
+    net.drop((m) => m.to === 'a'); // only the hand-made snapshot below matters
+    const snapshot: SnapshotMessage = {
+      type: 'Snapshot',
+      from: 'a',
+      to: 'b',
+      term: 3,
+      snapshot: { meta: { index: 3, term: 1, conf: { voters: ['a', 'b', 'c'] } }, data: new Uint8Array([1]) },
+    };
+    net.inject(snapshot);
+
+    // Fast-forward: (3, 1) matches, so entries 1..3 are the leader's and committed; nothing is installed.
+    expect(net.member('b').installedSnapshots).toBe(0);
+    expect(net.raft('b').status).toMatchObject({ term: 3, leaderId: 'a', snapshotIndex: 0, commitIndex: 3, lastIndex: 5 });
+    expect([4, 5].map((i) => net.raft('b').termAt(i))).toEqual([2, 2]);
+    expect(net.member('b').appliedEntries.map((e) => e.index)).toEqual([1, 2, 3]);
+    // The acknowledgement claims 3, not 5: the leader must not count b as holding its own 4 and 5.
+    expect(net.messages((m) => m.type === 'AppendResp' && m.from === 'b')).toMatchObject([
+      { to: 'a', term: 3, reject: false, index: 3 },
+    ]);
   });
 
   it('a follower refuses loudly a snapshot that arrives without its state', () => {
