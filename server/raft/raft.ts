@@ -17,6 +17,7 @@
 import { RaftLog, assert } from './log.js';
 import { Progress } from './progress.js';
 import { hasQuorum, majorityIndex, voteOutcome } from './quorum.js';
+import { ReadIndexBook, type PendingRead } from './read-index.js';
 import type {
   AppendMessage,
   AppendResponse,
@@ -47,20 +48,6 @@ import type {
 
 const EMPTY = new Uint8Array(0);
 
-interface PendingRead {
-  readonly requestId: string;
-  /** Who asked: this member, or a follower that forwarded its caller's read. */
-  readonly from: NodeId;
-}
-
-/** One heartbeat round confirming leadership for the reads it carries (ReadIndex, thesis §6.4). */
-interface ReadRound {
-  readonly round: number;
-  readonly index: number;
-  readonly reads: readonly PendingRead[];
-  readonly acks: Set<NodeId>;
-}
-
 interface HandedOut {
   readonly lastEntry: { readonly index: number; readonly term: number } | null;
   readonly appliedTo: number | null;
@@ -77,7 +64,6 @@ export class Raft {
   private readonly maxEntriesPerAppend: number;
   private readonly maxBytesPerAppend: number;
   private readonly maxInflightAppends: number;
-  private readonly maxPendingReads: number;
   private readonly maxUncommittedEntries = 16_384;
   private readonly bugs: PlantedBugs;
 
@@ -103,12 +89,7 @@ export class Raft {
   /** Proposals appended since the last Ready: broadcast once, so a loop's proposals share an append. */
   private appendPending = false;
 
-  private readRoundSeq = 0;
-  private readRounds: ReadRound[] = [];
-  /** Reads that arrived since the last Ready; they share one confirmation round. */
-  private readsToConfirm: PendingRead[] = [];
-  /** Reads waiting for the first commit of this term (until then the leader's commit may be stale). */
-  private readsAwaitingCommit: PendingRead[] = [];
+  private readonly reads: ReadIndexBook;
 
   private prevHardState: HardState;
   private prevSoftState: SoftState;
@@ -125,7 +106,7 @@ export class Raft {
     this.maxEntriesPerAppend = config.maxEntriesPerAppend ?? 256;
     this.maxBytesPerAppend = config.maxBytesPerAppend ?? 1024 * 1024;
     this.maxInflightAppends = config.maxInflightAppends ?? 256;
-    this.maxPendingReads = config.maxPendingReads ?? 4096;
+    this.reads = new ReadIndexBook(config.maxPendingReads ?? 4096);
     this.bugs = config.plantedBugs ?? {};
 
     this.conf = persisted.snapshot?.conf ?? { voters: [...config.peers].sort() };
@@ -262,7 +243,7 @@ export class Raft {
   hasReady(): boolean {
     return (
       this.appendPending ||
-      this.readsToConfirm.length > 0 ||
+      this.reads.hasQueued() ||
       this.outbox.length > 0 ||
       this.readStates.length > 0 ||
       this.pendingSnapshot !== null ||
@@ -354,9 +335,7 @@ export class Raft {
     this.votes = new Map();
     this.progress = new Map();
     this.appendPending = false;
-    this.readRounds = [];
-    this.readsToConfirm = [];
-    this.readsAwaitingCommit = [];
+    this.reads.clear();
   }
 
   private becomeFollower(term: number, leaderId: NodeId | null): void {
@@ -676,11 +655,9 @@ export class Raft {
     if (index <= this.log.commitIndex) return false;
     if (this.log.term(index) !== this.term && this.bugs.commitOldTermEntries !== true) return false;
     this.log.commitTo(index);
-    if (this.log.term(this.log.commitIndex) === this.term && this.readsAwaitingCommit.length > 0) {
+    if (this.log.term(this.log.commitIndex) === this.term) {
       // The leader now knows its commit index is current; reads held back may go ahead.
-      const held = this.readsAwaitingCommit;
-      this.readsAwaitingCommit = [];
-      for (const read of held) this.leaderReadIndex(read);
+      for (const read of this.reads.takeHeld()) this.leaderReadIndex(read);
     }
     return true;
   }
@@ -750,50 +727,31 @@ export class Raft {
       this.appendPending = false;
       this.broadcastAppend();
     }
-    if (this.readsToConfirm.length > 0) {
-      const reads = this.readsToConfirm;
-      this.readsToConfirm = [];
-      const round = ++this.readRoundSeq;
-      this.readRounds.push({ round, index: this.log.commitIndex, reads, acks: new Set([this.id]) });
-      this.broadcastHeartbeat(round);
-    }
+    const round = this.reads.startRound(this.log.commitIndex, this.id);
+    if (round !== null) this.broadcastHeartbeat(round);
   }
 
   // ─── linearizable reads (ReadIndex) ────────────────────────────────────────────────────────
 
   private leaderReadIndex(read: PendingRead): ReadIndexResult {
-    if (this.pendingReadCount() >= this.maxPendingReads) return { ok: false, code: 'UNAVAILABLE', leaderHint: this.id };
+    if (this.reads.isFull()) return { ok: false, code: 'UNAVAILABLE', leaderHint: this.id };
     if (this.conf.voters.length === 1 || this.bugs.readIndexWithoutQuorum === true) {
       this.answerRead(read, this.log.commitIndex);
     } else if (this.log.term(this.log.commitIndex) !== this.term) {
-      this.readsAwaitingCommit.push(read);
+      this.reads.hold(read);
     } else {
-      this.readsToConfirm.push(read);
+      this.reads.queue(read);
     }
     return { ok: true };
   }
 
   private ackReadRound(round: number, from: NodeId): void {
-    const at = this.readRounds.findIndex((r) => r.round === round);
-    if (at < 0) return;
-    const confirmed = this.readRounds[at]!;
-    confirmed.acks.add(from);
-    if (!hasQuorum(this.conf.voters, confirmed.acks)) return;
-    // Leadership confirmed after every earlier round began too: release them all, in order.
-    const released = this.readRounds.slice(0, at + 1);
-    this.readRounds = this.readRounds.slice(at + 1);
-    for (const r of released) for (const read of r.reads) this.answerRead(read, r.index);
+    for (const { read, index } of this.reads.acknowledge(round, from, this.conf.voters)) this.answerRead(read, index);
   }
 
   private answerRead(read: PendingRead, index: number): void {
     if (read.from === this.id) this.readStates.push({ requestId: read.requestId, index });
     else this.send({ type: 'ReadIndexResp', to: read.from, term: this.term, requestId: read.requestId, index });
-  }
-
-  private pendingReadCount(): number {
-    let count = this.readsToConfirm.length + this.readsAwaitingCommit.length;
-    for (const r of this.readRounds) count += r.reads.length;
-    return count;
   }
 
   // ─── helpers ───────────────────────────────────────────────────────────────────────────────
