@@ -388,6 +388,7 @@ class Simulation {
       if (m.status.role === 'leader' && !this.leaderTerms.has(m.status.term)) {
         this.leaderTerms.add(m.status.term);
         this.coverage.elections++;
+        this.trace(`t=${this.now} LEADER ${m.id} term ${m.status.term} (log ${m.status.lastIndex}, commit ${m.status.commitIndex})`);
       }
     }
     this.checker.afterStep(
