@@ -1,0 +1,580 @@
+/**
+ * The hierarchical namespace with MVCC (Versioned Value): nodes at paths with ZooKeeper's shape
+ * (parents, children, ephemeral and sequential nodes, versions for compare-and-set) and etcd's
+ * history (one cluster revision per committed write, past states readable until compaction).
+ *
+ * Every write runs against a WriteSet that overlays the live state, and is committed only if
+ * every step succeeded: a transaction is all or nothing, and all of its changes share one
+ * revision. Deterministic: no clock, no randomness, iteration in path order.
+ *
+ * Must never: throw out of a command for bad input (it answers an error code and changes
+ * nothing), give a revision to a command that changed nothing, or reuse a revision.
+ */
+
+import type { ErrorCode } from '../../shared/errors.js';
+import { checkPath, checkSequentialPath, comparePaths, isAncestorOf, joinPath, parentOf, ROOT } from '../../shared/paths.js';
+import { PathIndex } from './path-index.js';
+import type {
+  ChangeEvent,
+  CommandResult,
+  Compare,
+  CreateOp,
+  DeleteOp,
+  GetOp,
+  LeaseId,
+  NamespaceCommand,
+  NodeStat,
+  NodeView,
+  OpResult,
+  PutOp,
+  TxnCommand,
+  TxnOp,
+} from './types.js';
+
+export const VALUE_BYTES_MAX_DEFAULT = 1024 * 1024;
+
+export interface NamespaceOptions {
+  readonly valueBytesMax?: number;
+  /** Keep at least this many revisions of history; older ones are compacted automatically. */
+  readonly historyRevisions?: number;
+  /** Whether a lease exists (the lease table lives beside the namespace). */
+  readonly leaseExists?: (lease: LeaseId) => boolean;
+}
+
+/** A node as held in memory: its value and stat, immutable (a change makes a new one). */
+interface StoredNode extends NodeStat {
+  readonly value: Uint8Array;
+}
+
+/** One state of a path, from revision `since` until the next version's `since`. */
+interface Version {
+  readonly since: number;
+  readonly node: StoredNode | null; // null: the path did not exist
+}
+
+/** A failed step: the whole command answers this and nothing is committed. */
+class Refusal {
+  constructor(
+    readonly code: ErrorCode,
+    readonly message: string,
+  ) {}
+}
+
+const EMPTY = new Uint8Array(0);
+const ROOT_NODE: StoredNode = { value: EMPTY, createRevision: 0, modRevision: 0, version: 0, childrenVersion: 0, numChildren: 0, lease: null };
+
+export class Namespace {
+  private revisionNow = 0;
+  private compactRevisionNow = 0;
+  private readonly live = new Map<string, StoredNode>([[ROOT, ROOT_NODE]]);
+  private readonly history = new Map<string, Version[]>([[ROOT, [{ since: 0, node: ROOT_NODE }]]]);
+  private readonly children = new Map<string, Set<string>>();
+  private readonly pathsByLease = new Map<LeaseId, Set<string>>();
+  private readonly index = new PathIndex();
+  private readonly valueBytesMax: number;
+  private readonly historyRevisions: number;
+  private readonly leaseExists: (lease: LeaseId) => boolean;
+
+  constructor(options: NamespaceOptions = {}) {
+    this.valueBytesMax = options.valueBytesMax ?? VALUE_BYTES_MAX_DEFAULT;
+    this.historyRevisions = options.historyRevisions ?? Number.POSITIVE_INFINITY;
+    this.leaseExists = options.leaseExists ?? (() => false);
+    this.index.add(ROOT);
+  }
+
+  get revision(): number {
+    return this.revisionNow;
+  }
+
+  get compactRevision(): number {
+    return this.compactRevisionNow;
+  }
+
+  /** Apply one committed command. Returns its answer and the change events of its revision. */
+  apply(command: NamespaceCommand): { result: CommandResult; events: ChangeEvent[] } {
+    try {
+      switch (command.op) {
+        case 'create':
+        case 'put':
+        case 'delete':
+          return this.single((ws) => this.step(ws, command));
+        case 'txn':
+          return this.txn(command);
+        case 'compact':
+          return { result: this.compact(command.revision), events: [] };
+        default:
+          return this.refused(new Refusal('INVALID_ARGUMENT', `unknown operation ${JSON.stringify((command as { op?: unknown }).op)}`));
+      }
+    } catch (error) {
+      if (error instanceof Refusal) return this.refused(error);
+      throw error;
+    }
+  }
+
+  /** Read a node, now or as of a past revision. */
+  get(path: string, revision?: number): CommandResult {
+    try {
+      return { ok: true, revision: revision ?? this.revisionNow, ...this.read(null, { op: 'get', path, ...(revision === undefined ? {} : { revision }) }) };
+    } catch (error) {
+      if (error instanceof Refusal) return this.refused(error).result;
+      throw error;
+    }
+  }
+
+  /** The names of a node's children, in order, with the node's own view. */
+  childrenOf(path: string): { ok: true; revision: number; node: NodeView; names: string[] } | { ok: false; code: ErrorCode; message: string; revision: number } {
+    const checked = checkPath(path);
+    if (!checked.ok) return { ok: false, code: 'INVALID_ARGUMENT', message: checked.error.message, revision: this.revisionNow };
+    const node = this.live.get(path);
+    if (node === undefined) return { ok: false, code: 'NO_NODE', message: `${path} does not exist`, revision: this.revisionNow };
+    const names = [...(this.children.get(path) ?? [])].sort(compareNames);
+    return { ok: true, revision: this.revisionNow, node: view(path, node), names };
+  }
+
+  /**
+   * Nodes strictly below `path`, in subtree order, as of `revision` (default: now), at most
+   * `limit` of them, starting after `after` (the continuation a previous page returned).
+   */
+  range(
+    path: string,
+    options: { limit: number; after?: string; revision?: number },
+  ): { ok: true; revision: number; nodes: NodeView[]; next: string | null } | { ok: false; code: ErrorCode; message: string; revision: number } {
+    const checked = checkPath(path);
+    if (!checked.ok) return { ok: false, code: 'INVALID_ARGUMENT', message: checked.error.message, revision: this.revisionNow };
+    if (!Number.isInteger(options.limit) || options.limit < 1) {
+      return { ok: false, code: 'INVALID_ARGUMENT', message: `limit must be a positive integer, got ${String(options.limit)}`, revision: this.revisionNow };
+    }
+    const revision = options.revision ?? this.revisionNow;
+    const refusal = this.checkReadRevision(revision);
+    if (refusal !== null) return { ok: false, code: refusal.code, message: refusal.message, revision: this.revisionNow };
+    if (options.after !== undefined && !isAncestorOf(path, options.after)) {
+      return { ok: false, code: 'INVALID_ARGUMENT', message: `continuation ${options.after} is not below ${path}`, revision: this.revisionNow };
+    }
+    const nodes: NodeView[] = [];
+    let next: string | null = null;
+    this.index.walkFrom(options.after ?? path, (candidate) => {
+      if (!isAncestorOf(path, candidate)) return false;
+      const node = this.nodeAt(candidate, revision);
+      if (node === null) return true;
+      if (nodes.length === options.limit) {
+        next = nodes[nodes.length - 1]!.path;
+        return false;
+      }
+      nodes.push(view(candidate, node));
+      return true;
+    });
+    return { ok: true, revision, nodes, next };
+  }
+
+  /** The paths of the ephemeral nodes that die with `lease`, in path order. */
+  pathsOfLease(lease: LeaseId): string[] {
+    return [...(this.pathsByLease.get(lease) ?? [])].sort(comparePaths);
+  }
+
+  /** Delete every node attached to `lease` at one revision (lease revoked or expired). */
+  deleteLeaseNodes(lease: LeaseId): { result: CommandResult; events: ChangeEvent[] } {
+    const paths = this.pathsOfLease(lease);
+    if (paths.length === 0) return { result: { ok: true, revision: this.revisionNow, op: 'delete', deleted: 0 }, events: [] };
+    return this.single((ws) => {
+      let deleted = 0;
+      for (const path of paths) if (ws.node(path) !== null) deleted += this.deleteNode(ws, path, false);
+      return { op: 'delete', deleted };
+    });
+  }
+
+  // ─── writes ────────────────────────────────────────────────────────────────────────────────
+
+  /** Run one command's steps in a write set and commit them at the next revision, all or nothing. */
+  private write(run: (ws: WriteSet) => OpResult[]): { results: OpResult[]; events: ChangeEvent[]; revision: number } {
+    const ws = new WriteSet(this, this.revisionNow + 1);
+    const results = run(ws);
+    const events = this.commit(ws);
+    return { results, events, revision: this.revisionNow };
+  }
+
+  private single(run: (ws: WriteSet) => OpResult): { result: CommandResult; events: ChangeEvent[] } {
+    const done = this.write((ws) => [run(ws)]);
+    return { result: { ok: true, revision: done.revision, ...done.results[0]! }, events: done.events };
+  }
+
+  private txn(command: TxnCommand): { result: CommandResult; events: ChangeEvent[] } {
+    if (!Array.isArray(command.compare) || !Array.isArray(command.success) || !Array.isArray(command.failure)) {
+      throw new Refusal('INVALID_ARGUMENT', 'txn needs compare, success and failure lists');
+    }
+    const succeeded = command.compare.every((c) => this.compareHolds(c));
+    const ops = succeeded ? command.success : command.failure;
+    const done = this.write((ws) =>
+      ops.map((op, i) => {
+        try {
+          return this.step(ws, op);
+        } catch (error) {
+          if (error instanceof Refusal) throw new Refusal(error.code, `txn op ${i} (${describeOp(op)}): ${error.message}`);
+          throw error;
+        }
+      }),
+    );
+    return { result: { ok: true, revision: done.revision, op: 'txn', succeeded, results: done.results }, events: done.events };
+  }
+
+  private step(ws: WriteSet, op: TxnOp): OpResult {
+    switch (op?.op) {
+      case 'create':
+        return this.create(ws, op);
+      case 'put':
+        return this.put(ws, op);
+      case 'delete':
+        return this.delete(ws, op);
+      case 'get':
+        return this.read(ws, op);
+      default:
+        throw new Refusal('INVALID_ARGUMENT', `unknown operation ${JSON.stringify((op as { op?: unknown } | null)?.op)}`);
+    }
+  }
+
+  private create(ws: WriteSet, op: CreateOp): OpResult {
+    // A sequential base may end in "/" (the name is then only the counter), so it is checked
+    // in its final shape; any counter gives the same parent.
+    let path = op.sequential === true ? requireSequentialShape(op.path) : requirePath(op.path);
+    this.requireValue(op.value);
+    const lease = this.requireLease(op.lease);
+    const parentPath = parentOf(path);
+    if (parentPath === null) throw new Refusal('NODE_EXISTS', 'the root always exists');
+    if (op.parents === true) this.createAncestors(ws, parentPath);
+    const parent = ws.node(parentPath);
+    if (parent === null) throw new Refusal('NO_NODE', `parent ${parentPath} does not exist`);
+    if (parent.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
+    if (op.sequential === true) {
+      const sequential = checkSequentialPath(op.path, parent.childrenVersion);
+      if (!sequential.ok) throw new Refusal('INVALID_ARGUMENT', sequential.error.message);
+      path = sequential.path;
+    }
+    if (ws.node(path) !== null) throw new Refusal('NODE_EXISTS', `${path} already exists`);
+    const node = this.addNode(ws, path, op.value, lease);
+    return { op: 'create', path, node: view(path, node) };
+  }
+
+  private put(ws: WriteSet, op: PutOp): OpResult {
+    const path = requirePath(op.path);
+    this.requireValue(op.value);
+    if (op.ifVersion !== undefined && !Number.isInteger(op.ifVersion)) throw new Refusal('INVALID_ARGUMENT', `ifVersion must be an integer`);
+    const lease = this.requireLease(op.lease);
+    const current = ws.node(path);
+    if (current === null) {
+      if (op.ifVersion !== undefined && op.ifVersion !== -1) throw new Refusal('BAD_VERSION', `${path} does not exist (expected version ${op.ifVersion})`);
+      const parentPath = parentOf(path);
+      if (parentPath === null) throw new Refusal('INVALID_ARGUMENT', 'the root holds no value');
+      this.createAncestors(ws, parentPath);
+      if (ws.node(parentPath)!.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
+      const node = this.addNode(ws, path, op.value, lease);
+      return { op: 'put', node: view(path, node), prevNode: null };
+    }
+    if (path === ROOT) throw new Refusal('INVALID_ARGUMENT', 'the root holds no value');
+    if (op.ifVersion !== undefined && op.ifVersion !== current.version) {
+      throw new Refusal('BAD_VERSION', `${path} is at version ${current.version}, not ${op.ifVersion}`);
+    }
+    if (lease !== null && lease !== current.lease) throw new Refusal('INVALID_ARGUMENT', `${path} exists; a node's lease is fixed when it is created`);
+    const node: StoredNode = { ...current, value: op.value, modRevision: ws.revision, version: current.version + 1 };
+    ws.set(path, node, 'put', current);
+    return { op: 'put', node: view(path, node), prevNode: view(path, current) };
+  }
+
+  private delete(ws: WriteSet, op: DeleteOp): OpResult {
+    const path = requirePath(op.path);
+    if (path === ROOT) throw new Refusal('INVALID_ARGUMENT', 'the root cannot be deleted');
+    if (op.ifVersion !== undefined && !Number.isInteger(op.ifVersion)) throw new Refusal('INVALID_ARGUMENT', `ifVersion must be an integer`);
+    const node = ws.node(path);
+    if (node === null) throw new Refusal('NO_NODE', `${path} does not exist`);
+    if (op.ifVersion !== undefined && op.ifVersion !== node.version) throw new Refusal('BAD_VERSION', `${path} is at version ${node.version}, not ${op.ifVersion}`);
+    if (node.numChildren > 0 && op.recursive !== true) throw new Refusal('NOT_EMPTY', `${path} has ${node.numChildren} children`);
+    return { op: 'delete', deleted: this.deleteNode(ws, path, true) };
+  }
+
+  /** Delete `path` and (if it has any) its descendants, deepest first. Returns how many went. */
+  private deleteNode(ws: WriteSet, path: string, recursive: boolean): number {
+    let deleted = 0;
+    if (recursive) {
+      for (const name of ws.childNames(path).sort(compareNames).reverse()) deleted += this.deleteNode(ws, joinPath(path, name), true);
+    }
+    const node = ws.node(path)!;
+    ws.set(path, null, 'delete', node);
+    const parentPath = parentOf(path)!;
+    const parent = ws.node(parentPath)!;
+    ws.set(parentPath, { ...parent, childrenVersion: parent.childrenVersion + 1, numChildren: parent.numChildren - 1 }, null, parent);
+    return deleted + 1;
+  }
+
+  private addNode(ws: WriteSet, path: string, value: Uint8Array, lease: LeaseId | null): StoredNode {
+    const rev = ws.revision;
+    const node: StoredNode = { value, createRevision: rev, modRevision: rev, version: 0, childrenVersion: 0, numChildren: 0, lease };
+    ws.set(path, node, 'create', null);
+    const parentPath = parentOf(path)!;
+    const parent = ws.node(parentPath)!;
+    ws.set(parentPath, { ...parent, childrenVersion: parent.childrenVersion + 1, numChildren: parent.numChildren + 1 }, null, parent);
+    return node;
+  }
+
+  private createAncestors(ws: WriteSet, path: string): void {
+    if (ws.node(path) !== null) return;
+    const parentPath = parentOf(path)!;
+    this.createAncestors(ws, parentPath);
+    if (ws.node(parentPath)!.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
+    this.addNode(ws, path, EMPTY, null);
+  }
+
+  /** Make the write set's changes the live state at its revision; answer their events. */
+  private commit(ws: WriteSet): ChangeEvent[] {
+    if (ws.changes.size === 0) return [];
+    const revision = ws.revision;
+    for (const [path, node] of ws.changes) {
+      const before = this.live.get(path) ?? null;
+      if (node === null) this.live.delete(path);
+      else this.live.set(path, node);
+      const versions = this.history.get(path);
+      if (versions === undefined) {
+        this.history.set(path, [{ since: revision, node }]);
+        this.index.add(path);
+      } else {
+        versions.push({ since: revision, node });
+      }
+      if ((before === null) !== (node === null)) {
+        const parentPath = parentOf(path)!;
+        const name = path.slice(parentPath === ROOT ? 1 : parentPath.length + 1);
+        let names = this.children.get(parentPath);
+        if (node !== null) {
+          if (names === undefined) this.children.set(parentPath, (names = new Set()));
+          names.add(name);
+        } else {
+          names?.delete(name);
+          if (names?.size === 0) this.children.delete(parentPath);
+        }
+      }
+      if (before?.lease != null && before.lease !== node?.lease) {
+        const paths = this.pathsByLease.get(before.lease);
+        paths?.delete(path);
+        if (paths?.size === 0) this.pathsByLease.delete(before.lease);
+      }
+      if (node?.lease != null) {
+        let paths = this.pathsByLease.get(node.lease);
+        if (paths === undefined) this.pathsByLease.set(node.lease, (paths = new Set()));
+        paths.add(path);
+      }
+    }
+    this.revisionNow = revision;
+    if (this.revisionNow - this.compactRevisionNow >= 2 * this.historyRevisions) this.compactTo(this.revisionNow - this.historyRevisions);
+    return ws.events.map((e) => ({
+      revision,
+      kind: e.kind,
+      path: e.path,
+      node: e.node === null ? null : view(e.path, e.node),
+      prevNode: e.prevNode === null ? null : view(e.path, e.prevNode),
+    }));
+  }
+
+  // ─── reads ─────────────────────────────────────────────────────────────────────────────────
+
+  private read(ws: WriteSet | null, op: GetOp): OpResult {
+    const path = requirePath(op.path);
+    if (op.revision !== undefined) {
+      const refusal = this.checkReadRevision(op.revision);
+      if (refusal !== null) throw refusal;
+      const node = this.nodeAt(path, op.revision);
+      if (node === null) throw new Refusal('NO_NODE', `${path} did not exist at revision ${op.revision}`);
+      return { op: 'get', node: view(path, node) };
+    }
+    const node = ws === null ? (this.live.get(path) ?? null) : ws.node(path);
+    if (node === null) throw new Refusal('NO_NODE', `${path} does not exist`);
+    return { op: 'get', node: view(path, node) };
+  }
+
+  private checkReadRevision(revision: number): Refusal | null {
+    if (!Number.isInteger(revision) || revision < 0) return new Refusal('INVALID_ARGUMENT', `revision must be a non-negative integer`);
+    if (revision > this.revisionNow) return new Refusal('INVALID_ARGUMENT', `revision ${revision} is in the future (now ${this.revisionNow})`);
+    if (revision < this.compactRevisionNow) return new Refusal('COMPACTED', `revision ${revision} was compacted (history starts at ${this.compactRevisionNow})`);
+    return null;
+  }
+
+  /** The node at `path` as of `revision`, or null. */
+  private nodeAt(path: string, revision: number): StoredNode | null {
+    const versions = this.history.get(path);
+    if (versions === undefined) return null;
+    let lo = 0;
+    let hi = versions.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (versions[mid]!.since <= revision) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    return found < 0 ? null : versions[found]!.node;
+  }
+
+  /** Live state as a write set would see it, for WriteSet. */
+  liveNode(path: string): StoredNode | null {
+    return this.live.get(path) ?? null;
+  }
+
+  liveChildNames(path: string): ReadonlySet<string> | undefined {
+    return this.children.get(path);
+  }
+
+  // ─── compare and compaction ────────────────────────────────────────────────────────────────
+
+  private compareHolds(c: Compare): boolean {
+    const path = requirePath(c?.path);
+    const node = this.live.get(path) ?? null;
+    if (c.target === 'exists') {
+      if (typeof c.operand !== 'boolean' || (c.operator !== '=' && c.operator !== '!=')) {
+        throw new Refusal('INVALID_ARGUMENT', 'an exists compare takes = or != and a boolean');
+      }
+      return (node !== null) === c.operand ? c.operator === '=' : c.operator === '!=';
+    }
+    if (c.target === 'value') {
+      if (!(c.operand instanceof Uint8Array)) throw new Refusal('INVALID_ARGUMENT', 'a value compare takes bytes');
+      if (node === null) return false;
+      return holds(compareBytes(node.value, c.operand), c.operator);
+    }
+    if (c.target !== 'version' && c.target !== 'createRevision' && c.target !== 'modRevision') {
+      throw new Refusal('INVALID_ARGUMENT', `unknown compare target ${JSON.stringify(c.target)}`);
+    }
+    if (typeof c.operand !== 'number' || !Number.isInteger(c.operand)) throw new Refusal('INVALID_ARGUMENT', `a ${c.target} compare takes an integer`);
+    if (node === null) return false;
+    return holds(node[c.target] - c.operand, c.operator);
+  }
+
+  private compact(revision: number): CommandResult {
+    if (!Number.isInteger(revision) || revision < 0) throw new Refusal('INVALID_ARGUMENT', 'compact needs a non-negative integer revision');
+    if (revision > this.revisionNow) throw new Refusal('INVALID_ARGUMENT', `revision ${revision} is in the future (now ${this.revisionNow})`);
+    if (revision < this.compactRevisionNow) throw new Refusal('COMPACTED', `already compacted to ${this.compactRevisionNow}`);
+    this.compactTo(revision);
+    return { ok: true, revision: this.revisionNow, op: 'compact', compactRevision: this.compactRevisionNow };
+  }
+
+  /** Drop history no read at or after `revision` can reach (Low-Water Mark). */
+  private compactTo(revision: number): void {
+    for (const [path, versions] of this.history) {
+      // Keep the version in force at `revision` and everything after it.
+      let keepFrom = 0;
+      for (let i = versions.length - 1; i >= 0; i--) {
+        if (versions[i]!.since <= revision) {
+          keepFrom = i;
+          break;
+        }
+      }
+      let kept = keepFrom > 0 ? versions.slice(keepFrom) : versions;
+      if (kept[0]!.node === null && kept[0]!.since <= revision) kept = kept.slice(1);
+      if (kept.length === 0) {
+        this.history.delete(path);
+        this.index.remove(path);
+      } else if (kept !== versions) {
+        this.history.set(path, kept);
+      }
+    }
+    this.compactRevisionNow = revision;
+  }
+
+  // ─── validation ────────────────────────────────────────────────────────────────────────────
+
+  private requireValue(value: unknown): void {
+    if (!(value instanceof Uint8Array)) throw new Refusal('INVALID_ARGUMENT', 'value must be bytes');
+    if (value.byteLength > this.valueBytesMax) throw new Refusal('TOO_LARGE', `value is ${value.byteLength} bytes; the limit is ${this.valueBytesMax}`);
+  }
+
+  private requireLease(lease: unknown): LeaseId | null {
+    if (lease === undefined || lease === null) return null;
+    if (typeof lease !== 'number' || !Number.isInteger(lease)) throw new Refusal('INVALID_ARGUMENT', 'lease must be an integer id');
+    if (!this.leaseExists(lease)) throw new Refusal('LEASE_NOT_FOUND', `lease ${lease} does not exist`);
+    return lease;
+  }
+
+  private refused(refusal: Refusal): { result: CommandResult; events: ChangeEvent[] } {
+    return { result: { ok: false, code: refusal.code, message: refusal.message, revision: this.revisionNow }, events: [] };
+  }
+}
+
+/**
+ * The changes one command makes, over the live state, until commit. Reads through it see the
+ * command's own earlier steps (a transaction's ops apply in order).
+ */
+class WriteSet {
+  readonly changes = new Map<string, StoredNode | null>();
+  readonly events: { kind: ChangeEvent['kind']; path: string; node: StoredNode | null; prevNode: StoredNode | null }[] = [];
+
+  constructor(
+    private readonly namespace: Namespace,
+    readonly revision: number,
+  ) {}
+
+  node(path: string): StoredNode | null {
+    return this.changes.has(path) ? this.changes.get(path)! : this.namespace.liveNode(path);
+  }
+
+  set(path: string, node: StoredNode | null, kind: ChangeEvent['kind'] | null, prevNode: StoredNode | null): void {
+    this.changes.set(path, node);
+    if (kind !== null) this.events.push({ kind, path, node, prevNode });
+  }
+
+  childNames(path: string): string[] {
+    const names = new Set(this.namespace.liveChildNames(path) ?? []);
+    const prefix = path === ROOT ? ROOT : `${path}/`;
+    for (const [changed, node] of this.changes) {
+      if (!changed.startsWith(prefix) || changed === path) continue;
+      const name = changed.slice(prefix.length);
+      if (name.includes('/')) continue;
+      if (node === null) names.delete(name);
+      else names.add(name);
+    }
+    return [...names];
+  }
+}
+
+function requireSequentialShape(basePath: unknown): string {
+  const checked = checkSequentialPath(basePath, 0);
+  if (!checked.ok) throw new Refusal('INVALID_ARGUMENT', checked.error.message);
+  return checked.path;
+}
+
+function requirePath(path: unknown): string {
+  const checked = checkPath(path);
+  if (!checked.ok) throw new Refusal('INVALID_ARGUMENT', checked.error.message);
+  return checked.path;
+}
+
+function view(path: string, node: StoredNode): NodeView {
+  const { value, ...stat } = node;
+  return { path, value, stat };
+}
+
+function holds(difference: number, operator: Compare['operator']): boolean {
+  switch (operator) {
+    case '=':
+      return difference === 0;
+    case '!=':
+      return difference !== 0;
+    case '<':
+      return difference < 0;
+    case '>':
+      return difference > 0;
+    default:
+      throw new Refusal('INVALID_ARGUMENT', `unknown compare operator ${JSON.stringify(operator)}`);
+  }
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+/** Child names in code point order, as comparePaths orders siblings. */
+function compareNames(a: string, b: string): number {
+  return comparePaths(`/${a}`, `/${b}`);
+}
+
+function describeOp(op: TxnOp): string {
+  return `${String(op?.op)} ${String((op as { path?: unknown } | null)?.path)}`;
+}
+
