@@ -92,6 +92,9 @@ export class Namespace {
 
   /** Apply one committed command. Returns its answer and the change events of its revision. */
   apply(command: NamespaceCommand): { result: CommandResult; events: ChangeEvent[] } {
+    if (typeof command !== 'object' || command === null) {
+      return this.refused(new Refusal('INVALID_ARGUMENT', 'a command must be an object'));
+    }
     try {
       switch (command.op) {
         case 'create':
