@@ -14,6 +14,7 @@
 import type { ErrorCode } from '../../shared/errors.js';
 import { checkPath, checkSequentialPath, comparePaths, isAncestorOf, joinPath, parentOf, ROOT } from '../../shared/paths.js';
 import { PathIndex } from './path-index.js';
+import { commandProblem, describe } from './validate.js';
 import type {
   ChangeEvent,
   CommandResult,
@@ -92,9 +93,10 @@ export class Namespace {
 
   /** Apply one committed command. Returns its answer and the change events of its revision. */
   apply(command: NamespaceCommand): { result: CommandResult; events: ChangeEvent[] } {
-    if (typeof command !== 'object' || command === null) {
-      return this.refused(new Refusal('INVALID_ARGUMENT', 'a command must be an object'));
-    }
+    // The whole command is checked before anything is evaluated, so a malformed compare or an
+    // op in the branch not taken refuses the command instead of letting the other branch run.
+    const problem = commandProblem(command, this.valueBytesMax);
+    if (problem !== null) return this.refused(new Refusal(problem.code, problem.message));
     try {
       switch (command.op) {
         case 'create':
@@ -106,7 +108,7 @@ export class Namespace {
         case 'compact':
           return { result: this.compact(command.revision), events: [] };
         default:
-          return this.refused(new Refusal('INVALID_ARGUMENT', `unknown operation ${JSON.stringify((command as { op?: unknown }).op)}`));
+          return this.refused(new Refusal('INVALID_ARGUMENT', `unknown operation ${describe((command as { op?: unknown }).op)}`));
       }
     } catch (error) {
       if (error instanceof Refusal) return this.refused(error);
@@ -230,7 +232,7 @@ export class Namespace {
       case 'get':
         return this.read(ws, op);
       default:
-        throw new Refusal('INVALID_ARGUMENT', `unknown operation ${JSON.stringify((op as { op?: unknown } | null)?.op)}`);
+        throw new Refusal('INVALID_ARGUMENT', `unknown operation ${describe((op as { op?: unknown } | null)?.op)}`);
     }
   }
 
@@ -441,7 +443,7 @@ export class Namespace {
       return holds(compareBytes(node.value, c.operand), c.operator);
     }
     if (c.target !== 'version' && c.target !== 'createRevision' && c.target !== 'modRevision') {
-      throw new Refusal('INVALID_ARGUMENT', `unknown compare target ${JSON.stringify(c.target)}`);
+      throw new Refusal('INVALID_ARGUMENT', `unknown compare target ${describe(c.target)}`);
     }
     if (typeof c.operand !== 'number' || !Number.isInteger(c.operand)) throw new Refusal('INVALID_ARGUMENT', `a ${c.target} compare takes an integer`);
     if (node === null) return false;
@@ -562,7 +564,7 @@ function holds(difference: number, operator: Compare['operator']): boolean {
     case '>':
       return difference > 0;
     default:
-      throw new Refusal('INVALID_ARGUMENT', `unknown compare operator ${JSON.stringify(operator)}`);
+      throw new Refusal('INVALID_ARGUMENT', `unknown compare operator ${describe(operator)}`);
   }
 }
 
@@ -578,6 +580,6 @@ function compareNames(a: string, b: string): number {
 }
 
 function describeOp(op: TxnOp): string {
-  return `${String(op?.op)} ${String((op as { path?: unknown } | null)?.path)}`;
+  return `${describe(op?.op)} ${describe((op as { path?: unknown } | null)?.path)}`;
 }
 
