@@ -7,6 +7,9 @@
  * every step succeeded: a transaction is all or nothing, and all of its changes share one
  * revision. Deterministic: no clock, no randomness, iteration in path order.
  *
+ * Values are copied on the way in, so a caller reusing its buffer cannot rewrite history; values
+ * handed out (reads, events) are the stored bytes and must not be mutated.
+ *
  * Must never: throw out of a command for bad input (it answers an error code and changes
  * nothing), give a revision to a command that changed nothing, or reuse a revision.
  */
@@ -79,6 +82,10 @@ export class Namespace {
   constructor(options: NamespaceOptions = {}) {
     this.valueBytesMax = options.valueBytesMax ?? VALUE_BYTES_MAX_DEFAULT;
     this.historyRevisions = options.historyRevisions ?? Number.POSITIVE_INFINITY;
+    if (!Number.isInteger(this.valueBytesMax) || this.valueBytesMax < 0) throw new RangeError(`valueBytesMax must be a non-negative integer, got ${this.valueBytesMax}`);
+    if (this.historyRevisions !== Number.POSITIVE_INFINITY && (!Number.isInteger(this.historyRevisions) || this.historyRevisions < 1)) {
+      throw new RangeError(`historyRevisions must be a positive integer, got ${this.historyRevisions}`);
+    }
     this.leaseExists = options.leaseExists ?? (() => false);
     this.index.add(ROOT);
   }
@@ -254,7 +261,7 @@ export class Namespace {
       path = sequential.path;
     }
     if (ws.node(path) !== null) throw new Refusal('NODE_EXISTS', `${path} already exists`);
-    const node = this.addNode(ws, path, op.value, lease);
+    const node = this.addNode(ws, path, op.value.slice(), lease);
     return { op: 'create', path, node: view(path, node) };
   }
 
@@ -270,7 +277,7 @@ export class Namespace {
       if (parentPath === null) throw new Refusal('INVALID_ARGUMENT', 'the root holds no value');
       this.createAncestors(ws, parentPath);
       if (ws.node(parentPath)!.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
-      const node = this.addNode(ws, path, op.value, lease);
+      const node = this.addNode(ws, path, op.value.slice(), lease);
       return { op: 'put', node: view(path, node), prevNode: null };
     }
     if (path === ROOT) throw new Refusal('INVALID_ARGUMENT', 'the root holds no value');
@@ -278,8 +285,8 @@ export class Namespace {
       throw new Refusal('BAD_VERSION', `${path} is at version ${current.version}, not ${op.ifVersion}`);
     }
     if (lease !== null && lease !== current.lease) throw new Refusal('INVALID_ARGUMENT', `${path} exists; a node's lease is fixed when it is created`);
-    const node: StoredNode = { ...current, value: op.value, modRevision: ws.revision, version: current.version + 1 };
-    ws.set(path, node, 'put', current);
+    const node: StoredNode = { ...current, value: op.value.slice(), modRevision: ws.revision, version: current.version + 1 };
+    ws.set(path, node, 'put');
     return { op: 'put', node: view(path, node), prevNode: view(path, current) };
   }
 
@@ -301,20 +308,20 @@ export class Namespace {
       for (const name of ws.childNames(path).sort(compareNames).reverse()) deleted += this.deleteNode(ws, joinPath(path, name), true);
     }
     const node = ws.node(path)!;
-    ws.set(path, null, 'delete', node);
+    ws.set(path, null, 'delete');
     const parentPath = parentOf(path)!;
     const parent = ws.node(parentPath)!;
-    ws.set(parentPath, { ...parent, childrenVersion: parent.childrenVersion + 1, numChildren: parent.numChildren - 1 }, null, parent);
+    ws.set(parentPath, { ...parent, childrenVersion: parent.childrenVersion + 1, numChildren: parent.numChildren - 1 }, null);
     return deleted + 1;
   }
 
   private addNode(ws: WriteSet, path: string, value: Uint8Array, lease: LeaseId | null): StoredNode {
     const rev = ws.revision;
     const node: StoredNode = { value, createRevision: rev, modRevision: rev, version: 0, childrenVersion: 0, numChildren: 0, lease };
-    ws.set(path, node, 'create', null);
+    ws.set(path, node, 'create');
     const parentPath = parentOf(path)!;
     const parent = ws.node(parentPath)!;
-    ws.set(parentPath, { ...parent, childrenVersion: parent.childrenVersion + 1, numChildren: parent.numChildren + 1 }, null, parent);
+    ws.set(parentPath, { ...parent, childrenVersion: parent.childrenVersion + 1, numChildren: parent.numChildren + 1 }, null);
     return node;
   }
 
@@ -330,6 +337,18 @@ export class Namespace {
   private commit(ws: WriteSet): ChangeEvent[] {
     if (ws.changes.size === 0) return [];
     const revision = ws.revision;
+    // An event's prevNode is the node as it stood at the previous revision (etcd's prev_kv), not
+    // some state inside this command that no revision ever had; so capture it before applying.
+    const events: ChangeEvent[] = ws.events.map((e) => {
+      const before = this.live.get(e.path);
+      return {
+        revision,
+        kind: e.kind,
+        path: e.path,
+        node: e.node === null ? null : view(e.path, e.node),
+        prevNode: before === undefined ? null : view(e.path, before),
+      };
+    });
     for (const [path, node] of ws.changes) {
       const before = this.live.get(path) ?? null;
       if (node === null) this.live.delete(path);
@@ -366,13 +385,7 @@ export class Namespace {
     }
     this.revisionNow = revision;
     if (this.revisionNow - this.compactRevisionNow >= 2 * this.historyRevisions) this.compactTo(this.revisionNow - this.historyRevisions);
-    return ws.events.map((e) => ({
-      revision,
-      kind: e.kind,
-      path: e.path,
-      node: e.node === null ? null : view(e.path, e.node),
-      prevNode: e.prevNode === null ? null : view(e.path, e.prevNode),
-    }));
+    return events;
   }
 
   // ─── reads ─────────────────────────────────────────────────────────────────────────────────
@@ -506,7 +519,7 @@ export class Namespace {
  */
 class WriteSet {
   readonly changes = new Map<string, StoredNode | null>();
-  readonly events: { kind: ChangeEvent['kind']; path: string; node: StoredNode | null; prevNode: StoredNode | null }[] = [];
+  readonly events: { kind: ChangeEvent['kind']; path: string; node: StoredNode | null }[] = [];
 
   constructor(
     private readonly namespace: Namespace,
@@ -517,9 +530,10 @@ class WriteSet {
     return this.changes.has(path) ? this.changes.get(path)! : this.namespace.liveNode(path);
   }
 
-  set(path: string, node: StoredNode | null, kind: ChangeEvent['kind'] | null, prevNode: StoredNode | null): void {
+  /** Record `path`'s new state; `kind` names the event, or null for a parent's stat change. */
+  set(path: string, node: StoredNode | null, kind: ChangeEvent['kind'] | null): void {
     this.changes.set(path, node);
-    if (kind !== null) this.events.push({ kind, path, node, prevNode });
+    if (kind !== null) this.events.push({ kind, path, node });
   }
 
   childNames(path: string): string[] {

@@ -120,27 +120,29 @@ class Draft {
   changed = false;
 
   constructor(
-    from: State,
+    private readonly from: State,
     readonly revision: number,
   ) {
     this.state = new Map(from);
   }
 
+  /** An event's prevNode: the node at the previous revision, whatever this command did before. */
+  previous(path: string): NodeView | null {
+    return this.from.has(path) ? viewIn(this.from, path) : null;
+  }
+
   add(path: string, value: Uint8Array, lease: LeaseId | null): NodeView {
     this.state.set(path, { value, createRevision: this.revision, modRevision: this.revision, version: 0, childrenVersion: 0, lease });
     const created = viewIn(this.state, path);
-    this.events.push({ revision: this.revision, kind: 'create', path, node: created, prevNode: null });
+    this.events.push({ revision: this.revision, kind: 'create', path, node: created, prevNode: this.previous(path) });
     this.bumpChildrenVersion(parentPathOf(path)!);
     this.changed = true;
     return created;
   }
 
   remove(path: string): void {
-    // Pinned: prevNode is the node as this command's earlier steps left it, so a parent deleted
-    // recursively shows its children already gone (numChildren 0, childrenVersion bumped).
-    const before = viewIn(this.state, path);
     this.state.delete(path);
-    this.events.push({ revision: this.revision, kind: 'delete', path, node: null, prevNode: before });
+    this.events.push({ revision: this.revision, kind: 'delete', path, node: null, prevNode: this.previous(path) });
     this.bumpChildrenVersion(parentPathOf(path)!);
     this.changed = true;
   }
@@ -367,7 +369,7 @@ export class ReferenceModel {
     const prevNode = viewIn(draft.state, path);
     draft.state.set(path, { ...current, value, modRevision: draft.revision, version: current.version + 1 });
     const node = viewIn(draft.state, path);
-    draft.events.push({ revision: draft.revision, kind: 'put', path, node, prevNode });
+    draft.events.push({ revision: draft.revision, kind: 'put', path, node, prevNode: draft.previous(path) });
     draft.changed = true;
     return { op: 'put', node, prevNode };
   }
