@@ -183,9 +183,9 @@ export class Namespace {
     return [...(this.pathsByLease.get(lease) ?? [])].sort(comparePaths);
   }
 
-  /** Delete every node attached to `lease` at one revision (lease revoked or expired). */
-  deleteLeaseNodes(lease: LeaseId): { result: CommandResult; events: ChangeEvent[] } {
-    const paths = this.pathsOfLease(lease);
+  /** Delete every node attached to these leases at one revision (revoked or expired together). */
+  deleteLeaseNodes(leases: readonly LeaseId[]): { result: CommandResult; events: ChangeEvent[] } {
+    const paths = [...new Set(leases)].sort((a, b) => a - b).flatMap((lease) => this.pathsOfLease(lease));
     if (paths.length === 0) return { result: { ok: true, revision: this.revisionNow, op: 'delete', deleted: 0 }, events: [] };
     return this.single((ws) => {
       let deleted = 0;

@@ -49,7 +49,7 @@ function runAgainstModel(commands: readonly GenCommand[], options: NamespaceOpti
     const command = materialize(generated, model.revision);
     const where = `command ${index} ${describeCommand(command)}`;
     const before = namespace.revision;
-    const actual = command.op === 'revokeLease' ? namespace.deleteLeaseNodes(command.lease) : namespace.apply(command);
+    const actual = command.op === 'revokeLease' ? namespace.deleteLeaseNodes([command.lease]) : namespace.apply(command);
     const expected = command.op === 'revokeLease' ? model.deleteLeaseNodes(command.lease) : model.apply(command);
     same(withoutMessage(actual.result), expected.result, `${where}: result`);
     same(actual.events, expected.events, `${where}: events`);

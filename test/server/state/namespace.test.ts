@@ -695,7 +695,7 @@ describe('lease nodes', () => {
     const namespace = leased();
     const revision = namespace.revision;
     const before = namespace.range('/', { limit: 100 });
-    const { result, events } = namespace.deleteLeaseNodes(1);
+    const { result, events } = namespace.deleteLeaseNodes([1]);
     expect(result).toEqual({ ok: true, revision: revision + 1, op: 'delete', deleted: 3 });
     expect(events.map((event) => [event.revision, event.kind, event.path, event.node, event.prevNode?.stat.lease])).toEqual([
       [revision + 1, 'delete', '/s/a', null, 1],
@@ -712,7 +712,7 @@ describe('lease nodes', () => {
   it('deleteLeaseNodes of a lease without nodes changes nothing and keeps the revision', () => {
     const namespace = leased();
     const before = dump(namespace);
-    expect(namespace.deleteLeaseNodes(3)).toEqual({ result: { ok: true, revision: namespace.revision, op: 'delete', deleted: 0 }, events: [] });
+    expect(namespace.deleteLeaseNodes([3])).toEqual({ result: { ok: true, revision: namespace.revision, op: 'delete', deleted: 0 }, events: [] });
     expect(dump(namespace)).toBe(before);
   });
 
@@ -721,7 +721,7 @@ describe('lease nodes', () => {
     ok(namespace, { op: 'create', path: '/e', value: EMPTY, lease: 1 }, 'create');
     ok(namespace, { op: 'txn', compare: [], success: [{ op: 'delete', path: '/e' }, { op: 'create', path: '/e', value: EMPTY }], failure: [] }, 'txn');
     expect(namespace.pathsOfLease(1)).toEqual([]);
-    expect(namespace.deleteLeaseNodes(1).result).toMatchObject({ deleted: 0 });
+    expect(namespace.deleteLeaseNodes([1]).result).toMatchObject({ deleted: 0 });
     expect(codeOf(namespace.get('/e'))).toBe('ok');
   });
 });
@@ -938,8 +938,8 @@ describe('replay determinism', () => {
       const dumpsOfFirst: string[] = [];
       for (const command of generated) {
         const runnable = materialize(command, first.revision);
-        const one = runnable.op === 'revokeLease' ? first.deleteLeaseNodes(runnable.lease) : first.apply(runnable);
-        const other = runnable.op === 'revokeLease' ? second.deleteLeaseNodes(runnable.lease) : second.apply(runnable);
+        const one = runnable.op === 'revokeLease' ? first.deleteLeaseNodes([runnable.lease]) : first.apply(runnable);
+        const other = runnable.op === 'revokeLease' ? second.deleteLeaseNodes([runnable.lease]) : second.apply(runnable);
         expect(serialize(other)).toBe(serialize(one));
         dumpsOfFirst[first.revision] = serialize(first.range('/', { limit: 1_000_000 }));
       }

@@ -1,0 +1,128 @@
+/**
+ * The replicated state machine: applies committed log entries, in order, to the namespace and
+ * the lease table. Deterministic: every member that applies the same entries holds the same
+ * state and answers the same results. The only time it knows is log time — the proposer's
+ * clock carried in each entry, never allowed to go back (a new leader's clock may be behind
+ * the old one's).
+ *
+ * Must never: read a clock or randomness, skip or repeat an entry, or throw for bad input in a
+ * command (it answers an error code and changes nothing).
+ */
+
+import type { ErrorCode } from '../../shared/errors.js';
+import { LeaseTable, type Lease } from './leases.js';
+import { Namespace, type NamespaceOptions } from './namespace.js';
+import { describe } from './validate.js';
+import type { ChangeEvent, CommandResult, LeaseId, NamespaceCommand } from './types.js';
+
+export type LeaseCommand =
+  | { readonly op: 'leaseGrant'; readonly ttlMs: number }
+  | { readonly op: 'leaseKeepAlive'; readonly lease: LeaseId }
+  | { readonly op: 'leaseRevoke'; readonly lease: LeaseId }
+  /** Proposed by the leader for the leases whose time it saw run out. */
+  | { readonly op: 'leaseExpire'; readonly leases: readonly LeaseId[] }
+  /** Proposed by a new leader: every lease gets a full TTL from now. */
+  | { readonly op: 'leaseRefreshAll' };
+
+export type StateCommand = NamespaceCommand | LeaseCommand;
+
+export type StateResult =
+  | CommandResult
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseGrant' | 'leaseKeepAlive'; readonly lease: Lease }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseRevoke' | 'leaseExpire'; readonly leases: readonly LeaseId[]; readonly deleted: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number };
+
+/** A committed entry as the state machine sees it. */
+export interface StateEntry {
+  readonly index: number;
+  /** The proposer's clock when it proposed this entry (ms). */
+  readonly timeMs: number;
+  readonly command: unknown;
+}
+
+export class StateMachine {
+  readonly namespace: Namespace;
+  readonly leases = new LeaseTable();
+  private appliedIndexNow = 0;
+  private logTimeMsNow = 0;
+
+  constructor(options: Omit<NamespaceOptions, 'leaseExists'> = {}) {
+    this.namespace = new Namespace({ ...options, leaseExists: (id) => this.leases.has(id) });
+  }
+
+  get appliedIndex(): number {
+    return this.appliedIndexNow;
+  }
+
+  get logTimeMs(): number {
+    return this.logTimeMsNow;
+  }
+
+  get revision(): number {
+    return this.namespace.revision;
+  }
+
+  apply(entry: StateEntry): { result: StateResult; events: ChangeEvent[] } {
+    if (entry.index !== this.appliedIndexNow + 1) {
+      // The runtime feeds entries in order; a gap or a repeat is a bug there, never input.
+      throw new Error(`state machine: entry ${entry.index} applied after ${this.appliedIndexNow}`);
+    }
+    this.appliedIndexNow = entry.index;
+    if (Number.isFinite(entry.timeMs) && entry.timeMs > this.logTimeMsNow) this.logTimeMsNow = entry.timeMs;
+    const command = entry.command;
+    if (typeof command === 'object' && command !== null && typeof (command as { op?: unknown }).op === 'string') {
+      const op = (command as { op: string }).op;
+      if (op.startsWith('lease')) return this.applyLease(command as Record<string, unknown>);
+    }
+    return this.namespace.apply(command as NamespaceCommand);
+  }
+
+  private applyLease(command: Record<string, unknown>): { result: StateResult; events: ChangeEvent[] } {
+    const now = this.logTimeMsNow;
+    switch (command['op']) {
+      case 'leaseGrant': {
+        const answer = this.leases.grant(command['ttlMs'] as number, now);
+        return { result: answer.ok ? { ok: true, revision: this.revision, op: 'leaseGrant', lease: answer.lease } : this.refused(answer.code, answer.message), events: [] };
+      }
+      case 'leaseKeepAlive': {
+        const id = command['lease'];
+        if (!Number.isInteger(id)) return { result: this.refused('INVALID_ARGUMENT', `lease must be an integer id, got ${describe(id)}`), events: [] };
+        const answer = this.leases.keepAlive(id as number, now);
+        return { result: answer.ok ? { ok: true, revision: this.revision, op: 'leaseKeepAlive', lease: answer.lease } : this.refused(answer.code, answer.message), events: [] };
+      }
+      case 'leaseRevoke': {
+        const id = command['lease'];
+        if (!Number.isInteger(id)) return { result: this.refused('INVALID_ARGUMENT', `lease must be an integer id, got ${describe(id)}`), events: [] };
+        if (!this.leases.has(id as number)) return { result: this.refused('LEASE_NOT_FOUND', `lease ${id as number} does not exist`), events: [] };
+        return this.endLeases([id as number], 'leaseRevoke');
+      }
+      case 'leaseExpire': {
+        const ids = command['leases'];
+        if (!Array.isArray(ids) || !ids.every((id) => Number.isInteger(id))) {
+          return { result: this.refused('INVALID_ARGUMENT', 'leases must be a list of integer ids'), events: [] };
+        }
+        // Only leases still out of time at this entry: a keep-alive that got in first wins.
+        const due = new Set(this.leases.expiredAt(now));
+        return this.endLeases((ids as number[]).filter((id) => due.has(id)), 'leaseExpire');
+      }
+      case 'leaseRefreshAll':
+        this.leases.refreshAll(now);
+        return { result: { ok: true, revision: this.revision, op: 'leaseRefreshAll', leases: this.leases.size }, events: [] };
+      default:
+        return { result: this.refused('INVALID_ARGUMENT', `unknown operation ${describe(command['op'])}`), events: [] };
+    }
+  }
+
+  /** Delete the leases' nodes (one revision, if there were any) and forget the leases. */
+  private endLeases(ids: number[], op: 'leaseRevoke' | 'leaseExpire'): { result: StateResult; events: ChangeEvent[] } {
+    const leases = [...new Set(ids)].sort((a, b) => a - b);
+    const { result, events } = this.namespace.deleteLeaseNodes(leases);
+    for (const id of leases) this.leases.revoke(id);
+    const deleted = result.ok && result.op === 'delete' ? result.deleted : 0;
+    return { result: { ok: true, revision: this.revision, op, leases, deleted }, events };
+  }
+
+  private refused(code: ErrorCode, message: string): StateResult {
+    return { ok: false, code, message, revision: this.revision };
+  }
+}
