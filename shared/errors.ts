@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   TIMEOUT: 'the request did not complete in time; its outcome is unknown',
   UNAUTHENTICATED: 'the request carries no valid credentials',
   PERMISSION_DENIED: 'the credentials do not allow this operation',
+  SESSION_EXPIRED: 'the client session is unknown or expired; whether its earlier requests were applied can no longer be told; register a new session',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

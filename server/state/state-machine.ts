@@ -1,6 +1,6 @@
 /**
- * The replicated state machine: applies committed log entries, in order, to the namespace and
- * the lease table. Deterministic: every member that applies the same entries holds the same
+ * The replicated state machine: applies committed log entries, in order, to the namespace, the
+ * lease table and the client sessions (a stamped write is applied at most once). Deterministic: every member that applies the same entries holds the same
  * state and answers the same results. The only time it knows is log time — the proposer's
  * clock carried in each entry, never allowed to go back (a new leader's clock may be behind
  * the old one's).
@@ -12,6 +12,7 @@
 import type { ErrorCode } from '../../shared/errors.js';
 import { LeaseTable, type Lease } from './leases.js';
 import { Namespace, type NamespaceOptions } from './namespace.js';
+import { SessionTable, SESSION_TTL_MS_DEFAULT, SESSIONS_MAX_DEFAULT, type ClientStamp } from './sessions.js';
 import { describe } from './validate.js';
 import type { ChangeEvent, CommandResult, LeaseId, NamespaceCommand } from './types.js';
 
@@ -24,13 +25,19 @@ export type LeaseCommand =
   /** Proposed by a new leader: every lease gets a full TTL from now. */
   | { readonly op: 'leaseRefreshAll' };
 
-export type StateCommand = NamespaceCommand | LeaseCommand;
+export type SessionCommand =
+  | { readonly op: 'registerClient' }
+  | { readonly op: 'sessionKeepAlive'; readonly clientId: number };
+
+export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand;
 
 export type StateResult =
   | CommandResult
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseGrant' | 'leaseKeepAlive'; readonly lease: Lease }
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseRevoke' | 'leaseExpire'; readonly leases: readonly LeaseId[]; readonly deleted: number }
-  | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number };
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' };
 
 /** A committed entry as the state machine sees it. */
 export interface StateEntry {
@@ -38,16 +45,27 @@ export interface StateEntry {
   /** The proposer's clock when it proposed this entry (ms). */
   readonly timeMs: number;
   readonly command: unknown;
+  /** Set on a client's write: who sent it and its number, for exactly-once retries. */
+  readonly client?: ClientStamp;
+}
+
+export interface StateMachineOptions extends Omit<NamespaceOptions, 'leaseExists'> {
+  /** A client session idle this long (log time) expires. */
+  readonly sessionTtlMs?: number;
+  readonly sessionsMax?: number;
 }
 
 export class StateMachine {
   readonly namespace: Namespace;
   readonly leases = new LeaseTable();
+  readonly sessions: SessionTable;
   private appliedIndexNow = 0;
   private logTimeMsNow = 0;
 
-  constructor(options: Omit<NamespaceOptions, 'leaseExists'> = {}) {
-    this.namespace = new Namespace({ ...options, leaseExists: (id) => this.leases.has(id) });
+  constructor(options: StateMachineOptions = {}) {
+    const { sessionTtlMs, sessionsMax, ...namespaceOptions } = options;
+    this.namespace = new Namespace({ ...namespaceOptions, leaseExists: (id) => this.leases.has(id) });
+    this.sessions = new SessionTable(sessionTtlMs ?? SESSION_TTL_MS_DEFAULT, sessionsMax ?? SESSIONS_MAX_DEFAULT);
   }
 
   get appliedIndex(): number {
@@ -69,10 +87,22 @@ export class StateMachine {
     }
     this.appliedIndexNow = entry.index;
     if (Number.isFinite(entry.timeMs) && entry.timeMs > this.logTimeMsNow) this.logTimeMsNow = entry.timeMs;
-    const command = entry.command;
+    this.sessions.expire(this.logTimeMsNow);
+    if (entry.client === undefined) return this.applyCommand(entry.command);
+    const admission = this.sessions.admit(entry.client, this.logTimeMsNow);
+    if (admission.kind === 'refused') return { result: this.refused(admission.code, admission.message), events: [] };
+    // A retry of a write already applied: the same answer, and nothing applied again.
+    if (admission.kind === 'repeat') return { result: admission.result as StateResult, events: [] };
+    const applied = this.applyCommand(entry.command);
+    this.sessions.record(entry.client, applied.result);
+    return applied;
+  }
+
+  private applyCommand(command: unknown): { result: StateResult; events: ChangeEvent[] } {
     if (typeof command === 'object' && command !== null && typeof (command as { op?: unknown }).op === 'string') {
       const op = (command as { op: string }).op;
       if (op.startsWith('lease')) return this.applyLease(command as Record<string, unknown>);
+      if (op === 'registerClient' || op === 'sessionKeepAlive') return this.applySession(command as Record<string, unknown>);
     }
     return this.namespace.apply(command as NamespaceCommand);
   }
@@ -111,6 +141,18 @@ export class StateMachine {
       default:
         return { result: this.refused('INVALID_ARGUMENT', `unknown operation ${describe(command['op'])}`), events: [] };
     }
+  }
+
+  private applySession(command: Record<string, unknown>): { result: StateResult; events: ChangeEvent[] } {
+    if (command['op'] === 'registerClient') {
+      return { result: { ok: true, revision: this.revision, op: 'registerClient', clientId: this.sessions.register(this.logTimeMsNow) }, events: [] };
+    }
+    const id = command['clientId'];
+    if (!Number.isInteger(id)) return { result: this.refused('INVALID_ARGUMENT', `clientId must be an integer, got ${describe(id)}`), events: [] };
+    if (!this.sessions.keepAlive(id as number, this.logTimeMsNow)) {
+      return { result: this.refused('SESSION_EXPIRED', `client session ${id as number} is unknown or expired`), events: [] };
+    }
+    return { result: { ok: true, revision: this.revision, op: 'sessionKeepAlive' }, events: [] };
   }
 
   /** Delete the leases' nodes (one revision, if there were any) and forget the leases. */
