@@ -1,21 +1,30 @@
 /**
- * `npm run bench:state`: how fast the namespace applies commands in memory, and how much memory
- * 100,000 nodes of 100-byte values take. A benchmark, not a test: it prints figures.
+ * `npm run bench:state`: how fast the state machine applies log entries in memory (decode +
+ * apply, as a member does), how fast it serves reads, and how much memory 100,000 nodes of
+ * 100-byte values take. A benchmark, not a test: it prints figures.
  *
  * Must never: be used as a timed assertion; compare figures across runs (this machine is shared).
  */
 
+import { decodeEntry, encodeEntry } from '../server/state/codec.js';
+import { StateMachine } from '../server/state/state-machine.js';
+import type { StateCommand } from '../server/state/state-machine.js';
 import { Namespace } from '../server/state/namespace.js';
-import type { NamespaceCommand } from '../server/state/types.js';
 
 const value100 = new Uint8Array(100).fill(7);
 
-function measure(name: string, count: number, setup: (ns: Namespace) => void, command: (i: number) => NamespaceCommand): { name: string; opsPerSecond: number } {
-  const ns = new Namespace({ historyRevisions: 10_000 });
-  setup(ns);
+/**
+ * Applies `count` commands the way a member does: entries arrive encoded (encoding is the
+ * proposer's cost, done before timing), each is decoded and applied in order.
+ */
+function measure(name: string, count: number, setup: StateCommand[], command: (i: number) => StateCommand): { name: string; opsPerSecond: number } {
+  const sm = new StateMachine({ historyRevisions: 10_000 });
+  let index = 0;
+  for (const c of setup) sm.apply({ index: ++index, timeMs: 0, command: c });
+  const entries = Array.from({ length: count }, (_, i) => encodeEntry({ timeMs: i, command: command(i) }));
   const started = performance.now();
-  for (let i = 0; i < count; i++) {
-    const { result } = ns.apply(command(i));
+  for (const data of entries) {
+    const { result } = sm.apply({ index: ++index, ...decodeEntry(data) });
     if (!result.ok) throw new Error(`${name}: ${result.code} ${result.message}`);
   }
   const seconds = (performance.now() - started) / 1000;
@@ -46,9 +55,9 @@ function memoryPer100kNodes(): number {
 
 const N = 200_000;
 const rows = [
-  measure('put (1,000 keys, overwrite)', N, (ns) => { for (let i = 0; i < 1000; i++) ns.apply({ op: 'put', path: `/bench/k${i}`, value: value100 }); }, (i) => ({ op: 'put', path: `/bench/k${i % 1000}`, value: value100 })),
-  measure('create-sequential', N / 2, (ns) => ns.apply({ op: 'create', path: '/q', value: new Uint8Array(0) }), () => ({ op: 'create', path: '/q/job-', value: value100, sequential: true })),
-  measure('txn of 4 ops (1 compare)', N / 4, (ns) => ns.apply({ op: 'put', path: '/t/a', value: value100 }), (i) => ({
+  measure('put (1,000 keys, overwrite)', N, Array.from({ length: 1000 }, (_, i) => ({ op: 'put', path: `/bench/k${i}`, value: value100 })), (i) => ({ op: 'put', path: `/bench/k${i % 1000}`, value: value100 })),
+  measure('create-sequential', N / 2, [{ op: 'create', path: '/q', value: new Uint8Array(0) }], () => ({ op: 'create', path: '/q/job-', value: value100, sequential: true })),
+  measure('txn of 4 ops (1 compare)', N / 4, [{ op: 'put', path: '/t/a', value: value100 }], (i) => ({
     op: 'txn',
     compare: [{ path: '/t/a', target: 'exists', operator: '=', operand: true }],
     success: [

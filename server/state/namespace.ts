@@ -563,8 +563,20 @@ function requirePath(path: unknown): string {
 }
 
 function view(path: string, node: StoredNode): NodeView {
-  const { value, ...stat } = node;
-  return { path, value, stat };
+  // Spelled out rather than `{ value, ...stat }`: rest spread is several times slower, and this
+  // runs for every result and event.
+  return {
+    path,
+    value: node.value,
+    stat: {
+      createRevision: node.createRevision,
+      modRevision: node.modRevision,
+      version: node.version,
+      childrenVersion: node.childrenVersion,
+      numChildren: node.numChildren,
+      lease: node.lease,
+    },
+  };
 }
 
 function holds(difference: number, operator: Compare['operator']): boolean {

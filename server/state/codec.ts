@@ -1,0 +1,59 @@
+/**
+ * The bytes of a state-machine entry in the replicated log: the proposer's clock, the client
+ * stamp (if any) and the command, as MessagePack, which carries node values as raw bytes (JSON
+ * cannot without inflating them). Decoding never throws: bytes that do not decode to an
+ * entry become a command the state machine refuses with INVALID_ARGUMENT.
+ *
+ * Must never: change the meaning of an encoded entry between versions without a new format tag
+ * (entries outlive the code that wrote them), or let a decoding error escape.
+ */
+
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import type { ClientStamp } from './sessions.js';
+import type { StateCommand } from './state-machine.js';
+
+/** Bumped whenever the encoding of an entry changes meaning. */
+export const ENTRY_FORMAT = 1;
+
+export interface EncodedEntryBody {
+  readonly timeMs: number;
+  readonly command: StateCommand;
+  readonly client?: ClientStamp;
+}
+
+export interface DecodedEntryBody {
+  readonly timeMs: number;
+  /** The command, or whatever the bytes held: the state machine validates it. */
+  readonly command: unknown;
+  readonly client?: ClientStamp;
+}
+
+// One encoder and one decoder for the module: constructing them per entry cost more than the
+// encoding itself. Absent optional fields stay absent (ignoreUndefined): encoded as nil they
+// would decode as null, which the state machine (rightly) refuses where it expects a number.
+// Encoder.encode returns a fresh copy, never a view of its reused buffer.
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
+
+export function encodeEntry(body: EncodedEntryBody): Uint8Array {
+  return encoder.encode([ENTRY_FORMAT, body.timeMs, body.command, body.client ?? null]);
+}
+
+export function decodeEntry(data: Uint8Array): DecodedEntryBody {
+  let decoded: unknown;
+  try {
+    decoded = decoder.decode(data);
+  } catch {
+    return malformed('the entry is not valid MessagePack');
+  }
+  if (!Array.isArray(decoded) || decoded.length !== 4) return malformed('the entry is not a [format, time, command, client] tuple');
+  const [format, timeMs, command, client] = decoded as [unknown, unknown, unknown, unknown];
+  if (format !== ENTRY_FORMAT) return malformed(`unknown entry format ${String(typeof format === 'number' ? format : typeof format)}`);
+  const time = typeof timeMs === 'number' && Number.isFinite(timeMs) ? timeMs : 0;
+  return client === null ? { timeMs: time, command } : { timeMs: time, command, client: client as ClientStamp };
+}
+
+function malformed(reason: string): DecodedEntryBody {
+  // An op the state machine does not know: it answers INVALID_ARGUMENT and changes nothing.
+  return { timeMs: 0, command: { op: 'malformedEntry', reason } };
+}
