@@ -115,6 +115,25 @@ describe('findImportViolations on fixture trees', () => {
     );
   });
 
+  it('reports the state machine reaching a clock, a Node builtin or another server room, but allows packages', () => {
+    const violations = violationsIn({
+      'server/state/apply.ts': [
+        "import { encode } from '@msgpack/msgpack';",
+        "import { readFileSync } from 'node:fs';",
+        "import { Raft } from '../raft/raft.js';",
+        "import { checkPath } from '../../shared/paths.js';",
+        'const now = Date.now();',
+      ].join('\n'),
+      'server/raft/raft.ts': 'export class Raft {}',
+      'shared/paths.ts': 'export function checkPath() {}',
+    });
+    expect(violations).toEqual([
+      { file: 'server/state/apply.ts', line: 2, rule: 'state-imports' },
+      { file: 'server/state/apply.ts', line: 3, rule: 'state-imports' },
+      { file: 'server/state/apply.ts', line: 5, rule: 'state-purity' },
+    ]);
+  });
+
   it('reports shared importing server, client or a Node builtin', () => {
     expect(
       violationsIn({

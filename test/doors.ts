@@ -2,6 +2,8 @@
  * The door check: finds imports that cross walls the architecture keeps shut.
  *
  * - server/raft imports only itself and shared/ (relative paths only: no packages, no `node:`),
+ * - server/state imports only itself, shared/ and packages (no `node:`), and like raft uses no
+ *   clock, timers or randomness,
  *   and its code never reaches for a clock, a timer, randomness or the process.
  * - shared/ imports neither server/ nor client/ and no Node builtin (it must run in a browser);
  *   packages such as ajv are allowed.
@@ -56,7 +58,7 @@ export function findImportViolations(rootDir: string): DoorViolation[] {
   const root = resolve(rootDir);
   const selfPackage = readPackageName(root);
   const violations: DoorViolation[] = [];
-  for (const room of ['server/raft', 'shared', 'client'] as const) {
+  for (const room of ['server/raft', 'server/state', 'shared', 'client'] as const) {
     for (const file of listSourceFiles(join(root, room))) {
       const source = readFileSync(file, 'utf8');
       const code = blankComments(source);
@@ -68,10 +70,12 @@ export function findImportViolations(rootDir: string): DoorViolation[] {
       for (const reference of extractImports(code)) {
         judgeImport(room, root, file, reference, selfPackage, report);
       }
-      if (room === 'server/raft') {
+      // The consensus core and the state machine are deterministic: a seed or a log replays them.
+      if (room === 'server/raft' || room === 'server/state') {
+        const rule = room === 'server/raft' ? 'raft-purity' : 'state-purity';
         for (const { token, pattern } of RAFT_IMPURITIES) {
           for (const match of bareCode.matchAll(pattern)) {
-            report(lineAt(bareCode, match.index), 'raft-purity', `uses ${token}; time, timers and randomness must be injected`);
+            report(lineAt(bareCode, match.index), rule, `uses ${token}; time, timers and randomness must be injected`);
           }
         }
       }
@@ -96,7 +100,7 @@ export function listSourceFiles(dir: string): string[] {
   return files;
 }
 
-type Room = 'server/raft' | 'shared' | 'client';
+type Room = 'server/raft' | 'server/state' | 'shared' | 'client';
 type Report = (line: number, rule: string, detail: string) => void;
 
 function judgeImport(
@@ -118,6 +122,9 @@ function judgeImport(
     if (room === 'server/raft' && !inside('server/raft') && !inside('shared')) {
       report(line, 'raft-imports', `imports ${specifier} (${landsIn}); raft may import only server/raft and shared/`);
     }
+    if (room === 'server/state' && !inside('server/state') && !inside('shared')) {
+      report(line, 'state-imports', `imports ${specifier} (${landsIn}); the state machine may import only server/state and shared/`);
+    }
     if (room === 'shared' && (inside('server') || inside('client'))) {
       report(line, 'shared-imports', `imports ${specifier} (${landsIn}); shared/ must not import server/ or client/`);
     }
@@ -137,6 +144,10 @@ function judgeImport(
     report(line, ruleName(room), `imports the subpath alias ${specifier}; the door check cannot follow it, use a relative path`);
     return;
   }
+  if (room === 'server/state' && builtin) {
+    report(line, 'state-imports', `imports the Node builtin ${specifier}; the state machine does no I/O (packages are fine)`);
+    return;
+  }
   if (room === 'shared' && builtin) {
     report(line, 'shared-imports', `imports the Node builtin ${specifier}; shared/ must stay runnable in a browser`);
     return;
@@ -154,7 +165,9 @@ function judgeImport(
 }
 
 function ruleName(room: Room): string {
-  return room === 'server/raft' ? 'raft-imports' : `${room}-imports`;
+  if (room === 'server/raft') return 'raft-imports';
+  if (room === 'server/state') return 'state-imports';
+  return `${room}-imports`;
 }
 
 /** The absolute path a path-like specifier points at, or null for packages and builtins. */
