@@ -1,0 +1,301 @@
+/**
+ * A plain reference model of the StateMachine's lease and session semantics, for the property
+ * tests in state-machine.property.test.ts. Written from the rules, not from the code: log time
+ * is the largest finite entry time seen; leases have ids 1, 2, 3…, a ttl from 1,000 to
+ * 86,400,000 ms, keep-alive and refresh-all move expiry to max(expiry, now + ttl), revoke and
+ * expire delete the lease and every node it owns at one revision; client sessions have ids
+ * 1, 2, 3…, expire when lastActive + ttl <= now (checked before anything else at each entry),
+ * are refreshed by any stamped write or keep-alive, are evicted least recently active first when
+ * there are too many, and answer a repeated (clientId, seq) with the recorded answer.
+ *
+ * The namespace is only as much as these rules need: a map of path → owning lease (or null) for
+ * flat paths (`/e1`, `/p1`…), plus sequential creates under `/q` (`/q/job-` with parents), and
+ * which changes each command makes (so the revision and events can be predicted). Anything else
+ * is refused by a thrown Error: the tests must not feed it what it does not model.
+ *
+ * Must never: import runtime code from server/ (it would then agree with the code by
+ * construction), read a clock or randomness, or be clever — every rule is a loop over plain
+ * arrays and maps, in the order the rule states it.
+ */
+
+import type { ErrorCode } from '../../../shared/errors.js';
+
+export const MODEL_LEASE_TTL_MIN = 1_000;
+export const MODEL_LEASE_TTL_MAX = 86_400_000;
+/** A session keeps at most this many unacknowledged answers (server/state/sessions.ts). */
+export const MODEL_RESULTS_PER_SESSION_MAX = 1_024;
+/** The parent of sequential creates; its children are never deleted by the generated commands. */
+export const SEQUENTIAL_PARENT = '/q';
+
+export interface ModelLease {
+  readonly id: number;
+  readonly ttlMs: number;
+  readonly expiresAtMs: number;
+}
+
+export type ModelCommand =
+  | { readonly op: 'leaseGrant'; readonly ttlMs: number }
+  | { readonly op: 'leaseKeepAlive'; readonly lease: number }
+  | { readonly op: 'leaseRevoke'; readonly lease: number }
+  | { readonly op: 'leaseExpire'; readonly leases: readonly number[] }
+  | { readonly op: 'leaseRefreshAll' }
+  | { readonly op: 'registerClient' }
+  | { readonly op: 'sessionKeepAlive'; readonly clientId: number }
+  /** A flat path (`/e1`), optionally ephemeral; or sequential under /q with parents: true. */
+  | { readonly op: 'create'; readonly path: string; readonly value: Uint8Array; readonly lease?: number; readonly sequential?: boolean; readonly parents?: boolean }
+  /** A plain put (no lease, no ifVersion) of a flat path. */
+  | { readonly op: 'put'; readonly path: string; readonly value: Uint8Array }
+  /** A plain delete (no ifVersion) of a flat path. */
+  | { readonly op: 'delete'; readonly path: string };
+
+/** What the tests compare of an answer: everything but the error prose and node payloads. */
+export type Answer =
+  | { readonly ok: false; readonly code: ErrorCode; readonly revision: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseGrant' | 'leaseKeepAlive'; readonly lease: ModelLease }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseRevoke' | 'leaseExpire'; readonly leases: readonly number[]; readonly deleted: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' }
+  | { readonly ok: true; readonly revision: number; readonly op: 'create'; readonly path: string; readonly lease: number | null }
+  | { readonly ok: true; readonly revision: number; readonly op: 'put'; readonly path: string; readonly lease: number | null; readonly created: boolean }
+  | { readonly ok: true; readonly revision: number; readonly op: 'delete'; readonly deleted: number };
+
+export interface ModelStamp {
+  readonly id: unknown;
+  readonly seq: unknown;
+  readonly ackedThrough: unknown;
+}
+
+export interface ModelEntry {
+  readonly timeMs: number;
+  readonly command: ModelCommand;
+  readonly client?: ModelStamp;
+}
+
+export interface ModelSessionDump {
+  readonly id: number;
+  readonly lastActiveMs: number;
+  readonly ackedThrough: number;
+  readonly seqs: number[];
+}
+
+interface ModelSession {
+  readonly id: number;
+  lastActiveMs: number;
+  ackedThrough: number;
+  /** Recorded answers by seq. */
+  readonly results: Map<number, Answer>;
+}
+
+export class StateModel {
+  logTimeMs = 0;
+  revision = 0;
+  /** Every node but the root: path → the lease it dies with, or null for a plain node. */
+  readonly nodes = new Map<string, number | null>();
+  /** How many children /q has ever had created (its sequential counter). */
+  private sequentialCounter = 0;
+  readonly leases = new Map<number, ModelLease>();
+  private nextLeaseId = 1;
+  /** Least recently active first. */
+  private sessions: ModelSession[] = [];
+  private nextClientId = 1;
+
+  constructor(
+    private readonly sessionTtlMs: number,
+    private readonly sessionsMax: number,
+  ) {}
+
+  /** Apply one entry: its answer and its events as `kind path @revision`. */
+  apply(entry: ModelEntry): { answer: Answer; events: string[] } {
+    if (Number.isFinite(entry.timeMs)) this.logTimeMs = Math.max(this.logTimeMs, entry.timeMs);
+    const now = this.logTimeMs;
+    this.sessions = this.sessions.filter((s) => s.lastActiveMs + this.sessionTtlMs > now);
+    if (entry.client === undefined) return this.run(entry.command);
+
+    const stamp = entry.client;
+    const { id, seq, ackedThrough } = stamp;
+    const wellFormed =
+      Number.isInteger(id) && Number.isInteger(seq) && Number.isInteger(ackedThrough) && (ackedThrough as number) >= 0 && (seq as number) > (ackedThrough as number);
+    if (!wellFormed) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
+    const session = this.sessions.find((s) => s.id === id);
+    if (session === undefined) return { answer: this.error('SESSION_EXPIRED'), events: [] };
+    this.touch(session);
+    if ((ackedThrough as number) > session.ackedThrough) {
+      session.ackedThrough = ackedThrough as number;
+      for (const recorded of [...session.results.keys()]) if (recorded <= session.ackedThrough) session.results.delete(recorded);
+    }
+    if ((seq as number) <= session.ackedThrough) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
+    const recorded = session.results.get(seq as number);
+    if (recorded !== undefined) return { answer: recorded, events: [] };
+    const applied = this.run(entry.command);
+    // The command may have evicted this very session (a stamped registerClient): nothing to record in.
+    if (this.sessions.includes(session)) {
+      session.results.set(seq as number, applied.answer);
+      if (session.results.size > MODEL_RESULTS_PER_SESSION_MAX) session.results.delete(Math.min(...session.results.keys()));
+    }
+    return applied;
+  }
+
+  leaseDump(): { nextId: number; leases: ModelLease[] } {
+    return { nextId: this.nextLeaseId, leases: [...this.leases.values()].sort((a, b) => a.id - b.id).map((l) => ({ ...l })) };
+  }
+
+  sessionDump(): { nextId: number; sessions: ModelSessionDump[] } {
+    return {
+      nextId: this.nextClientId,
+      sessions: this.sessions.map((s) => ({ id: s.id, lastActiveMs: s.lastActiveMs, ackedThrough: s.ackedThrough, seqs: [...s.results.keys()].sort((a, b) => a - b) })),
+    };
+  }
+
+  /** The live sessions' ids, least recently active first. */
+  sessionIds(): number[] {
+    return this.sessions.map((s) => s.id);
+  }
+
+  sessionAckedThrough(id: number): number | undefined {
+    return this.sessions.find((s) => s.id === id)?.ackedThrough;
+  }
+
+  recordedSeqs(id: number): number[] {
+    return [...(this.sessions.find((s) => s.id === id)?.results.keys() ?? [])].sort((a, b) => a - b);
+  }
+
+  get nextLease(): number {
+    return this.nextLeaseId;
+  }
+
+  get nextClient(): number {
+    return this.nextClientId;
+  }
+
+  /** Nodes as sorted [path, lease] pairs. */
+  nodeList(): [string, number | null][] {
+    return [...this.nodes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  private run(command: ModelCommand): { answer: Answer; events: string[] } {
+    const now = this.logTimeMs;
+    switch (command.op) {
+      case 'leaseGrant': {
+        const ttl = command.ttlMs;
+        if (!Number.isInteger(ttl) || ttl < MODEL_LEASE_TTL_MIN || ttl > MODEL_LEASE_TTL_MAX) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
+        const lease: ModelLease = { id: this.nextLeaseId, ttlMs: ttl, expiresAtMs: now + ttl };
+        this.nextLeaseId += 1;
+        this.leases.set(lease.id, lease);
+        return { answer: { ok: true, revision: this.revision, op: 'leaseGrant', lease: { ...lease } }, events: [] };
+      }
+      case 'leaseKeepAlive': {
+        const lease = this.leases.get(command.lease);
+        if (lease === undefined) return { answer: this.error('LEASE_NOT_FOUND'), events: [] };
+        const renewed: ModelLease = { ...lease, expiresAtMs: Math.max(lease.expiresAtMs, now + lease.ttlMs) };
+        this.leases.set(lease.id, renewed);
+        return { answer: { ok: true, revision: this.revision, op: 'leaseKeepAlive', lease: { ...renewed } }, events: [] };
+      }
+      case 'leaseRevoke': {
+        if (!this.leases.has(command.lease)) return { answer: this.error('LEASE_NOT_FOUND'), events: [] };
+        return this.endLeases([command.lease], 'leaseRevoke');
+      }
+      case 'leaseExpire': {
+        const due = command.leases.filter((id) => {
+          const lease = this.leases.get(id);
+          return lease !== undefined && lease.expiresAtMs <= now;
+        });
+        return this.endLeases(due, 'leaseExpire');
+      }
+      case 'leaseRefreshAll': {
+        for (const lease of [...this.leases.values()]) this.leases.set(lease.id, { ...lease, expiresAtMs: Math.max(lease.expiresAtMs, now + lease.ttlMs) });
+        return { answer: { ok: true, revision: this.revision, op: 'leaseRefreshAll', leases: this.leases.size }, events: [] };
+      }
+      case 'registerClient': {
+        const id = this.nextClientId;
+        this.nextClientId += 1;
+        this.sessions.push({ id, lastActiveMs: now, ackedThrough: 0, results: new Map() });
+        while (this.sessions.length > this.sessionsMax) this.sessions.shift();
+        return { answer: { ok: true, revision: this.revision, op: 'registerClient', clientId: id }, events: [] };
+      }
+      case 'sessionKeepAlive': {
+        const session = this.sessions.find((s) => s.id === command.clientId);
+        if (session === undefined) return { answer: this.error('SESSION_EXPIRED'), events: [] };
+        this.touch(session);
+        return { answer: { ok: true, revision: this.revision, op: 'sessionKeepAlive' }, events: [] };
+      }
+      case 'create':
+        return this.create(command);
+      case 'put': {
+        requireFlat(command.path);
+        const existing = this.nodes.get(command.path);
+        const created = existing === undefined;
+        const lease = existing ?? null;
+        // A put that makes the node is a creation (its event says so); otherwise the lease stays.
+        this.nodes.set(command.path, lease);
+        this.revision += 1;
+        return { answer: { ok: true, revision: this.revision, op: 'put', path: command.path, lease, created }, events: [`${created ? 'create' : 'put'} ${command.path} @${this.revision}`] };
+      }
+      case 'delete': {
+        requireFlat(command.path);
+        if (!this.nodes.has(command.path)) return { answer: this.error('NO_NODE'), events: [] };
+        this.nodes.delete(command.path);
+        this.revision += 1;
+        return { answer: { ok: true, revision: this.revision, op: 'delete', deleted: 1 }, events: [`delete ${command.path} @${this.revision}`] };
+      }
+      default:
+        throw new Error(`the model does not know ${JSON.stringify(command)}`);
+    }
+  }
+
+  private create(command: Extract<ModelCommand, { op: 'create' }>): { answer: Answer; events: string[] } {
+    // The lease is checked before the node's existence.
+    if (command.lease !== undefined && !this.leases.has(command.lease)) return { answer: this.error('LEASE_NOT_FOUND'), events: [] };
+    const lease = command.lease ?? null;
+    if (command.sequential === true) {
+      if (command.path !== `${SEQUENTIAL_PARENT}/job-` || command.parents !== true || lease !== null) throw new Error(`the model only knows sequential creates of ${SEQUENTIAL_PARENT}/job- with parents`);
+      const events: string[] = [];
+      const revision = this.revision + 1;
+      if (!this.nodes.has(SEQUENTIAL_PARENT)) {
+        this.nodes.set(SEQUENTIAL_PARENT, null);
+        events.push(`create ${SEQUENTIAL_PARENT} @${revision}`);
+      }
+      const path = `${SEQUENTIAL_PARENT}/job-${String(this.sequentialCounter).padStart(10, '0')}`;
+      this.sequentialCounter += 1;
+      this.nodes.set(path, null);
+      events.push(`create ${path} @${revision}`);
+      this.revision = revision;
+      return { answer: { ok: true, revision, op: 'create', path, lease: null }, events };
+    }
+    requireFlat(command.path);
+    if (command.parents !== undefined) throw new Error('the model only knows flat creates without parents');
+    if (this.nodes.has(command.path)) return { answer: this.error('NODE_EXISTS'), events: [] };
+    this.nodes.set(command.path, lease);
+    this.revision += 1;
+    return { answer: { ok: true, revision: this.revision, op: 'create', path: command.path, lease }, events: [`create ${command.path} @${this.revision}`] };
+  }
+
+  /** Forget these leases (de-duplicated, in id order) and delete their nodes at one revision. */
+  private endLeases(ids: readonly number[], op: 'leaseRevoke' | 'leaseExpire'): { answer: Answer; events: string[] } {
+    const leases = [...new Set(ids)].sort((a, b) => a - b);
+    const doomed: string[] = [];
+    for (const id of leases) {
+      const owned = [...this.nodes].filter(([, lease]) => lease === id).map(([path]) => path);
+      doomed.push(...owned.sort());
+    }
+    for (const path of doomed) this.nodes.delete(path);
+    for (const id of leases) this.leases.delete(id);
+    if (doomed.length > 0) this.revision += 1;
+    const events = doomed.map((path) => `delete ${path} @${this.revision}`);
+    return { answer: { ok: true, revision: this.revision, op, leases, deleted: doomed.length }, events };
+  }
+
+  private touch(session: ModelSession): void {
+    session.lastActiveMs = Math.max(session.lastActiveMs, this.logTimeMs);
+    this.sessions = [...this.sessions.filter((s) => s !== session), session];
+  }
+
+  private error(code: ErrorCode): Answer {
+    return { ok: false, code, revision: this.revision };
+  }
+}
+
+/** Flat paths only (`/e1`, `/p2`): one segment, a short name, so plain string order is path order. */
+function requireFlat(path: string): void {
+  if (!/^\/[a-z][0-9]$/.test(path)) throw new Error(`the model only knows flat paths like /e1, got ${path}`);
+}
