@@ -125,8 +125,9 @@ export class Namespace {
 
   /** Read a node, now or as of a past revision. */
   get(path: string, revision?: number): CommandResult {
+    const op: GetOp = revision === undefined ? { op: 'get', path } : { op: 'get', path, revision };
     try {
-      return { ok: true, revision: revision ?? this.revisionNow, ...this.read(null, { op: 'get', path, ...(revision === undefined ? {} : { revision }) }) };
+      return { ok: true, revision: revision ?? this.revisionNow, ...this.read(null, op) };
     } catch (error) {
       if (error instanceof Refusal) return this.refused(error).result;
       throw error;
