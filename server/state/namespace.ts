@@ -10,12 +10,15 @@
  * Values are copied on the way in, so a caller reusing its buffer cannot rewrite history; values
  * handed out (reads, events) are the stored bytes and must not be mutated.
  *
+ * Shape (types, paths, sizes) is checked once, for the whole command, by validate.ts before
+ * apply evaluates anything; the steps here check only what depends on the state.
+ *
  * Must never: throw out of a command for bad input (it answers an error code and changes
  * nothing), give a revision to a command that changed nothing, or reuse a revision.
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
-import { checkPath, checkSequentialPath, comparePaths, isAncestorOf, joinPath, parentOf, ROOT } from '../../shared/paths.js';
+import { checkPath, checkSequentialPath, comparePaths, isAncestorOf, joinPath, parentOf, ROOT, sequentialPath } from '../../shared/paths.js';
 import { PathIndex } from './path-index.js';
 import { commandProblem, describe } from './validate.js';
 import type {
@@ -211,9 +214,6 @@ export class Namespace {
   }
 
   private txn(command: TxnCommand): { result: CommandResult; events: ChangeEvent[] } {
-    if (!Array.isArray(command.compare) || !Array.isArray(command.success) || !Array.isArray(command.failure)) {
-      throw new Refusal('INVALID_ARGUMENT', 'txn needs compare, success and failure lists');
-    }
     const succeeded = command.compare.every((c) => this.compareHolds(c));
     const ops = succeeded ? command.success : command.failure;
     const done = this.write((ws) =>
@@ -245,10 +245,9 @@ export class Namespace {
   }
 
   private create(ws: WriteSet, op: CreateOp): OpResult {
-    // A sequential base may end in "/" (the name is then only the counter), so it is checked
-    // in its final shape; any counter gives the same parent.
-    let path = op.sequential === true ? requireSequentialShape(op.path) : requirePath(op.path);
-    this.requireValue(op.value);
+    // A sequential base may end in "/" (the name is then only the counter): any counter gives
+    // the final shape and the same parent.
+    let path = op.sequential === true ? sequentialPath(op.path, 0) : op.path;
     const lease = this.requireLease(op.lease);
     const parentPath = parentOf(path);
     if (parentPath === null) throw new Refusal('NODE_EXISTS', 'the root always exists');
@@ -267,9 +266,7 @@ export class Namespace {
   }
 
   private put(ws: WriteSet, op: PutOp): OpResult {
-    const path = requirePath(op.path);
-    this.requireValue(op.value);
-    if (op.ifVersion !== undefined && !Number.isInteger(op.ifVersion)) throw new Refusal('INVALID_ARGUMENT', `ifVersion must be an integer`);
+    const path = op.path;
     const lease = this.requireLease(op.lease);
     const current = ws.node(path);
     if (current === null) {
@@ -292,9 +289,8 @@ export class Namespace {
   }
 
   private delete(ws: WriteSet, op: DeleteOp): OpResult {
-    const path = requirePath(op.path);
+    const path = op.path;
     if (path === ROOT) throw new Refusal('INVALID_ARGUMENT', 'the root cannot be deleted');
-    if (op.ifVersion !== undefined && !Number.isInteger(op.ifVersion)) throw new Refusal('INVALID_ARGUMENT', `ifVersion must be an integer`);
     const node = ws.node(path);
     if (node === null) throw new Refusal('NO_NODE', `${path} does not exist`);
     if (op.ifVersion !== undefined && op.ifVersion !== node.version) throw new Refusal('BAD_VERSION', `${path} is at version ${node.version}, not ${op.ifVersion}`);
@@ -442,30 +438,16 @@ export class Namespace {
 
   // ─── compare and compaction ────────────────────────────────────────────────────────────────
 
+  /** Evaluate a compare (its shape was checked with the whole command) against the live state. */
   private compareHolds(c: Compare): boolean {
-    const path = requirePath(c?.path);
-    const node = this.live.get(path) ?? null;
-    if (c.target === 'exists') {
-      if (typeof c.operand !== 'boolean' || (c.operator !== '=' && c.operator !== '!=')) {
-        throw new Refusal('INVALID_ARGUMENT', 'an exists compare takes = or != and a boolean');
-      }
-      return (node !== null) === c.operand ? c.operator === '=' : c.operator === '!=';
-    }
-    if (c.target === 'value') {
-      if (!(c.operand instanceof Uint8Array)) throw new Refusal('INVALID_ARGUMENT', 'a value compare takes bytes');
-      if (node === null) return false;
-      return holds(compareBytes(node.value, c.operand), c.operator);
-    }
-    if (c.target !== 'version' && c.target !== 'createRevision' && c.target !== 'modRevision') {
-      throw new Refusal('INVALID_ARGUMENT', `unknown compare target ${describe(c.target)}`);
-    }
-    if (typeof c.operand !== 'number' || !Number.isInteger(c.operand)) throw new Refusal('INVALID_ARGUMENT', `a ${c.target} compare takes an integer`);
-    if (node === null) return false;
-    return holds(node[c.target] - c.operand, c.operator);
+    const node = this.live.get(c.path) ?? null;
+    if (c.target === 'exists') return (node !== null) === c.operand ? c.operator === '=' : c.operator === '!=';
+    if (node === null) return false; // on a missing node only `exists` can hold
+    if (c.target === 'value') return holds(compareBytes(node.value, c.operand as Uint8Array), c.operator);
+    return holds(node[c.target] - (c.operand as number), c.operator);
   }
 
   private compact(revision: number): CommandResult {
-    if (!Number.isInteger(revision) || revision < 0) throw new Refusal('INVALID_ARGUMENT', 'compact needs a non-negative integer revision');
     if (revision > this.revisionNow) throw new Refusal('INVALID_ARGUMENT', `revision ${revision} is in the future (now ${this.revisionNow})`);
     if (revision < this.compactRevisionNow) throw new Refusal('COMPACTED', `already compacted to ${this.compactRevisionNow}`);
     this.compactTo(revision);
@@ -495,16 +477,10 @@ export class Namespace {
     this.compactRevisionNow = revision;
   }
 
-  // ─── validation ────────────────────────────────────────────────────────────────────────────
+  // ─── checks that depend on the state, and answers ──────────────────────────────────────────
 
-  private requireValue(value: unknown): void {
-    if (!(value instanceof Uint8Array)) throw new Refusal('INVALID_ARGUMENT', 'value must be bytes');
-    if (value.byteLength > this.valueBytesMax) throw new Refusal('TOO_LARGE', `value is ${value.byteLength} bytes; the limit is ${this.valueBytesMax}`);
-  }
-
-  private requireLease(lease: unknown): LeaseId | null {
+  private requireLease(lease: LeaseId | null | undefined): LeaseId | null {
     if (lease === undefined || lease === null) return null;
-    if (typeof lease !== 'number' || !Number.isInteger(lease)) throw new Refusal('INVALID_ARGUMENT', 'lease must be an integer id');
     if (!this.leaseExists(lease)) throw new Refusal('LEASE_NOT_FOUND', `lease ${lease} does not exist`);
     return lease;
   }
@@ -549,12 +525,6 @@ class WriteSet {
     }
     return [...names];
   }
-}
-
-function requireSequentialShape(basePath: unknown): string {
-  const checked = checkSequentialPath(basePath, 0);
-  if (!checked.ok) throw new Refusal('INVALID_ARGUMENT', checked.error.message);
-  return checked.path;
 }
 
 function requirePath(path: unknown): string {
