@@ -1,6 +1,7 @@
 /**
  * `npm run bench:state`: how fast the state machine applies log entries in memory (decode +
- * apply, as a member does), how fast it serves reads, and how much memory 100,000 nodes of
+ * apply, as a member does; once more with the state store's write batch built every 100
+ * entries), how fast it serves reads, and how much memory 100,000 nodes of
  * 100-byte values take. A benchmark, not a test: it prints figures.
  *
  * Must never: be used as a timed assertion; compare figures across runs (this machine is shared).
@@ -10,6 +11,7 @@ import { decodeEntry, encodeEntry } from '../server/state/codec.js';
 import { StateMachine } from '../server/state/state-machine.js';
 import type { StateCommand } from '../server/state/state-machine.js';
 import { Namespace } from '../server/state/namespace.js';
+import { encodeChanges } from '../server/state/store-format.js';
 
 const value100 = new Uint8Array(100).fill(7);
 
@@ -17,8 +19,8 @@ const value100 = new Uint8Array(100).fill(7);
  * Applies `count` commands the way a member does: entries arrive encoded (encoding is the
  * proposer's cost, done before timing), each is decoded and applied in order.
  */
-function measure(name: string, count: number, setup: StateCommand[], command: (i: number) => StateCommand): { name: string; opsPerSecond: number } {
-  const sm = new StateMachine({ historyRevisions: 10_000 });
+function measure(name: string, count: number, setup: StateCommand[], command: (i: number) => StateCommand, storeBatchEvery = 0): { name: string; opsPerSecond: number } {
+  const sm = new StateMachine({ historyRevisions: 10_000, trackChanges: storeBatchEvery > 0 });
   let index = 0;
   for (const c of setup) sm.apply({ index: ++index, timeMs: 0, command: c });
   const entries = Array.from({ length: count }, (_, i) => encodeEntry({ timeMs: i, command: command(i) }));
@@ -26,6 +28,8 @@ function measure(name: string, count: number, setup: StateCommand[], command: (i
   for (const data of entries) {
     const { result } = sm.apply({ index: ++index, ...decodeEntry(data) });
     if (!result.ok) throw new Error(`${name}: ${result.code} ${result.message}`);
+    // A member writes its store once per applied group; here the batch is built and dropped.
+    if (storeBatchEvery > 0 && index % storeBatchEvery === 0) encodeChanges(sm, sm.takeChanges());
   }
   const seconds = (performance.now() - started) / 1000;
   return { name, opsPerSecond: Math.round(count / seconds) };
@@ -56,6 +60,7 @@ function memoryPer100kNodes(): number {
 const N = 200_000;
 const rows = [
   measure('put (1,000 keys, overwrite)', N, Array.from({ length: 1000 }, (_, i) => ({ op: 'put', path: `/bench/k${i}`, value: value100 })), (i) => ({ op: 'put', path: `/bench/k${i % 1000}`, value: value100 })),
+  measure('put + store batch/100', N, Array.from({ length: 1000 }, (_, i) => ({ op: 'put', path: `/bench/k${i}`, value: value100 })), (i) => ({ op: 'put', path: `/bench/k${i % 1000}`, value: value100 }), 100),
   measure('create-sequential', N / 2, [{ op: 'create', path: '/q', value: new Uint8Array(0) }], () => ({ op: 'create', path: '/q/job-', value: value100, sequential: true })),
   measure('txn of 4 ops (1 compare)', N / 4, [{ op: 'put', path: '/t/a', value: value100 }], (i) => ({
     op: 'txn',

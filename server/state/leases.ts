@@ -9,6 +9,7 @@
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
+import type { ChangeTracker } from './changes.js';
 import type { LeaseId } from './types.js';
 
 export interface Lease {
@@ -27,6 +28,22 @@ export type LeaseAnswer = { readonly ok: true; readonly lease: Lease } | { reado
 export class LeaseTable {
   private readonly leases = new Map<LeaseId, Lease>();
   private nextId = 1;
+
+  /** `changes` records which leases changed, for the state store. */
+  constructor(private readonly changes: ChangeTracker | null = null) {}
+
+  /** A table rebuilt from what a state store held. */
+  static restore(image: { readonly nextId: number; readonly leases: readonly Lease[] }, changes: ChangeTracker | null = null): LeaseTable {
+    const table = new LeaseTable(changes);
+    for (const lease of image.leases) table.leases.set(lease.id, lease);
+    table.nextId = image.nextId;
+    return table;
+  }
+
+  /** The id the next grant will get (kept by the state store). */
+  get nextLeaseId(): number {
+    return this.nextId;
+  }
 
   has(id: LeaseId): boolean {
     return this.leases.has(id);
@@ -48,6 +65,7 @@ export class LeaseTable {
     // Ids come from a counter in the replicated state: the same on every member, never reused.
     const lease: Lease = { id: this.nextId++, ttlMs, expiresAtMs: nowMs + ttlMs };
     this.leases.set(lease.id, lease);
+    this.changes?.leases.add(lease.id);
     return { ok: true, lease };
   }
 
@@ -56,11 +74,13 @@ export class LeaseTable {
     if (lease === undefined) return { ok: false, code: 'LEASE_NOT_FOUND', message: `lease ${id} does not exist` };
     const renewed: Lease = { ...lease, expiresAtMs: Math.max(lease.expiresAtMs, nowMs + lease.ttlMs) };
     this.leases.set(id, renewed);
+    this.changes?.leases.add(id);
     return { ok: true, lease: renewed };
   }
 
   /** Remove the lease; the caller deletes its nodes. */
   revoke(id: LeaseId): boolean {
+    this.changes?.leases.add(id);
     return this.leases.delete(id);
   }
 
@@ -71,7 +91,10 @@ export class LeaseTable {
   refreshAll(nowMs: number): void {
     for (const id of this.sortedIds()) {
       const lease = this.leases.get(id)!;
-      this.leases.set(id, { ...lease, expiresAtMs: Math.max(lease.expiresAtMs, nowMs + lease.ttlMs) });
+      const expiresAtMs = Math.max(lease.expiresAtMs, nowMs + lease.ttlMs);
+      if (expiresAtMs === lease.expiresAtMs) continue;
+      this.leases.set(id, { ...lease, expiresAtMs });
+      this.changes?.leases.add(id);
     }
   }
 

@@ -7,8 +7,9 @@
  * every step succeeded: a transaction is all or nothing, and all of its changes share one
  * revision. Deterministic: no clock, no randomness, iteration in path order.
  *
- * Values are copied on the way in, so a caller reusing its buffer cannot rewrite history; values
- * handed out (reads, events) are the stored bytes and must not be mutated.
+ * Values are copied on the way in, so a caller reusing its buffer cannot rewrite history. Nodes
+ * handed out (answers, events, reads) are the stored, immutable objects themselves — sharing
+ * them is what keeps a write's allocations few — and must not be mutated.
  *
  * Shape (types, paths, sizes) is checked once, for the whole command, by validate.ts before
  * apply evaluates anything; the steps here check only what depends on the state.
@@ -19,6 +20,7 @@
 
 import type { ErrorCode } from '../../shared/errors.js';
 import { checkPath, checkSequentialPath, comparePaths, isAncestorOf, joinPath, parentOf, ROOT, sequentialPath } from '../../shared/paths.js';
+import type { ChangeTracker, VersionChange } from './changes.js';
 import { PathIndex } from './path-index.js';
 import { commandProblem, describe } from './validate.js';
 import type {
@@ -46,12 +48,23 @@ export interface NamespaceOptions {
   readonly historyRevisions?: number;
   /** Whether a lease exists (the lease table lives beside the namespace). */
   readonly leaseExists?: (lease: LeaseId) => boolean;
+  /** Where to record every new and dropped history version, for the state store. */
+  readonly changes?: ChangeTracker;
 }
 
-/** A node as held in memory: its value and stat, immutable (a change makes a new one). */
-interface StoredNode extends NodeStat {
-  readonly value: Uint8Array;
+/** What a state store holds of the namespace, to rebuild it at start. */
+export interface NamespaceImage {
+  readonly revision: number;
+  readonly compactRevision: number;
+  /** Every retained version, in path order and, per path, by `since`. */
+  readonly versions: Iterable<VersionChange>;
 }
+
+/**
+ * A node as held in memory is the very view handed out: immutable (a change makes a new one),
+ * so answers, events and reads share it instead of copying it on every write.
+ */
+export type StoredNode = NodeView;
 
 /** One state of a path, from revision `since` until the next version's `since`. */
 interface Version {
@@ -68,7 +81,7 @@ class Refusal {
 }
 
 const EMPTY = new Uint8Array(0);
-const ROOT_NODE: StoredNode = { value: EMPTY, createRevision: 0, modRevision: 0, version: 0, childrenVersion: 0, numChildren: 0, lease: null };
+const ROOT_NODE: StoredNode = { path: ROOT, value: EMPTY, stat: { createRevision: 0, modRevision: 0, version: 0, childrenVersion: 0, numChildren: 0, lease: null } };
 
 export class Namespace {
   private revisionNow = 0;
@@ -81,6 +94,7 @@ export class Namespace {
   private readonly valueBytesMax: number;
   private readonly historyRevisions: number;
   private readonly leaseExists: (lease: LeaseId) => boolean;
+  private readonly changes: ChangeTracker | null;
 
   constructor(options: NamespaceOptions = {}) {
     this.valueBytesMax = options.valueBytesMax ?? VALUE_BYTES_MAX_DEFAULT;
@@ -90,7 +104,51 @@ export class Namespace {
       throw new RangeError(`historyRevisions must be a positive integer, got ${this.historyRevisions}`);
     }
     this.leaseExists = options.leaseExists ?? (() => false);
+    this.changes = options.changes ?? null;
     this.index.add(ROOT);
+  }
+
+  /**
+   * A namespace rebuilt from what a state store held: the history as retained, and from it the
+   * live nodes, children, lease memberships and path index.
+   */
+  static restore(options: NamespaceOptions, image: NamespaceImage): Namespace {
+    const namespace = new Namespace(options);
+    namespace.history.clear();
+    namespace.live.clear();
+    namespace.index.remove(ROOT);
+    let previous: VersionChange | null = null;
+    for (const version of image.versions) {
+      if (previous !== null && version.path === previous.path && version.since <= previous.since) {
+        throw new Error(`state store: versions of ${version.path} out of order (${previous.since} then ${version.since})`);
+      }
+      let versions = namespace.history.get(version.path);
+      if (versions === undefined) {
+        namespace.history.set(version.path, (versions = []));
+        namespace.index.add(version.path);
+      }
+      versions.push({ since: version.since, node: version.node });
+      previous = version;
+    }
+    // The root's first version (revision 0) is never written: it is where every store begins.
+    // It is still in force unless a kept root version reaches back to the compaction mark.
+    const rootVersions = namespace.history.get(ROOT);
+    if (rootVersions === undefined) {
+      namespace.history.set(ROOT, [{ since: 0, node: ROOT_NODE }]);
+      namespace.index.add(ROOT);
+    } else if (rootVersions[0]!.since > image.compactRevision) {
+      rootVersions.unshift({ since: 0, node: ROOT_NODE });
+    }
+    for (const [path, versions] of namespace.history) {
+      const node = versions[versions.length - 1]!.node;
+      if (node === null) continue;
+      namespace.live.set(path, node);
+      if (path !== ROOT) namespace.linkChild(path, true);
+      if (node.stat.lease !== null) namespace.joinLease(path, node.stat.lease);
+    }
+    namespace.revisionNow = image.revision;
+    namespace.compactRevisionNow = image.compactRevision;
+    return namespace;
   }
 
   get revision(): number {
@@ -144,7 +202,7 @@ export class Namespace {
     const node = this.live.get(path);
     if (node === undefined) return { ok: false, code: 'NO_NODE', message: `${path} does not exist`, revision: this.revisionNow };
     const names = [...(this.children.get(path) ?? [])].sort(compareNames);
-    return { ok: true, revision: this.revisionNow, node: view(path, node), names };
+    return { ok: true, revision: this.revisionNow, node: node, names };
   }
 
   /**
@@ -176,10 +234,17 @@ export class Namespace {
         next = nodes[nodes.length - 1]!.path;
         return false;
       }
-      nodes.push(view(candidate, node));
+      nodes.push(node);
       return true;
     });
     return { ok: true, revision, nodes, next };
+  }
+
+  /** Every retained version, in path order and by revision: the whole history, for a full store write. */
+  *versions(): IterableIterator<VersionChange> {
+    for (const path of this.index.paths()) {
+      for (const version of this.history.get(path)!) yield { path, since: version.since, node: version.node };
+    }
   }
 
   /** The paths of the ephemeral nodes that die with `lease`, in path order. */
@@ -254,15 +319,15 @@ export class Namespace {
     if (op.parents === true) this.createAncestors(ws, parentPath);
     const parent = ws.node(parentPath);
     if (parent === null) throw new Refusal('NO_NODE', `parent ${parentPath} does not exist`);
-    if (parent.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
+    if (parent.stat.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
     if (op.sequential === true) {
-      const sequential = checkSequentialPath(op.path, parent.childrenVersion);
+      const sequential = checkSequentialPath(op.path, parent.stat.childrenVersion);
       if (!sequential.ok) throw new Refusal('INVALID_ARGUMENT', sequential.error.message);
       path = sequential.path;
     }
     if (ws.node(path) !== null) throw new Refusal('NODE_EXISTS', `${path} already exists`);
     const node = this.addNode(ws, path, op.value.slice(), lease);
-    return { op: 'create', path, node: view(path, node) };
+    return { op: 'create', path, node: node };
   }
 
   private put(ws: WriteSet, op: PutOp): OpResult {
@@ -274,18 +339,23 @@ export class Namespace {
       const parentPath = parentOf(path);
       if (parentPath === null) throw new Refusal('INVALID_ARGUMENT', 'the root holds no value');
       this.createAncestors(ws, parentPath);
-      if (ws.node(parentPath)!.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
+      if (ws.node(parentPath)!.stat.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
       const node = this.addNode(ws, path, op.value.slice(), lease);
-      return { op: 'put', node: view(path, node), prevNode: null };
+      return { op: 'put', node: node, prevNode: null };
     }
     if (path === ROOT) throw new Refusal('INVALID_ARGUMENT', 'the root holds no value');
-    if (op.ifVersion !== undefined && op.ifVersion !== current.version) {
-      throw new Refusal('BAD_VERSION', `${path} is at version ${current.version}, not ${op.ifVersion}`);
+    const stat = current.stat;
+    if (op.ifVersion !== undefined && op.ifVersion !== stat.version) {
+      throw new Refusal('BAD_VERSION', `${path} is at version ${stat.version}, not ${op.ifVersion}`);
     }
-    if (lease !== null && lease !== current.lease) throw new Refusal('INVALID_ARGUMENT', `${path} exists; a node's lease is fixed when it is created`);
-    const node: StoredNode = { ...current, value: op.value.slice(), modRevision: ws.revision, version: current.version + 1 };
+    if (lease !== null && lease !== stat.lease) throw new Refusal('INVALID_ARGUMENT', `${path} exists; a node's lease is fixed when it is created`);
+    const node: StoredNode = {
+      path,
+      value: op.value.slice(),
+      stat: { createRevision: stat.createRevision, modRevision: ws.revision, version: stat.version + 1, childrenVersion: stat.childrenVersion, numChildren: stat.numChildren, lease: stat.lease },
+    };
     ws.set(path, node, 'put');
-    return { op: 'put', node: view(path, node), prevNode: view(path, current) };
+    return { op: 'put', node: node, prevNode: current };
   }
 
   private delete(ws: WriteSet, op: DeleteOp): OpResult {
@@ -293,8 +363,8 @@ export class Namespace {
     if (path === ROOT) throw new Refusal('INVALID_ARGUMENT', 'the root cannot be deleted');
     const node = ws.node(path);
     if (node === null) throw new Refusal('NO_NODE', `${path} does not exist`);
-    if (op.ifVersion !== undefined && op.ifVersion !== node.version) throw new Refusal('BAD_VERSION', `${path} is at version ${node.version}, not ${op.ifVersion}`);
-    if (node.numChildren > 0 && op.recursive !== true) throw new Refusal('NOT_EMPTY', `${path} has ${node.numChildren} children`);
+    if (op.ifVersion !== undefined && op.ifVersion !== node.stat.version) throw new Refusal('BAD_VERSION', `${path} is at version ${node.stat.version}, not ${op.ifVersion}`);
+    if (node.stat.numChildren > 0 && op.recursive !== true) throw new Refusal('NOT_EMPTY', `${path} has ${node.stat.numChildren} children`);
     return { op: 'delete', deleted: this.deleteNode(ws, path, true) };
   }
 
@@ -308,17 +378,17 @@ export class Namespace {
     ws.set(path, null, 'delete');
     const parentPath = parentOf(path)!;
     const parent = ws.node(parentPath)!;
-    ws.set(parentPath, { ...parent, childrenVersion: parent.childrenVersion + 1, numChildren: parent.numChildren - 1 }, null);
+    ws.set(parentPath, withChildren(parent, -1), null);
     return deleted + 1;
   }
 
   private addNode(ws: WriteSet, path: string, value: Uint8Array, lease: LeaseId | null): StoredNode {
     const rev = ws.revision;
-    const node: StoredNode = { value, createRevision: rev, modRevision: rev, version: 0, childrenVersion: 0, numChildren: 0, lease };
+    const node: StoredNode = { path, value, stat: { createRevision: rev, modRevision: rev, version: 0, childrenVersion: 0, numChildren: 0, lease } };
     ws.set(path, node, 'create');
     const parentPath = parentOf(path)!;
     const parent = ws.node(parentPath)!;
-    ws.set(parentPath, { ...parent, childrenVersion: parent.childrenVersion + 1, numChildren: parent.numChildren + 1 }, null);
+    ws.set(parentPath, withChildren(parent, +1), null);
     return node;
   }
 
@@ -326,7 +396,7 @@ export class Namespace {
     if (ws.node(path) !== null) return;
     const parentPath = parentOf(path)!;
     this.createAncestors(ws, parentPath);
-    if (ws.node(parentPath)!.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
+    if (ws.node(parentPath)!.stat.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
     this.addNode(ws, path, EMPTY, null);
   }
 
@@ -342,8 +412,8 @@ export class Namespace {
         revision,
         kind: e.kind,
         path: e.path,
-        node: e.node === null ? null : view(e.path, e.node),
-        prevNode: before === undefined ? null : view(e.path, before),
+        node: e.node,
+        prevNode: before ?? null,
       };
     });
     for (const [path, node] of ws.changes) {
@@ -357,32 +427,42 @@ export class Namespace {
       } else {
         versions.push({ since: revision, node });
       }
-      if ((before === null) !== (node === null)) {
-        const parentPath = parentOf(path)!;
-        const name = path.slice(parentPath === ROOT ? 1 : parentPath.length + 1);
-        let names = this.children.get(parentPath);
-        if (node !== null) {
-          if (names === undefined) this.children.set(parentPath, (names = new Set()));
-          names.add(name);
-        } else {
-          names?.delete(name);
-          if (names?.size === 0) this.children.delete(parentPath);
-        }
-      }
-      if (before?.lease != null && before.lease !== node?.lease) {
-        const paths = this.pathsByLease.get(before.lease);
-        paths?.delete(path);
-        if (paths?.size === 0) this.pathsByLease.delete(before.lease);
-      }
-      if (node?.lease != null) {
-        let paths = this.pathsByLease.get(node.lease);
-        if (paths === undefined) this.pathsByLease.set(node.lease, (paths = new Set()));
-        paths.add(path);
-      }
+      if ((before === null) !== (node === null)) this.linkChild(path, node !== null);
+      const leaseBefore = before === null ? null : before.stat.lease;
+      const leaseAfter = node === null ? null : node.stat.lease;
+      if (leaseBefore !== null && leaseBefore !== leaseAfter) this.leaveLease(path, leaseBefore);
+      if (leaseAfter !== null) this.joinLease(path, leaseAfter);
+      this.changes?.versions.push({ path, since: revision, node });
     }
     this.revisionNow = revision;
     if (this.revisionNow - this.compactRevisionNow >= 2 * this.historyRevisions) this.compactTo(this.revisionNow - this.historyRevisions);
     return events;
+  }
+
+  /** Add `path` to (or remove it from) its parent's set of child names. */
+  private linkChild(path: string, present: boolean): void {
+    const parentPath = parentOf(path)!;
+    const name = path.slice(parentPath === ROOT ? 1 : parentPath.length + 1);
+    let names = this.children.get(parentPath);
+    if (present) {
+      if (names === undefined) this.children.set(parentPath, (names = new Set()));
+      names.add(name);
+    } else {
+      names?.delete(name);
+      if (names?.size === 0) this.children.delete(parentPath);
+    }
+  }
+
+  private joinLease(path: string, lease: LeaseId): void {
+    let paths = this.pathsByLease.get(lease);
+    if (paths === undefined) this.pathsByLease.set(lease, (paths = new Set()));
+    paths.add(path);
+  }
+
+  private leaveLease(path: string, lease: LeaseId): void {
+    const paths = this.pathsByLease.get(lease);
+    paths?.delete(path);
+    if (paths?.size === 0) this.pathsByLease.delete(lease);
   }
 
   // ─── reads ─────────────────────────────────────────────────────────────────────────────────
@@ -394,11 +474,11 @@ export class Namespace {
       if (refusal !== null) throw refusal;
       const node = this.nodeAt(path, op.revision);
       if (node === null) throw new Refusal('NO_NODE', `${path} did not exist at revision ${op.revision}`);
-      return { op: 'get', node: view(path, node) };
+      return { op: 'get', node: node };
     }
     const node = ws === null ? (this.live.get(path) ?? null) : ws.node(path);
     if (node === null) throw new Refusal('NO_NODE', `${path} does not exist`);
-    return { op: 'get', node: view(path, node) };
+    return { op: 'get', node: node };
   }
 
   private checkReadRevision(revision: number): Refusal | null {
@@ -444,7 +524,7 @@ export class Namespace {
     if (c.target === 'exists') return (node !== null) === c.operand ? c.operator === '=' : c.operator === '!=';
     if (node === null) return false; // on a missing node only `exists` can hold
     if (c.target === 'value') return holds(compareBytes(node.value, c.operand as Uint8Array), c.operator);
-    return holds(node[c.target] - (c.operand as number), c.operator);
+    return holds(node.stat[c.target] - (c.operand as number), c.operator);
   }
 
   private compact(revision: number): CommandResult {
@@ -465,12 +545,15 @@ export class Namespace {
           break;
         }
       }
-      let kept = keepFrom > 0 ? versions.slice(keepFrom) : versions;
-      if (kept[0]!.node === null && kept[0]!.since <= revision) kept = kept.slice(1);
+      let dropCount = keepFrom;
+      if (versions[keepFrom]!.node === null && versions[keepFrom]!.since <= revision) dropCount += 1;
+      if (dropCount === 0) continue;
+      if (this.changes !== null) for (let i = 0; i < dropCount; i++) this.changes.versions.push({ path, since: versions[i]!.since, dropped: true });
+      const kept = versions.slice(dropCount);
       if (kept.length === 0) {
         this.history.delete(path);
         this.index.remove(path);
-      } else if (kept !== versions) {
+      } else {
         this.history.set(path, kept);
       }
     }
@@ -533,20 +616,13 @@ function requirePath(path: unknown): string {
   return checked.path;
 }
 
-function view(path: string, node: StoredNode): NodeView {
-  // Spelled out rather than `{ value, ...stat }`: rest spread is several times slower, and this
-  // runs for every result and event.
+/** The parent after a child came (+1) or went (-1): the same node with its children counted anew. */
+function withChildren(parent: StoredNode, change: 1 | -1): StoredNode {
+  const stat = parent.stat;
   return {
-    path,
-    value: node.value,
-    stat: {
-      createRevision: node.createRevision,
-      modRevision: node.modRevision,
-      version: node.version,
-      childrenVersion: node.childrenVersion,
-      numChildren: node.numChildren,
-      lease: node.lease,
-    },
+    path: parent.path,
+    value: parent.value,
+    stat: { createRevision: stat.createRevision, modRevision: stat.modRevision, version: stat.version, childrenVersion: stat.childrenVersion + 1, numChildren: stat.numChildren + change, lease: stat.lease },
   };
 }
 

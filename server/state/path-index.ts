@@ -5,14 +5,8 @@
  * Must never: order paths by plain string comparison ("/a-b" would split "/a"'s subtree).
  */
 
-import sortedBtree from 'sorted-btree';
 import { comparePaths } from '../../shared/paths.js';
-
-// sorted-btree is CommonJS: Node's ESM loader hands over module.exports (the class is its
-// `default`), while CommonJS-style interop hands over the class itself. Accept either.
-type BTreeClass = typeof sortedBtree.default;
-const loaded = sortedBtree as unknown as BTreeClass | { default: BTreeClass };
-const BTree: BTreeClass = typeof loaded === 'function' ? loaded : loaded.default;
+import { BTree } from './btree.js';
 
 export class PathIndex {
   private readonly tree = new BTree<string, true>(undefined, comparePaths);
@@ -27,6 +21,11 @@ export class PathIndex {
 
   get size(): number {
     return this.tree.size;
+  }
+
+  /** Every path, in order. */
+  paths(): IterableIterator<string> {
+    return this.tree.keys();
   }
 
   /** Paths after `after` (exclusive) in order; stop by returning false from `visit`. */

@@ -10,9 +10,10 @@
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
+import { ChangeTracker, type VersionChange } from './changes.js';
 import { LeaseTable, type Lease } from './leases.js';
 import { Namespace, type NamespaceOptions } from './namespace.js';
-import { SessionTable, SESSION_TTL_MS_DEFAULT, SESSIONS_MAX_DEFAULT, type ClientStamp } from './sessions.js';
+import { SessionTable, SESSION_TTL_MS_DEFAULT, SESSIONS_MAX_DEFAULT, type ClientStamp, type SessionRecord } from './sessions.js';
 import { describe } from './validate.js';
 import type { ChangeEvent, CommandResult, LeaseId, NamespaceCommand } from './types.js';
 
@@ -49,23 +50,84 @@ export interface StateEntry {
   readonly client?: ClientStamp;
 }
 
-export interface StateMachineOptions extends Omit<NamespaceOptions, 'leaseExists'> {
+export interface StateMachineOptions extends Omit<NamespaceOptions, 'leaseExists' | 'changes'> {
   /** A client session idle this long (log time) expires. */
   readonly sessionTtlMs?: number;
   readonly sessionsMax?: number;
+  /** Record what each apply changes, for a state store to take (takeChanges). */
+  readonly trackChanges?: boolean;
+}
+
+/** The scalars a state store keeps beside the data, written in the same batch. */
+export interface StateMeta {
+  readonly appliedIndex: number;
+  readonly logTimeMs: number;
+  readonly revision: number;
+  readonly compactRevision: number;
+  readonly nextLeaseId: number;
+  readonly nextClientId: number;
+  readonly sessionActivity: number;
+}
+
+/** Everything a state store holds, to rebuild the state machine at start. */
+export interface StateImage {
+  readonly meta: StateMeta;
+  /** In path order and, per path, by revision. */
+  readonly versions: Iterable<VersionChange>;
+  readonly leases: readonly Lease[];
+  readonly sessions: Iterable<SessionRecord>;
 }
 
 export class StateMachine {
   readonly namespace: Namespace;
-  readonly leases = new LeaseTable();
+  readonly leases: LeaseTable;
   readonly sessions: SessionTable;
+  private readonly changes: ChangeTracker | null;
   private appliedIndexNow = 0;
   private logTimeMsNow = 0;
 
-  constructor(options: StateMachineOptions = {}) {
-    const { sessionTtlMs, sessionsMax, ...namespaceOptions } = options;
-    this.namespace = new Namespace({ ...namespaceOptions, leaseExists: (id) => this.leases.has(id) });
-    this.sessions = new SessionTable(sessionTtlMs ?? SESSION_TTL_MS_DEFAULT, sessionsMax ?? SESSIONS_MAX_DEFAULT);
+  constructor(options: StateMachineOptions = {}, image?: StateImage) {
+    const { sessionTtlMs, sessionsMax, trackChanges, ...namespaceOptions } = options;
+    this.changes = trackChanges === true ? new ChangeTracker() : null;
+    const nsOptions: NamespaceOptions = { ...namespaceOptions, leaseExists: (id) => this.leases.has(id), ...(this.changes === null ? {} : { changes: this.changes }) };
+    const ttl = sessionTtlMs ?? SESSION_TTL_MS_DEFAULT;
+    const max = sessionsMax ?? SESSIONS_MAX_DEFAULT;
+    if (image === undefined) {
+      this.namespace = new Namespace(nsOptions);
+      this.leases = new LeaseTable(this.changes);
+      this.sessions = new SessionTable(ttl, max, this.changes);
+      return;
+    }
+    const { meta } = image;
+    this.namespace = Namespace.restore(nsOptions, { revision: meta.revision, compactRevision: meta.compactRevision, versions: image.versions });
+    this.leases = LeaseTable.restore({ nextId: meta.nextLeaseId, leases: image.leases }, this.changes);
+    this.sessions = SessionTable.restore({ nextId: meta.nextClientId, activity: meta.sessionActivity, sessions: image.sessions }, ttl, max, this.changes);
+    this.appliedIndexNow = meta.appliedIndex;
+    this.logTimeMsNow = meta.logTimeMs;
+  }
+
+  /** A state machine rebuilt from a state store's image: it goes on from the image's applied index. */
+  static restore(image: StateImage, options: StateMachineOptions = {}): StateMachine {
+    return new StateMachine(options, image);
+  }
+
+  get meta(): StateMeta {
+    const sessions = this.sessions.counters;
+    return {
+      appliedIndex: this.appliedIndexNow,
+      logTimeMs: this.logTimeMsNow,
+      revision: this.namespace.revision,
+      compactRevision: this.namespace.compactRevision,
+      nextLeaseId: this.leases.nextLeaseId,
+      nextClientId: sessions.nextId,
+      sessionActivity: sessions.activity,
+    };
+  }
+
+  /** What changed since the last take (needs trackChanges). */
+  takeChanges(): ChangeTracker {
+    if (this.changes === null) throw new Error('state machine: takeChanges needs trackChanges');
+    return this.changes.take();
   }
 
   get appliedIndex(): number {
@@ -94,7 +156,7 @@ export class StateMachine {
     // A retry of a write already applied: the same answer, and nothing applied again.
     if (admission.kind === 'repeat') return { result: admission.result as StateResult, events: [] };
     const applied = this.applyCommand(entry.command);
-    this.sessions.record(entry.client, applied.result);
+    this.sessions.recordResult(entry.client, applied.result);
     return applied;
   }
 

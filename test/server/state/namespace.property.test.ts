@@ -23,6 +23,7 @@ import { describe, expect, it } from 'vitest';
 import { Namespace, type NamespaceOptions } from '../../../server/state/namespace.js';
 import { ALL_LEASES, UNIVERSE, commandsArb, describeCommand, leaseExists, materialize, type GenCommand } from './arbitraries.js';
 import { ReferenceModel } from './reference-model.js';
+import { StoreBacked } from './store-backed.js';
 
 /** An answer with its error message checked for presence and then dropped. */
 function withoutMessage<T>(answer: T): unknown {
@@ -40,17 +41,63 @@ function same(actual: unknown, expected: unknown, where: string): void {
   throw new Error(`${where}: not strictly equal\n${JSON.stringify(actual)}\n${JSON.stringify(expected)}`);
 }
 
+/**
+ * The namespace under test: held only in memory, or inside a state machine kept in a store and
+ * rebuilt from the store alone before every `restartEvery`th command. The store-backed one gets
+ * leases 1 and 2 from its own lease table (granted for a day, never expired), as leaseExists
+ * has them.
+ */
+class Subject {
+  private readonly memory: Namespace | null;
+  private readonly store: StoreBacked | null;
+
+  constructor(
+    options: NamespaceOptions,
+    private readonly restartEvery: number | undefined,
+  ) {
+    if (restartEvery === undefined) {
+      this.memory = new Namespace(options);
+      this.store = null;
+      return;
+    }
+    this.memory = null;
+    const { leaseExists: _leaseExists, ...rest } = options;
+    this.store = new StoreBacked(rest);
+    for (const index of [1, 2]) {
+      const granted = this.store.apply({ index, timeMs: 0, command: { op: 'leaseGrant', ttlMs: 86_400_000 } }).result;
+      if (!granted.ok || granted.op !== 'leaseGrant' || granted.lease.id !== index) throw new Error(`lease ${index} not granted`);
+    }
+  }
+
+  get namespace(): Namespace {
+    return this.memory ?? this.store!.sm.namespace;
+  }
+
+  /** Before command `index`: a restart, when it is time for one. */
+  before(index: number): void {
+    if (this.store !== null && index % this.restartEvery! === 0) this.store.restart();
+  }
+
+  /** After a command: write what it changed. */
+  after(): void {
+    this.store?.persist();
+  }
+}
+
 /** Apply the commands to a namespace and to the model, comparing everything as it goes. */
-function runAgainstModel(commands: readonly GenCommand[], options: NamespaceOptions): { namespace: Namespace; model: ReferenceModel } {
-  const namespace = new Namespace(options);
+function runAgainstModel(commands: readonly GenCommand[], options: NamespaceOptions, restartEvery?: number): { namespace: Namespace; model: ReferenceModel } {
+  const subject = new Subject(options, restartEvery);
   const model = new ReferenceModel(options);
   let lastEventRevision = 0;
   commands.forEach((generated, index) => {
+    subject.before(index);
+    const namespace = subject.namespace;
     const command = materialize(generated, model.revision);
     const where = `command ${index} ${describeCommand(command)}`;
     const before = namespace.revision;
     const actual = command.op === 'revokeLease' ? namespace.deleteLeaseNodes([command.lease]) : namespace.apply(command);
     const expected = command.op === 'revokeLease' ? model.deleteLeaseNodes(command.lease) : model.apply(command);
+    subject.after();
     same(withoutMessage(actual.result), expected.result, `${where}: result`);
     same(actual.events, expected.events, `${where}: events`);
     same(namespace.revision, model.revision, `${where}: revision`);
@@ -65,7 +112,8 @@ function runAgainstModel(commands: readonly GenCommand[], options: NamespaceOpti
       lastEventRevision = namespace.revision;
     }
   });
-  return { namespace, model };
+  if (restartEvery !== undefined) subject.before(0); // the reads below go to a machine rebuilt from the store
+  return { namespace: subject.namespace, model };
 }
 
 const PAGED_SUBTREES = ['/', '/a', '/a/b', '/b', '/a-b/a'];
@@ -118,12 +166,18 @@ function compareReads(namespace: Namespace, model: ReferenceModel): void {
   for (const lease of ALL_LEASES) same(namespace.pathsOfLease(lease), model.pathsOfLease(lease), `pathsOfLease ${lease}`);
 }
 
-describe('Namespace against the reference model', () => {
+/** The same properties in memory and kept in a store (restarted from it every 1–8 commands). */
+const BACKENDS = [
+  { backend: 'in memory', restartEvery: fc.constant(undefined) },
+  { backend: 'kept in a store and restarted from it', restartEvery: fc.integer({ min: 1, max: 8 }) },
+] as const;
+
+describe.each(BACKENDS)('Namespace against the reference model ($backend)', ({ restartEvery }) => {
   it('agrees on every answer, event and read for random command sequences (values up to 4 bytes, leases 1 and 2)', () => {
     const options: NamespaceOptions = { valueBytesMax: 4, leaseExists };
     fc.assert(
-      fc.property(commandsArb(60), (commands) => {
-        const { namespace, model } = runAgainstModel(commands, options);
+      fc.property(commandsArb(60), restartEvery, (commands, every) => {
+        const { namespace, model } = runAgainstModel(commands, options, every);
         compareReads(namespace, model);
       }),
       { seed: 0x3a11ce, numRuns: 1500 },
@@ -133,8 +187,8 @@ describe('Namespace against the reference model', () => {
   it('agrees with automatic compaction (historyRevisions 3) and keeps at least 3 revisions readable', () => {
     const options: NamespaceOptions = { valueBytesMax: 4, leaseExists, historyRevisions: 3 };
     fc.assert(
-      fc.property(commandsArb(60), (commands) => {
-        const { namespace, model } = runAgainstModel(commands, options);
+      fc.property(commandsArb(60), restartEvery, (commands, every) => {
+        const { namespace, model } = runAgainstModel(commands, options, every);
         compareReads(namespace, model);
         // Manual compactions may go further; automatic ones never leave fewer than 3 behind.
         const manual = commands.some((command) => command.op === 'compact');
@@ -147,8 +201,8 @@ describe('Namespace against the reference model', () => {
   it('agrees over long sequences (up to 200 commands), where counters and history grow', () => {
     const options: NamespaceOptions = { valueBytesMax: 4, leaseExists };
     fc.assert(
-      fc.property(commandsArb(200), (commands) => {
-        const { namespace, model } = runAgainstModel(commands, options);
+      fc.property(commandsArb(200), restartEvery, (commands, every) => {
+        const { namespace, model } = runAgainstModel(commands, options, every);
         compareReads(namespace, model);
       }),
       { seed: 0xbeef, numRuns: 150 },

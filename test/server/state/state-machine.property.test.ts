@@ -25,6 +25,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { StateMachine, type StateCommand, type StateResult } from '../../../server/state/state-machine.js';
 import type { ClientStamp } from '../../../server/state/sessions.js';
+import { StoreBacked } from './store-backed.js';
 import { StateModel, type Answer, type ModelCommand, type ModelLease, type ModelSessionDump, type ModelStamp } from './state-model.js';
 
 // ─── generated steps (templates resolved against the model when the entry is made) ─────────────
@@ -222,7 +223,8 @@ const bump = (tally: Tally, key: string): void => void tally.set(key, (tally.get
 
 /** Feeds entries to a StateMachine and the model side by side, comparing everything after each. */
 class Harness {
-  readonly sm: StateMachine;
+  private readonly memory: StateMachine | null;
+  private readonly store: StoreBacked | null;
   readonly model: StateModel;
   private index = 0;
   /** The proposer's clock: it may go back (a new leader) and the next entries continue from there. */
@@ -235,13 +237,24 @@ class Harness {
 
   private readonly sessionTtlMs: number;
 
+  /**
+   * With `restarts`, the machine is store-backed: each entry is persisted (unsynced every
+   * `unsyncedEvery`th), and before every `every`th entry it is rebuilt from the store alone —
+   * every `crashEvery`th time after a crash that loses the unsynced batches and a replay.
+   */
   constructor(
     options: { sessionTtlMs: number; sessionsMax: number },
     private readonly tally: Tally,
+    private readonly restarts?: Restarts,
   ) {
     this.sessionTtlMs = options.sessionTtlMs;
-    this.sm = new StateMachine(options);
+    this.memory = restarts === undefined ? new StateMachine(options) : null;
+    this.store = restarts === undefined ? null : new StoreBacked(options);
     this.model = new StateModel(options.sessionTtlMs, options.sessionsMax);
+  }
+
+  get sm(): StateMachine {
+    return this.memory ?? this.store!.sm;
   }
 
   /** Keep generated stamps off this (client, seq): a client never reuses a seq for another write. */
@@ -266,7 +279,20 @@ class Harness {
     const sessionsBefore = this.model.sessionDump().sessions;
     const leasesBefore = this.model.leaseDump().leases;
     const revisionBefore = this.sm.revision;
-    const actual = this.sm.apply({ index: ++this.index, timeMs, command: command satisfies StateCommand, ...(stamp === undefined ? {} : { client: stamp as ClientStamp }) });
+    const entry = { index: ++this.index, timeMs, command: command satisfies StateCommand, ...(stamp === undefined ? {} : { client: stamp as ClientStamp }) };
+    let actual: ReturnType<StateMachine['apply']>;
+    if (this.store === null) {
+      actual = this.memory!.apply(entry);
+    } else {
+      const r = this.restarts!;
+      if (this.index % r.every === 0) {
+        const crash = (this.store.restarts + 1) % r.crashEvery === 0;
+        this.store.restart(crash);
+        bump(this.tally, crash ? 'restarted after a crash' : 'restarted');
+        if (crash && this.store.replayed > 0) bump(this.tally, 'replayed after a crash');
+      }
+      actual = this.store.apply(entry, this.index % r.unsyncedEvery !== 0);
+    }
     const expected = this.model.apply({ timeMs, command, ...(stamp === undefined ? {} : { client: stamp }) });
     same(answerOf(actual.result), expected.answer, `${where}: answer`);
     same(
@@ -442,6 +468,13 @@ class Harness {
   }
 }
 
+interface Restarts {
+  readonly every: number;
+  readonly crashEvery: number;
+  readonly unsyncedEvery: number;
+}
+const restartsArb: fc.Arbitrary<Restarts> = fc.record({ every: fc.integer({ min: 1, max: 12 }), crashEvery: fc.integer({ min: 1, max: 3 }), unsyncedEvery: fc.integer({ min: 1, max: 4 }) });
+
 /** Fail unless every named case was reached at least `min` times. */
 function expectReached(tally: Tally, cases: readonly string[], min: number): void {
   const missing = cases.filter((name) => (tally.get(name) ?? 0) < min);
@@ -450,15 +483,23 @@ function expectReached(tally: Tally, cases: readonly string[], min: number): voi
 
 // ─── properties ─────────────────────────────────────────────────────────────────────────────────
 
-describe('StateMachine leases and sessions against the reference model', () => {
+/** The same properties for a machine held only in memory and one kept in a store and restarted from it. */
+const BACKENDS = [
+  { backend: 'in memory', restarts: fc.constant(undefined), runs: 1 },
+  { backend: 'kept in a store and restarted from it', restarts: restartsArb, runs: 1 },
+] as const;
+const STORE_CASES = ['restarted', 'restarted after a crash', 'replayed after a crash'];
+
+describe.each(BACKENDS)('StateMachine leases and sessions against the reference model ($backend)', ({ restarts, runs }) => {
+  const storeCases = restarts === BACKENDS[1].restarts ? STORE_CASES : [];
   it('agrees on every answer, event, revision, log time, lease, node and session after every entry', () => {
     const tally: Tally = new Map();
     fc.assert(
-      fc.property(optionsArb, fc.array(stepArb, { minLength: 1, maxLength: 80, size: 'max' }), (options, steps) => {
-        const harness = new Harness(options, tally);
+      fc.property(optionsArb, restarts, fc.array(stepArb, { minLength: 1, maxLength: 80, size: 'max' }), (options, restartPlan, steps) => {
+        const harness = new Harness(options, tally, restartPlan);
         for (const step of steps) harness.step(step);
       }),
-      { seed: 0x1ea5e, numRuns: 1500 },
+      { seed: 0x1ea5e, numRuns: Math.round(1500 * runs) },
     );
     expectReached(
       tally,
@@ -491,6 +532,7 @@ describe('StateMachine leases and sessions against the reference model', () => {
         'lease expired exactly at its expiry',
         'session expired exactly at its ttl',
         'session kept 1 ms before its ttl',
+        ...storeCases,
       ],
       20,
     );
@@ -503,11 +545,12 @@ describe('StateMachine leases and sessions against the reference model', () => {
     fc.assert(
       fc.property(
         optionsArb,
+        restarts,
         fc.integer({ min: 1, max: 3 }).chain((seq) => fc.record({ seq: fc.constant(seq), ackedThrough: fc.integer({ min: 0, max: seq - 1 }) })),
         fc.array(stepArb, { maxLength: 5 }),
         fc.array(fc.oneof({ weight: 1, arbitrary: retryArb }, { weight: 3, arbitrary: stepArb }), { minLength: 1, maxLength: 50, size: 'max' }),
-        (options, target, before, between) => {
-          const harness = new Harness(options, tally);
+        (options, restartPlan, target, before, between) => {
+          const harness = new Harness(options, tally, restartPlan);
           const registered = harness.entry(0, { op: 'registerClient' }).result;
           if (!registered.ok || registered.op !== 'registerClient') throw new Error('registration failed');
           const stamp: ClientStamp = { id: registered.clientId, seq: target.seq, ackedThrough: target.ackedThrough };
@@ -549,8 +592,8 @@ describe('StateMachine leases and sessions against the reference model', () => {
           if (created !== (first === undefined ? 0 : 1)) throw new Error(`created ${created} times but the first ok answer is ${JSON.stringify(first)}`);
         },
       ),
-      { seed: 0x0ce0ce, numRuns: 1000 },
+      { seed: 0x0ce0ce, numRuns: Math.round(1000 * runs) },
     );
-    expectReached(tally, ['applied', 'retry answered from record', 'expired after applied', 'acked after applied', 'acked before applied', 'expired before applied'], 50);
+    expectReached(tally, ['applied', 'retry answered from record', 'expired after applied', 'acked after applied', 'acked before applied', 'expired before applied', ...storeCases], 20);
   });
 });

@@ -1,0 +1,274 @@
+/**
+ * How the state machine lies in an ordered key-value store (the KvEngine seam): the keys, the
+ * record encodings, the write batch for one applied group, and the image rebuilt from a full
+ * scan at start. One batch carries the group's changes and the meta record with the applied
+ * index, so the store always holds the committed log applied exactly up to that index.
+ *
+ * Keys (bytewise order is the order that matters):
+ *   "M"                                 meta: format, applied index, log time, revisions, counters
+ *   "N" path 0x00 revision(u64 BE)      a node version from `revision` on; the path's UTF-8 with
+ *                                       each "/" written as 0x01, so keys sort as comparePaths
+ *                                       does (no valid path holds a byte below 0x20) and all
+ *                                       versions of a path sit together, oldest first
+ *   "L" leaseId(u64 BE)                 a lease
+ *   "S" clientId(u64 BE)                a client session (its answers apart, so a write that
+ *   "R" clientId(u64 BE) seq(u64 BE)    records one answer does not rewrite all the others)
+ * Values are MessagePack; a node version is nil when the path was deleted at that revision.
+ *
+ * Must never: change the meaning of a stored record without bumping STORE_FORMAT (a store
+ * outlives the code that wrote it); load a record it cannot read (it throws, naming the key).
+ */
+
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import { ROOT } from '../../shared/paths.js';
+import type { ChangeTracker, VersionChange } from './changes.js';
+import type { KvWrite } from './kv-engine.js';
+import type { Lease } from './leases.js';
+import type { StoredNode } from './namespace.js';
+import type { SessionHeader, SessionRecord } from './sessions.js';
+import type { StateImage, StateMachine, StateMeta } from './state-machine.js';
+
+/** Bumped whenever a stored record changes meaning. */
+export const STORE_FORMAT = 1;
+
+const META = 0x4d; // M
+const NODE = 0x4e; // N
+const LEASE = 0x4c; // L
+const SESSION = 0x53; // S
+const RESULT = 0x52; // R
+const SLASH = 0x2f;
+const SLASH_IN_KEY = 0x01;
+const PATH_END = 0x00;
+
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+export const META_KEY = new Uint8Array([META]);
+
+/** The batch that makes the store hold `machine` as it is now, given what changed since the last one. */
+export function encodeChanges(machine: StateMachine, changes: ChangeTracker): KvWrite[] {
+  const batch: KvWrite[] = [];
+  // In the order they happened: a version made and compacted away in one group must end deleted.
+  for (const v of changes.versions) {
+    batch.push('dropped' in v ? { type: 'del', key: nodeKey(v.path, v.since) } : { type: 'put', key: nodeKey(v.path, v.since), value: encodeNode(v.node) });
+  }
+  for (const id of changes.leases) {
+    const lease = machine.leases.get(id);
+    batch.push(lease === undefined ? { type: 'del', key: leaseKey(id) } : { type: 'put', key: leaseKey(id), value: encodeLease(lease) });
+  }
+  for (const id of changes.sessions) {
+    const header = machine.sessions.header(id);
+    batch.push(header === undefined ? { type: 'del', key: sessionKey(id) } : { type: 'put', key: sessionKey(id), value: encodeSession(header) });
+  }
+  for (const [id, seqs] of changes.results) {
+    for (const seq of seqs) {
+      const result = machine.sessions.recordedResult(id, seq);
+      batch.push(result === undefined ? { type: 'del', key: resultKey(id, seq) } : { type: 'put', key: resultKey(id, seq), value: encoder.encode(result) });
+    }
+  }
+  batch.push(metaWrite(machine));
+  return batch;
+}
+
+function metaWrite(machine: StateMachine): KvWrite {
+  const m = machine.meta;
+  return { type: 'put', key: META_KEY, value: encoder.encode([STORE_FORMAT, m.appliedIndex, m.logTimeMs, m.revision, m.compactRevision, m.nextLeaseId, m.nextClientId, m.sessionActivity]) };
+}
+
+/**
+ * The batch that writes the whole of `machine` into an empty store. A store kept up by
+ * encodeChanges holds exactly these bytes: the layout has one spelling per state.
+ */
+export function encodeFull(machine: StateMachine): KvWrite[] {
+  const batch: KvWrite[] = [];
+  for (const v of machine.namespace.versions()) {
+    // The root's first version is where every store begins, and is never written.
+    if (v.path === ROOT && v.since === 0) continue;
+    batch.push({ type: 'put', key: nodeKey(v.path, v.since), value: encodeNode(v.node) });
+  }
+  for (const lease of machine.leases.dump().leases) batch.push({ type: 'put', key: leaseKey(lease.id), value: encodeLease(lease) });
+  for (const session of machine.sessions.records()) {
+    batch.push({ type: 'put', key: sessionKey(session.id), value: encodeSession(session) });
+    for (const [seq, result] of session.results) batch.push({ type: 'put', key: resultKey(session.id, seq), value: encoder.encode(result) });
+  }
+  batch.push(metaWrite(machine));
+  return batch;
+}
+
+/**
+ * The image of a whole store, from its entries in key order; null for an empty store (a new
+ * member). Throws, naming the key, on a record it cannot read.
+ */
+export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Array]>): StateImage | null {
+  let meta: StateMeta | null = null;
+  const versions: VersionChange[] = [];
+  const leases: Lease[] = [];
+  const headers: SessionHeader[] = [];
+  const results = new Map<number, [number, unknown][]>();
+  for (const [key, value] of entries) {
+    const where = (): string => `state store: cannot read the record at key ${hex(key)}`;
+    let fields: unknown;
+    try {
+      fields = decoder.decode(plain(value));
+    } catch (error) {
+      throw new Error(`${where()}: ${(error as Error).message}`);
+    }
+    switch (key[0]) {
+      case META:
+        meta = decodeMeta(fields, where);
+        break;
+      case NODE: {
+        const { path, since } = decodeNodeKey(key, where);
+        versions.push({ path, since, node: decodeNode(path, fields, where) });
+        break;
+      }
+      case LEASE: {
+        const [ttlMs, expiresAtMs] = numbers(fields, 2, where);
+        leases.push({ id: readU64(key, 1, where), ttlMs: ttlMs!, expiresAtMs: expiresAtMs! });
+        break;
+      }
+      case SESSION: {
+        const [lastActiveMs, lastActivity, ackedThrough] = numbers(fields, 3, where);
+        headers.push({ id: readU64(key, 1, where), lastActiveMs: lastActiveMs!, lastActivity: lastActivity!, ackedThrough: ackedThrough! });
+        break;
+      }
+      case RESULT: {
+        const id = readU64(key, 1, where);
+        let list = results.get(id);
+        if (list === undefined) results.set(id, (list = []));
+        list.push([readU64(key, 9, where), fields]);
+        break;
+      }
+      default:
+        throw new Error(`${where()}: unknown record kind`);
+    }
+  }
+  if (meta === null) {
+    if (versions.length + leases.length + headers.length + results.size > 0) throw new Error('state store: records without a meta record');
+    return null;
+  }
+  const sessions = headers.map((h): SessionRecord => ({ ...h, results: results.get(h.id) ?? [] }));
+  return { meta, versions, leases, sessions };
+}
+
+export function nodeKey(path: string, since: number): Uint8Array {
+  const pathBytes = utf8.encode(path);
+  const key = new Uint8Array(1 + pathBytes.length + 1 + 8);
+  key[0] = NODE;
+  for (let i = 0; i < pathBytes.length; i++) key[1 + i] = pathBytes[i] === SLASH ? SLASH_IN_KEY : pathBytes[i]!;
+  key[1 + pathBytes.length] = PATH_END;
+  writeU64(key, 2 + pathBytes.length, since);
+  return key;
+}
+
+function leaseKey(id: number): Uint8Array {
+  const key = new Uint8Array(9);
+  key[0] = LEASE;
+  writeU64(key, 1, id);
+  return key;
+}
+
+function sessionKey(id: number): Uint8Array {
+  const key = new Uint8Array(9);
+  key[0] = SESSION;
+  writeU64(key, 1, id);
+  return key;
+}
+
+function resultKey(id: number, seq: number): Uint8Array {
+  const key = new Uint8Array(17);
+  key[0] = RESULT;
+  writeU64(key, 1, id);
+  writeU64(key, 9, seq);
+  return key;
+}
+
+function encodeLease(lease: Lease): Uint8Array {
+  return encoder.encode([lease.ttlMs, lease.expiresAtMs]);
+}
+
+function encodeSession(header: SessionHeader): Uint8Array {
+  return encoder.encode([header.lastActiveMs, header.lastActivity, header.ackedThrough]);
+}
+
+function encodeNode(node: StoredNode | null): Uint8Array {
+  if (node === null) return encoder.encode(null);
+  const stat = node.stat;
+  return encoder.encode([node.value, stat.createRevision, stat.modRevision, stat.version, stat.childrenVersion, stat.numChildren, stat.lease]);
+}
+
+function decodeNode(path: string, fields: unknown, where: () => string): StoredNode | null {
+  if (fields === null) return null;
+  if (!Array.isArray(fields) || fields.length !== 7 || !(fields[0] instanceof Uint8Array)) throw new Error(`${where()}: not a node`);
+  const [createRevision, modRevision, version, childrenVersion, numChildren] = numbers(fields.slice(1, 6), 5, where);
+  const lease = fields[6] as unknown;
+  if (lease !== null && !Number.isInteger(lease)) throw new Error(`${where()}: bad lease`);
+  // Copied out of the scan's buffer: a node must not keep a whole block of the store alive.
+  return {
+    path,
+    value: new Uint8Array(fields[0]),
+    stat: { createRevision: createRevision!, modRevision: modRevision!, version: version!, childrenVersion: childrenVersion!, numChildren: numChildren!, lease: lease as number | null },
+  };
+}
+
+function decodeMeta(fields: unknown, where: () => string): StateMeta {
+  if (!Array.isArray(fields) || fields[0] !== STORE_FORMAT) {
+    throw new Error(`${where()}: store format ${Array.isArray(fields) ? String(fields[0]) : '?'} is not ${STORE_FORMAT}, which this version of Warden reads`);
+  }
+  const [appliedIndex, logTimeMs, revision, compactRevision, nextLeaseId, nextClientId, sessionActivity] = numbers(fields.slice(1), 7, where);
+  return { appliedIndex: appliedIndex!, logTimeMs: logTimeMs!, revision: revision!, compactRevision: compactRevision!, nextLeaseId: nextLeaseId!, nextClientId: nextClientId!, sessionActivity: sessionActivity! };
+}
+
+function decodeNodeKey(key: Uint8Array, where: () => string): { path: string; since: number } {
+  const end = key.length - 9;
+  if (end < 2 || key[end] !== PATH_END) throw new Error(`${where()}: not a node key`);
+  const pathBytes = key.slice(1, end);
+  for (let i = 0; i < pathBytes.length; i++) if (pathBytes[i] === SLASH_IN_KEY) pathBytes[i] = SLASH;
+  let path: string;
+  try {
+    path = utf8Decoder.decode(pathBytes);
+  } catch {
+    throw new Error(`${where()}: the path is not UTF-8`);
+  }
+  return { path, since: readU64(key, end + 1, where) };
+}
+
+function numbers(fields: unknown, count: number, where: () => string): number[] {
+  if (!Array.isArray(fields) || fields.length !== count || !fields.every((f) => typeof f === 'number' && Number.isFinite(f))) {
+    throw new Error(`${where()}: expected ${count} numbers`);
+  }
+  return fields as number[];
+}
+
+/** Big-endian, so numeric order is byte order; ids and revisions stay below 2^53. */
+function writeU64(into: Uint8Array, at: number, n: number): void {
+  const high = Math.floor(n / 0x1_0000_0000);
+  const low = n >>> 0;
+  into[at] = high >>> 24;
+  into[at + 1] = (high >>> 16) & 0xff;
+  into[at + 2] = (high >>> 8) & 0xff;
+  into[at + 3] = high & 0xff;
+  into[at + 4] = low >>> 24;
+  into[at + 5] = (low >>> 16) & 0xff;
+  into[at + 6] = (low >>> 8) & 0xff;
+  into[at + 7] = low & 0xff;
+}
+
+function readU64(from: Uint8Array, at: number, where: () => string): number {
+  if (from.length < at + 8) throw new Error(`${where()}: key too short`);
+  const high = ((from[at]! << 24) >>> 0) + (from[at + 1]! << 16) + (from[at + 2]! << 8) + from[at + 3]!;
+  const low = ((from[at + 4]! << 24) >>> 0) + (from[at + 5]! << 16) + (from[at + 6]! << 8) + from[at + 7]!;
+  return high * 0x1_0000_0000 + low;
+}
+
+/** A plain Uint8Array over the same bytes (a Buffer's subarrays would be Buffers). */
+function plain(bytes: Uint8Array): Uint8Array {
+  return Object.getPrototypeOf(bytes) === Uint8Array.prototype ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function hex(bytes: Uint8Array): string {
+  const shown = [...bytes.subarray(0, 48)].map((b) => b.toString(16).padStart(2, '0')).join('');
+  return bytes.length > 48 ? `${shown}…` : shown;
+}
