@@ -1,0 +1,89 @@
+/**
+ * The file-system seam of the write-ahead log: the few synchronous calls the WAL makes, so the
+ * real disk (NodeFileSystem, here) and the in-memory fault-injecting twin
+ * (memory-file-system.ts) run the same WAL code and the same recovery rules.
+ *
+ * Synchronous on purpose: the update loop writes a turn's records and waits on one fdatasync
+ * before it acts on them (etcd's raft loop does the same). While it waits, requests queue in
+ * the kernel and go into the next batch: group commit without a thread hop per write.
+ *
+ * Must never: report a sync as done before the data is durable; swallow a failed sync (the
+ * member must stop: data it believed safe may not be).
+ */
+
+import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface WalFile {
+  /** Write all of `data` at byte `position` (not yet durable). */
+  write(data: Uint8Array, position: number): void;
+  /** Make every write so far durable (fdatasync). */
+  sync(): void;
+  close(): void;
+}
+
+export interface WalFileSystem {
+  mkdirp(directory: string): void;
+  /** File names in a directory (not paths), in any order. */
+  list(directory: string): string[];
+  /** The whole file. */
+  read(path: string): Uint8Array;
+  /** Open for writing; with `create`, a new empty file (refused if one exists). */
+  open(path: string, create: boolean): WalFile;
+  remove(path: string): void;
+  rename(from: string, to: string): void;
+  /** Make the directory's entries (created, renamed, removed files) durable. */
+  syncDirectory(directory: string): void;
+  join(...parts: string[]): string;
+}
+
+export class NodeFileSystem implements WalFileSystem {
+  mkdirp(directory: string): void {
+    mkdirSync(directory, { recursive: true });
+  }
+
+  list(directory: string): string[] {
+    return readdirSync(directory);
+  }
+
+  read(path: string): Uint8Array {
+    return readFileSync(path);
+  }
+
+  open(path: string, create: boolean): WalFile {
+    const fd = openSync(path, create ? 'wx+' : 'r+');
+    return {
+      write(data, position) {
+        let written = 0;
+        while (written < data.length) written += writeSync(fd, data, written, data.length - written, position + written);
+      },
+      sync() {
+        fdatasyncSync(fd);
+      },
+      close() {
+        closeSync(fd);
+      },
+    };
+  }
+
+  remove(path: string): void {
+    rmSync(path, { force: true });
+  }
+
+  rename(from: string, to: string): void {
+    renameSync(from, to);
+  }
+
+  syncDirectory(directory: string): void {
+    const fd = openSync(directory, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  join(...parts: string[]): string {
+    return join(...parts);
+  }
+}
