@@ -77,33 +77,30 @@ export function writeEntryRecord(into: Uint8Array, at: number, entry: Entry): nu
 }
 
 function seal(into: Uint8Array, at: number, type: RecordType, length: number): number {
-  const view = new DataView(into.buffer, into.byteOffset, into.byteLength);
-  view.setUint32(at + 4, length, true);
+  writeU32(into, at + 4, length);
   into[at + 8] = type;
-  view.setUint32(at, crc32c(into.subarray(at + 4, at + HEADER_BYTES + length)), true);
+  writeU32(into, at, crc32c(into.subarray(at + 4, at + HEADER_BYTES + length)));
   return at + HEADER_BYTES + length;
 }
 
 /** Close the batch that began at `batchStart` with a COMMIT record at `at`; returns the offset after it. */
 export function writeCommit(into: Uint8Array, batchStart: number, at: number): number {
-  const view = new DataView(into.buffer, into.byteOffset, into.byteLength);
-  view.setUint32(at + HEADER_BYTES, at - batchStart, true);
-  view.setUint32(at + HEADER_BYTES + 4, crc32c(into.subarray(batchStart, at)), true);
+  writeU32(into, at + HEADER_BYTES, at - batchStart);
+  writeU32(into, at + HEADER_BYTES + 4, crc32c(into.subarray(batchStart, at)));
   return seal(into, at, RecordType.COMMIT, 8);
 }
 
 /** Whether the COMMIT record whose payload is `payload`, ending a batch at `at` in `bytes`, vouches for that batch. */
 export function commitHolds(bytes: Uint8Array, at: number, payload: Uint8Array): boolean {
   if (payload.length !== 8) return false;
-  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
-  const length = view.getUint32(0, true);
+  const length = readU32(payload, 0);
   if (length > at) return false;
-  return crc32c(bytes.subarray(at - length, at)) === view.getUint32(4, true);
+  return crc32c(bytes.subarray(at - length, at)) === readU32(payload, 4);
 }
 
 /** Where the batch a COMMIT record closes begins. */
 export function batchStartOf(at: number, payload: Uint8Array): number {
-  return at - new DataView(payload.buffer, payload.byteOffset, payload.byteLength).getUint32(0, true);
+  return at - readU32(payload, 0);
 }
 
 export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
@@ -131,9 +128,8 @@ export type ReadResult =
 export function readRecord(bytes: Uint8Array, at: number): ReadResult {
   if (at + HEADER_BYTES > bytes.length) return allZero(bytes, at, bytes.length) ? { kind: 'zero' } : { kind: 'truncated' };
   if (allZero(bytes, at, at + HEADER_BYTES)) return { kind: 'zero' };
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const crc = view.getUint32(at, true);
-  const length = view.getUint32(at + 4, true);
+  const crc = readU32(bytes, at);
+  const length = readU32(bytes, at + 4);
   const type = bytes[at + 8]!;
   if (length > RECORD_BYTES_MAX) return { kind: 'bad', reason: `a record length of ${length} bytes` };
   if (at + HEADER_BYTES + length > bytes.length) return { kind: 'truncated' };
@@ -201,13 +197,23 @@ function allZero(bytes: Uint8Array, from: number, to: number): boolean {
   return true;
 }
 
+// Little-endian integers by hand: a DataView per record was a measurable share of recovery.
+export function writeU32(into: Uint8Array, at: number, n: number): void {
+  into[at] = n & 0xff;
+  into[at + 1] = (n >>> 8) & 0xff;
+  into[at + 2] = (n >>> 16) & 0xff;
+  into[at + 3] = (n >>> 24) & 0xff;
+}
+
+export function readU32(from: Uint8Array, at: number): number {
+  return (from[at]! | (from[at + 1]! << 8) | (from[at + 2]! << 16) | (from[at + 3]! << 24)) >>> 0;
+}
+
 function writeU64(into: Uint8Array, at: number, n: number): void {
-  const view = new DataView(into.buffer, into.byteOffset, into.byteLength);
-  view.setUint32(at, n >>> 0, true);
-  view.setUint32(at + 4, Math.floor(n / 0x1_0000_0000), true);
+  writeU32(into, at, n >>> 0);
+  writeU32(into, at + 4, Math.floor(n / 0x1_0000_0000));
 }
 
 function readU64(from: Uint8Array, at: number): number {
-  const view = new DataView(from.buffer, from.byteOffset, from.byteLength);
-  return view.getUint32(at, true) + view.getUint32(at + 4, true) * 0x1_0000_0000;
+  return readU32(from, at) + readU32(from, at + 4) * 0x1_0000_0000;
 }

@@ -32,6 +32,7 @@ import {
   entryIndexOf,
   HEADER_BYTES,
   readRecord,
+  readU32,
   RecordType,
   COMMIT_RECORD_BYTES,
   type LogBase,
@@ -188,9 +189,10 @@ export function recover(segments: readonly SegmentBytes[], keepFrom = 0): Recove
       case RecordType.ENTRY: {
         const index = entryIndexOf(payload);
         if (index <= baseIndex()) return 0; // covered by the base
-        if (!hasEntries && !strictStart) {
-          // The oldest segments kept after a compaction may begin anywhere: the base that makes
-          // that whole can be in a later segment. Checked once everything is read.
+        if (!hasEntries && !strictStart && logStart === null) {
+          // The oldest segment kept after a compaction may begin anywhere: the base that makes
+          // that whole can be in a later segment. Checked once everything is read. Only the very
+          // first entry read may do this; every later one must follow the last or the base.
           logStart ??= index;
           lastIndex = index - 1;
           hasEntries = true;
@@ -242,10 +244,9 @@ function isZeroFrom(bytes: Uint8Array, from: number): boolean {
 
 /** Whether a complete batch (a COMMIT record that vouches for it) lies anywhere after `from`. */
 function completeBatchAfter(bytes: Uint8Array, from: number): boolean {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   for (let at = from + 1; at + COMMIT_RECORD_BYTES <= bytes.length; at++) {
-    if (bytes[at + 8] !== RecordType.COMMIT || view.getUint32(at + 4, true) !== 8) continue;
-    if (crc32c(bytes.subarray(at + 4, at + COMMIT_RECORD_BYTES)) !== view.getUint32(at, true)) continue;
+    if (bytes[at + 8] !== RecordType.COMMIT || readU32(bytes, at + 4) !== 8) continue;
+    if (crc32c(bytes.subarray(at + 4, at + COMMIT_RECORD_BYTES)) !== readU32(bytes, at)) continue;
     const payload = bytes.subarray(at + HEADER_BYTES, at + COMMIT_RECORD_BYTES);
     if (batchStartOf(at, payload) > from && commitHolds(bytes, at, payload)) return true;
   }
