@@ -24,6 +24,14 @@ interface MemoryFile {
   pending: { position: number; data: Uint8Array }[];
 }
 
+/** Thrown by a sync that a simulated power cut interrupted: the write happened, the sync never returned. */
+export class PowerCut extends Error {
+  constructor(path: string) {
+    super(`power cut during fdatasync of ${path}`);
+    this.name = 'PowerCut';
+  }
+}
+
 /** How a crash treats each unsynced write. */
 export type CrashFate = 'lost' | 'kept' | 'torn';
 
@@ -32,6 +40,8 @@ export class MemoryFileSystem implements WalFileSystem {
   private readonly directories = new Set<string>(['']);
   /** Throw on the next sync, as a failing disk does. */
   failNextSync = false;
+  /** Throw PowerCut on the next sync: the writes before it are not durable; call crash() next. */
+  powerCutAtNextSync = false;
 
   mkdirp(directory: string): void {
     const parts = directory.split('/');
@@ -67,7 +77,13 @@ export class MemoryFileSystem implements WalFileSystem {
           this.failNextSync = false;
           throw new Error(`EIO: fdatasync failed on ${path}`);
         }
-        file.durable = file.current.slice();
+        if (this.powerCutAtNextSync) {
+          this.powerCutAtNextSync = false;
+          throw new PowerCut(path);
+        }
+        // Apply the pending writes rather than copy the whole file: syncs are frequent, files large.
+        // (durable and current are never the same array, so updating durable in place is safe.)
+        for (const write of file.pending) file.durable = overlay(file.durable, write.data, write.position);
         file.pending = [];
       },
       close: () => {

@@ -155,7 +155,9 @@ export class SimMember {
       this.checker.onPersistEntries(this.id, this.disk, rd.entries);
       this.disk.appendEntries(rd.entries);
     }
-    if (rd.hardState !== null) this.disk.hardState = rd.hardState;
+    if (rd.hardState !== null) this.disk.setHardState(rd.hardState);
+    // One sync for the whole Ready (group commit); a power cut here throws and the member dies.
+    this.disk.sync();
   }
 
   private withSnapshotData(m: Message): Message {

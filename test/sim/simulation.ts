@@ -14,6 +14,7 @@ import type { Message, NodeId, PlantedBugs } from '../../server/raft/index.js';
 import type { History, Operation } from '../linearizability/history.js';
 import { checkHistory } from '../linearizability/checker.js';
 import { SimClient } from './client.js';
+import { PowerCut } from '../../server/storage/memory-file-system.js';
 import { SimDisk } from './disk.js';
 import { EventQueue } from './event-queue.js';
 import { SafetyChecker, Violation, type Property } from './invariants.js';
@@ -48,6 +49,11 @@ export interface Coverage {
   leaderRead: number;
   followerRead: number;
   unknownOutcomes: number;
+  /** Power cuts during a WAL sync, by what became of the batch; torn batches recovery cut away. */
+  powerCuts: number;
+  batchesTorn: number;
+  tornTailsCut: number;
+  walSegmentsDeleted: number;
 }
 
 export interface SimResult {
@@ -77,6 +83,8 @@ type SimEvent =
   | { readonly kind: 'client-wake'; readonly clientId: number; readonly token: number }
   | { readonly kind: 'nemesis' }
   | { readonly kind: 'restart'; readonly member: NodeId }
+  /** A power cut armed for a member's next sync; if it has not synced by then, it crashes plainly. */
+  | { readonly kind: 'power-cut-deadline'; readonly member: NodeId; readonly incarnation: number }
   | { readonly kind: 'heal-partition'; readonly generation: number };
 
 /** Every seed draws its own weather: how lossy, how slow, how violent. */
@@ -112,6 +120,8 @@ export const CONVERGE_BOUND_TICKS = 20 * ELECTION_TICKS;
 const HEAL_STEPS_MAX = 500_000;
 /** The slowest one-way delay once faults heal: a tenth of the shortest election timeout. */
 const HEALTHY_DELAY_MS_MAX = 10;
+/** Small WAL segments, so runs cut and compact away many of them. */
+const WAL_SEGMENT_BYTES = 4096;
 
 export function runSimulation(options: SimOptions): SimResult {
   return withoutAmbientNondeterminism(() => new Simulation(options).run());
@@ -132,7 +142,7 @@ class Simulation {
   private readonly blocked = new Set<string>();
   private partitionGeneration = 0;
   private readonly faults: FaultCounts = { dropped: 0, duplicated: 0, partitions: 0, crashes: 0, pauses: 0, transfers: 0 };
-  private readonly coverage: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0 };
+  private readonly coverage: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0, powerCuts: 0, batchesTorn: 0, tornTailsCut: 0, walSegmentsDeleted: 0 };
   private readonly leaderTerms = new Set<number>();
   private readonly traceLines: string[] = [];
   private readonly chaosSteps: number;
@@ -214,7 +224,7 @@ class Simulation {
       steps: this.step,
       virtualMs: this.now,
       faults: this.faults,
-      coverage: { ...this.coverage, unknownOutcomes: this.history.filter((op) => op.returnTime === null).length },
+      coverage: { ...this.coverage, unknownOutcomes: this.history.filter((op) => op.returnTime === null).length, ...this.walCoverage() },
       operations: this.history.length,
       history: this.history,
       linearizability: this.linearizability,
@@ -236,7 +246,7 @@ class Simulation {
   private boot(): void {
     const forgetVote = this.options.plantedBugs?.forgetVoteOnRestart === true;
     for (const id of this.nodeIds) {
-      this.disks.set(id, new SimDisk(forgetVote));
+      this.disks.set(id, new SimDisk(forgetVote, WAL_SEGMENT_BYTES));
       this.startMember(id);
     }
     const clientCount = this.random.between(2, 6);
@@ -410,7 +420,13 @@ class Simulation {
         const member = this.members.get(event.member);
         if (member === undefined || this.incarnations.get(event.member) !== event.incarnation) return;
         this.loopScheduled.delete(event.member);
-        member.processReady();
+        try {
+          member.processReady();
+        } catch (error) {
+          if (!(error instanceof PowerCut)) throw error;
+          this.powerCut(event.member);
+          return;
+        }
         this.afterInput(member);
         return;
       }
@@ -443,6 +459,11 @@ class Simulation {
         return;
       case 'restart':
         if (!this.members.has(event.member)) this.startMember(event.member);
+        return;
+      case 'power-cut-deadline':
+        if (this.incarnations.get(event.member) !== event.incarnation || !this.members.has(event.member)) return;
+        this.disks.get(event.member)!.disarmPowerCut();
+        this.crash(event.member, this.random.between(1, 200));
         return;
       case 'heal-partition':
         if (event.generation !== this.partitionGeneration) return; // a newer partition replaced it
@@ -517,7 +538,37 @@ class Simulation {
     const up = this.nodeIds.filter((id) => this.members.has(id));
     if (up.length === 0) return;
     const leader = this.leader();
-    this.crash(leader !== null && this.random.chance(this.profile.leaderBias) ? leader : this.random.pick(up), restartAfterMs);
+    const victim = leader !== null && this.random.chance(this.profile.leaderBias) ? leader : this.random.pick(up);
+    if (this.random.chance(0.5)) {
+      // The power goes while the member writes: at its next sync (or, if it writes nothing soon, plainly).
+      this.disks.get(victim)!.armPowerCut();
+      this.queue.push(this.now + 50, { kind: 'power-cut-deadline', member: victim, incarnation: this.incarnations.get(victim)! });
+      return;
+    }
+    this.crash(victim, restartAfterMs);
+  }
+
+  /** The member lost power during a WAL sync: the unsynced batch lands whole, torn or not at all. */
+  private powerCut(id: NodeId): void {
+    const disk = this.disks.get(id)!;
+    disk.powerCut(
+      () => this.random.pick(['lost', 'kept', 'torn'] as const),
+      () => this.random.chance(0.5),
+    );
+    this.trace(`t=${this.now} POWER CUT ${id} during a sync`);
+    this.crash(id, this.random.between(1, 200));
+  }
+
+  private walCoverage(): Pick<Coverage, 'powerCuts' | 'batchesTorn' | 'tornTailsCut' | 'walSegmentsDeleted'> {
+    const sum = { powerCuts: 0, batchesTorn: 0, tornTailsCut: 0, walSegmentsDeleted: 0 };
+    for (const disk of this.disks.values()) {
+      const c = disk.walCounts;
+      sum.powerCuts += c.lost + c.kept + c.torn;
+      sum.batchesTorn += c.torn;
+      sum.tornTailsCut += c.tornTailsCut;
+      sum.walSegmentsDeleted += c.segmentsDeleted;
+    }
+    return sum;
   }
 
   private crashLeaderWithUncommittedEntries(): void {
@@ -598,6 +649,7 @@ function eventTarget(event: SimEvent): NodeId | null {
     case 'tick':
     case 'loop':
     case 'request':
+    case 'power-cut-deadline':
       return event.member;
     case 'raft':
       return event.message.to;
