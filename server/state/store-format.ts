@@ -5,7 +5,10 @@
  * index, so the store always holds the committed log applied exactly up to that index.
  *
  * Keys (bytewise order is the order that matters):
- *   "M"                                 meta: format, applied index, log time, revisions, counters
+ *   0x01                                meta: format, applied index, log time, revisions, counters
+ *                                       (first in key order, so a snapshot stream begins with it)
+ *   0x02                                the Raft snapshot base an installed snapshot came with
+ *                                       (written by the storage layer; not part of the state)
  *   "N" path 0x00 revision(u64 BE)      a node version from `revision` on; the path's UTF-8 with
  *                                       each "/" written as 0x01, so keys sort as comparePaths
  *                                       does (no valid path holds a byte below 0x20) and all
@@ -31,7 +34,9 @@ import type { StateImage, StateMachine, StateMeta } from './state-machine.js';
 /** Bumped whenever a stored record changes meaning. */
 export const STORE_FORMAT = 1;
 
-const META = 0x4d; // M
+const META = 0x01;
+/** Reserved for the storage layer: the Raft snapshot base of an installed snapshot. */
+export const INSTALLED_BASE_KEY = new Uint8Array([0x02]);
 const NODE = 0x4e; // N
 const LEASE = 0x4c; // L
 const SESSION = 0x53; // S
@@ -115,6 +120,7 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
     } catch (error) {
       throw new Error(`${where()}: ${(error as Error).message}`);
     }
+    if (key.length === 1 && key[0] === INSTALLED_BASE_KEY[0]) continue;
     switch (key[0]) {
       case META:
         meta = decodeMeta(fields, where);

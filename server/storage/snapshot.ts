@@ -1,0 +1,232 @@
+/**
+ * Snapshots of the state store (Low-Water Mark): a member streams its store, at the applied
+ * index a scan sees, in CRC-checked chunks; a member that is too far behind, or new, installs
+ * such a stream into a fresh store beside its own and swaps it in atomically.
+ *
+ * The stream: the first chunk carries the Raft snapshot base (index = the store's applied
+ * index, the term of that entry, the voters); every chunk carries its sequence number, whether
+ * it is the last, its pair count and a CRC32C of its body (length-prefixed key/value pairs).
+ * The scan reads one RocksDB snapshot, and the store's meta record sorts first, so the applied
+ * index is known before any data is sent and matches all of it.
+ *
+ * Installing: pairs go into `<dir>.incoming` (a new RocksDB); when the last chunk checks out
+ * the store is synced and a COMPLETE marker written; only then is the live store swapped out
+ * (`<dir>` → `<dir>.old`, `<dir>.incoming` → `<dir>`). `recoverStateDirectory` runs at start
+ * and finishes or discards an interrupted install, so a crash at any point leaves either the
+ * old store or the new one, whole.
+ *
+ * Must never: swap in a store whose stream was incomplete or failed a check; touch the live
+ * store before the new one is durable.
+ */
+
+import { existsSync } from 'node:fs';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import type { SnapshotMeta } from '../raft/types.js';
+import type { KvEngine, KvWrite } from '../state/kv-engine.js';
+import { INSTALLED_BASE_KEY } from '../state/store-format.js';
+import { crc32c } from './crc32c.js';
+import { RocksKvEngine } from './rocks-kv.js';
+
+export const SNAPSHOT_CHUNK_BYTES_DEFAULT = 1024 * 1024;
+const CHUNK_FORMAT = 1;
+/** format u8 | seq u32 | last u8 | pairs u32 | crc u32 */
+const CHUNK_HEADER_BYTES = 14;
+const COMPLETE_MARKER = 'COMPLETE';
+
+const encoder = new Encoder();
+const decoder = new Decoder();
+const ALL = { gte: new Uint8Array([0x00]), lt: new Uint8Array([0xff]) };
+
+export interface SnapshotStream {
+  /** The store's applied index in this snapshot: the Raft snapshot's index. */
+  readonly appliedIndex: number;
+  /** The chunks, the first carrying `base` (whose index must be appliedIndex). */
+  chunks(base: SnapshotMeta): AsyncIterable<Uint8Array>;
+}
+
+/** Begin a snapshot of `engine`: one scan, whose first pair (the meta record) gives the applied index. */
+export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT_CHUNK_BYTES_DEFAULT): Promise<SnapshotStream> {
+  const iterator = engine.scan(ALL)[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  if (first.done === true || first.value[0].length !== 1 || first.value[0][0] !== 0x01) {
+    await iterator.return?.();
+    throw new Error('snapshot: the store has no meta record to begin with');
+  }
+  const meta = decoder.decode(first.value[1]) as unknown[];
+  const appliedIndex = meta[1] as number;
+  return {
+    appliedIndex,
+    async *chunks(base: SnapshotMeta): AsyncIterable<Uint8Array> {
+      if (base.index !== appliedIndex) throw new Error(`snapshot: base index ${base.index} is not the store's applied index ${appliedIndex}`);
+      let seq = 0;
+      let pairs: (readonly [Uint8Array, Uint8Array])[] = [[INSTALLED_BASE_KEY, encoder.encode([base.index, base.term, base.conf.voters])], first.value];
+      let bytes = 0;
+      try {
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done === true) break;
+          if (next.value[0].length === 1 && next.value[0][0] === INSTALLED_BASE_KEY[0]) continue; // the sender's own, if it once installed one
+          pairs.push(next.value);
+          bytes += 8 + next.value[0].length + next.value[1].length;
+          if (bytes >= chunkBytes) {
+            yield encodeChunk(seq++, false, pairs);
+            pairs = [];
+            bytes = 0;
+          }
+        }
+        yield encodeChunk(seq, true, pairs);
+      } finally {
+        await iterator.return?.();
+      }
+    },
+  };
+}
+
+function encodeChunk(seq: number, last: boolean, pairs: readonly (readonly [Uint8Array, Uint8Array])[]): Uint8Array {
+  let size = CHUNK_HEADER_BYTES;
+  for (const [key, value] of pairs) size += 8 + key.length + value.length;
+  const chunk = new Uint8Array(size);
+  const view = new DataView(chunk.buffer);
+  let at = CHUNK_HEADER_BYTES;
+  for (const [key, value] of pairs) {
+    view.setUint32(at, key.length, true);
+    view.setUint32(at + 4, value.length, true);
+    chunk.set(key, at + 8);
+    chunk.set(value, at + 8 + key.length);
+    at += 8 + key.length + value.length;
+  }
+  chunk[0] = CHUNK_FORMAT;
+  view.setUint32(1, seq, true);
+  chunk[5] = last ? 1 : 0;
+  view.setUint32(6, pairs.length, true);
+  view.setUint32(10, crc32c(chunk.subarray(CHUNK_HEADER_BYTES)), true);
+  return chunk;
+}
+
+function decodeChunk(chunk: Uint8Array, expectedSeq: number): { last: boolean; writes: KvWrite[] } {
+  if (chunk.length < CHUNK_HEADER_BYTES || chunk[0] !== CHUNK_FORMAT) throw new Error(`snapshot chunk ${expectedSeq}: not a format ${CHUNK_FORMAT} chunk`);
+  const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const seq = view.getUint32(1, true);
+  if (seq !== expectedSeq) throw new Error(`snapshot chunk ${seq} arrived where ${expectedSeq} was expected`);
+  if (crc32c(chunk.subarray(CHUNK_HEADER_BYTES)) !== view.getUint32(10, true)) throw new Error(`snapshot chunk ${seq}: checksum mismatch`);
+  const count = view.getUint32(6, true);
+  const writes: KvWrite[] = [];
+  let at = CHUNK_HEADER_BYTES;
+  for (let i = 0; i < count; i++) {
+    if (at + 8 > chunk.length) throw new Error(`snapshot chunk ${seq}: pair ${i} cut short`);
+    const keyLength = view.getUint32(at, true);
+    const valueLength = view.getUint32(at + 4, true);
+    const end = at + 8 + keyLength + valueLength;
+    if (end > chunk.length) throw new Error(`snapshot chunk ${seq}: pair ${i} cut short`);
+    writes.push({ type: 'put', key: chunk.subarray(at + 8, at + 8 + keyLength), value: chunk.subarray(at + 8 + keyLength, end) });
+    at = end;
+  }
+  if (at !== chunk.length) throw new Error(`snapshot chunk ${seq}: bytes after its last pair`);
+  return { last: chunk[5] === 1, writes };
+}
+
+/**
+ * Receive a snapshot stream into `<directory>.incoming`, durably, and mark it complete. The live
+ * store at `directory` is not touched: close it, then call `swapInStaged` (or restart, and
+ * `recoverStateDirectory` does it). Throws, leaving nothing staged, if the stream fails a check
+ * or ends before its last chunk.
+ */
+export async function receiveSnapshot(directory: string, chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta> {
+  const incoming = `${directory}.incoming`;
+  await rm(incoming, { recursive: true, force: true });
+  const engine = await RocksKvEngine.open(incoming, { errorIfExists: true });
+  let base: SnapshotMeta | null = null;
+  let done = false;
+  try {
+    let seq = 0;
+    for await (const chunk of chunks) {
+      if (done) throw new Error('snapshot: a chunk after the last');
+      const { last, writes } = decodeChunk(chunk, seq++);
+      if (seq === 1) {
+        const first = writes[0];
+        if (first?.type !== 'put' || first.key.length !== 1 || first.key[0] !== INSTALLED_BASE_KEY[0]) throw new Error('snapshot: the first chunk does not begin with the snapshot base');
+        const [index, term, voters] = decoder.decode(first.value) as [number, number, string[]];
+        base = { index, term, conf: { voters } };
+      }
+      await engine.write(writes, { sync: last });
+      done = last;
+    }
+    if (!done || base === null) throw new Error('snapshot: the stream ended before its last chunk');
+    await engine.close();
+    const marker = await open(`${incoming}/${COMPLETE_MARKER}`, 'w');
+    await marker.sync();
+    await marker.close();
+    await syncDirectory(incoming);
+    return base;
+  } catch (error) {
+    await engine.close();
+    await rm(incoming, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** Swap a complete staged store in for the live one (closed by the caller). */
+export async function swapInStaged(directory: string): Promise<void> {
+  const incoming = `${directory}.incoming`;
+  if (!existsSync(`${incoming}/${COMPLETE_MARKER}`)) throw new Error(`snapshot: nothing complete is staged at ${incoming}`);
+  const old = `${directory}.old`;
+  if (existsSync(directory)) {
+    await rm(old, { recursive: true, force: true });
+    await rename(directory, old);
+  }
+  await rename(incoming, directory);
+  await syncDirectory(dirname(directory));
+  await rm(`${directory}/${COMPLETE_MARKER}`, { force: true });
+  await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * At start, before opening the store: finish an install that completed staging, discard one
+ * that did not, and bring back the old store if a crash fell between the two renames.
+ * Returns what it did, for the log.
+ */
+export async function recoverStateDirectory(directory: string): Promise<'finished-install' | 'discarded-partial-install' | 'restored-old' | 'nothing'> {
+  await mkdir(dirname(directory), { recursive: true });
+  const incoming = `${directory}.incoming`;
+  const old = `${directory}.old`;
+  if (existsSync(`${incoming}/${COMPLETE_MARKER}`)) {
+    await swapInStaged(directory);
+    return 'finished-install';
+  }
+  let outcome: 'discarded-partial-install' | 'restored-old' | 'nothing' = 'nothing';
+  if (existsSync(incoming)) {
+    await rm(incoming, { recursive: true, force: true });
+    outcome = 'discarded-partial-install';
+  }
+  if (existsSync(old)) {
+    if (existsSync(directory)) {
+      // The swap finished; only the clean-up did not.
+      await rm(`${directory}/${COMPLETE_MARKER}`, { force: true });
+      await rm(old, { recursive: true, force: true });
+    } else {
+      await rename(old, directory);
+      await syncDirectory(dirname(directory));
+      outcome = 'restored-old';
+    }
+  }
+  return outcome;
+}
+
+/** The Raft snapshot base an installed store came with, or null if it never received one. */
+export async function installedBase(engine: KvEngine): Promise<SnapshotMeta | null> {
+  const value = await engine.get(INSTALLED_BASE_KEY);
+  if (value === undefined) return null;
+  const [index, term, voters] = decoder.decode(value) as [number, number, string[]];
+  return { index, term, conf: { voters } };
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
