@@ -16,13 +16,16 @@
  *   "L" leaseId(u64 BE)                 a lease
  *   "S" clientId(u64 BE)                a client session (its answers apart, so a write that
  *   "R" clientId(u64 BE) seq(u64 BE)    records one answer does not rewrite all the others)
- * Values are MessagePack; a node version is nil when the path was deleted at that revision.
+ * Values are a CRC32C (u32 LE) of the rest, then MessagePack; a node version is nil when the path
+ * was deleted at that revision. The checksum is ours because the RocksDB binding reads scans
+ * with checksum verification off, and the store is loaded (and snapshots streamed) by scans.
  *
  * Must never: change the meaning of a stored record without bumping STORE_FORMAT (a store
  * outlives the code that wrote it); load a record it cannot read (it throws, naming the key).
  */
 
 import { Decoder, Encoder } from '@msgpack/msgpack';
+import { crc32c } from '@node-rs/crc32';
 import { ROOT } from '../../shared/paths.js';
 import type { ChangeTracker, VersionChange } from './changes.js';
 import type { KvWrite } from './kv-engine.js';
@@ -70,7 +73,7 @@ export function encodeChanges(machine: StateMachine, changes: ChangeTracker): Kv
   for (const [id, seqs] of changes.results) {
     for (const seq of seqs) {
       const result = machine.sessions.recordedResult(id, seq);
-      batch.push(result === undefined ? { type: 'del', key: resultKey(id, seq) } : { type: 'put', key: resultKey(id, seq), value: encoder.encode(result) });
+      batch.push(result === undefined ? { type: 'del', key: resultKey(id, seq) } : { type: 'put', key: resultKey(id, seq), value: sealed(result) });
     }
   }
   batch.push(metaWrite(machine));
@@ -79,7 +82,7 @@ export function encodeChanges(machine: StateMachine, changes: ChangeTracker): Kv
 
 function metaWrite(machine: StateMachine): KvWrite {
   const m = machine.meta;
-  return { type: 'put', key: META_KEY, value: encoder.encode([STORE_FORMAT, m.appliedIndex, m.logTimeMs, m.revision, m.compactRevision, m.nextLeaseId, m.nextClientId, m.sessionActivity]) };
+  return { type: 'put', key: META_KEY, value: sealed([STORE_FORMAT, m.appliedIndex, m.logTimeMs, m.revision, m.compactRevision, m.nextLeaseId, m.nextClientId, m.sessionActivity]) };
 }
 
 /**
@@ -96,7 +99,7 @@ export function encodeFull(machine: StateMachine): KvWrite[] {
   for (const lease of machine.leases.dump().leases) batch.push({ type: 'put', key: leaseKey(lease.id), value: encodeLease(lease) });
   for (const session of machine.sessions.records()) {
     batch.push({ type: 'put', key: sessionKey(session.id), value: encodeSession(session) });
-    for (const [seq, result] of session.results) batch.push({ type: 'put', key: resultKey(session.id, seq), value: encoder.encode(result) });
+    for (const [seq, result] of session.results) batch.push({ type: 'put', key: resultKey(session.id, seq), value: sealed(result) });
   }
   batch.push(metaWrite(machine));
   return batch;
@@ -116,7 +119,7 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
     const where = (): string => `state store: cannot read the record at key ${hex(key)}`;
     let fields: unknown;
     try {
-      fields = decoder.decode(plain(value));
+      fields = decoder.decode(opened(value));
     } catch (error) {
       throw new Error(`${where()}: ${(error as Error).message}`);
     }
@@ -192,17 +195,17 @@ function resultKey(id: number, seq: number): Uint8Array {
 }
 
 function encodeLease(lease: Lease): Uint8Array {
-  return encoder.encode([lease.ttlMs, lease.expiresAtMs]);
+  return sealed([lease.ttlMs, lease.expiresAtMs]);
 }
 
 function encodeSession(header: SessionHeader): Uint8Array {
-  return encoder.encode([header.lastActiveMs, header.lastActivity, header.ackedThrough]);
+  return sealed([header.lastActiveMs, header.lastActivity, header.ackedThrough]);
 }
 
 function encodeNode(node: StoredNode | null): Uint8Array {
-  if (node === null) return encoder.encode(null);
+  if (node === null) return sealed(null);
   const stat = node.stat;
-  return encoder.encode([node.value, stat.createRevision, stat.modRevision, stat.version, stat.childrenVersion, stat.numChildren, stat.lease]);
+  return sealed([node.value, stat.createRevision, stat.modRevision, stat.version, stat.childrenVersion, stat.numChildren, stat.lease]);
 }
 
 function decodeNode(path: string, fields: unknown, where: () => string): StoredNode | null {
@@ -267,6 +270,41 @@ function readU64(from: Uint8Array, at: number, where: () => string): number {
   const high = ((from[at]! << 24) >>> 0) + (from[at + 1]! << 16) + (from[at + 2]! << 8) + from[at + 3]!;
   const low = ((from[at + 4]! << 24) >>> 0) + (from[at + 5]! << 16) + (from[at + 6]! << 8) + from[at + 7]!;
   return high * 0x1_0000_0000 + low;
+}
+
+const CRC_BYTES = 4;
+
+/** A value as stored: the CRC32C of its MessagePack encoding, then the encoding. */
+function sealed(fields: unknown): Uint8Array {
+  const body = encoder.encodeSharedRef(fields);
+  const value = new Uint8Array(CRC_BYTES + body.length);
+  value.set(body, CRC_BYTES);
+  const crc = crc32c(value.subarray(CRC_BYTES) as Buffer) >>> 0;
+  value[0] = crc & 0xff;
+  value[1] = (crc >>> 8) & 0xff;
+  value[2] = (crc >>> 16) & 0xff;
+  value[3] = crc >>> 24;
+  return value;
+}
+
+/** The MessagePack part of a stored value, after its checksum was checked. */
+function opened(value: Uint8Array): Uint8Array {
+  const bytes = plain(value);
+  if (bytes.length < CRC_BYTES) throw new Error('shorter than its checksum');
+  const stored = (bytes[0]! | (bytes[1]! << 8) | (bytes[2]! << 16) | (bytes[3]! << 24)) >>> 0;
+  const body = bytes.subarray(CRC_BYTES);
+  if ((crc32c(body as Buffer) >>> 0) !== stored) throw new Error('checksum mismatch (the store is damaged)');
+  return body;
+}
+
+/** The fields of a stored value (for the storage layer, which shares the layout). */
+export function openValue(value: Uint8Array): unknown {
+  return decoder.decode(opened(value));
+}
+
+/** A value in the stored layout (for the storage layer's own key). */
+export function sealValue(fields: unknown): Uint8Array {
+  return sealed(fields);
 }
 
 /** A plain Uint8Array over the same bytes (a Buffer's subarrays would be Buffers). */

@@ -22,10 +22,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Decoder, Encoder } from '@msgpack/msgpack';
 import type { SnapshotMeta } from '../raft/types.js';
 import type { KvEngine, KvWrite } from '../state/kv-engine.js';
-import { INSTALLED_BASE_KEY } from '../state/store-format.js';
+import { INSTALLED_BASE_KEY, openValue, sealValue } from '../state/store-format.js';
 import { crc32c } from './crc32c.js';
 import { RocksKvEngine } from './rocks-kv.js';
 
@@ -35,8 +34,6 @@ const CHUNK_FORMAT = 1;
 const CHUNK_HEADER_BYTES = 14;
 const COMPLETE_MARKER = 'COMPLETE';
 
-const encoder = new Encoder();
-const decoder = new Decoder();
 const ALL = { gte: new Uint8Array([0x00]), lt: new Uint8Array([0xff]) };
 
 export interface SnapshotStream {
@@ -54,14 +51,14 @@ export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT
     await iterator.return?.();
     throw new Error('snapshot: the store has no meta record to begin with');
   }
-  const meta = decoder.decode(first.value[1]) as unknown[];
+  const meta = openValue(first.value[1]) as unknown[];
   const appliedIndex = meta[1] as number;
   return {
     appliedIndex,
     async *chunks(base: SnapshotMeta): AsyncIterable<Uint8Array> {
       if (base.index !== appliedIndex) throw new Error(`snapshot: base index ${base.index} is not the store's applied index ${appliedIndex}`);
       let seq = 0;
-      let pairs: (readonly [Uint8Array, Uint8Array])[] = [[INSTALLED_BASE_KEY, encoder.encode([base.index, base.term, base.conf.voters])], first.value];
+      let pairs: (readonly [Uint8Array, Uint8Array])[] = [[INSTALLED_BASE_KEY, sealValue([base.index, base.term, base.conf.voters])], first.value];
       let bytes = 0;
       try {
         for (;;) {
@@ -147,7 +144,7 @@ export async function receiveSnapshot(directory: string, chunks: AsyncIterable<U
       if (seq === 1) {
         const first = writes[0];
         if (first?.type !== 'put' || first.key.length !== 1 || first.key[0] !== INSTALLED_BASE_KEY[0]) throw new Error('snapshot: the first chunk does not begin with the snapshot base');
-        const [index, term, voters] = decoder.decode(first.value) as [number, number, string[]];
+        const [index, term, voters] = openValue(first.value) as [number, number, string[]];
         base = { index, term, conf: { voters } };
       }
       await engine.write(writes, { sync: last });
@@ -218,7 +215,7 @@ export async function recoverStateDirectory(directory: string): Promise<'finishe
 export async function installedBase(engine: KvEngine): Promise<SnapshotMeta | null> {
   const value = await engine.get(INSTALLED_BASE_KEY);
   if (value === undefined) return null;
-  const [index, term, voters] = decoder.decode(value) as [number, number, string[]];
+  const [index, term, voters] = openValue(value) as [number, number, string[]];
   return { index, term, conf: { voters } };
 }
 

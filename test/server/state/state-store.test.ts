@@ -16,14 +16,14 @@ import { compareKeys, type KvEngine, type KvWrite } from '../../../server/state/
 import { MemoryKvEngine } from '../../../server/state/memory-kv.js';
 import { StateMachine, type StateCommand } from '../../../server/state/state-machine.js';
 import { StateStore } from '../../../server/state/state-store.js';
-import { encodeFull, imageFromEntries, META_KEY, nodeKey, STORE_FORMAT } from '../../../server/state/store-format.js';
+import { encodeFull, imageFromEntries, META_KEY, nodeKey, sealValue, STORE_FORMAT } from '../../../server/state/store-format.js';
 import { StoreBacked } from './store-backed.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 const key = (...b: number[]): Uint8Array => new Uint8Array(b);
 const put = (k: Uint8Array, v: string): KvWrite => ({ type: 'put', key: k, value: bytes(v) });
-/** MessagePack nil: a version recording that the path was deleted. */
-const TOMBSTONE = new Uint8Array([0xc0]);
+/** A version recording that the path was deleted (nil, sealed with its checksum). */
+const TOMBSTONE = sealValue(null);
 
 async function all(kv: KvEngine): Promise<string[]> {
   const found: string[] = [];
@@ -117,13 +117,15 @@ describe('the store layout', () => {
   it('refuses a store of another format, saying which it found', () => {
     const sm = new StateMachine();
     const entries = storeOf(sm).entries();
-    const foreign = entries.map(([k, v]): [Uint8Array, Uint8Array] => (compareKeys(k, META_KEY) === 0 ? [k, new Uint8Array([0x92, STORE_FORMAT + 1, 0])] : [k, v]));
+    const foreign = entries.map(([k, v]): [Uint8Array, Uint8Array] => (compareKeys(k, META_KEY) === 0 ? [k, sealValue([STORE_FORMAT + 1, 0])] : [k, v]));
     expect(() => imageFromEntries(foreign)).toThrow(new RegExp(`store format ${STORE_FORMAT + 1} is not ${STORE_FORMAT}`));
   });
 
   it.each([
     ['a value that is not MessagePack', (v: Uint8Array) => new Uint8Array([0xc1, ...v])],
-    ['a node of the wrong shape', () => new Uint8Array([0x91, 0x01])],
+    ['a node of the wrong shape', () => sealValue([1])],
+    ['a flipped bit in the value (RocksDB scans do not verify their own checksums)', (v: Uint8Array) => v.map((b, i) => (i === v.length - 3 ? b ^ 0x04 : b))],
+    ['a value shorter than its checksum', () => new Uint8Array([0xc0])],
     ['a truncated value', (v: Uint8Array) => v.subarray(0, v.length - 2)],
   ])('refuses %s, naming the key', (_name, damage) => {
     const sm = new StateMachine();
@@ -136,7 +138,7 @@ describe('the store layout', () => {
 
   it('refuses a key of unknown kind', () => {
     const entries = storeOf(new StateMachine()).entries();
-    expect(() => imageFromEntries([...entries, [key(0x5a, 1), new Uint8Array([0xc0])]])).toThrow(/unknown record kind/);
+    expect(() => imageFromEntries([...entries, [key(0x5a, 1), TOMBSTONE]])).toThrow(/unknown record kind/);
   });
 });
 
