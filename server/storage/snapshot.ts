@@ -24,14 +24,15 @@ import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { SnapshotMeta } from '../raft/types.js';
 import type { KvEngine, KvWrite } from '../state/kv-engine.js';
-import { INSTALLED_BASE_KEY, openValue, sealValue } from '../state/store-format.js';
+import { INSTALLED_BASE_KEY, META_KEY, openValue, sealValue } from '../state/store-format.js';
 import { crc32c } from './crc32c.js';
 import { RocksKvEngine } from './rocks-kv.js';
 
 export const SNAPSHOT_CHUNK_BYTES_DEFAULT = 1024 * 1024;
 const CHUNK_FORMAT = 1;
-/** format u8 | seq u32 | last u8 | pairs u32 | crc u32 */
+/** format u8 | seq u32 | last u8 | pairs u32 | crc u32 (over the header before it and the body) */
 const CHUNK_HEADER_BYTES = 14;
+const CRC_AT = 10;
 const COMPLETE_MARKER = 'COMPLETE';
 
 const ALL = { gte: new Uint8Array([0x00]), lt: new Uint8Array([0xff]) };
@@ -39,7 +40,7 @@ const ALL = { gte: new Uint8Array([0x00]), lt: new Uint8Array([0xff]) };
 export interface SnapshotStream {
   /** The store's applied index in this snapshot: the Raft snapshot's index. */
   readonly appliedIndex: number;
-  /** The chunks, the first carrying `base` (whose index must be appliedIndex). */
+  /** The chunks, the first carrying `base` (whose index must be appliedIndex). Once only. */
   chunks(base: SnapshotMeta): AsyncIterable<Uint8Array>;
 }
 
@@ -47,16 +48,23 @@ export interface SnapshotStream {
 export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT_CHUNK_BYTES_DEFAULT): Promise<SnapshotStream> {
   const iterator = engine.scan(ALL)[Symbol.asyncIterator]();
   const first = await iterator.next();
-  if (first.done === true || first.value[0].length !== 1 || first.value[0][0] !== 0x01) {
+  if (first.done === true || first.value[0].length !== 1 || first.value[0][0] !== META_KEY[0]) {
     await iterator.return?.();
     throw new Error('snapshot: the store has no meta record to begin with');
   }
   const meta = openValue(first.value[1]) as unknown[];
   const appliedIndex = meta[1] as number;
+  let used = false;
   return {
     appliedIndex,
     async *chunks(base: SnapshotMeta): AsyncIterable<Uint8Array> {
-      if (base.index !== appliedIndex) throw new Error(`snapshot: base index ${base.index} is not the store's applied index ${appliedIndex}`);
+      // One scan, read once: a second pass would find it spent and send a "complete" empty store.
+      if (used) throw new Error('snapshot: a stream can be sent once; open a new one to send again');
+      used = true;
+      if (base.index !== appliedIndex) {
+        await iterator.return?.();
+        throw new Error(`snapshot: base index ${base.index} is not the store's applied index ${appliedIndex}`);
+      }
       let seq = 0;
       let pairs: (readonly [Uint8Array, Uint8Array])[] = [[INSTALLED_BASE_KEY, sealValue([base.index, base.term, base.conf.voters])], first.value];
       let bytes = 0;
@@ -98,16 +106,21 @@ function encodeChunk(seq: number, last: boolean, pairs: readonly (readonly [Uint
   view.setUint32(1, seq, true);
   chunk[5] = last ? 1 : 0;
   view.setUint32(6, pairs.length, true);
-  view.setUint32(10, crc32c(chunk.subarray(CHUNK_HEADER_BYTES)), true);
+  view.setUint32(CRC_AT, chunkCrc(chunk), true);
   return chunk;
+}
+
+/** The CRC32C of a chunk's header fields and body (everything but the CRC field itself). */
+function chunkCrc(chunk: Uint8Array): number {
+  return crc32c(chunk.subarray(CHUNK_HEADER_BYTES), crc32c(chunk.subarray(0, CRC_AT)));
 }
 
 function decodeChunk(chunk: Uint8Array, expectedSeq: number): { last: boolean; writes: KvWrite[] } {
   if (chunk.length < CHUNK_HEADER_BYTES || chunk[0] !== CHUNK_FORMAT) throw new Error(`snapshot chunk ${expectedSeq}: not a format ${CHUNK_FORMAT} chunk`);
   const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
   const seq = view.getUint32(1, true);
+  if (chunkCrc(chunk) !== view.getUint32(CRC_AT, true)) throw new Error(`snapshot chunk ${expectedSeq}: checksum mismatch`);
   if (seq !== expectedSeq) throw new Error(`snapshot chunk ${seq} arrived where ${expectedSeq} was expected`);
-  if (crc32c(chunk.subarray(CHUNK_HEADER_BYTES)) !== view.getUint32(10, true)) throw new Error(`snapshot chunk ${seq}: checksum mismatch`);
   const count = view.getUint32(6, true);
   const writes: KvWrite[] = [];
   let at = CHUNK_HEADER_BYTES;
@@ -132,9 +145,9 @@ function decodeChunk(chunk: Uint8Array, expectedSeq: number): { last: boolean; w
  */
 export async function receiveSnapshot(directory: string, chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta> {
   const incoming = `${directory}.incoming`;
-  await rm(incoming, { recursive: true, force: true });
+  await discardStaged(incoming);
   const engine = await RocksKvEngine.open(incoming, { errorIfExists: true });
-  let base: SnapshotMeta | null = null;
+  let base: { meta: SnapshotMeta; write: KvWrite } | null = null;
   let done = false;
   try {
     let seq = 0;
@@ -142,12 +155,18 @@ export async function receiveSnapshot(directory: string, chunks: AsyncIterable<U
       if (done) throw new Error('snapshot: a chunk after the last');
       const { last, writes } = decodeChunk(chunk, seq++);
       if (seq === 1) {
-        const first = writes[0];
+        const [first, meta] = writes;
         if (first?.type !== 'put' || first.key.length !== 1 || first.key[0] !== INSTALLED_BASE_KEY[0]) throw new Error('snapshot: the first chunk does not begin with the snapshot base');
         const [index, term, voters] = openValue(first.value) as [number, number, string[]];
-        base = { index, term, conf: { voters } };
+        base = { meta: { index, term, conf: { voters } }, write: first };
+        if (meta?.type !== 'put' || meta.key.length !== 1 || meta.key[0] !== META_KEY[0]) throw new Error('snapshot: the meta record of the store does not follow the base');
+        const applied = (openValue(meta.value) as unknown[])[1];
+        if (applied !== index) throw new Error(`snapshot: the base says index ${index}, the store's meta ${String(applied)}`);
+        writes.shift();
       }
-      await engine.write(writes, { sync: last });
+      // The base goes in with the last batch: that batch is then never empty (the binding skips
+      // an empty batch, sync and all), and its presence means the whole stream landed.
+      await engine.write(last ? [...writes, base!.write] : writes, { sync: last });
       done = last;
     }
     if (!done || base === null) throw new Error('snapshot: the stream ended before its last chunk');
@@ -156,12 +175,23 @@ export async function receiveSnapshot(directory: string, chunks: AsyncIterable<U
     await marker.sync();
     await marker.close();
     await syncDirectory(incoming);
-    return base;
+    return base.meta;
   } catch (error) {
     await engine.close();
-    await rm(incoming, { recursive: true, force: true });
+    await discardStaged(incoming);
     throw error;
   }
+}
+
+/**
+ * Remove a staged store, marker first and durably: a crash in the middle of removing the rest
+ * must not leave a COMPLETE marker beside a partial store.
+ */
+async function discardStaged(incoming: string): Promise<void> {
+  if (!existsSync(incoming)) return;
+  await rm(`${incoming}/${COMPLETE_MARKER}`, { force: true });
+  await syncDirectory(incoming);
+  await rm(incoming, { recursive: true, force: true });
 }
 
 /** Swap a complete staged store in for the live one (closed by the caller). */
@@ -189,12 +219,17 @@ export async function recoverStateDirectory(directory: string): Promise<'finishe
   const incoming = `${directory}.incoming`;
   const old = `${directory}.old`;
   if (existsSync(`${incoming}/${COMPLETE_MARKER}`)) {
-    await swapInStaged(directory);
-    return 'finished-install';
+    // Finish the install only if it moves the state forward; a staged store no newer than the
+    // live one (its install was overtaken) would roll the state back.
+    const live = existsSync(directory) ? await appliedIndexAt(directory) : -1;
+    if ((await appliedIndexAt(incoming)) > live) {
+      await swapInStaged(directory);
+      return 'finished-install';
+    }
   }
   let outcome: 'discarded-partial-install' | 'restored-old' | 'nothing' = 'nothing';
   if (existsSync(incoming)) {
-    await rm(incoming, { recursive: true, force: true });
+    await discardStaged(incoming);
     outcome = 'discarded-partial-install';
   }
   if (existsSync(old)) {
@@ -217,6 +252,17 @@ export async function installedBase(engine: KvEngine): Promise<SnapshotMeta | nu
   if (value === undefined) return null;
   const [index, term, voters] = openValue(value) as [number, number, string[]];
   return { index, term, conf: { voters } };
+}
+
+/** The applied index of the store in `directory` (-1 if it holds none). */
+async function appliedIndexAt(directory: string): Promise<number> {
+  const engine = await RocksKvEngine.open(directory, { createIfMissing: false });
+  try {
+    const meta = await engine.get(META_KEY);
+    return meta === undefined ? -1 : ((openValue(meta) as unknown[])[1] as number);
+  } finally {
+    await engine.close();
+  }
 }
 
 async function syncDirectory(path: string): Promise<void> {

@@ -57,7 +57,7 @@ export class SimDisk {
     private readonly walSegmentBytes: number | null = null,
   ) {
     this.fs = walSegmentBytes === null ? null : new MemoryFileSystem();
-    if (this.fs !== null) this.wal = Wal.open(this.fs, WAL_DIRECTORY, { segmentBytes: walSegmentBytes! }).wal;
+    if (this.fs !== null) this.wal = Wal.open(this.fs, WAL_DIRECTORY, this.walOptions()).wal;
   }
 
   /** The next sync loses power part-way (a crash must follow: see powerCut). */
@@ -171,10 +171,17 @@ export class SimDisk {
     return { hardState, snapshot: this.snapshot?.meta ?? null, entries: [...this.entries] };
   }
 
+  /** Segment salts from a counter, not the real WAL's crypto randomness: a seed must replay. */
+  private walOptions(): { segmentBytes: number; salt: () => number } {
+    return { segmentBytes: this.walSegmentBytes!, salt: () => (this.salts = (this.salts + 0x9e3779b9) >>> 0) };
+  }
+
+  private salts = 0;
+
   /** Rebuild the mirror from what the WAL's recovery accepts, as a restarted member would. */
   private recoverFromWal(): void {
     let tornTail = false;
-    const { wal, log } = Wal.open(this.fs!, WAL_DIRECTORY, { segmentBytes: this.walSegmentBytes!, logger: { warn: () => void (tornTail = true) } });
+    const { wal, log } = Wal.open(this.fs!, WAL_DIRECTORY, { ...this.walOptions(), logger: { warn: () => void (tornTail = true) } });
     if (tornTail) this.walCounts.tornTailsCut += 1;
     this.wal = wal;
     this.hardState = log.hardState;

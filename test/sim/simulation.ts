@@ -280,6 +280,8 @@ class Simulation {
 
   private heal(): void {
     this.healing = true;
+    // Faults off means off: a power cut still armed would strike after the heal.
+    for (const disk of this.disks.values()) disk.disarmPowerCut();
     this.healedAt = this.now;
     this.blocked.clear();
     this.pausedUntil.clear();
@@ -368,6 +370,8 @@ class Simulation {
 
   private crash(id: NodeId, restartAfterMs: number): void {
     if (!this.members.delete(id)) return;
+    // An armed power cut dies with the process it was aimed at.
+    this.disks.get(id)!.disarmPowerCut();
     this.faults.crashes++;
     this.trace(`t=${this.now} CRASH ${id} (back in ${restartAfterMs} ms)`);
     this.queue.push(this.now + restartAfterMs, { kind: 'restart', member: id });
@@ -461,7 +465,7 @@ class Simulation {
         if (!this.members.has(event.member)) this.startMember(event.member);
         return;
       case 'power-cut-deadline':
-        if (this.incarnations.get(event.member) !== event.incarnation || !this.members.has(event.member)) return;
+        if (this.healing || this.incarnations.get(event.member) !== event.incarnation || !this.members.has(event.member)) return;
         this.disks.get(event.member)!.disarmPowerCut();
         this.crash(event.member, this.random.between(1, 200));
         return;

@@ -15,7 +15,8 @@
  * batch — everything written for one fdatasync — with the batch's length and CRC: a batch counts
  * only whole. So a power cut that lands some sectors of the last batch and not others loses
  * that batch and nothing else, and a complete batch found after damage proves the damage is not
- * a torn tail.
+ * a torn tail. The COMMIT checksum starts from the segment's random salt (SQLite's WAL does the
+ * same), so no client value can carry a COMMIT that would vouch for anything.
  *
  * Must never: change the meaning of a record without a new WAL_FORMAT (logs outlive the code);
  * decode a record whose CRC does not match.
@@ -48,6 +49,12 @@ export interface LogBase {
 
 export interface SegmentHeader {
   readonly seq: number;
+  /**
+   * Random per segment, the starting value of every COMMIT checksum in it, so bytes inside a
+   * client's value can never pass for a COMMIT (which would make an ordinary torn write look
+   * like corruption and stop the member). Absent (0) only in hand-built test segments.
+   */
+  readonly salt?: number;
   readonly hardState: HardState;
   readonly base: LogBase | null;
 }
@@ -84,18 +91,18 @@ function seal(into: Uint8Array, at: number, type: RecordType, length: number): n
 }
 
 /** Close the batch that began at `batchStart` with a COMMIT record at `at`; returns the offset after it. */
-export function writeCommit(into: Uint8Array, batchStart: number, at: number): number {
+export function writeCommit(into: Uint8Array, batchStart: number, at: number, salt = 0): number {
   writeU32(into, at + HEADER_BYTES, at - batchStart);
-  writeU32(into, at + HEADER_BYTES + 4, crc32c(into.subarray(batchStart, at)));
+  writeU32(into, at + HEADER_BYTES + 4, crc32c(into.subarray(batchStart, at), salt));
   return seal(into, at, RecordType.COMMIT, 8);
 }
 
 /** Whether the COMMIT record whose payload is `payload`, ending a batch at `at` in `bytes`, vouches for that batch. */
-export function commitHolds(bytes: Uint8Array, at: number, payload: Uint8Array): boolean {
+export function commitHolds(bytes: Uint8Array, at: number, payload: Uint8Array, salt = 0): boolean {
   if (payload.length !== 8) return false;
   const length = readU32(payload, 0);
   if (length > at) return false;
-  return crc32c(bytes.subarray(at - length, at)) === readU32(payload, 4);
+  return crc32c(bytes.subarray(at - length, at), salt) === readU32(payload, 4);
 }
 
 /** Where the batch a COMMIT record closes begins. */
@@ -104,7 +111,8 @@ export function batchStartOf(at: number, payload: Uint8Array): number {
 }
 
 export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
-  return encoder.encode([WAL_MAGIC, WAL_FORMAT, header.seq, hardStateFields(header.hardState), header.base === null ? null : baseFields(header.base)]);
+  const fields = [WAL_MAGIC, WAL_FORMAT, header.seq, hardStateFields(header.hardState), header.base === null ? null : baseFields(header.base)];
+  return encoder.encode(header.salt === undefined ? fields : [...fields, header.salt]);
 }
 
 export function encodeHardState(hardState: HardState): Uint8Array {
@@ -157,7 +165,10 @@ export function decodeSegmentHeader(payload: Uint8Array): SegmentHeader {
   if (!Array.isArray(fields) || fields[0] !== WAL_MAGIC) throw new Error('not a Warden WAL segment (no magic)');
   if (fields[1] !== WAL_FORMAT) throw new Error(`WAL format ${String(fields[1])} is not ${WAL_FORMAT}, which this version of Warden reads`);
   if (!Number.isInteger(fields[2])) throw new Error('a segment header without a sequence number');
-  return { seq: fields[2] as number, hardState: hardStateFrom(fields[3]), base: fields[4] === null ? null : baseFrom(fields[4]) };
+  const salt = fields[5] ?? 0;
+  if (!Number.isInteger(salt) || (salt as number) < 0 || (salt as number) > 0xffff_ffff) throw new Error('a segment header with a bad salt');
+  const header = { seq: fields[2] as number, hardState: hardStateFrom(fields[3]), base: fields[4] === null ? null : baseFrom(fields[4]) };
+  return fields.length > 5 ? { ...header, salt: salt as number } : header;
 }
 
 export function decodeHardState(payload: Uint8Array): HardState {

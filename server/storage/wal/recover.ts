@@ -52,6 +52,8 @@ export interface RecoveredSegment {
   readonly end: number;
   /** The highest entry index in the segment (0: none). */
   readonly maxIndex: number;
+  /** The segment's COMMIT salt, for appending to it. */
+  readonly salt: number;
 }
 
 export interface RecoveredLog {
@@ -114,9 +116,13 @@ export function recover(segments: readonly SegmentBytes[], keepFrom = 0): Recove
     let batchStart = 0;
     let batch: { type: number; payload: Uint8Array; at: number }[] = [];
     let maxIndex = 0;
+    /** The segment's COMMIT salt, from its header (null until the header is read). */
+    let salt: number | null = null;
     /** Damage at the batch that began at `from`: a torn tail, or corruption. */
     const damaged = (from: number, where: number, reason: string): void => {
-      if (isLast && !completeBatchAfter(bytes, from)) {
+      // Without the header's salt nothing after it can be vouched for; but then the header itself
+      // is damaged, and a header (one sector, written atomically) is never torn: refuse.
+      if (isLast && salt !== null && !completeBatchAfter(bytes, from, salt)) {
         tornTail = { name: segment.name, offset: from, reason };
         return;
       }
@@ -137,12 +143,19 @@ export function recover(segments: readonly SegmentBytes[], keepFrom = 0): Recove
         damaged(batchStart, at, read.kind === 'bad' ? read.reason : read.kind === 'truncated' ? 'a record cut short' : 'data after an empty record header');
         break;
       }
+      if (at === 0 && read.type === RecordType.SEGMENT) {
+        try {
+          salt = decodeSegmentHeader(read.payload).salt ?? 0;
+        } catch (error) {
+          throw new WalCorruption(segment.name, 0, (error as Error).message);
+        }
+      }
       if (read.type !== RecordType.COMMIT) {
         batch.push({ type: read.type, payload: read.payload, at });
         at = read.next;
         continue;
       }
-      if (batchStartOf(at, read.payload) !== batchStart || !commitHolds(bytes, at, read.payload)) {
+      if (salt === null || batchStartOf(at, read.payload) !== batchStart || !commitHolds(bytes, at, read.payload, salt)) {
         damaged(batchStart, at, 'a batch that does not match its commit record');
         break;
       }
@@ -160,7 +173,7 @@ export function recover(segments: readonly SegmentBytes[], keepFrom = 0): Recove
     }
     // A dropped empty segment is not recovered at all; the one before it is the last.
     if (!(tornTail !== null && tornTail.name === segment.name && tornTail.offset === 0)) {
-      recovered.push({ name: segment.name, seq: segment.seq, end: tornTail?.name === segment.name ? tornTail.offset : at, maxIndex });
+      recovered.push({ name: segment.name, seq: segment.seq, end: tornTail?.name === segment.name ? tornTail.offset : at, maxIndex, salt: salt ?? 0 });
     }
   });
 
@@ -242,13 +255,13 @@ function isZeroFrom(bytes: Uint8Array, from: number): boolean {
   return true;
 }
 
-/** Whether a complete batch (a COMMIT record that vouches for it) lies anywhere after `from`. */
-function completeBatchAfter(bytes: Uint8Array, from: number): boolean {
+/** Whether a complete batch (a COMMIT record, salted as the segment's, that vouches for it) lies anywhere after `from`. */
+function completeBatchAfter(bytes: Uint8Array, from: number, salt: number): boolean {
   for (let at = from + 1; at + COMMIT_RECORD_BYTES <= bytes.length; at++) {
     if (bytes[at + 8] !== RecordType.COMMIT || readU32(bytes, at + 4) !== 8) continue;
     if (crc32c(bytes.subarray(at + 4, at + COMMIT_RECORD_BYTES)) !== readU32(bytes, at)) continue;
     const payload = bytes.subarray(at + HEADER_BYTES, at + COMMIT_RECORD_BYTES);
-    if (batchStartOf(at, payload) > from && commitHolds(bytes, at, payload)) return true;
+    if (batchStartOf(at, payload) > from && commitHolds(bytes, at, payload, salt)) return true;
   }
   return false;
 }

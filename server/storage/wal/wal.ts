@@ -13,6 +13,7 @@
  * recover or cut; delete a segment holding an entry above the low-water mark.
  */
 
+import { randomInt } from 'node:crypto';
 import type { Entry, HardState, SnapshotMeta } from '../../raft/types.js';
 import type { WalFile, WalFileSystem } from '../file-system.js';
 import {
@@ -32,6 +33,7 @@ import { recover, type RecoveredLog } from './recover.js';
 
 export const SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
 const ZEROS = new Uint8Array(1024 * 1024);
+const SECTOR_BYTES = 512;
 const SEGMENT_NAME = /^([0-9a-f]{16})\.wal$/;
 
 export interface WalLogger {
@@ -44,6 +46,8 @@ export interface WalOptions {
   /** Recovery keeps entries from this index on (the state store's applied index); older ones are only checked. */
   readonly keepFrom?: number;
   readonly logger?: WalLogger;
+  /** A new segment's COMMIT salt (32 bits); random by default. The simulator passes a seeded one. */
+  readonly salt?: () => number;
 }
 
 interface Segment {
@@ -66,6 +70,8 @@ export class Wal {
   private hardState: HardState;
   private base: LogBase | null;
   private stagedHardState: HardState | null = null;
+  /** The current segment's COMMIT salt. */
+  private salt = 0;
   private stagedBase: LogBase | null = null;
   private broken: Error | null = null;
 
@@ -73,6 +79,7 @@ export class Wal {
     private readonly fs: WalFileSystem,
     private readonly directory: string,
     private readonly segmentBytes: number,
+    private readonly newSalt: () => number,
     recovered: RecoveredLog,
     file: WalFile,
     position: number,
@@ -91,6 +98,7 @@ export class Wal {
    */
   static open(fs: WalFileSystem, directory: string, options: WalOptions = {}): { wal: Wal; log: RecoveredLog } {
     const segmentBytes = options.segmentBytes ?? SEGMENT_BYTES_DEFAULT;
+    const newSalt = options.salt ?? (() => randomInt(0, 0x1_0000_0000));
     if (!Number.isInteger(segmentBytes) || segmentBytes < 4096) throw new RangeError(`segmentBytes must be an integer of at least 4096, got ${segmentBytes}`);
     fs.mkdirp(directory);
     const names = fs
@@ -116,11 +124,12 @@ export class Wal {
     }
     const last = log.segments[log.segments.length - 1];
     if (last === undefined) {
-      const wal = new Wal(fs, directory, segmentBytes, { ...log, segments: [] }, NO_FILE, 0);
+      const wal = new Wal(fs, directory, segmentBytes, newSalt, { ...log, segments: [] }, NO_FILE, 0);
       wal.cut(0);
       return { wal, log };
     }
-    const wal = new Wal(fs, directory, segmentBytes, log, fs.open(fs.join(directory, last.name), false), last.end);
+    const wal = new Wal(fs, directory, segmentBytes, newSalt, log, fs.open(fs.join(directory, last.name), false), last.end);
+    wal.salt = last.salt;
     return { wal, log };
   }
 
@@ -162,7 +171,7 @@ export class Wal {
           segment.maxIndex = Math.max(segment.maxIndex, entry.index);
         }
       }
-      writeCommit(buffer, 0, at);
+      writeCommit(buffer, 0, at, this.salt);
       this.file.write(buffer, this.position);
       this.file.sync();
       this.position += size;
@@ -212,14 +221,19 @@ export class Wal {
     const name = `${seq.toString(16).padStart(16, '0')}.wal`;
     const file = this.fs.open(this.fs.join(this.directory, name), true);
     zeroFill(file, 0, this.segmentBytes);
-    const header = encodeSegmentHeader({ seq, hardState: this.hardState, base: this.base });
+    const salt = this.newSalt() >>> 0;
+    const header = encodeSegmentHeader({ seq, salt, hardState: this.hardState, base: this.base });
     const batch = new Uint8Array(HEADER_BYTES + header.length + COMMIT_RECORD_BYTES);
-    writeCommit(batch, 0, writeRecord(batch, 0, RecordType.SEGMENT, header));
+    writeCommit(batch, 0, writeRecord(batch, 0, RecordType.SEGMENT, header), salt);
+    // A header batch within one sector is written all or not at all, which recovery relies on
+    // to tell a segment cut just before a crash (all zeros) from a damaged header (refused).
+    if (batch.length > SECTOR_BYTES) throw new Error(`a segment header of ${batch.length} bytes does not fit one ${SECTOR_BYTES}-byte sector (too many or too long member ids)`);
     file.write(batch, 0);
     file.sync();
     this.fs.syncDirectory(this.directory);
     this.segments.push({ name, seq, maxIndex: 0 });
     this.file = file;
+    this.salt = salt;
     this.position = batch.length;
     this.headerEnd = batch.length;
   }

@@ -186,4 +186,46 @@ describe('state store snapshots', () => {
       await live.store.engine.close();
     });
   });
+
+  describe('found in review', () => {
+    it('sends a stream once: a second pass over a spent scan is refused, never sent as an empty "complete" store', async () => {
+      const source = await sourceStore(join(root, 'source'), 500);
+      const stream = await openSnapshotStream(source.engine, 2048);
+      const base = { index: stream.appliedIndex, term: 1, conf };
+      for await (const _chunk of stream.chunks(base)) break; // a send abandoned after one chunk
+      await expect(collect(stream.chunks(base))).rejects.toThrow(/can be sent once/);
+      await source.engine.close();
+    });
+
+    it('installs whole for every chunk size, including streams whose last chunk holds no pair', async () => {
+      const source = await sourceStore(join(root, 'source'), 300);
+      const expected = encodeFull(replayed(300));
+      for (const chunkBytes of [1, 64, 700, 1_000, 4_096, 1 << 20]) {
+        const stream = await openSnapshotStream(source.engine, chunkBytes);
+        const base = { index: stream.appliedIndex, term: 2, conf };
+        const target = join(root, `target-${chunkBytes}`);
+        await receiveSnapshot(target, stream.chunks(base));
+        await swapInStaged(target);
+        const installed = await openMachine(target);
+        expect(installed.base, `chunk ${chunkBytes}`).toEqual(base);
+        expect(isDeepStrictEqual(encodeFull(installed.store.machine), expected), `chunk ${chunkBytes}`).toBe(true);
+        await installed.store.engine.close();
+      }
+      await source.engine.close();
+    });
+
+    it('does not finish a staged install older than the live store at start (no roll-back)', async () => {
+      const source = await sourceStore(join(root, 'source'), 200);
+      const stream = await openSnapshotStream(source.engine, 4096);
+      const chunks = await collect(stream.chunks({ index: stream.appliedIndex, term: 1, conf }));
+      await source.engine.close();
+      const target = join(root, 'target');
+      (await sourceStore(target, 250)).engine.close();
+      await receiveSnapshot(target, from(chunks));
+      expect(await recoverStateDirectory(target)).toBe('discarded-partial-install');
+      const live = await openMachine(target);
+      expect(live.store.machine.appliedIndex).toBe(250);
+      await live.store.engine.close();
+    });
+  });
 });

@@ -21,6 +21,7 @@ import { MemoryFileSystem, type CrashFate } from '../../../server/storage/memory
 import {
   COMMIT_RECORD_BYTES,
   encodeHardState,
+  decodeSegmentHeader,
   encodeSegmentHeader,
   entryIndexOf,
   readRecord,
@@ -614,7 +615,9 @@ describe('Wal: segments', () => {
     expect(wal.segmentCount).toBe(2);
     const header = parse(fs.read(pathOf(segName(1)))).records[0]!;
     expect(header.type).toBe(RecordType.SEGMENT);
-    const inHeader = encodeSegmentHeader({ seq: 1, hardState: synced, base: { meta: meta(1, 4), replacesLog: false } });
+    const { salt } = decodeSegmentHeader(header.payload);
+    expect(salt).toEqual(expect.any(Number));
+    const inHeader = encodeSegmentHeader({ seq: 1, salt, hardState: synced, base: { meta: meta(1, 4), replacesLog: false } });
     expect(Buffer.from(header.payload).equals(Buffer.from(inHeader))).toBe(true);
   });
 });
@@ -1610,5 +1613,29 @@ describe('Wal: random operations against a model (property)', () => {
     expect(stats.segmentsMax).toBeGreaterThanOrEqual(4);
     expect(stats.compactedSegments).toBeGreaterThan(0);
     expect(stats.tornWarnings).toBeGreaterThan(0);
+  });
+});
+
+describe('Wal: bytes inside a value cannot pass for a commit record', () => {
+  it('cuts a torn write whose entry carries a forged COMMIT (with the CRC of the bytes before it) as a torn tail', () => {
+    const fs = new MemoryFileSystem();
+    const { wal } = Wal.open(fs, '/wal', { segmentBytes: 64 * 1024 });
+    for (let i = 1; i <= 3; i++) commitBatch(wal, [entry(i, 1, 100)], { term: 1, vote: 'a', commit: i });
+    // A client's value: anything, then a COMMIT vouching for the 64 bytes before it, unsalted.
+    const value = new Uint8Array(2000 + COMMIT_RECORD_BYTES).fill(0x41);
+    writeCommit(value, 2000 - 64, 2000);
+    wal.append([{ index: 4, term: 1, type: 'normal', data: value }]);
+    fs.powerCutAtNextSync = true;
+    expect(() => wal.sync()).toThrow(/power cut/);
+    // The write tears: its first sector is lost, the rest (the forged COMMIT included) lands.
+    let sector = 0;
+    fs.crash(
+      () => 'torn',
+      () => sector++ > 0,
+    );
+    const warnings: string[] = [];
+    const { log } = Wal.open(fs, '/wal', { segmentBytes: 64 * 1024, logger: { warn: (fields) => void warnings.push(String(fields['event'])) } });
+    expect(log.lastIndex).toBe(3);
+    expect(warnings).toEqual(['wal_torn_tail_cut']);
   });
 });
