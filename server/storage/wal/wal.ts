@@ -197,12 +197,14 @@ export class Wal {
     this.setBase({ meta, replacesLog: false });
     this.sync();
     let removed = 0;
-    // Only a prefix, never the segment being written: the rest stay numbered without a gap.
+    // Only a prefix, oldest first, never the segment being written; each removal is made durable
+    // before the next, so a crash can never leave a younger segment gone and an older one there
+    // (a gap in the numbering, which recovery refuses).
     while (this.segments.length > 1 && this.segments[0]!.maxIndex <= meta.index) {
       this.fs.remove(this.fs.join(this.directory, this.segments.shift()!.name));
+      this.fs.syncDirectory(this.directory);
       removed += 1;
     }
-    if (removed > 0) this.fs.syncDirectory(this.directory);
     return removed;
   }
 
