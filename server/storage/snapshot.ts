@@ -147,39 +147,78 @@ export async function receiveSnapshot(directory: string, chunks: AsyncIterable<U
   const incoming = `${directory}.incoming`;
   await discardStaged(incoming);
   const engine = await RocksKvEngine.open(incoming, { errorIfExists: true });
-  let base: { meta: SnapshotMeta; write: KvWrite } | null = null;
-  let done = false;
   try {
-    let seq = 0;
-    for await (const chunk of chunks) {
-      if (done) throw new Error('snapshot: a chunk after the last');
-      const { last, writes } = decodeChunk(chunk, seq++);
-      if (seq === 1) {
-        const [first, meta] = writes;
-        if (first?.type !== 'put' || first.key.length !== 1 || first.key[0] !== INSTALLED_BASE_KEY[0]) throw new Error('snapshot: the first chunk does not begin with the snapshot base');
-        const [index, term, voters] = openValue(first.value) as [number, number, string[]];
-        base = { meta: { index, term, conf: { voters } }, write: first };
-        if (meta?.type !== 'put' || meta.key.length !== 1 || meta.key[0] !== META_KEY[0]) throw new Error('snapshot: the meta record of the store does not follow the base');
-        const applied = (openValue(meta.value) as unknown[])[1];
-        if (applied !== index) throw new Error(`snapshot: the base says index ${index}, the store's meta ${String(applied)}`);
-        writes.shift();
-      }
-      // The base goes in with the last batch: that batch is then never empty (the binding skips
-      // an empty batch, sync and all), and its presence means the whole stream landed.
-      await engine.write(last ? [...writes, base!.write] : writes, { sync: last });
-      done = last;
-    }
-    if (!done || base === null) throw new Error('snapshot: the stream ended before its last chunk');
+    const base = await writeSnapshotInto(engine, chunks);
     await engine.close();
     const marker = await open(`${incoming}/${COMPLETE_MARKER}`, 'w');
     await marker.sync();
     await marker.close();
     await syncDirectory(incoming);
-    return base.meta;
+    return base;
   } catch (error) {
     await engine.close();
     await discardStaged(incoming);
     throw error;
+  }
+}
+
+/**
+ * Write a snapshot stream into an empty engine, checking every chunk; the last batch is synced.
+ * Throws if the stream fails a check or ends before its last chunk (the engine then holds part
+ * of it and must be thrown away).
+ */
+export async function writeSnapshotInto(engine: KvEngine, chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta> {
+  let base: { meta: SnapshotMeta; write: KvWrite } | null = null;
+  let done = false;
+  let seq = 0;
+  for await (const chunk of chunks) {
+    if (done) throw new Error('snapshot: a chunk after the last');
+    const { last, writes } = decodeChunk(chunk, seq++);
+    if (seq === 1) {
+      const [first, meta] = writes;
+      if (first?.type !== 'put' || first.key.length !== 1 || first.key[0] !== INSTALLED_BASE_KEY[0]) throw new Error('snapshot: the first chunk does not begin with the snapshot base');
+      const [index, term, voters] = openValue(first.value) as [number, number, string[]];
+      base = { meta: { index, term, conf: { voters } }, write: first };
+      if (meta?.type !== 'put' || meta.key.length !== 1 || meta.key[0] !== META_KEY[0]) throw new Error('snapshot: the meta record of the store does not follow the base');
+      const applied = (openValue(meta.value) as unknown[])[1];
+      if (applied !== index) throw new Error(`snapshot: the base says index ${index}, the store's meta ${String(applied)}`);
+      writes.shift();
+    }
+    // The base goes in with the last batch: that batch is then never empty (the binding skips
+    // an empty batch, sync and all), and its presence means the whole stream landed.
+    await engine.write(last ? [...writes, base!.write] : writes, { sync: last });
+    done = last;
+  }
+  if (!done || base === null) throw new Error('snapshot: the stream ended before its last chunk');
+  return base.meta;
+}
+
+/** A whole stream as one byte string (each chunk length-prefixed), for a message that carries it. */
+export async function frameChunks(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const all: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of chunks) {
+    all.push(chunk);
+    size += 4 + chunk.length;
+  }
+  const framed = new Uint8Array(size);
+  const view = new DataView(framed.buffer);
+  let at = 0;
+  for (const chunk of all) {
+    view.setUint32(at, chunk.length, true);
+    framed.set(chunk, at + 4);
+    at += 4 + chunk.length;
+  }
+  return framed;
+}
+
+/** The chunks of a framed stream (framing damage shows up as a chunk that fails its checks). */
+export async function* unframeChunks(framed: Uint8Array): AsyncIterable<Uint8Array> {
+  const view = new DataView(framed.buffer, framed.byteOffset, framed.byteLength);
+  for (let at = 0; at + 4 <= framed.length; ) {
+    const length = view.getUint32(at, true);
+    yield framed.subarray(at + 4, Math.min(framed.length, at + 4 + length));
+    at += 4 + length;
   }
 }
 

@@ -1,0 +1,300 @@
+/**
+ * The member runtime: where the Raft core, the write-ahead log, the state store and the peer
+ * link meet. Singular Update Queue: every input (a peer's message, a client's proposal or read,
+ * a clock tick) is queued, and one turn at a time drains the queue into the core and carries out
+ * its Ready in the order the core's contract demands — persist (one WAL sync per turn: group
+ * commit), then send, then apply, then advance. Proposals and reads wait in Request Waiting
+ * Lists. A follower forwards writes to the leader over the peer link.
+ *
+ * Must never: send a message or apply an entry before the Ready that holds it is durable; feed
+ * the core between ready() and advance(); let the WAL's low-water mark pass the store's durable
+ * applied index.
+ */
+
+import { decodeEntry, encodeEntry } from '../state/codec.js';
+import type { ClientStamp } from '../state/sessions.js';
+import type { StateCommand, StateMachine, StateResult } from '../state/state-machine.js';
+import type { StateStore } from '../state/state-store.js';
+import { Raft } from '../raft/raft.js';
+import type { Entry, Message, NodeId, RaftStatus, RandomSource, Ready, SnapshotMeta } from '../raft/types.js';
+import type { Wal } from '../storage/wal/wal.js';
+import type { RecoveredLog } from '../storage/wal/recover.js';
+import { ProposalWaitingList, ReadWaitingList, RetryableError } from './waiting-list.js';
+
+export interface RuntimeClock {
+  /** Milliseconds that never go back (for timers and deadlines). */
+  monotonicMs(): number;
+  /** Wall-clock milliseconds: the proposer's time carried in each entry (log time). */
+  wallMs(): number;
+}
+
+export interface RuntimeTimers {
+  setInterval(run: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+  /** Run soon, after the current event (a turn of the update loop). */
+  defer(run: () => void): void;
+}
+
+/** The member's side of the peer channels. */
+export interface PeerLink {
+  /** Best effort: a message to a member that is down is dropped (Raft retries). */
+  send(message: Message): void;
+  /** A client write, as entry bytes, for the leader to propose; answers its result. */
+  forward(to: NodeId, entry: Uint8Array): Promise<StateResult>;
+}
+
+/** Where the state store lives: it can be replaced whole by an installed snapshot. */
+export interface StoreHome {
+  readonly store: StateStore;
+  /** The store's snapshot now: its applied index, and its bytes (a chunk stream, framed). */
+  snapshot(): Promise<{ readonly appliedIndex: number; bytes(base: SnapshotMeta): Promise<Uint8Array> }>;
+  /** Replace the store with the snapshot in `bytes` (closed, installed, swapped, reopened). */
+  install(bytes: Uint8Array): Promise<void>;
+}
+
+export interface RuntimeLogger {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface RuntimeOptions {
+  readonly id: NodeId;
+  readonly peers: readonly NodeId[];
+  readonly tickMs?: number;
+  readonly electionTicks?: number;
+  readonly heartbeatTicks?: number;
+  /** Make the store durable and move the log's low-water mark every this many applied entries. */
+  readonly snapshotEvery?: number;
+  /** Entries kept below the low-water mark, for followers a little behind. */
+  readonly keepEntries?: number;
+}
+
+export interface RuntimeDeps {
+  readonly clock: RuntimeClock;
+  readonly timers: RuntimeTimers;
+  readonly random: RandomSource;
+  readonly wal: Wal;
+  readonly recovered: RecoveredLog;
+  readonly home: StoreHome;
+  readonly link: PeerLink;
+  readonly logger: RuntimeLogger;
+}
+
+type Input = () => void;
+
+export class MemberRuntime {
+  readonly raft: Raft;
+  private readonly proposals = new ProposalWaitingList<StateResult>();
+  private readonly reads = new ReadWaitingList();
+  private inbox: Input[] = [];
+  private turning = false;
+  private turnScheduled = false;
+  private ticker: unknown = null;
+  private stopped = false;
+  private readSeq = 0;
+  private lastDurableIndex: number;
+  private readonly snapshotEvery: number;
+  private readonly keepEntries: number;
+
+  constructor(
+    private readonly options: RuntimeOptions,
+    private readonly deps: RuntimeDeps,
+  ) {
+    this.snapshotEvery = options.snapshotEvery ?? 10_000;
+    this.keepEntries = options.keepEntries ?? 5_000;
+    const applied = this.machine.appliedIndex;
+    this.lastDurableIndex = applied;
+    const { recovered } = deps;
+    if (applied > recovered.lastIndex) {
+      // Only an install whose WAL record a crash lost leaves the store ahead of the whole log.
+      throw new Error(`runtime: the state store is at ${applied}, past the end of the log (${recovered.lastIndex}); the member needs a snapshot it cannot yet rebuild on its own`);
+    }
+    this.raft = new Raft(
+      {
+        id: options.id,
+        peers: options.peers,
+        random: deps.random,
+        electionTicks: options.electionTicks ?? 10,
+        heartbeatTicks: options.heartbeatTicks ?? 1,
+        preVote: true,
+        checkQuorum: true,
+        // Entries the store already holds are not handed out again.
+        appliedIndex: applied,
+      },
+      { hardState: recovered.hardState, snapshot: recovered.base?.meta ?? null, entries: recovered.entries },
+    );
+  }
+
+  get machine(): StateMachine {
+    return this.deps.home.store.machine;
+  }
+
+  get status(): RaftStatus {
+    return this.raft.status;
+  }
+
+  start(): void {
+    this.ticker = this.deps.timers.setInterval(() => this.enqueue(() => this.raft.tick()), this.options.tickMs ?? 100);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.ticker !== null) this.deps.timers.clearInterval(this.ticker);
+    const gone = new RetryableError('UNAVAILABLE', 'the member is stopping', null);
+    this.proposals.failAll(gone);
+    this.reads.failAll(gone);
+    await this.deps.home.store.persist({ sync: true });
+    this.deps.wal.close();
+  }
+
+  /** A message from a peer. */
+  step(message: Message): void {
+    this.enqueue(() => this.raft.step(message));
+  }
+
+  /** A client write: proposed here if this member leads, else forwarded to the leader. */
+  propose(command: StateCommand, client?: ClientStamp): Promise<StateResult> {
+    const entry = encodeEntry({ timeMs: this.deps.clock.wallMs(), command, ...(client === undefined ? {} : { client }) });
+    return this.proposeEntry(entry, true);
+  }
+
+  /** A write a follower forwarded: proposed only if this member leads (never forwarded twice). */
+  proposeForwarded(entry: Uint8Array): Promise<StateResult> {
+    return this.proposeEntry(entry, false);
+  }
+
+  /** A linearizable read (ReadIndex): served once this member has applied the confirmed index. */
+  async readLinearizable<T>(read: (machine: StateMachine) => T): Promise<T> {
+    const requestId = `${this.options.id}/${++this.readSeq}`;
+    const waiting = this.reads.add(requestId);
+    this.enqueue(() => {
+      const result = this.raft.readIndex(requestId);
+      if (!result.ok) {
+        this.reads.failAll(new RetryableError(result.code, 'no leader can confirm the read now', result.leaderHint));
+      }
+    });
+    await waiting;
+    return read(this.machine);
+  }
+
+  /** A serializable read: this member's state as it is, or once it has reached `minRevision`. */
+  async readSerializable<T>(read: (machine: StateMachine) => T): Promise<T> {
+    return read(this.machine);
+  }
+
+  private proposeEntry(entry: Uint8Array, mayForward: boolean): Promise<StateResult> {
+    if (this.stopped) return Promise.reject(new RetryableError('UNAVAILABLE', 'the member is stopping', null));
+    return new Promise<StateResult>((resolve, reject) => {
+      this.enqueue(() => {
+        const proposed = this.raft.propose(entry);
+        if (proposed.ok) {
+          this.proposals.add(proposed.index, proposed.term).then(resolve, reject);
+          return;
+        }
+        const leader = proposed.leaderHint;
+        if (mayForward && proposed.code === 'NOT_LEADER' && leader !== null && leader !== this.options.id) {
+          this.deps.link.forward(leader, entry).then(resolve, reject);
+          return;
+        }
+        reject(new RetryableError(proposed.code, proposed.code === 'NOT_LEADER' ? 'this member does not lead' : 'the cluster cannot take writes now', leader));
+      });
+    });
+  }
+
+  private enqueue(input: Input): void {
+    if (this.stopped) return;
+    this.inbox.push(input);
+    this.scheduleTurn();
+  }
+
+  private scheduleTurn(): void {
+    if (this.turnScheduled || this.turning) return;
+    this.turnScheduled = true;
+    this.deps.timers.defer(() => {
+      this.turnScheduled = false;
+      void this.turn();
+    });
+  }
+
+  /** One turn of the update loop: feed the core, then carry out its Readys until it has none. */
+  private async turn(): Promise<void> {
+    if (this.turning || this.stopped) return;
+    this.turning = true;
+    try {
+      for (;;) {
+        const inputs = this.inbox;
+        this.inbox = [];
+        for (const input of inputs) input();
+        if (!this.raft.hasReady()) break;
+        await this.handle(this.raft.ready());
+        this.raft.advance();
+        await this.maybeCompact();
+      }
+    } catch (error) {
+      // A failed fsync or store write: data believed safe may not be. Stop; never go on.
+      this.deps.logger.error({ event: 'runtime_failed', error: (error as Error).message }, 'the member stops: its storage failed');
+      this.stopped = true;
+      if (this.ticker !== null) this.deps.timers.clearInterval(this.ticker);
+      const failed = new RetryableError('UNAVAILABLE', 'the member failed', null);
+      this.proposals.failAll(failed);
+      this.reads.failAll(failed);
+    } finally {
+      this.turning = false;
+    }
+    if (this.inbox.length > 0) this.scheduleTurn();
+  }
+
+  private async handle(rd: Ready): Promise<void> {
+    const { wal, home, link } = this.deps;
+    // 1. Persist: one batch, one fdatasync (group commit).
+    if (rd.snapshot !== null) {
+      await home.install(rd.snapshot.data!);
+      wal.setBase({ meta: rd.snapshot.meta, replacesLog: true });
+      this.proposals.failThrough(rd.snapshot.meta.index, new RetryableError('NOT_LEADER', 'a snapshot replaced the log', this.raft.status.leaderId));
+    }
+    if (rd.entries.length > 0) wal.append(rd.entries);
+    if (rd.hardState !== null) wal.setHardState(rd.hardState);
+    wal.sync();
+    // 2. Send.
+    for (const message of rd.messages) link.send(message.type === 'Snapshot' ? await this.withSnapshot(message) : message);
+    // 3. Apply.
+    for (const entry of rd.committedEntries) this.apply(entry);
+    if (rd.committedEntries.length > 0) void home.store.persist({ sync: false });
+    for (const rs of rd.readStates) this.reads.readIndex(rs.requestId, rs.index);
+    this.reads.applied(this.machine.appliedIndex);
+    if (rd.softState !== null && rd.softState.role !== 'leader') {
+      const lost = new RetryableError('NOT_LEADER', 'leadership changed before the request was confirmed', rd.softState.leaderId);
+      this.reads.failUnconfirmed(lost);
+    }
+  }
+
+  private apply(entry: Entry): void {
+    if (entry.index <= this.machine.appliedIndex) return; // the store already holds it
+    const body = entry.type === 'normal' && entry.data.length > 0 ? decodeEntry(entry.data) : { timeMs: 0, command: { op: 'noop' } };
+    const { result } = this.machine.apply({ index: entry.index, ...body });
+    this.proposals.applied(entry.index, entry.term, result, this.raft.status.leaderId);
+  }
+
+  /** The leader's snapshot for a follower: the store as it is now, at its own applied index. */
+  private async withSnapshot(message: Extract<Message, { type: 'Snapshot' }>): Promise<Message> {
+    const snapshot = await this.deps.home.snapshot();
+    const term = this.raft.termAt(snapshot.appliedIndex);
+    if (term === undefined) throw new Error(`runtime: no term known for the store's applied index ${snapshot.appliedIndex}`);
+    const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf: message.snapshot.meta.conf };
+    return { ...message, snapshot: { meta, data: await snapshot.bytes(meta) } };
+  }
+
+  /** Every snapshotEvery entries: the store made durable, then the log's low-water mark moved up to it. */
+  private async maybeCompact(): Promise<void> {
+    const applied = this.machine.appliedIndex;
+    if (applied - this.lastDurableIndex < this.snapshotEvery) return;
+    await this.deps.home.store.persist({ sync: true });
+    this.lastDurableIndex = applied;
+    const mark = applied - this.keepEntries;
+    const term = this.raft.termAt(mark);
+    if (mark <= this.raft.status.snapshotIndex || term === undefined) return;
+    this.raft.compact(mark);
+    this.deps.wal.compact({ index: mark, term, conf: { voters: this.raft.status.voters } });
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * Request Waiting List: client requests parked until the log reaches them. A proposal waits for
+ * its (index, term) to be applied; a linearizable read waits for its read index, then for the
+ * state machine to apply that far. When leadership is lost they fail with a retryable code
+ * (with client sessions, a retry of a write that did commit is answered from its record).
+ *
+ * Must never: answer a proposal with another entry's result (the term must match); keep a
+ * request forever (every failure path empties the list it owns).
+ */
+
+import type { ErrorCode } from '../../shared/errors.js';
+import type { NodeId } from '../raft/types.js';
+
+export class RetryableError extends Error {
+  constructor(
+    readonly code: Extract<ErrorCode, 'NOT_LEADER' | 'UNAVAILABLE'>,
+    message: string,
+    readonly leaderHint: NodeId | null,
+  ) {
+    super(message);
+    this.name = 'RetryableError';
+  }
+}
+
+interface Waiter<T> {
+  readonly resolve: (value: T) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** Proposals by log index, answered when that index is applied. */
+export class ProposalWaitingList<T> {
+  private readonly byIndex = new Map<number, Waiter<T> & { readonly term: number }>();
+
+  add(index: number, term: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.byIndex.set(index, { term, resolve, reject }));
+  }
+
+  /** Entry `index` of `term` was applied with `result`. */
+  applied(index: number, term: number, result: T, leaderHint: NodeId | null): void {
+    const waiter = this.byIndex.get(index);
+    if (waiter === undefined) return;
+    this.byIndex.delete(index);
+    if (waiter.term === term) waiter.resolve(result);
+    // Another leader's entry took this slot: ours was never committed.
+    else waiter.reject(new RetryableError('NOT_LEADER', `the proposal at index ${index} was replaced by another leader's entry`, leaderHint));
+  }
+
+  /** Fail every proposal at or below `index` (a snapshot replaced that part of the log). */
+  failThrough(index: number, error: Error): void {
+    for (const [at, waiter] of this.byIndex) {
+      if (at > index) continue;
+      this.byIndex.delete(at);
+      waiter.reject(error);
+    }
+  }
+
+  failAll(error: Error): void {
+    for (const waiter of this.byIndex.values()) waiter.reject(error);
+    this.byIndex.clear();
+  }
+
+  get size(): number {
+    return this.byIndex.size;
+  }
+}
+
+/** Linearizable reads by request id: first their read index, then the apply that reaches it. */
+export class ReadWaitingList {
+  private readonly pending = new Map<string, Waiter<void> & { index: number | null }>();
+
+  add(requestId: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.pending.set(requestId, { resolve, reject, index: null }));
+  }
+
+  /** The leader confirmed `requestId` may be served once `index` is applied. */
+  readIndex(requestId: string, index: number): void {
+    const waiter = this.pending.get(requestId);
+    if (waiter !== undefined) waiter.index = index;
+  }
+
+  /** Release every read whose index is applied. */
+  applied(appliedIndex: number): void {
+    for (const [requestId, waiter] of this.pending) {
+      if (waiter.index === null || waiter.index > appliedIndex) continue;
+      this.pending.delete(requestId);
+      waiter.resolve();
+    }
+  }
+
+  /** Fail the reads still waiting for a read index (the leader that would confirm them is gone). */
+  failUnconfirmed(error: Error): void {
+    for (const [requestId, waiter] of this.pending) {
+      if (waiter.index !== null) continue;
+      this.pending.delete(requestId);
+      waiter.reject(error);
+    }
+  }
+
+  failAll(error: Error): void {
+    for (const waiter of this.pending.values()) waiter.reject(error);
+    this.pending.clear();
+  }
+}
