@@ -93,6 +93,7 @@ export class MemberRuntime {
   private ticker: unknown = null;
   private stopped = false;
   private readSeq = 0;
+  private revisionWaiters: { revision: number; resolve: () => void; reject: (e: Error) => void; deadline: number }[] = [];
   private lastDurableIndex: number;
   private readonly snapshotEvery: number;
   private readonly keepEntries: number;
@@ -135,7 +136,10 @@ export class MemberRuntime {
   }
 
   start(): void {
-    this.ticker = this.deps.timers.setInterval(() => this.enqueue(() => this.raft.tick()), this.options.tickMs ?? 100);
+    this.ticker = this.deps.timers.setInterval(() => {
+      this.enqueue(() => this.raft.tick());
+      this.releaseRevisionWaiters();
+    }, this.options.tickMs ?? 100);
   }
 
   async stop(): Promise<void> {
@@ -178,9 +182,18 @@ export class MemberRuntime {
     return read(this.machine);
   }
 
-  /** A serializable read: this member's state as it is, or once it has reached `minRevision`. */
+  /** A serializable read: this member's state as it is now. */
   async readSerializable<T>(read: (machine: StateMachine) => T): Promise<T> {
     return read(this.machine);
+  }
+
+  /** Resolves once this member has applied `revision` (read-your-writes); fails after `timeoutMs`. */
+  whenRevision(revision: number, timeoutMs: number): Promise<void> {
+    if (this.machine.revision >= revision) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const waiter = { revision, resolve, reject, deadline: this.deps.clock.monotonicMs() + timeoutMs };
+      this.revisionWaiters.push(waiter);
+    });
   }
 
   private proposeEntry(entry: Uint8Array, mayForward: boolean): Promise<StateResult> {
@@ -232,17 +245,22 @@ export class MemberRuntime {
         await this.maybeCompact();
       }
     } catch (error) {
-      // A failed fsync or store write: data believed safe may not be. Stop; never go on.
-      this.deps.logger.error({ event: 'runtime_failed', error: (error as Error).message }, 'the member stops: its storage failed');
-      this.stopped = true;
-      if (this.ticker !== null) this.deps.timers.clearInterval(this.ticker);
-      const failed = new RetryableError('UNAVAILABLE', 'the member failed', null);
-      this.proposals.failAll(failed);
-      this.reads.failAll(failed);
+      this.fail(error as Error);
     } finally {
       this.turning = false;
     }
     if (this.inbox.length > 0) this.scheduleTurn();
+  }
+
+  /** A failed fsync or store write: data believed safe may not be. Stop; never go on. */
+  private fail(error: Error): void {
+    if (this.stopped) return;
+    this.deps.logger.error({ event: 'runtime_failed', error: error.message }, 'the member stops: its storage failed');
+    this.stopped = true;
+    if (this.ticker !== null) this.deps.timers.clearInterval(this.ticker);
+    const failed = new RetryableError('UNAVAILABLE', 'the member failed', null);
+    this.proposals.failAll(failed);
+    this.reads.failAll(failed);
   }
 
   private async handle(rd: Ready): Promise<void> {
@@ -260,13 +278,28 @@ export class MemberRuntime {
     for (const message of rd.messages) link.send(message.type === 'Snapshot' ? await this.withSnapshot(message) : message);
     // 3. Apply.
     for (const entry of rd.committedEntries) this.apply(entry);
-    if (rd.committedEntries.length > 0) void home.store.persist({ sync: false });
+    // The store is written behind the apply (the WAL holds everything above its durable index);
+    // a failed write stops the member like a failed fsync.
+    if (rd.committedEntries.length > 0) home.store.persist({ sync: false }).catch((error: Error) => this.fail(error));
     for (const rs of rd.readStates) this.reads.readIndex(rs.requestId, rs.index);
     this.reads.applied(this.machine.appliedIndex);
+    this.releaseRevisionWaiters();
     if (rd.softState !== null && rd.softState.role !== 'leader') {
       const lost = new RetryableError('NOT_LEADER', 'leadership changed before the request was confirmed', rd.softState.leaderId);
       this.reads.failUnconfirmed(lost);
     }
+  }
+
+  private releaseRevisionWaiters(): void {
+    if (this.revisionWaiters.length === 0) return;
+    const now = this.deps.clock.monotonicMs();
+    const revision = this.machine.revision;
+    this.revisionWaiters = this.revisionWaiters.filter((w) => {
+      if (w.revision <= revision) w.resolve();
+      else if (now >= w.deadline) w.reject(new RetryableError('UNAVAILABLE', `this member has not reached revision ${w.revision} (at ${revision}); try another member`, this.raft.status.leaderId));
+      else return true;
+      return false;
+    });
   }
 
   private apply(entry: Entry): void {

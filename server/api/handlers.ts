@@ -1,0 +1,111 @@
+/**
+ * What each client request does, once its frame passed its schema: writes are proposed through
+ * the runtime (forwarded to the leader by a follower), reads are served linearizably by
+ * default, serializably on request, or serializably once this member has reached the revision
+ * the client carries (read-your-writes). Answers are JSON: bytes as base64; errors carry a code
+ * from shared/ and, for NOT_LEADER, the leader's name and client URL when known.
+ *
+ * Must never: throw for a refused request (it answers an error); serve a linearizable read
+ * before the member has applied the confirmed read index.
+ */
+
+import type { RequestType } from '../../shared/protocol.js';
+import type { StateCommand, StateMachine, StateResult } from '../state/state-machine.js';
+import type { ClientStamp } from '../state/sessions.js';
+import type { MemberRuntime } from '../node/runtime.js';
+import { RetryableError } from '../node/waiting-list.js';
+import type { NodeId } from '../raft/types.js';
+
+export interface RequestHandlers {
+  handle(type: RequestType, frame: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+/** How long a read may wait for this member to reach the revision its client carries. */
+const MIN_REVISION_WAIT_MS = 5_000;
+
+export function createHandlers(runtime: MemberRuntime, leaderUrl: (leader: NodeId) => string | null, status: () => Record<string, unknown>): RequestHandlers {
+  const write = async (command: StateCommand, client: unknown): Promise<Record<string, unknown>> => {
+    try {
+      return toWire(await runtime.propose(command, client as ClientStamp | undefined));
+    } catch (error) {
+      return refused(error, leaderUrl);
+    }
+  };
+  const read = async (frame: Record<string, unknown>, serve: (machine: StateMachine) => unknown): Promise<Record<string, unknown>> => {
+    try {
+      if (frame['consistency'] === 'serializable') {
+        if (typeof frame['minRevision'] === 'number') await runtime.whenRevision(frame['minRevision'], MIN_REVISION_WAIT_MS);
+        return toWire(await runtime.readSerializable(serve));
+      }
+      return toWire(await runtime.readLinearizable(serve));
+    } catch (error) {
+      return refused(error, leaderUrl);
+    }
+  };
+  const bytes = (value: unknown): Uint8Array => (typeof value === 'string' ? Buffer.from(value, 'base64') : new Uint8Array(0));
+  const plain = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+
+  return {
+    async handle(type, f) {
+      switch (type) {
+        case 'register':
+          return write({ op: 'registerClient' }, undefined);
+        case 'keepalive':
+          return write({ op: 'sessionKeepAlive', clientId: f['clientId'] as number }, undefined);
+        case 'create':
+          return write({ op: 'create', path: f['path'] as string, value: plain(bytes(f['value'])), ...pick(f, ['sequential', 'lease', 'parents']) }, f['client']);
+        case 'put':
+          return write({ op: 'put', path: f['path'] as string, value: plain(bytes(f['value'])), ...pick(f, ['ifVersion', 'lease']) }, f['client']);
+        case 'delete':
+          return write({ op: 'delete', path: f['path'] as string, ...pick(f, ['ifVersion', 'recursive']) }, f['client']);
+        case 'txn':
+          return write(txnFromWire(f), f['client']);
+        case 'compact':
+          return write({ op: 'compact', revision: f['revision'] as number }, undefined);
+        case 'get':
+          return read(f, (machine) => machine.namespace.get(f['path'] as string, f['revision'] as number | undefined));
+        case 'children':
+          return read(f, (machine) => machine.namespace.childrenOf(f['path'] as string));
+        case 'range':
+          return read(f, (machine) => machine.namespace.range(f['path'] as string, { limit: f['limit'] as number, ...pick(f, ['after', 'revision']) } as { limit: number }));
+        case 'status':
+          return { ok: true, revision: runtime.machine.revision, status: status() };
+      }
+    },
+  };
+}
+
+function pick(frame: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of keys) if (frame[key] !== undefined) out[key] = frame[key];
+  return out;
+}
+
+function txnFromWire(f: Record<string, unknown>): StateCommand {
+  const decodeValue = (op: Record<string, unknown>): Record<string, unknown> =>
+    op['op'] === 'create' || op['op'] === 'put' ? { ...op, value: new Uint8Array(Buffer.from((op['value'] as string | undefined) ?? '', 'base64')) } : op;
+  const compare = ((f['compare'] as Record<string, unknown>[] | undefined) ?? []).map((c) =>
+    c['target'] === 'value' && typeof c['operand'] === 'string' ? { ...c, operand: new Uint8Array(Buffer.from(c['operand'], 'base64')) } : c,
+  );
+  return {
+    op: 'txn',
+    compare,
+    success: ((f['success'] as Record<string, unknown>[] | undefined) ?? []).map(decodeValue),
+    failure: ((f['failure'] as Record<string, unknown>[] | undefined) ?? []).map(decodeValue),
+  } as unknown as StateCommand;
+}
+
+/** A state-machine answer as JSON: bytes as base64, errors under `error`. */
+function toWire(result: StateResult | unknown): Record<string, unknown> {
+  const r = result as { ok?: boolean; code?: string; message?: string; revision?: number };
+  if (r.ok === false) return { ok: false, revision: r.revision, error: { code: r.code, message: r.message } };
+  return JSON.parse(JSON.stringify(result, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value))) as Record<string, unknown>;
+}
+
+function refused(error: unknown, leaderUrl: (leader: NodeId) => string | null): Record<string, unknown> {
+  if (error instanceof RetryableError) {
+    const hint = error.leaderHint;
+    return { ok: false, error: { code: error.code, message: error.message, ...(hint === null ? {} : { leader: { name: hint, url: leaderUrl(hint) } }) } };
+  }
+  return { ok: false, error: { code: 'UNAVAILABLE', message: (error as Error).message } };
+}

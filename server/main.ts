@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+/**
+ * `wardend`: one Warden member. With no flags, a single-member cluster on ws://127.0.0.1:7071
+ * with its data in ./warden-data; with --name, --data-dir, --listen-client, --listen-peer and
+ * --initial-cluster, a member of a cluster. Every flag is also a WARDEN_* environment variable
+ * (--data-dir as WARDEN_DATA_DIR). SIGTERM or Ctrl-C stops it cleanly (exit 0).
+ *
+ * Must never: print with console.log (logs are pino, one event per line; human-readable on a
+ * terminal); exit 0 after a failure.
+ */
+
+import { pino } from 'pino';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { startServer } from './server.js';
+
+const argv = await yargs(hideBin(process.argv))
+  .scriptName('wardend')
+  .usage('$0 [options]\n\nRun one Warden member. With no options: a one-member cluster on ws://127.0.0.1:7071, data in ./warden-data.')
+  .env('WARDEN')
+  .option('name', { type: 'string', default: 'default', describe: "this member's name, as --initial-cluster spells it" })
+  .option('data-dir', { type: 'string', default: './warden-data', describe: 'where the write-ahead log (wal/) and the state store (state/) live' })
+  .option('listen-client', { type: 'string', default: 'ws://127.0.0.1:7071', describe: 'URL for clients (WebSocket) and HTTP /health, /status' })
+  .option('listen-peer', { type: 'string', default: 'ws://127.0.0.1:7081', describe: 'URL for the other members' })
+  .option('initial-cluster', { type: 'string', describe: 'every member as name=peerURL, comma-separated (default: this member alone)' })
+  .option('tick-ms', { type: 'number', default: 100, describe: 'Raft tick: heartbeats every tick, elections after 10–20 ticks without a leader' })
+  .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'] })
+  .option('log-format', { type: 'string', default: 'auto', choices: ['auto', 'json', 'pretty'], describe: 'auto: pretty on a terminal, JSON lines otherwise' })
+  .example('$0', 'one member, for development')
+  .example('$0 --name n1 --data-dir data/n1 --listen-client ws://10.0.0.1:7071 --listen-peer ws://10.0.0.1:7081 --initial-cluster n1=ws://10.0.0.1:7081,n2=ws://10.0.0.2:7081,n3=ws://10.0.0.3:7081', 'a member of a three-member cluster')
+  .strict()
+  .help()
+  .parse();
+
+const logger = pino({
+  level: argv['log-level'],
+  base: { member: argv.name },
+  ...(argv['log-format'] === 'pretty' || (argv['log-format'] === 'auto' && process.stdout.isTTY) ? { transport: { target: 'pino-pretty', options: { colorize: true, ignore: 'pid,hostname' } } } : {}),
+});
+
+try {
+  const server = await startServer({
+    name: argv.name,
+    dataDir: argv['data-dir'],
+    listenClient: argv['listen-client'],
+    listenPeer: argv['listen-peer'],
+    ...(argv['initial-cluster'] === undefined ? {} : { initialCluster: argv['initial-cluster'] }),
+    tickMs: argv['tick-ms'],
+    logger,
+  });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: 'signal', signal }, 'stopping');
+    server.close().then(
+      () => process.exit(0),
+      (error: Error) => {
+        logger.error({ event: 'stop_failed', error: error.message }, 'could not stop cleanly');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+} catch (error) {
+  logger.fatal({ event: 'start_failed', error: (error as Error).message }, `wardend could not start: ${(error as Error).message}`);
+  process.exitCode = 1;
+}

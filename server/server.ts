@@ -1,0 +1,162 @@
+/**
+ * One Warden member, wired: the WAL and the state store under its data directory, the peer
+ * channels, the runtime, and the client port. `startServer` is what `wardend` runs and what
+ * `warden/server` exports, so users (and our tests) can embed a member in a process.
+ *
+ * Must never: start on storage it could not recover (it throws with the reason); leave a port,
+ * a file handle or a timer behind after close().
+ */
+
+import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import { WebSocketServer } from 'ws';
+import { pino, type Logger } from 'pino';
+import { MemberRuntime, type RuntimeLogger } from './node/runtime.js';
+import { RocksStoreHome } from './node/store-home.js';
+import { NodeFileSystem } from './storage/file-system.js';
+import { Wal } from './storage/wal/wal.js';
+import { PeerTransport } from './transport/peer-transport.js';
+import { startClientServer, type ClientServer } from './api/client-server.js';
+import { createHandlers } from './api/handlers.js';
+import type { NodeId } from './raft/types.js';
+
+export const WARDEN_VERSION = '0.1.0';
+
+export interface ServerOptions {
+  /** This member's name in the cluster (default "default"). */
+  readonly name?: string;
+  /** Where the WAL and the state store live (default ./warden-data). */
+  readonly dataDir?: string;
+  /** The client URL to listen on (default ws://127.0.0.1:7071; port 0 picks a free one). */
+  readonly listenClient?: string;
+  /** The peer URL to listen on (default ws://127.0.0.1:7081; port 0 picks a free one). */
+  readonly listenPeer?: string;
+  /** Every member as name=peerURL, comma-separated (default: this member alone). */
+  readonly initialCluster?: string;
+  /** Milliseconds per Raft tick (heartbeat = 1 tick, election timeout = 10–20 ticks). */
+  readonly tickMs?: number;
+  readonly logger?: Logger;
+}
+
+export interface WardenServer {
+  readonly name: NodeId;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  readonly runtime: MemberRuntime;
+  close(): Promise<void>;
+}
+
+/** Parse `n1=ws://host:7081,n2=...` into names and peer URLs; throws a clear error on a bad one. */
+export function parseInitialCluster(text: string): Map<NodeId, string> {
+  const members = new Map<NodeId, string>();
+  for (const part of text.split(',').map((p) => p.trim()).filter((p) => p.length > 0)) {
+    const at = part.indexOf('=');
+    if (at <= 0) throw new Error(`--initial-cluster: "${part}" is not name=URL`);
+    const name = part.slice(0, at);
+    const url = part.slice(at + 1);
+    if (!/^wss?:\/\/[^/]+/.test(url)) throw new Error(`--initial-cluster: the URL of ${name} ("${url}") is not ws://host:port`);
+    if (members.has(name)) throw new Error(`--initial-cluster: ${name} appears twice`);
+    members.set(name, url);
+  }
+  if (members.size === 0) throw new Error('--initial-cluster names no member');
+  return members;
+}
+
+function hostPort(url: string, flag: string): { host: string; port: number } {
+  const parsed = new URL(url);
+  if (parsed.protocol !== 'ws:') throw new Error(`${flag}: ${url} must be a ws:// URL`);
+  return { host: parsed.hostname, port: parsed.port === '' ? 80 : Number(parsed.port) };
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<WardenServer> {
+  const name = options.name ?? 'default';
+  const dataDir = options.dataDir ?? './warden-data';
+  const logger = options.logger ?? pino({ name: `wardend ${name}` });
+  const log: RuntimeLogger = {
+    info: (fields, message) => logger.info(fields, message),
+    warn: (fields, message) => logger.warn(fields, message),
+    error: (fields, message) => logger.error(fields, message),
+  };
+  const client = hostPort(options.listenClient ?? 'ws://127.0.0.1:7071', '--listen-client');
+  const peer = hostPort(options.listenPeer ?? 'ws://127.0.0.1:7081', '--listen-peer');
+
+  // Peers first: with port 0 the real port is known only once listening, and it is this member's own entry.
+  const peerServer = new WebSocketServer({ host: peer.host, port: peer.port, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
+  await new Promise<void>((resolve, reject) => {
+    peerServer.once('listening', resolve);
+    peerServer.once('error', reject);
+  });
+  const peerAddress = peerServer.address();
+  const peerUrl = `ws://${peer.host}:${typeof peerAddress === 'object' && peerAddress !== null ? peerAddress.port : peer.port}`;
+  const cluster = parseInitialCluster(options.initialCluster ?? `${name}=${peerUrl}`);
+  if (!cluster.has(name)) throw new Error(`--initial-cluster does not name this member (${name})`);
+
+  const home = await RocksStoreHome.open(join(dataDir, 'state'));
+  const { wal, log: recovered } = Wal.open(new NodeFileSystem(), join(dataDir, 'wal'), { logger: log });
+  logger.info({ event: 'recovered', appliedIndex: home.store.machine.appliedIndex, lastIndex: recovered.lastIndex, term: recovered.hardState.term }, 'storage recovered');
+
+  let clientUrl = options.listenClient ?? 'ws://127.0.0.1:7071';
+  const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log }, peerServer);
+  const runtime = new MemberRuntime(
+    { id: name, peers: [...cluster.keys()].sort(), tickMs: options.tickMs ?? 100 },
+    {
+      clock: { monotonicMs: () => performance.now(), wallMs: () => Date.now() },
+      timers: {
+        setInterval: (run, ms) => setInterval(run, ms),
+        clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+        defer: (run) => void setImmediate(run),
+      },
+      random: { intBelow: (bound) => randomInt(0, bound) },
+      wal,
+      recovered,
+      home,
+      link: transport,
+      logger: log,
+    },
+  );
+  const status = (): Record<string, unknown> => {
+    const s = runtime.status;
+    return {
+      name,
+      id: name,
+      leader: s.leaderId,
+      term: s.term,
+      commit: s.commitIndex,
+      applied: runtime.machine.appliedIndex,
+      revision: runtime.machine.revision,
+      members: [...cluster].map(([member, url]) => ({ name: member, peerUrl: url, clientUrl: transport.clientUrlOf(member) })),
+      dbSize: null,
+      version: WARDEN_VERSION,
+    };
+  };
+  const clientServer: ClientServer = await startClientServer({
+    host: client.host,
+    port: client.port,
+    logger: log,
+    handlers: createHandlers(runtime, (leader) => transport.clientUrlOf(leader), status),
+    healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < 1_000,
+    status,
+  });
+  clientUrl = `ws://${client.host}:${clientServer.port}`;
+  transport.setClientUrl(clientUrl);
+  transport.start({ onMessage: (message) => runtime.step(message), onForward: (entry) => runtime.proposeForwarded(entry) });
+  runtime.start();
+  logger.info({ event: 'started', clientUrl, peerUrl, members: cluster.size }, 'member started');
+
+  let closing: Promise<void> | null = null;
+  return {
+    name,
+    clientUrl,
+    peerUrl,
+    runtime,
+    close: () =>
+      (closing ??= (async () => {
+        await clientServer.close();
+        transport.close();
+        await new Promise<void>((resolve) => peerServer.close(() => resolve()));
+        await runtime.stop();
+        await home.close();
+        logger.info({ event: 'stopped' }, 'member stopped');
+      })()),
+  };
+}

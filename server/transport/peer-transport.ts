@@ -1,0 +1,227 @@
+/**
+ * Peer channels (Single-Socket Channel): one WebSocket per pair of members, dialled by the
+ * member whose name sorts first and accepted by the other, carrying Raft messages both ways and
+ * the writes followers forward to the leader (Request Pipeline: many in flight, answered by id).
+ * Frames are MessagePack (entries and snapshots are bytes). A dialler reconnects with
+ * exponential backoff and jitter. Sending never waits: a message for a peer that is down, or so
+ * slow that its socket's buffer is over a bound, is dropped — Raft resends what matters — so
+ * one bad peer never stalls the others.
+ *
+ * Must never: block the update loop; deliver a frame from a socket that has not said who it is;
+ * accept a peer that is not in the cluster.
+ */
+
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import { WebSocket, WebSocketServer, type RawData } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import type { Message, NodeId } from '../raft/types.js';
+import type { StateResult } from '../state/state-machine.js';
+import type { PeerLink, RuntimeLogger } from '../node/runtime.js';
+import { RetryableError } from '../node/waiting-list.js';
+
+/** A socket whose unsent bytes pass this is too slow: messages to it are dropped. */
+const BUFFERED_BYTES_MAX = 64 * 1024 * 1024;
+const BACKOFF_MS_MIN = 50;
+const BACKOFF_MS_MAX = 2_000;
+/** A forwarded write with no answer by then fails (the client may retry with its stamp). */
+const FORWARD_TIMEOUT_MS = 10_000;
+
+type Frame =
+  | { readonly k: 'hello'; readonly from: NodeId; readonly clientUrl: string }
+  | { readonly k: 'raft'; readonly m: Message }
+  | { readonly k: 'fwd'; readonly id: number; readonly entry: Uint8Array }
+  | { readonly k: 'fwd-ok'; readonly id: number; readonly result: StateResult }
+  | { readonly k: 'fwd-err'; readonly id: number; readonly code: 'NOT_LEADER' | 'UNAVAILABLE'; readonly message: string; readonly leader: NodeId | null };
+
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
+
+export interface PeerTransportOptions {
+  readonly id: NodeId;
+  /** Every member's peer URL, this one's included. */
+  readonly peers: ReadonlyMap<NodeId, string>;
+  /** This member's client URL, told to peers (for leader hints). */
+  readonly clientUrl: string;
+  readonly logger: RuntimeLogger;
+}
+
+export interface PeerHandlers {
+  onMessage(message: Message): void;
+  /** A forwarded write, for this member to propose (only if it leads). */
+  onForward(entry: Uint8Array): Promise<StateResult>;
+}
+
+export class PeerTransport implements PeerLink {
+  private readonly sockets = new Map<NodeId, WebSocket>();
+  private readonly clientUrls = new Map<NodeId, string>();
+  private readonly forwards = new Map<number, { resolve: (r: StateResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private forwardSeq = 0;
+  private closed = false;
+  private handlers: PeerHandlers | null = null;
+  private clientUrl: string;
+
+  constructor(
+    private readonly options: PeerTransportOptions,
+    private readonly server: WebSocketServer,
+  ) {
+    this.clientUrl = options.clientUrl;
+    server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.accept(socket, request));
+  }
+
+  /** Begin: deliver to `handlers`, and dial every peer this member dials. */
+  start(handlers: PeerHandlers): void {
+    this.handlers = handlers;
+    for (const peer of this.options.peers.keys()) if (peer !== this.options.id && this.options.id < peer) this.dial(peer, 0);
+  }
+
+  /** This member's client URL once its port is known (told to peers in each hello). */
+  setClientUrl(url: string): void {
+    this.clientUrl = url;
+  }
+
+  /** The client URL a peer announced, for leader hints. */
+  clientUrlOf(peer: NodeId): string | null {
+    return peer === this.options.id ? this.clientUrl : (this.clientUrls.get(peer) ?? null);
+  }
+
+  send(message: Message): void {
+    this.write(message.to, { k: 'raft', m: message });
+  }
+
+  forward(to: NodeId, entry: Uint8Array): Promise<StateResult> {
+    const id = ++this.forwardSeq;
+    return new Promise<StateResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.forwards.delete(id);
+        reject(new RetryableError('UNAVAILABLE', `the leader ${to} did not answer a forwarded write in time`, to));
+      }, FORWARD_TIMEOUT_MS);
+      this.forwards.set(id, { resolve, reject, timer });
+      if (!this.write(to, { k: 'fwd', id, entry })) {
+        clearTimeout(timer);
+        this.forwards.delete(id);
+        reject(new RetryableError('UNAVAILABLE', `the leader ${to} is unreachable from this member`, to));
+      }
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    for (const socket of this.sockets.values()) socket.close(1001, 'member stopping');
+    for (const [id, pending] of this.forwards) {
+      clearTimeout(pending.timer);
+      pending.reject(new RetryableError('UNAVAILABLE', 'the member is stopping', null));
+      this.forwards.delete(id);
+    }
+  }
+
+  private write(to: NodeId, frame: Frame): boolean {
+    const socket = this.sockets.get(to);
+    if (socket === undefined || socket.readyState !== WebSocket.OPEN || socket.bufferedAmount > BUFFERED_BYTES_MAX) return false;
+    socket.send(encoder.encode(frame));
+    return true;
+  }
+
+  private dial(peer: NodeId, attempt: number): void {
+    if (this.closed) return;
+    const url = this.options.peers.get(peer)!;
+    const socket = new WebSocket(url, { perMessageDeflate: false });
+    socket.binaryType = 'nodebuffer';
+    socket.on('open', () => {
+      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl } satisfies Frame));
+      this.adopt(peer, socket);
+      attempt = 0;
+    });
+    socket.on('error', () => undefined); // 'close' follows and redials
+    socket.on('close', () => {
+      if (this.sockets.get(peer) === socket) this.sockets.delete(peer);
+      if (this.closed) return;
+      // Exponential backoff with full jitter, so members restarting together do not dial in step.
+      const ceiling = Math.min(BACKOFF_MS_MAX, BACKOFF_MS_MIN * 2 ** Math.min(attempt, 10));
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.dial(peer, attempt + 1);
+      }, Math.random() * ceiling);
+      this.timers.add(timer);
+    });
+  }
+
+  private accept(socket: WebSocket, request: IncomingMessage): void {
+    socket.binaryType = 'nodebuffer';
+    let peer: NodeId | null = null;
+    socket.once('message', (data: RawData) => {
+      const frame = decode(data);
+      if (frame?.k !== 'hello' || !this.options.peers.has(frame.from) || frame.from === this.options.id) {
+        this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress }, 'a peer connection did not introduce itself as a cluster member');
+        socket.close(1008, 'not a member of this cluster');
+        return;
+      }
+      peer = frame.from;
+      this.clientUrls.set(peer, frame.clientUrl);
+      this.adopt(peer, socket);
+      // Introduce ourselves back, so the dialler learns our client URL too (for leader hints).
+      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl } satisfies Frame));
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (peer !== null && this.sockets.get(peer) === socket) this.sockets.delete(peer);
+    });
+  }
+
+  /** Use `socket` for `peer` from now on (a newer connection replaces an older one). */
+  private adopt(peer: NodeId, socket: WebSocket): void {
+    const previous = this.sockets.get(peer);
+    if (previous !== undefined && previous !== socket) previous.close(1000, 'replaced by a newer connection');
+    this.sockets.set(peer, socket);
+    socket.on('message', (data: RawData) => {
+      const frame = decode(data);
+      if (frame === null) return;
+      if (frame.k === 'hello') {
+        if (frame.from === peer) this.clientUrls.set(peer, frame.clientUrl);
+        return;
+      }
+      this.receive(peer, frame);
+    });
+  }
+
+  private receive(peer: NodeId, frame: Frame): void {
+    const handlers = this.handlers;
+    if (handlers === null) return;
+    switch (frame.k) {
+      case 'raft':
+        if (frame.m.from === peer && frame.m.to === this.options.id) handlers.onMessage(frame.m);
+        return;
+      case 'fwd':
+        handlers.onForward(frame.entry).then(
+          (result) => this.write(peer, { k: 'fwd-ok', id: frame.id, result }),
+          (error: Error) => {
+            const retryable = error instanceof RetryableError ? error : new RetryableError('UNAVAILABLE', error.message, null);
+            this.write(peer, { k: 'fwd-err', id: frame.id, code: retryable.code, message: retryable.message, leader: retryable.leaderHint });
+          },
+        );
+        return;
+      case 'fwd-ok':
+      case 'fwd-err': {
+        const pending = this.forwards.get(frame.id);
+        if (pending === undefined) return;
+        this.forwards.delete(frame.id);
+        clearTimeout(pending.timer);
+        if (frame.k === 'fwd-ok') pending.resolve(frame.result);
+        else pending.reject(new RetryableError(frame.code, frame.message, frame.leader));
+        return;
+      }
+    }
+  }
+}
+
+function decode(data: RawData): Frame | null {
+  try {
+    const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    // A plain Uint8Array view: decoded bytes (entry data) must not be Buffers, whose slice() is a view.
+    const frame = decoder.decode(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)) as Frame;
+    return typeof frame === 'object' && frame !== null && typeof (frame as { k?: unknown }).k === 'string' ? frame : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * The client protocol's frames, as JSON Schemas: the single source of truth for what a member
+ * accepts on its client port and what the client library sends (server/api validates every
+ * frame against these with ajv; the types below are written to match them).
+ *
+ * A request is one JSON text frame `{ "id", "type", ...fields }`; `id` is the client's, echoed in
+ * the response, so responses may come back in any order (Request Pipeline). A response is
+ * `{ "id", "ok": true, "revision", ...result }` or `{ "id", "ok": false, "error": { "code",
+ * "message", "leader"? } }` with a code from shared/errors.ts. Node values travel as base64.
+ * A write may carry a client stamp `{ id, seq, ackedThrough }` from `register`: retried with the
+ * same stamp, it is applied at most once (Idempotent Receiver).
+ *
+ * Must never: import server/ or client/ or a Node builtin (shared/ runs in browsers too); accept
+ * a field the member does not understand (every object is closed: additionalProperties false).
+ */
+
+import { PATH_BYTES_MAX } from './paths.js';
+
+/** The largest frame a member reads by default (a 1 MiB value in base64, and room around it). */
+export const FRAME_BYTES_MAX_DEFAULT = 1.5 * 1024 * 1024;
+
+const path = { type: 'string', minLength: 1, maxLength: PATH_BYTES_MAX } as const;
+const base64 = { type: 'string', contentEncoding: 'base64', pattern: '^[A-Za-z0-9+/]*={0,2}$' } as const;
+const revision = { type: 'integer', minimum: 0 } as const;
+const version = { type: 'integer', minimum: -1 } as const;
+const lease = { type: 'integer', minimum: 1 } as const;
+const requestId = { anyOf: [{ type: 'string', minLength: 1, maxLength: 128 }, { type: 'integer' }] } as const;
+const consistency = { enum: ['linearizable', 'serializable'] } as const;
+
+const stamp = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'seq', 'ackedThrough'],
+  properties: { id: { type: 'integer', minimum: 1 }, seq: { type: 'integer', minimum: 1 }, ackedThrough: { type: 'integer', minimum: 0 } },
+} as const;
+
+const createOp = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['op', 'path'],
+  properties: { op: { const: 'create' }, path, value: base64, sequential: { type: 'boolean' }, lease, parents: { type: 'boolean' } },
+} as const;
+const putOp = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['op', 'path'],
+  properties: { op: { const: 'put' }, path, value: base64, ifVersion: version, lease },
+} as const;
+const deleteOp = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['op', 'path'],
+  properties: { op: { const: 'delete' }, path, ifVersion: version, recursive: { type: 'boolean' } },
+} as const;
+const getOp = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['op', 'path'],
+  properties: { op: { const: 'get' }, path, revision },
+} as const;
+const txnOp = { oneOf: [createOp, putOp, deleteOp, getOp] } as const;
+const compare = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['path', 'target', 'operator', 'operand'],
+  properties: {
+    path,
+    target: { enum: ['value', 'version', 'createRevision', 'modRevision', 'exists'] },
+    operator: { enum: ['=', '!=', '<', '>'] },
+    // A base64 string for value, an integer for versions and revisions, a boolean for exists.
+    operand: { anyOf: [base64, { type: 'integer' }, { type: 'boolean' }] },
+  },
+} as const;
+
+/** A txn op's fields without `op`: a top-level request names its kind in `type` instead. */
+function withoutOp<P extends { op: unknown }>(properties: P): Omit<P, 'op'> {
+  const { op: _op, ...rest } = properties;
+  return rest;
+}
+
+/** Builds the schema of one request type: the common envelope plus its own fields. */
+function request<T extends string, P extends Record<string, unknown>>(type: T, properties: P, required: readonly (keyof P & string)[] = []) {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['id', 'type', ...required],
+    properties: { id: requestId, type: { const: type }, ...properties },
+  } as const;
+}
+
+/** One schema per request type, by type. */
+export const REQUEST_SCHEMAS = {
+  register: request('register', {}),
+  keepalive: request('keepalive', { clientId: { type: 'integer', minimum: 1 } }, ['clientId']),
+  create: request('create', { ...withoutOp(createOp.properties), client: stamp }, ['path']),
+  put: request('put', { ...withoutOp(putOp.properties), client: stamp }, ['path']),
+  delete: request('delete', { ...withoutOp(deleteOp.properties), client: stamp }, ['path']),
+  txn: request('txn', { compare: { type: 'array', maxItems: 128, items: compare }, success: { type: 'array', maxItems: 128, items: txnOp }, failure: { type: 'array', maxItems: 128, items: txnOp }, client: stamp }),
+  get: request('get', { path, revision, consistency, minRevision: revision }, ['path']),
+  children: request('children', { path, consistency, minRevision: revision }, ['path']),
+  range: request('range', { path, limit: { type: 'integer', minimum: 1, maximum: 10_000 }, after: path, revision, consistency, minRevision: revision }, ['path', 'limit']),
+  compact: request('compact', { revision }, ['revision']),
+  status: request('status', {}),
+} as const;
+
+export type RequestType = keyof typeof REQUEST_SCHEMAS;
+export const REQUEST_TYPES = Object.keys(REQUEST_SCHEMAS) as RequestType[];
+
+/** The envelope every frame must have before its type is known. */
+export const ENVELOPE_SCHEMA = {
+  type: 'object',
+  required: ['id', 'type'],
+  properties: { id: requestId, type: { type: 'string' } },
+} as const;

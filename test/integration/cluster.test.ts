@@ -1,0 +1,77 @@
+/**
+ * Three real `wardend` processes on free ports: a leader is elected; writes go through every
+ * member (followers forward them); a leader killed with SIGKILL loses no acknowledged write and
+ * the others go on; bad frames get a clear error while a second client is unaffected.
+ *
+ * Must never: leave a process or a folder behind (afterAll stops the cluster).
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { b64, Cluster, ProtocolClient, unb64 } from './cluster.js';
+
+let cluster: Cluster;
+beforeAll(async () => {
+  cluster = await Cluster.start(3);
+  await cluster.leader();
+}, 60_000);
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+describe('a three-member wardend cluster', () => {
+  it('takes writes through every member and reads them back linearizably from every member', async () => {
+    const clients = await Promise.all(cluster.members.map((m) => ProtocolClient.connect(m.clientUrl)));
+    for (const [i, client] of clients.entries()) {
+      const answer = await client.request('put', { path: `/it/via-${i}`, value: b64(`written via n${i + 1}`) });
+      expect(answer).toMatchObject({ ok: true, op: 'put' });
+    }
+    for (const client of clients) {
+      for (let i = 0; i < clients.length; i++) {
+        const got = await client.request('get', { path: `/it/via-${i}` });
+        expect(got).toMatchObject({ ok: true, op: 'get' });
+        expect(unb64((got['node'] as { value: string }).value)).toBe(`written via n${i + 1}`);
+      }
+    }
+    for (const client of clients) client.close();
+  }, 60_000);
+
+  it('answers bad frames with INVALID_ARGUMENT and keeps serving the same and other clients', async () => {
+    const member = cluster.members[0]!;
+    const bad = await ProtocolClient.connect(member.clientUrl);
+    const good = await ProtocolClient.connect(member.clientUrl);
+    expect(await bad.raw('{not json')).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT' } });
+    expect(await bad.request('frobnicate')).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('unknown request type') } });
+    expect(await bad.request('put', { path: 42 })).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT' } });
+    expect(await bad.request('put', { path: '/x', value: b64('v'), surprise: true })).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT' } });
+    expect(await bad.request('put', { path: 'relative', value: b64('v') })).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT' } });
+    expect(await good.request('put', { path: '/it/good', value: b64('fine') })).toMatchObject({ ok: true });
+    expect(await bad.request('get', { path: '/it/good' })).toMatchObject({ ok: true });
+    expect(bad.closed).toBeNull();
+    bad.close();
+    good.close();
+  }, 60_000);
+
+  it('loses no acknowledged write when the leader is killed with SIGKILL, and goes on', async () => {
+    const leader = await cluster.leader();
+    const client = await ProtocolClient.connect(cluster.member(leader).clientUrl);
+    const acknowledged: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      const answer = await client.request('put', { path: `/kill/${i}`, value: b64(`v${i}`) });
+      if (answer['ok'] === true) acknowledged.push(i);
+    }
+    expect(acknowledged.length).toBe(50);
+    client.close();
+    await cluster.kill(leader);
+    const next = await cluster.leader();
+    expect(next).not.toBe(leader);
+    const survivor = await ProtocolClient.connect(cluster.member(next).clientUrl);
+    for (const i of acknowledged) {
+      const got = await survivor.request('get', { path: `/kill/${i}` });
+      expect(unb64((got['node'] as { value: string }).value)).toBe(`v${i}`);
+    }
+    expect(await survivor.request('put', { path: '/kill/after', value: b64('yes') })).toMatchObject({ ok: true });
+    survivor.close();
+    cluster.launch(cluster.member(leader));
+    await cluster.leader();
+  }, 120_000);
+});

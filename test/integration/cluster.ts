@@ -1,0 +1,190 @@
+/**
+ * Real `wardend` processes for integration tests: free ports, a temporary data directory per
+ * cluster, JSON-line logs collected per member, and a small protocol client. Everything started
+ * here is killed and removed by `stop()`.
+ *
+ * Must never: wait without a bound; leave a process or a folder behind.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+
+const MAIN = fileURLToPath(new URL('../../server/main.ts', import.meta.url));
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface MemberProcess {
+  readonly name: string;
+  readonly clientUrl: string;
+  readonly httpUrl: string;
+  process: ChildProcess | null;
+  logs: string[];
+}
+
+export class Cluster {
+  readonly members: MemberProcess[] = [];
+  readonly dataRoot = mkdtempSync(join(tmpdir(), 'warden-it-'));
+  private initialCluster = '';
+  private readonly peerPorts = new Map<string, number>();
+
+  static async start(size = 3): Promise<Cluster> {
+    const cluster = new Cluster();
+    const names = Array.from({ length: size }, (_, i) => `n${i + 1}`);
+    for (const name of names) cluster.peerPorts.set(name, await freePort());
+    cluster.initialCluster = names.map((n) => `${n}=ws://127.0.0.1:${cluster.peerPorts.get(n)}`).join(',');
+    for (const name of names) {
+      const clientPort = await freePort();
+      cluster.members.push({ name, clientUrl: `ws://127.0.0.1:${clientPort}`, httpUrl: `http://127.0.0.1:${clientPort}`, process: null, logs: [] });
+    }
+    for (const member of cluster.members) cluster.launch(member);
+    return cluster;
+  }
+
+  member(name: string): MemberProcess {
+    return this.members.find((m) => m.name === name)!;
+  }
+
+  launch(member: MemberProcess): void {
+    const child = spawn(
+      process.execPath,
+      [
+        '--import', 'tsx', MAIN,
+        '--name', member.name,
+        '--data-dir', join(this.dataRoot, member.name),
+        '--listen-client', member.clientUrl,
+        '--listen-peer', `ws://127.0.0.1:${this.peerPorts.get(member.name)}`,
+        '--initial-cluster', this.initialCluster,
+        '--tick-ms', '50',
+        '--log-format', 'json',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    member.process = child;
+    const keep = (chunk: Buffer): void => void member.logs.push(...chunk.toString().split('\n').filter((l) => l.length > 0));
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    child.on('exit', () => {
+      if (member.process === child) member.process = null;
+    });
+  }
+
+  kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const member = this.member(name);
+    const child = member.process;
+    if (child === null) return Promise.resolve();
+    return new Promise((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    });
+  }
+
+  async status(name: string): Promise<Record<string, unknown> | null> {
+    try {
+      const response = await fetch(`${this.member(name).httpUrl}/status`, { signal: AbortSignal.timeout(2_000) });
+      return (await response.json()) as Record<string, unknown>;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The leader all running members agree on; waits (bounded) until there is one. */
+  async leader(timeoutMs = 30_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const running = this.members.filter((m) => m.process !== null);
+      const seen = await Promise.all(running.map((m) => this.status(m.name)));
+      const leaders = new Set(seen.map((s) => s?.['leader'] ?? null));
+      if (leaders.size === 1 && !leaders.has(null) && running.some((m) => m.name === [...leaders][0])) return [...leaders][0] as string;
+      await new Promise((resolve) => setTimeout(resolve, 50)); // polling interval, bounded by the deadline
+    }
+    throw new Error(`no agreed leader within ${timeoutMs} ms; logs:\n${this.members.map((m) => `${m.name}: ${m.logs.slice(-5).join('\n')}`).join('\n')}`);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => this.kill(m.name, 'SIGKILL')));
+    rmSync(this.dataRoot, { recursive: true, force: true });
+  }
+}
+
+/** A protocol client over one WebSocket: requests by id, answers matched by id. */
+export class ProtocolClient {
+  private nextId = 1;
+  private readonly pending = new Map<string | number, (answer: Record<string, unknown>) => void>();
+  readonly unmatched: Record<string, unknown>[] = [];
+  private unmatchedWaiter: ((answer: Record<string, unknown>) => void) | null = null;
+  closed: { code: number; reason: string } | null = null;
+
+  private constructor(readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      const answer = JSON.parse(data.toString()) as Record<string, unknown>;
+      const waiter = this.pending.get(answer['id'] as string | number);
+      if (waiter === undefined) {
+        this.unmatched.push(answer);
+        const next = this.unmatchedWaiter;
+        this.unmatchedWaiter = null;
+        next?.(answer);
+      } else {
+        this.pending.delete(answer['id'] as string | number);
+        waiter(answer);
+      }
+    });
+    socket.on('close', (code, reason) => void (this.closed = { code, reason: reason.toString() }));
+  }
+
+  static connect(url: string): Promise<ProtocolClient> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(url);
+      socket.once('open', () => resolve(new ProtocolClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  request(type: string, fields: Record<string, unknown> = {}, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`no answer to ${type} #${id} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, (answer) => {
+        clearTimeout(timer);
+        resolve(answer);
+      });
+      this.socket.send(JSON.stringify({ id, type, ...fields }));
+    });
+  }
+
+  /** Send raw text and wait for the next answer that matches no request (an error frame for bad input). */
+  raw(text: string, timeoutMs = 5_000): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer to a raw frame within ${timeoutMs} ms`)), timeoutMs);
+      this.unmatchedWaiter = (answer) => {
+        clearTimeout(timer);
+        resolve(answer);
+      };
+      this.socket.send(text);
+    });
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+export const b64 = (text: string): string => Buffer.from(text).toString('base64');
+export const unb64 = (value: unknown): string => Buffer.from(String(value), 'base64').toString();
