@@ -151,6 +151,8 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     runtime,
     close: () =>
       (closing ??= (async () => {
+        // A leader first hands over to a follower, so the cluster does not wait out an election.
+        if (await runtime.handOffLeadership(2_000)) logger.info({ event: 'leadership_handed_off', leader: runtime.status.leaderId }, 'handed leadership over');
         await clientServer.close();
         transport.close();
         await new Promise<void>((resolve) => peerServer.close(() => resolve()));

@@ -152,6 +152,22 @@ export class MemberRuntime {
     this.deps.wal.close();
   }
 
+  /**
+   * Hand leadership to another member before stopping (a clean SIGTERM): resolves once this
+   * member no longer leads, or after `timeoutMs` (the caller stops anyway; the others elect).
+   */
+  async handOffLeadership(timeoutMs: number): Promise<boolean> {
+    if (this.stopped || this.raft.status.role !== 'leader') return false;
+    const to = this.raft.status.voters.find((voter) => voter !== this.options.id);
+    if (to === undefined) return false;
+    this.enqueue(() => this.raft.transferLeadership(to));
+    const deadline = this.deps.clock.monotonicMs() + timeoutMs;
+    while (this.raft.status.role === 'leader' && this.deps.clock.monotonicMs() < deadline) {
+      await new Promise<void>((resolve) => this.deps.timers.defer(resolve));
+    }
+    return this.raft.status.role !== 'leader';
+  }
+
   /** A message from a peer. */
   step(message: Message): void {
     this.enqueue(() => this.raft.step(message));

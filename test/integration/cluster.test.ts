@@ -74,4 +74,15 @@ describe('a three-member wardend cluster', () => {
     cluster.launch(cluster.member(leader));
     await cluster.leader();
   }, 120_000);
+
+  it('hands leadership to a follower when the leader is stopped with SIGTERM, and exits 0', async () => {
+    const leader = await cluster.leader();
+    const code = await cluster.kill(leader, 'SIGTERM');
+    expect(code).toBe(0);
+    expect(cluster.member(leader).logs.some((line) => line.includes('"leadership_handed_off"'))).toBe(true);
+    const next = await cluster.leader();
+    expect(next).not.toBe(leader);
+    cluster.launch(cluster.member(leader));
+    await cluster.leader();
+  }, 120_000);
 });

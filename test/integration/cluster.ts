@@ -83,12 +83,20 @@ export class Cluster {
     });
   }
 
-  kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  /** Signal a member and wait (bounded) for it to exit; answers its exit code (null if killed by a signal). */
+  kill(name: string, signal: NodeJS.Signals = 'SIGKILL', timeoutMs = 20_000): Promise<number | null> {
     const member = this.member(name);
     const child = member.process;
-    if (child === null) return Promise.resolve();
-    return new Promise((resolve) => {
-      child.once('exit', () => resolve());
+    if (child === null) return Promise.resolve(null);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`${name} did not exit within ${timeoutMs} ms of ${signal}`));
+      }, timeoutMs);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve(code);
+      });
       child.kill(signal);
     });
   }
