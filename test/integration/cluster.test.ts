@@ -85,4 +85,57 @@ describe('a three-member wardend cluster', () => {
     cluster.launch(cluster.member(leader));
     await cluster.leader();
   }, 120_000);
+
+  it('applies a retried write exactly once after the leader is killed', async () => {
+    const leader = await cluster.leader();
+    const first = await ProtocolClient.connect(cluster.member(leader).clientUrl);
+    const registered = await first.request('register');
+    expect(registered).toMatchObject({ ok: true, op: 'registerClient' });
+    const stamp = { id: registered['clientId'], seq: 1, ackedThrough: 0 };
+    const created = await first.request('create', { path: '/once/job-', value: b64('j'), sequential: true, parents: true, client: stamp });
+    expect(created).toMatchObject({ ok: true, op: 'create' });
+    first.close();
+    await cluster.kill(leader);
+    const next = await cluster.leader();
+    const second = await ProtocolClient.connect(cluster.member(next).clientUrl);
+    // The client never saw the answer (say): it retries with the same stamp, through another member.
+    const retried = await second.request('create', { path: '/once/job-', value: b64('j'), sequential: true, parents: true, client: stamp });
+    expect(retried).toMatchObject({ ok: true, op: 'create', path: created['path'], revision: created['revision'] });
+    const children = await second.request('children', { path: '/once' });
+    expect(children['names']).toEqual([String(created['path']).slice('/once/'.length)]);
+    second.close();
+    cluster.launch(cluster.member(leader));
+    await cluster.leader();
+  }, 120_000);
+
+  it('serves read-your-writes on a follower with minRevision', async () => {
+    const leader = await cluster.leader();
+    const follower = cluster.members.find((m) => m.name !== leader && m.process !== null)!;
+    const writer = await ProtocolClient.connect(cluster.member(leader).clientUrl);
+    const reader = await ProtocolClient.connect(follower.clientUrl);
+    const written = await writer.request('put', { path: '/ryw/k', value: b64('mine') });
+    const got = await reader.request('get', { path: '/ryw/k', consistency: 'serializable', minRevision: written['revision'] });
+    expect(got).toMatchObject({ ok: true });
+    expect(unb64((got['node'] as { value: string }).value)).toBe('mine');
+    writer.close();
+    reader.close();
+  }, 60_000);
+
+  it('catches a restarted follower up with what it missed', async () => {
+    const leader = await cluster.leader();
+    const follower = cluster.members.find((m) => m.name !== leader && m.process !== null)!;
+    await cluster.kill(follower.name);
+    const writer = await ProtocolClient.connect(cluster.member(leader).clientUrl);
+    let last: Record<string, unknown> = {};
+    for (let i = 0; i < 30; i++) last = await writer.request('put', { path: `/missed/${i}`, value: b64(`m${i}`) });
+    writer.close();
+    cluster.launch(follower);
+    const reader = await ProtocolClient.connect(follower.clientUrl).catch(async () => {
+      await cluster.leader();
+      return ProtocolClient.connect(follower.clientUrl);
+    });
+    const got = await reader.request('get', { path: '/missed/29', consistency: 'serializable', minRevision: last['revision'] });
+    expect(unb64((got['node'] as { value: string }).value)).toBe('m29');
+    reader.close();
+  }, 60_000);
 });
