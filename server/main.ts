@@ -24,6 +24,7 @@ const argv = await yargs(hideBin(process.argv))
   .option('listen-peer', { type: 'string', default: 'ws://127.0.0.1:7081', describe: 'URL for the other members' })
   .option('initial-cluster', { type: 'string', describe: 'every member as name=peerURL, comma-separated (default: this member alone)' })
   .option('tick-ms', { type: 'number', default: 100, describe: 'Raft tick: heartbeats every tick, elections after 10–20 ticks without a leader' })
+  .option('max-frame-bytes', { type: 'number', default: 1.5 * 1024 * 1024, describe: 'largest client frame accepted; a larger one closes that connection with a reason' })
   .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'] })
   .option('log-format', { type: 'string', default: 'auto', choices: ['auto', 'json', 'pretty'], describe: 'auto: pretty on a terminal, JSON lines otherwise' })
   .example('$0', 'one member, for development')
@@ -46,6 +47,7 @@ try {
     listenPeer: argv['listen-peer'],
     ...(argv['initial-cluster'] === undefined ? {} : { initialCluster: argv['initial-cluster'] }),
     tickMs: argv['tick-ms'],
+    maxFrameBytes: argv['max-frame-bytes'],
     logger,
   });
   let stopping = false;

@@ -35,6 +35,8 @@ export interface ServerOptions {
   readonly initialCluster?: string;
   /** Milliseconds per Raft tick (heartbeat = 1 tick, election timeout = 10–20 ticks). */
   readonly tickMs?: number;
+  /** The largest client frame read (1.5 MiB default); a larger one closes that socket with 1009 and a reason. */
+  readonly maxFrameBytes?: number;
   readonly logger?: Logger;
 }
 
@@ -132,6 +134,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   const clientServer: ClientServer = await startClientServer({
     host: client.host,
     port: client.port,
+    ...(options.maxFrameBytes === undefined ? {} : { frameBytesMax: options.maxFrameBytes }),
     logger: log,
     handlers: createHandlers(runtime, (leader) => transport.clientUrlOf(leader), status),
     healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < 1_000,

@@ -51,6 +51,17 @@ describe('a three-member wardend cluster', () => {
     good.close();
   }, 60_000);
 
+  it('closes a connection that sends an oversized frame, with a reason, and serves the others', async () => {
+    const member = cluster.members[0]!;
+    const big = await ProtocolClient.connect(member.clientUrl);
+    const other = await ProtocolClient.connect(member.clientUrl);
+    const closed = new Promise<{ code: number; reason: string }>((resolve) => big.socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    big.socket.send(JSON.stringify({ id: 1, type: 'put', path: '/big', value: 'A'.repeat(2 * 1024 * 1024) }));
+    expect(await closed).toMatchObject({ code: 1009 });
+    expect(await other.request('put', { path: '/it/after-big', value: b64('ok') })).toMatchObject({ ok: true });
+    other.close();
+  }, 60_000);
+
   it('loses no acknowledged write when the leader is killed with SIGKILL, and goes on', async () => {
     const leader = await cluster.leader();
     const client = await ProtocolClient.connect(cluster.member(leader).clientUrl);
