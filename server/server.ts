@@ -21,6 +21,7 @@ import { createHandlers } from './api/handlers.js';
 import type { NodeId } from './raft/types.js';
 
 export const WARDEN_VERSION = '0.1.0';
+export const HISTORY_REVISIONS_DEFAULT = 100_000;
 
 export interface ServerOptions {
   /** This member's name in the cluster (default "default"). */
@@ -93,7 +94,9 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   const cluster = parseInitialCluster(options.initialCluster ?? `${name}=${peerUrl}`);
   if (!cluster.has(name)) throw new Error(`--initial-cluster does not name this member (${name})`);
 
-  const home = await RocksStoreHome.open(join(dataDir, 'state'));
+  // History is kept for the last 100,000 revisions (compacted automatically past twice that), so
+  // memory and disk stay bounded under a steady write load; reads below it answer COMPACTED.
+  const home = await RocksStoreHome.open(join(dataDir, 'state'), { historyRevisions: HISTORY_REVISIONS_DEFAULT });
   const { wal, log: recovered } = Wal.open(new NodeFileSystem(), join(dataDir, 'wal'), { logger: log });
   logger.info({ event: 'recovered', appliedIndex: home.store.machine.appliedIndex, lastIndex: recovered.lastIndex, term: recovered.hardState.term }, 'storage recovered');
 

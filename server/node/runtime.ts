@@ -191,7 +191,7 @@ export class MemberRuntime {
     this.enqueue(() => {
       const result = this.raft.readIndex(requestId);
       if (!result.ok) {
-        this.reads.failAll(new RetryableError(result.code, 'no leader can confirm the read now', result.leaderHint));
+        this.reads.fail(requestId, new RetryableError(result.code, 'no leader can confirm the read now', result.leaderHint));
       }
     });
     await waiting;

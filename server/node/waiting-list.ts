@@ -87,6 +87,14 @@ export class ReadWaitingList {
     }
   }
 
+  /** Fail one read (its ReadIndex was refused). */
+  fail(requestId: string, error: Error): void {
+    const waiter = this.pending.get(requestId);
+    if (waiter === undefined) return;
+    this.pending.delete(requestId);
+    waiter.reject(error);
+  }
+
   /** Fail the reads still waiting for a read index (the leader that would confirm them is gone). */
   failUnconfirmed(error: Error): void {
     for (const [requestId, waiter] of this.pending) {

@@ -1,0 +1,39 @@
+/**
+ * The Request Waiting Lists: a proposal is answered only by its own (index, term); a refused
+ * read fails alone; reads are released only once their confirmed index is applied.
+ */
+
+import { describe, expect, it } from 'vitest';
+import { ProposalWaitingList, ReadWaitingList, RetryableError } from '../../../server/node/waiting-list.js';
+
+describe('ProposalWaitingList', () => {
+  it('answers a proposal with the result of its own entry, and fails it when another term took the slot', async () => {
+    const list = new ProposalWaitingList<string>();
+    const ours = list.add(5, 2);
+    const replaced = list.add(6, 2);
+    list.applied(5, 2, 'applied', 'a');
+    list.applied(6, 3, 'someone else', 'b');
+    await expect(ours).resolves.toBe('applied');
+    await expect(replaced).rejects.toMatchObject({ code: 'NOT_LEADER', leaderHint: 'b' });
+    expect(list.size).toBe(0);
+  });
+});
+
+describe('ReadWaitingList', () => {
+  it('fails a refused read alone, and releases the others once their index is applied', async () => {
+    const list = new ReadWaitingList();
+    const refused = list.add('r1');
+    const waiting = list.add('r2');
+    list.fail('r1', new RetryableError('UNAVAILABLE', 'no leader', null));
+    await expect(refused).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    let released = false;
+    void waiting.then(() => (released = true));
+    list.readIndex('r2', 9);
+    list.applied(8);
+    await Promise.resolve();
+    expect(released).toBe(false);
+    list.applied(9);
+    await waiting;
+    expect(released).toBe(true);
+  });
+});
