@@ -51,6 +51,23 @@ describe('a three-member wardend cluster', () => {
     good.close();
   }, 60_000);
 
+  it('cuts off a client that does not read its answers, with a reason, and serves the others', async () => {
+    const member = cluster.members[1]!;
+    const writer = await ProtocolClient.connect(member.clientUrl);
+    const big = Buffer.alloc(900 * 1024, 0x61).toString('base64');
+    expect(await writer.request('put', { path: '/it/big', value: big })).toMatchObject({ ok: true });
+    const sleeper = await ProtocolClient.connect(member.clientUrl);
+    const closed = new Promise<number>((resolve) => sleeper.socket.once('close', (code) => resolve(code)));
+    // Stop reading: the member's answers pile up in its socket buffer (about 1.2 MB each).
+    (sleeper.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+    for (let i = 0; i < 60; i++) sleeper.socket.send(JSON.stringify({ id: `g${i}`, type: 'get', path: '/it/big', consistency: 'serializable' }));
+    // Meanwhile another client is served as usual.
+    expect(await writer.request('put', { path: '/it/while-slow', value: b64('ok') })).toMatchObject({ ok: true });
+    (sleeper.socket as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect(await closed).toBe(1008);
+    writer.close();
+  }, 60_000);
+
   it('closes a connection that sends an oversized frame, with a reason, and serves the others', async () => {
     const member = cluster.members[0]!;
     const big = await ProtocolClient.connect(member.clientUrl);
