@@ -320,6 +320,8 @@ export class MemberRuntime {
 
   private apply(entry: Entry): void {
     if (entry.index <= this.machine.appliedIndex) return; // the store already holds it
+    // A leader's no-op (or a config entry) still takes its index: the state machine refuses the
+    // unknown op, changes nothing, and moves its applied index on (log time stays where it is).
     const body = entry.type === 'normal' && entry.data.length > 0 ? decodeEntry(entry.data) : { timeMs: 0, command: { op: 'noop' } };
     const { result } = this.machine.apply({ index: entry.index, ...body });
     this.proposals.applied(entry.index, entry.term, result, this.raft.status.leaderId);

@@ -21,6 +21,7 @@
 import type { ErrorCode } from '../../shared/errors.js';
 import { checkPath, checkSequentialPath, comparePaths, isAncestorOf, joinPath, parentOf, ROOT, sequentialPath } from '../../shared/paths.js';
 import type { ChangeTracker, VersionChange } from './changes.js';
+import { compareKeys } from './kv-engine.js';
 import { PathIndex } from './path-index.js';
 import { commandProblem, describe } from './validate.js';
 import type {
@@ -523,7 +524,7 @@ export class Namespace {
     const node = this.live.get(c.path) ?? null;
     if (c.target === 'exists') return (node !== null) === c.operand ? c.operator === '=' : c.operator === '!=';
     if (node === null) return false; // on a missing node only `exists` can hold
-    if (c.target === 'value') return holds(compareBytes(node.value, c.operand as Uint8Array), c.operator);
+    if (c.target === 'value') return holds(compareKeys(node.value, c.operand as Uint8Array), c.operator);
     return holds(node.stat[c.target] - (c.operand as number), c.operator);
   }
 
@@ -639,12 +640,6 @@ function holds(difference: number, operator: Compare['operator']): boolean {
     default:
       throw new Refusal('INVALID_ARGUMENT', `unknown compare operator ${describe(operator)}`);
   }
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
 }
 
 /** Child names in code point order, as comparePaths orders siblings. */
