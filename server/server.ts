@@ -93,6 +93,11 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   const peerUrl = `ws://${peer.host}:${typeof peerAddress === 'object' && peerAddress !== null ? peerAddress.port : peer.port}`;
   const cluster = parseInitialCluster(options.initialCluster ?? `${name}=${peerUrl}`);
   if (!cluster.has(name)) throw new Error(`--initial-cluster does not name this member (${name})`);
+  // The transport takes the peer port's connections from now on: a peer that dials while the
+  // storage below opens must find someone to answer its hello (an unanswered one used to leave
+  // a half-open channel that the dialler took for a live one, and the pair never spoke).
+  let clientUrl = options.listenClient ?? 'ws://127.0.0.1:7071';
+  const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log }, peerServer);
 
   // History is kept for the last 100,000 revisions (compacted automatically past twice that), so
   // memory and disk stay bounded under a steady write load; reads below it answer COMPACTED.
@@ -100,8 +105,6 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   const { wal, log: recovered } = Wal.open(new NodeFileSystem(), join(dataDir, 'wal'), { logger: log });
   logger.info({ event: 'recovered', appliedIndex: home.store.machine.appliedIndex, lastIndex: recovered.lastIndex, term: recovered.hardState.term }, 'storage recovered');
 
-  let clientUrl = options.listenClient ?? 'ws://127.0.0.1:7071';
-  const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log }, peerServer);
   const runtime = new MemberRuntime(
     { id: name, peers: [...cluster.keys()].sort(), tickMs: options.tickMs ?? 100 },
     {

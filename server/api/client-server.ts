@@ -18,6 +18,7 @@ import { ENVELOPE_SCHEMA, FRAME_BYTES_MAX_DEFAULT, REQUEST_SCHEMAS, type Request
 import type { ErrorCode } from '../../shared/errors.js';
 import type { RuntimeLogger } from '../node/runtime.js';
 import type { RequestHandlers } from './handlers.js';
+import { writeCoalescer } from '../transport/coalesce.js';
 
 /** Requests one socket may have in flight; more are refused until some finish. */
 const IN_FLIGHT_MAX = 4_096;
@@ -50,7 +51,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
   });
-  wss.on('connection', (socket: WebSocket) => serveSocket(socket, options, envelope, validators));
+  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => serveSocket(socket, request.socket, options, envelope, validators));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(options.port, options.host, () => resolve());
@@ -89,14 +90,16 @@ function respondJson(response: ServerResponse, status: number, body: unknown): v
   response.end(JSON.stringify(body));
 }
 
-function serveSocket(socket: WebSocket, options: ClientServerOptions, envelope: ValidateFunction, validators: Map<string, ValidateFunction>): void {
+function serveSocket(socket: WebSocket, raw: Duplex, options: ClientServerOptions, envelope: ValidateFunction, validators: Map<string, ValidateFunction>): void {
   let inFlight = 0;
+  const coalesce = writeCoalescer(raw);
   const reply = (frame: Record<string, unknown>): void => {
     if (socket.readyState !== WebSocket.OPEN) return;
     if (socket.bufferedAmount > UNREAD_BYTES_MAX) {
       socket.close(1008, 'the client does not read its answers');
       return;
     }
+    coalesce();
     socket.send(JSON.stringify(frame));
   };
   const refuse = (id: unknown, code: ErrorCode, message: string): void => reply({ id: id ?? null, ok: false, error: { code, message } });

@@ -99,7 +99,20 @@ function txnFromWire(f: Record<string, unknown>): StateCommand {
 function toWire(result: StateResult | unknown): Record<string, unknown> {
   const r = result as { ok?: boolean; code?: string; message?: string; revision?: number };
   if (r.ok === false) return { ok: false, revision: r.revision, error: { code: r.code, message: r.message } };
-  return JSON.parse(JSON.stringify(result, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('base64') : value))) as Record<string, unknown>;
+  return wireValue(result) as Record<string, unknown>;
+}
+
+/** A copy fit for JSON.stringify: Uint8Arrays as base64 strings, undefined fields dropped. */
+function wireValue(value: unknown): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+  if (Array.isArray(value)) return value.map(wireValue);
+  const out: Record<string, unknown> = {};
+  for (const key in value) {
+    const field = (value as Record<string, unknown>)[key];
+    if (field !== undefined) out[key] = wireValue(field);
+  }
+  return out;
 }
 
 function refused(error: unknown, leaderUrl: (leader: NodeId) => string | null): Record<string, unknown> {

@@ -15,8 +15,8 @@ import { decodeEntry, encodeEntry } from '../state/codec.js';
 import type { ClientStamp } from '../state/sessions.js';
 import type { StateCommand, StateMachine, StateResult } from '../state/state-machine.js';
 import type { StateStore } from '../state/state-store.js';
-import { Raft } from '../raft/raft.js';
-import type { Entry, Message, NodeId, RaftStatus, RandomSource, Ready, SnapshotMeta } from '../raft/types.js';
+import { Raft, maySendBeforePersist } from '../raft/index.js';
+import type { Entry, HardState, Message, NodeId, RaftStatus, RandomSource, Ready, SnapshotMeta } from '../raft/types.js';
 import type { Wal } from '../storage/wal/wal.js';
 import type { RecoveredLog } from '../storage/wal/recover.js';
 import { ProposalWaitingList, ReadWaitingList, RetryableError } from './waiting-list.js';
@@ -95,6 +95,10 @@ export class MemberRuntime {
   private readSeq = 0;
   private revisionWaiters: { revision: number; resolve: () => void; reject: (e: Error) => void; deadline: number }[] = [];
   private lastDurableIndex: number;
+  /** The hard state as last written to the WAL (a commit-only change is written without a sync). */
+  private writtenHardState: HardState;
+  /** The turn running now, if any (stop() waits for it: its fdatasync may be in flight). */
+  private currentTurn: Promise<void> | null = null;
   private readonly snapshotEvery: number;
   private readonly keepEntries: number;
 
@@ -107,6 +111,7 @@ export class MemberRuntime {
     const applied = this.machine.appliedIndex;
     this.lastDurableIndex = applied;
     const { recovered } = deps;
+    this.writtenHardState = recovered.hardState;
     if (applied > recovered.lastIndex) {
       // Only an install whose WAL record a crash lost leaves the store ahead of the whole log.
       throw new Error(`runtime: the state store is at ${applied}, past the end of the log (${recovered.lastIndex}); the member needs a snapshot it cannot yet rebuild on its own`);
@@ -148,6 +153,7 @@ export class MemberRuntime {
     const gone = new RetryableError('UNAVAILABLE', 'the member is stopping', null);
     this.proposals.failAll(gone);
     this.reads.failAll(gone);
+    await this.currentTurn;
     await this.deps.home.store.persist({ sync: true });
     this.deps.wal.close();
   }
@@ -242,7 +248,7 @@ export class MemberRuntime {
     this.turnScheduled = true;
     this.deps.timers.defer(() => {
       this.turnScheduled = false;
-      void this.turn();
+      this.currentTurn = this.turn();
     });
   }
 
@@ -281,17 +287,34 @@ export class MemberRuntime {
 
   private async handle(rd: Ready): Promise<void> {
     const { wal, home, link } = this.deps;
-    // 1. Persist: one batch, one fdatasync (group commit).
+    // 1. Persist: one batch, one fdatasync (group commit) — none when only the commit index
+    //    moved (a member relearns it from the leader). A leader's appends leave before its own
+    //    fdatasync, so followers write in parallel with it (send-order.ts).
     if (rd.snapshot !== null) {
       await home.install(rd.snapshot.data!);
       wal.setBase({ meta: rd.snapshot.meta, replacesLog: true });
       this.proposals.failThrough(rd.snapshot.meta.index, new RetryableError('NOT_LEADER', 'a snapshot replaced the log', this.raft.status.leaderId));
     }
+    const durableTerm = this.writtenHardState.term;
+    const mustSync = rd.snapshot !== null || rd.entries.length > 0 || (rd.hardState !== null && (rd.hardState.term !== durableTerm || rd.hardState.vote !== this.writtenHardState.vote));
     if (rd.entries.length > 0) wal.append(rd.entries);
-    if (rd.hardState !== null) wal.setHardState(rd.hardState);
-    wal.sync();
+    if (rd.hardState !== null) {
+      wal.setHardState(rd.hardState);
+      this.writtenHardState = rd.hardState;
+    }
+    let later: Message[] = [...rd.messages];
+    if (mustSync) {
+      later = [];
+      for (const message of rd.messages) {
+        if (maySendBeforePersist(message, durableTerm)) link.send(message);
+        else later.push(message);
+      }
+      await wal.syncAsync();
+    } else {
+      wal.write();
+    }
     // 2. Send.
-    for (const message of rd.messages) link.send(message.type === 'Snapshot' ? await this.withSnapshot(message) : message);
+    for (const message of later) link.send(message.type === 'Snapshot' ? await this.withSnapshot(message) : message);
     // 3. Apply.
     for (const entry of rd.committedEntries) this.apply(entry);
     // The store is written behind the apply (the WAL holds everything above its durable index);
@@ -300,6 +323,10 @@ export class MemberRuntime {
     for (const rs of rd.readStates) this.reads.readIndex(rs.requestId, rs.index);
     this.reads.applied(this.machine.appliedIndex);
     this.releaseRevisionWaiters();
+    if (rd.softState !== null) {
+      const { role, leaderId } = rd.softState;
+      this.deps.logger.info({ event: 'role_changed', role, leader: leaderId, term: this.raft.status.term }, leaderId === null ? `now ${role}, no leader known` : `now ${role}, leader ${leaderId}`);
+    }
     if (rd.softState !== null && rd.softState.role !== 'leader') {
       const lost = new RetryableError('NOT_LEADER', 'leadership changed before the request was confirmed', rd.softState.leaderId);
       this.reads.failUnconfirmed(lost);

@@ -3,4 +3,5 @@
  */
 export { Raft } from './raft.js';
 export { quorumSize, majorityIndex } from './quorum.js';
+export { maySendBeforePersist } from './send-order.js';
 export type * from './types.js';

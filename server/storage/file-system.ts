@@ -3,15 +3,16 @@
  * real disk (NodeFileSystem, here) and the in-memory fault-injecting twin
  * (memory-file-system.ts) run the same WAL code and the same recovery rules.
  *
- * Synchronous on purpose: the update loop writes a turn's records and waits on one fdatasync
- * before it acts on them (etcd's raft loop does the same). While it waits, requests queue in
- * the kernel and go into the next batch: group commit without a thread hop per write.
+ * Writes are synchronous (they land in the page cache). The fdatasync comes in both forms: the
+ * update loop awaits syncAsync() so that, while the disk works, the event loop keeps reading
+ * and answering sockets and whatever arrives goes into the next batch (group commit); recovery
+ * and the simulator use sync().
  *
  * Must never: report a sync as done before the data is durable; swallow a failed sync (the
  * member must stop: data it believed safe may not be).
  */
 
-import { closeSync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface WalFile {
@@ -19,6 +20,8 @@ export interface WalFile {
   write(data: Uint8Array, position: number): void;
   /** Make every write so far durable (fdatasync). */
   sync(): void;
+  /** sync() off the event loop (the thread pool), so sockets keep flowing while the disk works. */
+  syncAsync(): Promise<void>;
   close(): void;
 }
 
@@ -59,6 +62,9 @@ export class NodeFileSystem implements WalFileSystem {
       },
       sync() {
         fdatasyncSync(fd);
+      },
+      syncAsync() {
+        return new Promise<void>((resolve, reject) => fdatasync(fd, (error) => (error === null ? resolve() : reject(error))));
       },
       close() {
         closeSync(fd);

@@ -65,7 +65,7 @@ export class MemoryFileSystem implements WalFileSystem {
     }
     const file = this.file(path);
     let closed = false;
-    return {
+    const handle: WalFile = {
       write: (data, position) => {
         if (closed) throw new Error(`EBADF: ${path} is closed`);
         file.current = overlay(file.current, data, position);
@@ -86,10 +86,12 @@ export class MemoryFileSystem implements WalFileSystem {
         for (const write of file.pending) file.durable = overlay(file.durable, write.data, write.position);
         file.pending = [];
       },
+      syncAsync: async () => handle.sync(),
       close: () => {
         closed = true;
       },
     };
+    return handle;
   }
 
   remove(path: string): void {

@@ -18,11 +18,14 @@ import type { Message, NodeId } from '../raft/types.js';
 import type { StateResult } from '../state/state-machine.js';
 import type { PeerLink, RuntimeLogger } from '../node/runtime.js';
 import { RetryableError } from '../node/waiting-list.js';
+import { writeCoalescer } from './coalesce.js';
 
 /** A socket whose unsent bytes pass this is too slow: messages to it are dropped. */
 const BUFFERED_BYTES_MAX = 64 * 1024 * 1024;
 const BACKOFF_MS_MIN = 50;
 const BACKOFF_MS_MAX = 2_000;
+/** A dialled peer that has not answered our hello by then is dialled again. */
+const HELLO_TIMEOUT_MS = 3_000;
 /** A forwarded write with no answer by then fails (the client may retry with its stamp). */
 const FORWARD_TIMEOUT_MS = 10_000;
 
@@ -43,6 +46,8 @@ export interface PeerTransportOptions {
   /** This member's client URL, told to peers (for leader hints). */
   readonly clientUrl: string;
   readonly logger: RuntimeLogger;
+  /** How long a dialler waits for the peer's hello before it dials again (default 3 s). */
+  readonly helloTimeoutMs?: number;
 }
 
 export interface PeerHandlers {
@@ -53,6 +58,7 @@ export interface PeerHandlers {
 
 export class PeerTransport implements PeerLink {
   private readonly sockets = new Map<NodeId, WebSocket>();
+  private readonly coalescers = new WeakMap<WebSocket, () => void>();
   private readonly clientUrls = new Map<NodeId, string>();
   private readonly forwards = new Map<number, { resolve: (r: StateResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -119,6 +125,7 @@ export class PeerTransport implements PeerLink {
   private write(to: NodeId, frame: Frame): boolean {
     const socket = this.sockets.get(to);
     if (socket === undefined || socket.readyState !== WebSocket.OPEN || socket.bufferedAmount > BUFFERED_BYTES_MAX) return false;
+    this.coalescers.get(socket)?.();
     socket.send(encoder.encode(frame));
     return true;
   }
@@ -126,12 +133,31 @@ export class PeerTransport implements PeerLink {
   private dial(peer: NodeId, attempt: number): void {
     if (this.closed) return;
     const url = this.options.peers.get(peer)!;
-    const socket = new WebSocket(url, { perMessageDeflate: false });
+    // Frames between members are not masked (an all-zero mask): masking guards proxies against
+    // a browser's attacker-chosen bytes, and nothing here comes from a browser.
+    const socket = new WebSocket(url, { perMessageDeflate: false, generateMask: (mask) => void mask.fill(0) });
     socket.binaryType = 'nodebuffer';
+    socket.on('upgrade', (response: IncomingMessage) => this.coalescers.set(socket, writeCoalescer(response.socket)));
     socket.on('open', () => {
       socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl } satisfies Frame));
-      this.adopt(peer, socket);
-      attempt = 0;
+      // The channel is live only once the peer says who it is back: a peer whose transport is
+      // not listening yet would otherwise leave us sending into a socket nobody reads.
+      const timer = setTimeout(() => {
+        this.options.logger.warn({ event: 'peer_hello_timeout', peer }, `${peer} did not answer the hello; dialling again`);
+        socket.terminate();
+      }, this.options.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
+      socket.once('close', () => clearTimeout(timer));
+      socket.once('message', (data: RawData) => {
+        clearTimeout(timer);
+        const frame = decode(data);
+        if (frame?.k !== 'hello' || frame.from !== peer) {
+          socket.close(1008, 'expected a hello from the member dialled');
+          return;
+        }
+        this.clientUrls.set(peer, frame.clientUrl);
+        this.adopt(peer, socket);
+        attempt = 0;
+      });
     });
     socket.on('error', () => undefined); // 'close' follows and redials
     socket.on('close', () => {
@@ -149,6 +175,7 @@ export class PeerTransport implements PeerLink {
 
   private accept(socket: WebSocket, request: IncomingMessage): void {
     socket.binaryType = 'nodebuffer';
+    this.coalescers.set(socket, writeCoalescer(request.socket));
     let peer: NodeId | null = null;
     socket.once('message', (data: RawData) => {
       const frame = decode(data);
@@ -171,6 +198,8 @@ export class PeerTransport implements PeerLink {
 
   /** Use `socket` for `peer` from now on (a newer connection replaces an older one). */
   private adopt(peer: NodeId, socket: WebSocket): void {
+    this.options.logger.info({ event: 'peer_connected', peer }, `connected to ${peer}`);
+    socket.once('close', (code: number) => this.options.logger.info({ event: 'peer_disconnected', peer, code }, `lost the connection to ${peer}`));
     const previous = this.sockets.get(peer);
     if (previous !== undefined && previous !== socket) previous.close(1000, 'replaced by a newer connection');
     this.sockets.set(peer, socket);

@@ -7,7 +7,7 @@
  * read before its read index is applied.
  */
 
-import { Raft } from '../../server/raft/index.js';
+import { Raft, maySendBeforePersist } from '../../server/raft/index.js';
 import type { Message, NodeId, PlantedBugs, Ready, RaftStatus } from '../../server/raft/index.js';
 import type { CommandResult, ClientCommand } from './register-machine.js';
 import { RegisterMachine, decodeCommand, encodeCommand } from './register-machine.js';
@@ -131,12 +131,21 @@ export class SimMember {
   processReady(): void {
     if (!this.raft.hasReady()) return;
     const rd = this.raft.ready();
-    if (!this.config.sendBeforePersist) this.persist(rd);
-    for (const m of rd.messages) {
+    const send = (m: Message): void => {
       this.checker.onSend(this.id, this.disk, m);
       this.io.send(this.withSnapshotData(m));
+    };
+    if (this.config.sendBeforePersist) {
+      for (const m of rd.messages) send(m);
+      this.persist(rd);
+    } else {
+      // As the runtime does: a leader's appends leave before its own write (a power cut during
+      // that write then strikes a leader whose followers already hold the entries).
+      const early = rd.messages.filter((m) => maySendBeforePersist(m, this.disk.hardState.term));
+      for (const m of early) send(m);
+      this.persist(rd);
+      for (const m of rd.messages) if (!early.includes(m)) send(m);
     }
-    if (this.config.sendBeforePersist) this.persist(rd);
     if (rd.snapshot !== null) this.installSnapshot(rd);
     for (const entry of rd.committedEntries) this.apply(entry);
     for (const rs of rd.readStates) {

@@ -5,8 +5,9 @@
  * so an append overwrites allocated blocks and fdatasync flushes data, not file-size metadata.
  * Compaction deletes whole segments below the low-water mark.
  *
- * Use: stage a turn's records (append, setHardState, setBase), then sync() — one write and one
- * fdatasync for everything staged — before acting on them (sending messages, applying). A
+ * Use: stage a turn's records (append, setHardState, setBase), then sync() or syncAsync() — one
+ * write and one fdatasync for everything staged — before acting on them (sending messages,
+ * applying); write() alone for a batch whose loss is harmless (the next sync covers it). A
  * failed write or sync throws and leaves the WAL unusable: the member must stop.
  *
  * Must never: report a sync before the data is durable; write into a segment it did not
@@ -74,6 +75,8 @@ export class Wal {
   private salt = 0;
   private stagedBase: LogBase | null = null;
   private broken: Error | null = null;
+  /** A batch was written but not yet fdatasynced (write() without sync()). */
+  private unsynced = false;
 
   private constructor(
     private readonly fs: WalFileSystem,
@@ -151,8 +154,13 @@ export class Wal {
     this.stagedBase = { meta: base.meta, replacesLog: false };
   }
 
-  /** Write everything staged as one batch and fdatasync it (group commit). Returns the bytes written. */
-  sync(): number {
+  /**
+   * Write everything staged as one batch, without waiting for the disk: for a batch whose loss
+   * at a power cut is harmless (a hard state that only moves the commit index, which the member
+   * relearns from the leader). The next sync() makes it durable with everything after it.
+   * Returns the bytes written.
+   */
+  write(): number {
     this.checkUsable();
     if (this.staged.length === 0) return 0;
     const size = this.stagedBytes + COMMIT_RECORD_BYTES;
@@ -173,7 +181,7 @@ export class Wal {
       }
       writeCommit(buffer, 0, at, this.salt);
       this.file.write(buffer, this.position);
-      this.file.sync();
+      this.unsynced = true;
       this.position += size;
       this.staged = [];
       this.stagedBytes = 0;
@@ -181,6 +189,37 @@ export class Wal {
       if (this.stagedBase !== null) this.base = this.stagedBase;
       this.stagedHardState = null;
       this.stagedBase = null;
+      return size;
+    } catch (error) {
+      this.broken = error as Error;
+      throw error;
+    }
+  }
+
+  /** Write everything staged as one batch and fdatasync it (group commit). Returns the bytes written. */
+  sync(): number {
+    const size = this.write();
+    if (!this.unsynced) return size;
+    try {
+      this.file.sync();
+      this.unsynced = false;
+      return size;
+    } catch (error) {
+      this.broken = error as Error;
+      throw error;
+    }
+  }
+
+  /**
+   * sync() with the fdatasync off the event loop. Nothing else may touch the WAL until it
+   * settles (the update loop awaits it inside its turn).
+   */
+  async syncAsync(): Promise<number> {
+    const size = this.write();
+    if (!this.unsynced) return size;
+    try {
+      await this.file.syncAsync();
+      this.unsynced = false;
       return size;
     } catch (error) {
       this.broken = error as Error;
@@ -219,6 +258,10 @@ export class Wal {
 
   /** Start segment `seq`: zero-filled to its full size, its header batch durable, the directory too. */
   private cut(seq: number): void {
+    // A batch left unsynced in the old segment must be durable before a newer segment holds
+    // anything: recovery accepts a torn batch only at the very end of the log.
+    if (this.unsynced) this.file.sync();
+    this.unsynced = false;
     this.file.close();
     const name = `${seq.toString(16).padStart(16, '0')}.wal`;
     const file = this.fs.open(this.fs.join(this.directory, name), true);
@@ -254,4 +297,4 @@ function zeroFill(file: WalFile, from: number, to: number): void {
   for (let at = from; at < to; at += ZEROS.length) file.write(ZEROS.subarray(0, Math.min(ZEROS.length, to - at)), at);
 }
 
-const NO_FILE: WalFile = { write() {}, sync() {}, close() {} };
+const NO_FILE: WalFile = { write() {}, sync() {}, syncAsync: async () => undefined, close() {} };

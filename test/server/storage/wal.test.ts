@@ -270,12 +270,14 @@ class FailNthSync implements WalFileSystem {
   }
   open(path: string, create: boolean): WalFile {
     const file = this.inner.open(path, create);
+    const sync = (): void => {
+      if (this.countdown > 0 && --this.countdown === 0) this.inner.failNextSync = true;
+      file.sync();
+    };
     return {
       write: (data, position) => file.write(data, position),
-      sync: () => {
-        if (this.countdown > 0 && --this.countdown === 0) this.inner.failNextSync = true;
-        file.sync();
-      },
+      sync,
+      syncAsync: async () => sync(),
       close: () => file.close(),
     };
   }
