@@ -36,14 +36,21 @@ export interface MemberProcess {
   logs: string[];
 }
 
+export interface ClusterOptions {
+  /** Members write a V8 CPU profile here when they exit cleanly (SIGTERM), for benchmarks. */
+  readonly cpuProfileDir?: string;
+}
+
 export class Cluster {
   readonly members: MemberProcess[] = [];
   readonly dataRoot = mkdtempSync(join(tmpdir(), 'warden-it-'));
   private initialCluster = '';
   private readonly peerPorts = new Map<string, number>();
+  private options: ClusterOptions = {};
 
-  static async start(size = 3): Promise<Cluster> {
+  static async start(size = 3, options: ClusterOptions = {}): Promise<Cluster> {
     const cluster = new Cluster();
+    cluster.options = options;
     const names = Array.from({ length: size }, (_, i) => `n${i + 1}`);
     for (const name of names) cluster.peerPorts.set(name, await freePort());
     cluster.initialCluster = names.map((n) => `${n}=ws://127.0.0.1:${cluster.peerPorts.get(n)}`).join(',');
@@ -63,6 +70,7 @@ export class Cluster {
     const child = spawn(
       process.execPath,
       [
+        ...(this.options.cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', this.options.cpuProfileDir]),
         '--import', 'tsx', MAIN,
         '--name', member.name,
         '--data-dir', join(this.dataRoot, member.name),
