@@ -1,7 +1,8 @@
 /**
- * The write-ahead log on the real disk (NodeFileSystem, synchronous node:fs calls) in a fresh
- * temporary directory per test, always removed afterwards: the round trip, rollover with
- * compaction, torn tails made with fs calls (a truncated last segment, bytes overwritten in its
+ * The write-ahead log on the real disk (NodeFileSystem: synchronous node:fs calls, and
+ * fdatasync on the thread pool for syncAsync) in a fresh temporary directory per test, always
+ * removed afterwards: the round trip, rollover with compaction, syncAsync with write() batches
+ * between, torn tails made with fs calls (a truncated last segment, bytes overwritten in its
  * last batch, an empty segment left by a crash while cutting), and a refusal that changes no file.
  */
 
@@ -193,6 +194,32 @@ describe('Wal on NodeFileSystem', () => {
     commitBatch(reopened, run(4, 4, 1));
     reopened.close();
     expect(view(openWal().log.entries)).toEqual(view(run(1, 4, 1)));
+  });
+
+  it('syncAsync() appends batches (across segments, after a write() batch too) that a reopen recovers', async () => {
+    const { wal } = openWal();
+    const entries = run(1, 60, 1, 150);
+    for (let i = 0; i < entries.length; i += 3) {
+      wal.append(entries.slice(i, i + 3));
+      expect(await wal.syncAsync()).toBeGreaterThan(0);
+      // The commit index moves in a batch of its own, written with write() alone: the next
+      // syncAsync() (or the cut of the next segment) makes it durable.
+      wal.setHardState({ term: 1, vote: 'a', commit: i + 3 });
+      expect(wal.write()).toBeGreaterThan(0);
+    }
+    // The last write() batch has nothing after it: a syncAsync() with nothing staged makes it durable.
+    await expect(wal.syncAsync()).resolves.toBe(0);
+    const names = segmentNames();
+    expect(names.length).toBeGreaterThanOrEqual(3);
+    expect(names).toEqual(names.map((_, i) => segName(i)));
+    wal.close();
+    const { log, warnings, wal: reopened } = openWal();
+    expect(warnings).toEqual([]);
+    expect(view(log.entries)).toEqual(view(entries));
+    expect(log.hardState).toEqual({ term: 1, vote: 'a', commit: 60 });
+    expect(log.lastIndex).toBe(60);
+    expect(log.tornTail).toBeNull();
+    reopened.close();
   });
 
   it('refuses a flipped bit in a non-last segment and changes no file', () => {

@@ -4,11 +4,13 @@
  * whole), rollover, a follower's overwrite of a conflicting suffix, installed snapshots and
  * compaction, torn tails (cut with a warning, never a partial batch), crashes while cutting a
  * segment, and the damage recovery must refuse (WalCorruption naming file and byte, nothing
- * written). A seeded property runs random operation sequences with crashes against a plain
- * model of what was acknowledged.
+ * written). write() (a batch with no fdatasync), the sync that covers it, the cut that must
+ * sync it first, and syncAsync(). A seeded property runs random operation sequences with
+ * crashes against a plain model of what was acknowledged.
  *
- * Crashes: an unsynced write exists only after a sync failed (MemoryFileSystem.failNextSync, or
- * a wrapper failing a later sync); the crash then decides its fate.
+ * Crashes: an unsynced write exists after a write() not yet synced, or after a sync failed
+ * (MemoryFileSystem.failNextSync or powerCutAtNextSync, or a wrapper failing a later sync); the
+ * crash then decides its fate.
  *
  * Must never: read a clock or Math.random (every random choice comes from a seeded source).
  */
@@ -17,7 +19,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Entry, EntryType, HardState, SnapshotMeta } from '../../../server/raft/types.js';
 import type { WalFile, WalFileSystem } from '../../../server/storage/file-system.js';
-import { MemoryFileSystem, type CrashFate } from '../../../server/storage/memory-file-system.js';
+import { MemoryFileSystem, PowerCut, type CrashFate } from '../../../server/storage/memory-file-system.js';
 import {
   COMMIT_RECORD_BYTES,
   encodeHardState,
@@ -514,6 +516,335 @@ describe('Wal: group commit and durability', () => {
     wal.append(run(1, 1, 1));
     expect(() => wal.sync()).toThrow();
     expect(openWal(fs).log.entries).toEqual([]);
+  });
+});
+
+describe('Wal: write() without an fdatasync, sync() after it, and syncAsync()', () => {
+  const SYNCED: HardState = { term: 1, vote: 'a', commit: 2 };
+  const WRITTEN: HardState = { term: 2, vote: 'b', commit: 5 };
+  /** Entries 4–7, 300 bytes each: a batch over several sectors, so a crash can tear it. */
+  const UNSYNCED = run(4, 7, 1, 300);
+
+  /**
+   * Entries 1–3 synced, then UNSYNCED and WRITTEN written with write() alone. Returns the WAL
+   * and how many sector pieces the written batch covers.
+   */
+  function writtenNotSynced(fs: MemoryFileSystem): { wal: Wal; pieces: number } {
+    const { wal } = openWal(fs);
+    commitBatch(wal, run(1, 3, 1), SYNCED);
+    const start = lastSegment(fs).parsed.end;
+    wal.append(UNSYNCED);
+    wal.setHardState(WRITTEN);
+    const size = wal.write();
+    const end = lastSegment(fs).parsed.end;
+    // The batch is in the file (reads see it), and write() reports its size.
+    expect(size).toBe(end - start);
+    expect(entryIndexesIn(fs.read(pathOf(segName(0))))).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(wal.segmentCount).toBe(1);
+    const pieces = Math.ceil(end / 512) - Math.floor(start / 512);
+    expect(pieces).toBeGreaterThanOrEqual(3);
+    return { wal, pieces };
+  }
+
+  /** Crash with `fate` for every unsynced write; returns how many unsynced writes there were. */
+  function crashCounting(fs: MemoryFileSystem, fate: CrashFate, keepSector?: () => boolean): number {
+    let writes = 0;
+    fs.crash(() => {
+      writes += 1;
+      return fate;
+    }, keepSector);
+    return writes;
+  }
+
+  /** The n-th sector piece (1-based) is kept when `keep(n)`. */
+  function sectors(keep: (n: number) => boolean): () => boolean {
+    let n = 0;
+    return () => keep(++n);
+  }
+
+  /** After recovery the WAL takes a synced batch, which survives a reopen with no warning. */
+  function expectGoesOn(opened: Opened, fs: MemoryFileSystem): void {
+    const last = opened.log.lastIndex;
+    const more = run(last + 1, last + 2, 3, 150);
+    commitBatch(opened.wal, more, { term: 3, vote: null, commit: last + 2 });
+    opened.wal.close();
+    const again = openWal(fs);
+    expect(again.warnings).toEqual([]);
+    expectEntries(again.log.entries, [...opened.log.entries, ...more]);
+    expect(again.log.hardState).toEqual({ term: 3, vote: null, commit: last + 2 });
+    again.wal.close();
+  }
+
+  it('a write() batch is one write with no fdatasync: a crash that loses it recovers the state before it, with no warning', () => {
+    const fs = new MemoryFileSystem();
+    writtenNotSynced(fs);
+    // Exactly one write is left to the crash: the batch (write() did not fdatasync it).
+    expect(crashCounting(fs, 'lost')).toBe(1);
+    const opened = openWal(fs);
+    expectEntries(opened.log.entries, run(1, 3, 1));
+    expect(opened.log.hardState).toEqual(SYNCED);
+    expect(opened.log.lastIndex).toBe(3);
+    expect(opened.log.tornTail).toBeNull();
+    expect(opened.warnings).toEqual([]);
+    expectGoesOn(opened, fs);
+  });
+
+  const tears: { name: string; keep: (pieces: number) => (n: number) => boolean }[] = [
+    { name: 'only its first sector', keep: () => (n) => n === 1 },
+    { name: 'every sector but its last (the COMMIT)', keep: (pieces) => (n) => n < pieces },
+    { name: 'every sector but one in the middle', keep: () => (n) => n !== 2 },
+  ];
+  for (const { name, keep } of tears) {
+    it(`a torn write() batch is cut as a torn tail, never kept in part: ${name}`, () => {
+      const fs = new MemoryFileSystem();
+      const { pieces } = writtenNotSynced(fs);
+      const batchStart = lastSegment(fs).parsed.batches[1]!.end;
+      expect(crashCounting(fs, 'torn', sectors(keep(pieces)))).toBe(1);
+      const opened = openWal(fs);
+      expectEntries(opened.log.entries, run(1, 3, 1));
+      expect(opened.log.hardState).toEqual(SYNCED);
+      expect(opened.log.tornTail).toMatchObject({ name: segName(0), offset: batchStart });
+      expect(opened.warnings.length).toBe(1);
+      expect(opened.warnings[0]!.fields).toMatchObject({ event: 'wal_torn_tail_cut', file: segName(0), offset: batchStart });
+      expectGoesOn(opened, fs);
+    });
+  }
+
+  it('a write() batch that a crash keeps (or lands with every sector) is recovered whole', () => {
+    for (const [fate, keepSector] of [
+      ['kept', undefined],
+      ['torn', () => true],
+    ] as const) {
+      const fs = new MemoryFileSystem();
+      writtenNotSynced(fs);
+      expect(crashCounting(fs, fate, keepSector)).toBe(1);
+      const opened = openWal(fs);
+      expectEntries(opened.log.entries, [...run(1, 3, 1), ...UNSYNCED]);
+      expect(opened.log.hardState).toEqual(WRITTEN);
+      expect(opened.log.tornTail).toBeNull();
+      expect(opened.warnings).toEqual([]);
+      expectGoesOn(opened, fs);
+    }
+  });
+
+  it('a hard state written alone (the commit index moving) is lost or kept whole', () => {
+    for (const fate of ['lost', 'kept'] as const) {
+      const fs = new MemoryFileSystem();
+      const { wal } = openWal(fs);
+      commitBatch(wal, run(1, 3, 1), SYNCED);
+      wal.setHardState({ ...SYNCED, commit: 3 });
+      expect(wal.write()).toBeGreaterThan(0);
+      expect(crashCounting(fs, fate)).toBe(1);
+      const { log, warnings } = openWal(fs);
+      expectEntries(log.entries, run(1, 3, 1));
+      expect(log.hardState).toEqual(fate === 'lost' ? SYNCED : { ...SYNCED, commit: 3 });
+      expect(warnings).toEqual([]);
+    }
+  });
+
+  it('writes nothing for a write() with nothing staged', () => {
+    const fs = new MemoryFileSystem();
+    const { wal } = openWal(fs);
+    commitBatch(wal, run(1, 2, 1));
+    const before = snapshotFiles(fs);
+    expect(wal.write()).toBe(0);
+    expectSameFiles(snapshotFiles(fs), before);
+    expect(crashCounting(fs, 'kept')).toBe(0);
+  });
+
+  it('a sync() of a later batch makes an earlier write() batch durable too, whatever the crash', () => {
+    for (const fate of ['lost', 'kept', 'torn'] as const) {
+      const fs = new MemoryFileSystem();
+      const { wal } = writtenNotSynced(fs);
+      // The later batch carries no hard state: the one recovered must come from the write() batch.
+      wal.append(run(8, 9, 1, 200));
+      expect(wal.sync()).toBeGreaterThan(0);
+      // The fdatasync covered the whole file: nothing is left for the crash to decide.
+      expect(crashCounting(fs, fate, () => false)).toBe(0);
+      const { log, warnings } = openWal(fs);
+      expectEntries(log.entries, [...run(1, 3, 1), ...UNSYNCED, ...run(8, 9, 1, 200)]);
+      expect(log.hardState).toEqual(WRITTEN);
+      expect(log.tornTail).toBeNull();
+      expect(warnings).toEqual([]);
+    }
+  });
+
+  it('a sync() with nothing staged fdatasyncs a pending write() batch (and writes nothing more)', () => {
+    const fs = new MemoryFileSystem();
+    const { wal } = writtenNotSynced(fs);
+    const before = snapshotFiles(fs);
+    expect(wal.sync()).toBe(0);
+    expectSameFiles(snapshotFiles(fs), before);
+    expect(crashCounting(fs, 'lost')).toBe(0);
+    const { log, warnings } = openWal(fs);
+    expectEntries(log.entries, [...run(1, 3, 1), ...UNSYNCED]);
+    expect(log.hardState).toEqual(WRITTEN);
+    expect(warnings).toEqual([]);
+  });
+
+  it('sync() and syncAsync() skip the fdatasync only when nothing was written since the last one', async () => {
+    const fs = new MemoryFileSystem();
+    const { wal } = openWal(fs);
+    commitBatch(wal, run(1, 2, 1));
+    // A disk that would fail the next fdatasync: neither call reaches it.
+    fs.failNextSync = true;
+    expect(wal.sync()).toBe(0);
+    await expect(wal.syncAsync()).resolves.toBe(0);
+    expect(fs.failNextSync).toBe(true);
+    // Once a batch is written, a call with nothing staged does reach it (and the failure stops the WAL).
+    fs.failNextSync = false;
+    wal.setHardState({ term: 1, vote: null, commit: 2 });
+    wal.write();
+    fs.failNextSync = true;
+    await expect(wal.syncAsync()).rejects.toThrow(/EIO/);
+    expect(fs.failNextSync).toBe(false);
+    expect(() => wal.sync()).toThrow(/cannot be used/);
+  });
+
+  for (const how of ['sync', 'syncAsync'] as const) {
+    it(`a write() batch last in a segment is made durable by the cut of the next segment (the batch after it by ${how}())`, async () => {
+      const fs = new MemoryFileSystem();
+      const { wal } = openWal(fs);
+      // Segment 0: entries 1–2 synced, then entry 3 and a hard state committing it written with
+      // write() alone, leaving too little room for another 1000-byte entry.
+      commitBatch(wal, [entry(1, 1, 1000)]);
+      commitBatch(wal, [entry(2, 1, 1000)], { term: 1, vote: null, commit: 2 });
+      const writtenHardState: HardState = { term: 1, vote: null, commit: 3 };
+      wal.append([entry(3, 1, 1000)]);
+      wal.setHardState(writtenHardState);
+      wal.write();
+      expect(wal.segmentCount).toBe(1);
+      expect(SEG - lastSegment(fs).parsed.end).toBeLessThan(1000);
+      // Entry 4 cuts segment 1 and is synced there.
+      wal.append([entry(4, 1, 1000)]);
+      expect(how === 'sync' ? wal.sync() : await wal.syncAsync()).toBeGreaterThan(0);
+      expect(segmentNames(fs)).toEqual([segName(0), segName(1)]);
+      expect(entryIndexesIn(fs.read(pathOf(segName(0))))).toEqual([1, 2, 3]);
+      expect(entryIndexesIn(fs.read(pathOf(segName(1))))).toEqual([4]);
+      // The new header repeats the written hard state (durable before the header was written).
+      const header = decodeSegmentHeader(parse(fs.read(pathOf(segName(1)))).records[0]!.payload);
+      expect(header.hardState).toEqual(writtenHardState);
+      // A crash losing every unsynced write: had entry 3 been left unsynced in segment 0, the
+      // log would have a hole before segment 1 (refused as WalCorruption), not a torn tail.
+      const unsynced = crashCounting(fs, 'lost');
+      let opened: Opened;
+      try {
+        opened = openWal(fs);
+      } catch (error) {
+        throw new Error(`reopen threw ${String(error)}`);
+      }
+      expectEntries(opened.log.entries, [entry(1, 1, 1000), entry(2, 1, 1000), entry(3, 1, 1000), entry(4, 1, 1000)]);
+      expect(opened.log.hardState).toEqual(writtenHardState);
+      expect(opened.warnings).toEqual([]);
+      expect(unsynced).toBe(0);
+      expectGoesOn(opened, fs);
+    });
+  }
+
+  it('syncAsync() resolves with the bytes written, once the batch is durable', async () => {
+    const fs = new MemoryFileSystem();
+    const { wal } = openWal(fs);
+    commitBatch(wal, run(1, 3, 1), SYNCED);
+    const start = lastSegment(fs).parsed.end;
+    wal.append(UNSYNCED);
+    wal.setHardState(WRITTEN);
+    const size = await wal.syncAsync();
+    expect(size).toBe(lastSegment(fs).parsed.end - start);
+    expect(size).toBeGreaterThan(0);
+    expect(crashCounting(fs, 'lost')).toBe(0);
+    const { log, warnings } = openWal(fs);
+    expectEntries(log.entries, [...run(1, 3, 1), ...UNSYNCED]);
+    expect(log.hardState).toEqual(WRITTEN);
+    expect(warnings).toEqual([]);
+  });
+
+  it('a syncAsync() with nothing staged fdatasyncs a pending write() batch', async () => {
+    const fs = new MemoryFileSystem();
+    const { wal } = writtenNotSynced(fs);
+    await expect(wal.syncAsync()).resolves.toBe(0);
+    expect(crashCounting(fs, 'lost')).toBe(0);
+    const { log } = openWal(fs);
+    expectEntries(log.entries, [...run(1, 3, 1), ...UNSYNCED]);
+    expect(log.hardState).toEqual(WRITTEN);
+  });
+
+  it('syncAsync() does its fdatasync through WalFile.syncAsync (off the event loop), never the blocking sync', async () => {
+    const inner = new MemoryFileSystem();
+    const calls: string[] = [];
+    const fs: WalFileSystem = {
+      mkdirp: (directory) => inner.mkdirp(directory),
+      list: (directory) => inner.list(directory),
+      read: (path) => inner.read(path),
+      open: (path, create) => {
+        const file = inner.open(path, create);
+        return {
+          write: (data, position) => file.write(data, position),
+          sync: () => {
+            calls.push('sync');
+            file.sync();
+          },
+          syncAsync: () => {
+            calls.push('syncAsync');
+            return file.syncAsync();
+          },
+          close: () => file.close(),
+        };
+      },
+      remove: (path) => inner.remove(path),
+      rename: (from, to) => inner.rename(from, to),
+      syncDirectory: (directory) => inner.syncDirectory(directory),
+      join: (...parts) => inner.join(...parts),
+    };
+    const { wal } = openWal(fs);
+    calls.length = 0; // the first segment's cut syncs its header (blocking, at open)
+    wal.append(run(1, 3, 1));
+    await wal.syncAsync();
+    wal.setHardState({ term: 1, vote: null, commit: 3 });
+    wal.write();
+    await wal.syncAsync();
+    expect(calls).toEqual(['syncAsync', 'syncAsync']);
+    inner.crash();
+    expectEntries(openWal(inner).log.entries, run(1, 3, 1));
+  });
+
+  it('a failed syncAsync() rejects and leaves the WAL unusable (later syncs throw, a crash keeps only what was acknowledged)', async () => {
+    const fs = new MemoryFileSystem();
+    const { wal } = openWal(fs);
+    commitBatch(wal, run(1, 2, 1), { term: 1, vote: null, commit: 2 });
+    wal.append(run(3, 3, 1));
+    fs.failNextSync = true;
+    await expect(wal.syncAsync()).rejects.toThrow(/EIO/);
+    expect(fs.failNextSync).toBe(false);
+    wal.append(run(4, 4, 1));
+    expect(() => wal.sync()).toThrow(/cannot be used/);
+    await expect(wal.syncAsync()).rejects.toThrow(/cannot be used/);
+    expect(() => wal.write()).toThrow(/cannot be used/);
+    fs.crash(() => 'lost');
+    const { log } = openWal(fs);
+    expectEntries(log.entries, run(1, 2, 1));
+    expect(log.hardState).toEqual({ term: 1, vote: null, commit: 2 });
+  });
+
+  it('a power cut during syncAsync() rejects with PowerCut; the crash then keeps the batch whole or not at all', async () => {
+    for (const fate of ['lost', 'kept'] as const) {
+      const fs = new MemoryFileSystem();
+      const { wal } = openWal(fs);
+      commitBatch(wal, run(1, 3, 1), SYNCED);
+      wal.append(UNSYNCED);
+      wal.setHardState(WRITTEN);
+      fs.powerCutAtNextSync = true;
+      const cut = await wal.syncAsync().then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(cut).toBeInstanceOf(PowerCut);
+      expect(() => wal.sync()).toThrow(/cannot be used/);
+      expect(crashCounting(fs, fate)).toBe(1);
+      const { log, warnings } = openWal(fs);
+      expectEntries(log.entries, fate === 'lost' ? run(1, 3, 1) : [...run(1, 3, 1), ...UNSYNCED]);
+      expect(log.hardState).toEqual(fate === 'lost' ? SYNCED : WRITTEN);
+      expect(warnings).toEqual([]);
+    }
   });
 });
 
