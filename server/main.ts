@@ -24,6 +24,8 @@ const argv = await yargs(hideBin(process.argv))
   .option('listen-peer', { type: 'string', default: 'ws://127.0.0.1:7081', describe: 'URL for the other members' })
   .option('initial-cluster', { type: 'string', describe: 'every member as name=peerURL, comma-separated (default: this member alone)' })
   .option('tick-ms', { type: 'number', default: 100, describe: 'Raft tick: heartbeats every tick, elections after 10–20 ticks without a leader' })
+  .option('snapshot-count', { type: 'number', default: 10_000, describe: 'applied entries between snapshots: the store is made durable and the log compacted up to it' })
+  .option('catchup-entries', { type: 'number', default: 5_000, describe: 'entries kept below each snapshot, so a member a little behind catches up from the log, not a whole snapshot' })
   .option('max-frame-bytes', { type: 'number', default: 1.5 * 1024 * 1024, describe: 'largest client frame accepted; a larger one closes that connection with a reason' })
   .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'] })
   .option('log-format', { type: 'string', default: 'auto', choices: ['auto', 'json', 'pretty'], describe: 'auto: pretty on a terminal, JSON lines otherwise' })
@@ -48,7 +50,15 @@ try {
     ...(argv['initial-cluster'] === undefined ? {} : { initialCluster: argv['initial-cluster'] }),
     tickMs: argv['tick-ms'],
     maxFrameBytes: argv['max-frame-bytes'],
+    snapshotCount: argv['snapshot-count'],
+    catchupEntries: argv['catchup-entries'],
     logger,
+    // A failed fdatasync or store write: what this member believed durable may not be. It
+    // must not serve another request; exit non-zero so a supervisor restarts it on recovery.
+    onFatal: (error) => {
+      logger.fatal({ event: 'storage_failed', error: error.message }, `wardend stops: ${error.message}`);
+      process.exit(2);
+    },
   });
   let stopping = false;
   const stop = (signal: string): void => {

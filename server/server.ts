@@ -8,6 +8,7 @@
  */
 
 import { randomInt } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { pino, type Logger } from 'pino';
@@ -38,6 +39,15 @@ export interface ServerOptions {
   readonly tickMs?: number;
   /** The largest client frame read (1.5 MiB default); a larger one closes that socket with 1009 and a reason. */
   readonly maxFrameBytes?: number;
+  /** Applied entries between snapshots: the store made durable, the log compacted (default 10,000). */
+  readonly snapshotCount?: number;
+  /** Entries kept below each snapshot for members a little behind (default 5,000). */
+  readonly catchupEntries?: number;
+  /**
+   * Called once if the member's storage fails (a failed fdatasync or store write). The member
+   * has already stopped taking requests; `wardend` exits non-zero here. Default: log only.
+   */
+  readonly onFatal?: (error: Error) => void;
   readonly logger?: Logger;
 }
 
@@ -63,6 +73,17 @@ export function parseInitialCluster(text: string): Map<NodeId, string> {
   }
   if (members.size === 0) throw new Error('--initial-cluster names no member');
   return members;
+}
+
+/** Bytes in a directory's files (not recursive): RocksDB and the WAL keep a flat handful. */
+function directoryBytes(directory: string): number | null {
+  try {
+    let total = 0;
+    for (const entry of readdirSync(directory, { withFileTypes: true })) if (entry.isFile()) total += statSync(join(directory, entry.name)).size;
+    return total;
+  } catch {
+    return null;
+  }
 }
 
 function hostPort(url: string, flag: string): { host: string; port: number } {
@@ -106,7 +127,13 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   logger.info({ event: 'recovered', appliedIndex: home.store.machine.appliedIndex, lastIndex: recovered.lastIndex, term: recovered.hardState.term }, 'storage recovered');
 
   const runtime = new MemberRuntime(
-    { id: name, peers: [...cluster.keys()].sort(), tickMs: options.tickMs ?? 100 },
+    {
+      id: name,
+      peers: [...cluster.keys()].sort(),
+      tickMs: options.tickMs ?? 100,
+      ...(options.snapshotCount === undefined ? {} : { snapshotEvery: options.snapshotCount }),
+      ...(options.catchupEntries === undefined ? {} : { keepEntries: options.catchupEntries }),
+    },
     {
       clock: { monotonicMs: () => performance.now(), wallMs: () => Date.now() },
       timers: {
@@ -120,6 +147,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       home,
       link: transport,
       logger: log,
+      onFatal: (error) => options.onFatal?.(error),
     },
   );
   const status = (): Record<string, unknown> => {
@@ -133,7 +161,8 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       applied: runtime.machine.appliedIndex,
       revision: runtime.machine.revision,
       members: [...cluster].map(([member, url]) => ({ name: member, peerUrl: url, clientUrl: transport.clientUrlOf(member) })),
-      dbSize: null,
+      dbSize: directoryBytes(join(dataDir, 'state')),
+      walSize: directoryBytes(join(dataDir, 'wal')),
       version: WARDEN_VERSION,
     };
   };
@@ -148,7 +177,11 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   });
   clientUrl = `ws://${client.host}:${clientServer.port}`;
   transport.setClientUrl(clientUrl);
-  transport.start({ onMessage: (message) => runtime.step(message), onForward: (entry) => runtime.proposeForwarded(entry) });
+  transport.start({
+    onMessage: (message) => runtime.step(message),
+    onForward: (entry) => runtime.proposeForwarded(entry),
+    onSnapshot: (message, chunks) => void runtime.receiveSnapshot(message, chunks).catch(() => undefined), // logged by the runtime
+  });
   runtime.start();
   logger.info({ event: 'started', clientUrl, peerUrl, members: cluster.size }, 'member started');
 

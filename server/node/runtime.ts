@@ -16,7 +16,7 @@ import type { ClientStamp } from '../state/sessions.js';
 import type { StateCommand, StateMachine, StateResult } from '../state/state-machine.js';
 import type { StateStore } from '../state/state-store.js';
 import { Raft, maySendBeforePersist } from '../raft/index.js';
-import type { Entry, HardState, Message, NodeId, RaftStatus, RandomSource, Ready, SnapshotMeta } from '../raft/types.js';
+import type { Entry, HardState, Message, NodeId, RaftStatus, RandomSource, Ready, SnapshotMessage, SnapshotMeta } from '../raft/types.js';
 import type { Wal } from '../storage/wal/wal.js';
 import type { RecoveredLog } from '../storage/wal/recover.js';
 import { ProposalWaitingList, ReadWaitingList, RetryableError } from './waiting-list.js';
@@ -41,16 +41,28 @@ export interface PeerLink {
   send(message: Message): void;
   /** A client write, as entry bytes, for the leader to propose; answers its result. */
   forward(to: NodeId, entry: Uint8Array): Promise<StateResult>;
+  /**
+   * Stream a snapshot to `message.to`: `message` (its data null) and then the chunks, paced by
+   * the channel. Resolves once all are sent; rejects if the channel fails on the way.
+   */
+  sendSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void>;
 }
 
 /** Where the state store lives: it can be replaced whole by an installed snapshot. */
 export interface StoreHome {
   readonly store: StateStore;
-  /** The store's snapshot now: its applied index, and its bytes (a chunk stream, framed). */
-  snapshot(): Promise<{ readonly appliedIndex: number; bytes(base: SnapshotMeta): Promise<Uint8Array> }>;
-  /** Replace the store with the snapshot in `bytes` (closed, installed, swapped, reopened). */
-  install(bytes: Uint8Array): Promise<void>;
+  /** The store's snapshot now: its applied index, and its chunks (read once, first carrying `base`). */
+  snapshot(): Promise<{ readonly appliedIndex: number; chunks(base: SnapshotMeta): AsyncIterable<Uint8Array> }>;
+  /** Receive a snapshot stream beside the live store (staged, durable); answers its base. */
+  receive(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta>;
+  /** Replace the store with the staged snapshot (closed, swapped, reopened). */
+  installStaged(): Promise<void>;
+  /** Throw away a staged snapshot that will not be installed. */
+  discardStaged(): Promise<void>;
 }
+
+/** A snapshot message's data once its state is staged in the StoreHome (the core needs non-null). */
+const STAGED = new Uint8Array(0);
 
 export interface RuntimeLogger {
   info(fields: Record<string, unknown>, message: string): void;
@@ -79,6 +91,8 @@ export interface RuntimeDeps {
   readonly home: StoreHome;
   readonly link: PeerLink;
   readonly logger: RuntimeLogger;
+  /** The member's storage failed and it stopped (called once). */
+  readonly onFatal?: (error: Error) => void;
 }
 
 type Input = () => void;
@@ -99,6 +113,12 @@ export class MemberRuntime {
   private writtenHardState: HardState;
   /** The turn running now, if any (stop() waits for it: its fdatasync may be in flight). */
   private currentTurn: Promise<void> | null = null;
+  /** Peers a snapshot is streaming to now (one at a time each). */
+  private readonly snapshotsSending = new Set<NodeId>();
+  /** A staged snapshot was stepped into the core this turn; discarded unless the core installs it. */
+  private stagedStepped = false;
+  /** Snapshots received one after another (each replaces the staged one). */
+  private receiving: Promise<void> = Promise.resolve();
   private readonly snapshotEvery: number;
   private readonly keepEntries: number;
 
@@ -179,6 +199,28 @@ export class MemberRuntime {
     this.enqueue(() => this.raft.step(message));
   }
 
+  /**
+   * A leader's snapshot arriving in chunks: staged beside the live store while the update loop
+   * goes on, then its message stepped into the core, which installs it in a later Ready (or
+   * declines it, and the staged copy is thrown away).
+   */
+  receiveSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const received = this.receiving.then(async () => {
+      const base = await this.deps.home.receive(chunks);
+      const meta = message.snapshot.meta;
+      if (base.index !== meta.index || base.term !== meta.term) throw new Error(`the stream holds ${base.index}/${base.term}, the message says ${meta.index}/${meta.term}`);
+      this.enqueue(() => {
+        this.raft.step({ ...message, snapshot: { meta, data: STAGED } });
+        this.stagedStepped = true;
+      });
+    });
+    this.receiving = received.catch((error: Error) => {
+      this.deps.logger.warn({ event: 'snapshot_receive_failed', from: message.from, error: error.message }, 'a snapshot from the leader did not arrive whole; the leader sends another');
+      return this.deps.home.discardStaged().catch(() => undefined);
+    });
+    return received;
+  }
+
   /** A client write: proposed here if this member leads, else forwarded to the leader. */
   propose(command: StateCommand, client?: ClientStamp): Promise<StateResult> {
     const entry = encodeEntry({ timeMs: this.deps.clock.wallMs(), command, ...(client === undefined ? {} : { client }) });
@@ -192,6 +234,7 @@ export class MemberRuntime {
 
   /** A linearizable read (ReadIndex): served once this member has applied the confirmed index. */
   async readLinearizable<T>(read: (machine: StateMachine) => T): Promise<T> {
+    this.refuseIfStopped();
     const requestId = `${this.options.id}/${++this.readSeq}`;
     const waiting = this.reads.add(requestId);
     this.enqueue(() => {
@@ -206,16 +249,23 @@ export class MemberRuntime {
 
   /** A serializable read: this member's state as it is now. */
   async readSerializable<T>(read: (machine: StateMachine) => T): Promise<T> {
+    this.refuseIfStopped();
     return read(this.machine);
   }
 
   /** Resolves once this member has applied `revision` (read-your-writes); fails after `timeoutMs`. */
   whenRevision(revision: number, timeoutMs: number): Promise<void> {
+    if (this.stopped) return Promise.reject(new RetryableError('UNAVAILABLE', 'the member is stopping', null));
     if (this.machine.revision >= revision) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const waiter = { revision, resolve, reject, deadline: this.deps.clock.monotonicMs() + timeoutMs };
       this.revisionWaiters.push(waiter);
     });
+  }
+
+  /** A stopped member (shut down, or its storage failed) serves nothing: its state may not be durable. */
+  private refuseIfStopped(): void {
+    if (this.stopped) throw new RetryableError('UNAVAILABLE', 'the member is stopping', null);
   }
 
   private proposeEntry(entry: Uint8Array, mayForward: boolean): Promise<StateResult> {
@@ -266,6 +316,12 @@ export class MemberRuntime {
         this.raft.advance();
         await this.maybeCompact();
       }
+      if (this.stagedStepped) {
+        // The core declined the snapshot (it already held that far): the staged copy must not
+        // be finished by a restart's recovery.
+        this.stagedStepped = false;
+        await this.deps.home.discardStaged();
+      }
     } catch (error) {
       this.fail(error as Error);
     } finally {
@@ -283,6 +339,7 @@ export class MemberRuntime {
     const failed = new RetryableError('UNAVAILABLE', 'the member failed', null);
     this.proposals.failAll(failed);
     this.reads.failAll(failed);
+    this.deps.onFatal?.(error);
   }
 
   private async handle(rd: Ready): Promise<void> {
@@ -291,7 +348,9 @@ export class MemberRuntime {
     //    moved (a member relearns it from the leader). A leader's appends leave before its own
     //    fdatasync, so followers write in parallel with it (send-order.ts).
     if (rd.snapshot !== null) {
-      await home.install(rd.snapshot.data!);
+      await home.installStaged();
+      this.stagedStepped = false;
+      this.deps.logger.info({ event: 'snapshot_installed', index: rd.snapshot.meta.index, term: rd.snapshot.meta.term }, `installed the leader's snapshot at ${rd.snapshot.meta.index}`);
       wal.setBase({ meta: rd.snapshot.meta, replacesLog: true });
       this.proposals.failThrough(rd.snapshot.meta.index, new RetryableError('NOT_LEADER', 'a snapshot replaced the log', this.raft.status.leaderId));
     }
@@ -314,7 +373,10 @@ export class MemberRuntime {
       wal.write();
     }
     // 2. Send.
-    for (const message of later) link.send(message.type === 'Snapshot' ? await this.withSnapshot(message) : message);
+    for (const message of later) {
+      if (message.type === 'Snapshot') this.streamSnapshot(message);
+      else link.send(message);
+    }
     // 3. Apply.
     for (const entry of rd.committedEntries) this.apply(entry);
     // The store is written behind the apply (the WAL holds everything above its durable index);
@@ -354,13 +416,29 @@ export class MemberRuntime {
     this.proposals.applied(entry.index, entry.term, result, this.raft.status.leaderId);
   }
 
-  /** The leader's snapshot for a follower: the store as it is now, at its own applied index. */
-  private async withSnapshot(message: Extract<Message, { type: 'Snapshot' }>): Promise<Message> {
-    const snapshot = await this.deps.home.snapshot();
-    const term = this.raft.termAt(snapshot.appliedIndex);
-    if (term === undefined) throw new Error(`runtime: no term known for the store's applied index ${snapshot.appliedIndex}`);
-    const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf: message.snapshot.meta.conf };
-    return { ...message, snapshot: { meta, data: await snapshot.bytes(meta) } };
+  /**
+   * The leader's snapshot for a follower, streamed beside the update loop: the store as it is
+   * now, at its own applied index. A failed stream tells the core, which tries again sooner.
+   */
+  private streamSnapshot(message: SnapshotMessage): void {
+    const to = message.to;
+    if (this.snapshotsSending.has(to)) return;
+    this.snapshotsSending.add(to);
+    void (async () => {
+      try {
+        const snapshot = await this.deps.home.snapshot();
+        const term = this.raft.termAt(snapshot.appliedIndex);
+        if (term === undefined) throw new Error(`no term known for the store's applied index ${snapshot.appliedIndex}`);
+        const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf: message.snapshot.meta.conf };
+        this.deps.logger.info({ event: 'snapshot_sending', to, index: meta.index }, `streaming a snapshot at ${meta.index} to ${to}`);
+        await this.deps.link.sendSnapshot({ ...message, snapshot: { meta, data: null } }, snapshot.chunks(meta));
+      } catch (error) {
+        this.deps.logger.warn({ event: 'snapshot_send_failed', to, error: (error as Error).message }, `a snapshot to ${to} did not go through`);
+        this.enqueue(() => this.raft.reportSnapshot(to, false));
+      } finally {
+        this.snapshotsSending.delete(to);
+      }
+    })();
   }
 
   /** Every snapshotEvery entries: the store made durable, then the log's low-water mark moved up to it. */

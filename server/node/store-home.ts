@@ -11,16 +11,12 @@ import { MemoryKvEngine } from '../state/memory-kv.js';
 import type { StateMachineOptions } from '../state/state-machine.js';
 import { StateStore } from '../state/state-store.js';
 import { RocksKvEngine } from '../storage/rocks-kv.js';
-import { frameChunks, openSnapshotStream, receiveSnapshot, recoverStateDirectory, swapInStaged, unframeChunks, writeSnapshotInto } from '../storage/snapshot.js';
+import { discardStaged, openSnapshotStream, receiveSnapshot, recoverStateDirectory, swapInStaged, writeSnapshotInto } from '../storage/snapshot.js';
 import type { SnapshotMeta } from '../raft/types.js';
 import type { StoreHome } from './runtime.js';
 
 type Options = Omit<StateMachineOptions, 'trackChanges'>;
 
-async function snapshotOf(engine: KvEngine): Promise<{ appliedIndex: number; bytes(base: SnapshotMeta): Promise<Uint8Array> }> {
-  const stream = await openSnapshotStream(engine);
-  return { appliedIndex: stream.appliedIndex, bytes: (base) => frameChunks(stream.chunks(base)) };
-}
 
 export class RocksStoreHome implements StoreHome {
   private constructor(
@@ -36,11 +32,18 @@ export class RocksStoreHome implements StoreHome {
   }
 
   snapshot(): ReturnType<StoreHome['snapshot']> {
-    return snapshotOf(this.store.engine);
+    return openSnapshotStream(this.store.engine);
   }
 
-  async install(bytes: Uint8Array): Promise<void> {
-    await receiveSnapshot(this.directory, unframeChunks(bytes));
+  receive(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta> {
+    return receiveSnapshot(this.directory, chunks);
+  }
+
+  discardStaged(): Promise<void> {
+    return discardStaged(`${this.directory}.incoming`);
+  }
+
+  async installStaged(): Promise<void> {
     // The old store is replaced whole: close() lets its writes in flight land, nothing more is needed.
     await this.store.engine.close();
     await swapInStaged(this.directory);
@@ -53,6 +56,8 @@ export class RocksStoreHome implements StoreHome {
 }
 
 export class MemoryStoreHome implements StoreHome {
+  private staged: MemoryKvEngine | null = null;
+
   private constructor(
     private readonly options: Options,
     public store: StateStore,
@@ -63,12 +68,24 @@ export class MemoryStoreHome implements StoreHome {
   }
 
   snapshot(): ReturnType<StoreHome['snapshot']> {
-    return snapshotOf(this.store.engine);
+    return openSnapshotStream(this.store.engine);
   }
 
-  async install(bytes: Uint8Array): Promise<void> {
+  async receive(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta> {
+    this.staged = null;
     const engine = new MemoryKvEngine();
-    await writeSnapshotInto(engine, unframeChunks(bytes));
-    this.store = await StateStore.open(engine, this.options);
+    const base = await writeSnapshotInto(engine, chunks);
+    this.staged = engine;
+    return base;
+  }
+
+  async discardStaged(): Promise<void> {
+    this.staged = null;
+  }
+
+  async installStaged(): Promise<void> {
+    if (this.staged === null) throw new Error('no staged snapshot to install');
+    this.store = await StateStore.open(this.staged, this.options);
+    this.staged = null;
   }
 }

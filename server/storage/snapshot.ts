@@ -193,40 +193,11 @@ export async function writeSnapshotInto(engine: KvEngine, chunks: AsyncIterable<
   return base.meta;
 }
 
-/** A whole stream as one byte string (each chunk length-prefixed), for a message that carries it. */
-export async function frameChunks(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const all: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of chunks) {
-    all.push(chunk);
-    size += 4 + chunk.length;
-  }
-  const framed = new Uint8Array(size);
-  const view = new DataView(framed.buffer);
-  let at = 0;
-  for (const chunk of all) {
-    view.setUint32(at, chunk.length, true);
-    framed.set(chunk, at + 4);
-    at += 4 + chunk.length;
-  }
-  return framed;
-}
-
-/** The chunks of a framed stream (framing damage shows up as a chunk that fails its checks). */
-export async function* unframeChunks(framed: Uint8Array): AsyncIterable<Uint8Array> {
-  const view = new DataView(framed.buffer, framed.byteOffset, framed.byteLength);
-  for (let at = 0; at + 4 <= framed.length; ) {
-    const length = view.getUint32(at, true);
-    yield framed.subarray(at + 4, Math.min(framed.length, at + 4 + length));
-    at += 4 + length;
-  }
-}
-
 /**
  * Remove a staged store, marker first and durably: a crash in the middle of removing the rest
  * must not leave a COMPLETE marker beside a partial store.
  */
-async function discardStaged(incoming: string): Promise<void> {
+export async function discardStaged(incoming: string): Promise<void> {
   if (!existsSync(incoming)) return;
   await rm(`${incoming}/${COMPLETE_MARKER}`, { force: true });
   await syncDirectory(incoming);

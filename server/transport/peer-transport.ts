@@ -14,7 +14,7 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { IncomingMessage } from 'node:http';
-import type { Message, NodeId } from '../raft/types.js';
+import type { Message, NodeId, SnapshotMessage } from '../raft/types.js';
 import type { StateResult } from '../state/state-machine.js';
 import type { PeerLink, RuntimeLogger } from '../node/runtime.js';
 import { RetryableError } from '../node/waiting-list.js';
@@ -34,7 +34,10 @@ type Frame =
   | { readonly k: 'raft'; readonly m: Message }
   | { readonly k: 'fwd'; readonly id: number; readonly entry: Uint8Array }
   | { readonly k: 'fwd-ok'; readonly id: number; readonly result: StateResult }
-  | { readonly k: 'fwd-err'; readonly id: number; readonly code: 'NOT_LEADER' | 'UNAVAILABLE'; readonly message: string; readonly leader: NodeId | null };
+  | { readonly k: 'fwd-err'; readonly id: number; readonly code: 'NOT_LEADER' | 'UNAVAILABLE'; readonly message: string; readonly leader: NodeId | null }
+  | { readonly k: 'snap'; readonly id: number; readonly m: SnapshotMessage }
+  | { readonly k: 'snap-chunk'; readonly id: number; readonly chunk: Uint8Array }
+  | { readonly k: 'snap-end'; readonly id: number };
 
 const encoder = new Encoder({ ignoreUndefined: true });
 const decoder = new Decoder();
@@ -54,6 +57,8 @@ export interface PeerHandlers {
   onMessage(message: Message): void;
   /** A forwarded write, for this member to propose (only if it leads). */
   onForward(entry: Uint8Array): Promise<StateResult>;
+  /** A snapshot stream from the leader: its message, then its chunks as they arrive. */
+  onSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): void;
 }
 
 export class PeerTransport implements PeerLink {
@@ -63,6 +68,9 @@ export class PeerTransport implements PeerLink {
   private readonly forwards = new Map<number, { resolve: (r: StateResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private forwardSeq = 0;
+  private snapshotSeq = 0;
+  /** The snapshot stream arriving from each peer, if one is (a newer one replaces it). */
+  private readonly inbound = new Map<NodeId, { readonly id: number; readonly chunks: ChunkQueue; readonly socket: WebSocket }>();
   private closed = false;
   private handlers: PeerHandlers | null = null;
   private clientUrl: string;
@@ -111,8 +119,30 @@ export class PeerTransport implements PeerLink {
     });
   }
 
+  async sendSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    const to = message.to;
+    const socket = this.sockets.get(to);
+    if (socket === undefined || socket.readyState !== WebSocket.OPEN) throw new Error(`${to} is unreachable`);
+    const id = ++this.snapshotSeq;
+    // Each chunk waits for the one before it to reach the kernel: the stream goes at the pace
+    // of the channel, and Raft's own messages to the peer interleave with it.
+    const sendPaced = (frame: Frame): Promise<void> =>
+      new Promise((resolve, reject) => {
+        if (this.closed || this.sockets.get(to) !== socket || socket.readyState !== WebSocket.OPEN) {
+          reject(new Error(`the channel to ${to} closed during the snapshot`));
+          return;
+        }
+        socket.send(encoder.encode(frame), (error) => (error === undefined || error === null ? resolve() : reject(error)));
+      });
+    await sendPaced({ k: 'snap', id, m: message });
+    for await (const chunk of chunks) await sendPaced({ k: 'snap-chunk', id, chunk });
+    await sendPaced({ k: 'snap-end', id });
+  }
+
   close(): void {
     this.closed = true;
+    for (const { chunks } of this.inbound.values()) chunks.fail(new Error('the member is stopping'));
+    this.inbound.clear();
     for (const timer of this.timers) clearTimeout(timer);
     for (const socket of this.sockets.values()) socket.close(1001, 'member stopping');
     for (const [id, pending] of this.forwards) {
@@ -199,7 +229,14 @@ export class PeerTransport implements PeerLink {
   /** Use `socket` for `peer` from now on (a newer connection replaces an older one). */
   private adopt(peer: NodeId, socket: WebSocket): void {
     this.options.logger.info({ event: 'peer_connected', peer }, `connected to ${peer}`);
-    socket.once('close', (code: number) => this.options.logger.info({ event: 'peer_disconnected', peer, code }, `lost the connection to ${peer}`));
+    socket.once('close', (code: number) => {
+      this.options.logger.info({ event: 'peer_disconnected', peer, code }, `lost the connection to ${peer}`);
+      const arriving = this.inbound.get(peer);
+      if (arriving?.socket === socket) {
+        this.inbound.delete(peer);
+        arriving.chunks.fail(new Error(`the connection to ${peer} closed during a snapshot`));
+      }
+    });
     const previous = this.sockets.get(peer);
     if (previous !== undefined && previous !== socket) previous.close(1000, 'replaced by a newer connection');
     this.sockets.set(peer, socket);
@@ -210,11 +247,11 @@ export class PeerTransport implements PeerLink {
         if (frame.from === peer) this.clientUrls.set(peer, frame.clientUrl);
         return;
       }
-      this.receive(peer, frame);
+      this.receive(peer, frame, socket);
     });
   }
 
-  private receive(peer: NodeId, frame: Frame): void {
+  private receive(peer: NodeId, frame: Frame, socket: WebSocket): void {
     const handlers = this.handlers;
     if (handlers === null) return;
     switch (frame.k) {
@@ -230,6 +267,26 @@ export class PeerTransport implements PeerLink {
           },
         );
         return;
+      case 'snap': {
+        if (frame.m.from !== peer || frame.m.to !== this.options.id) return;
+        this.inbound.get(peer)?.chunks.fail(new Error('a newer snapshot replaced it'));
+        const chunks = new ChunkQueue(socket);
+        this.inbound.set(peer, { id: frame.id, chunks, socket });
+        handlers.onSnapshot(frame.m, chunks);
+        return;
+      }
+      case 'snap-chunk':
+      case 'snap-end': {
+        const arriving = this.inbound.get(peer);
+        if (arriving === undefined || arriving.id !== frame.id) return;
+        if (frame.k === 'snap-chunk') {
+          arriving.chunks.push(frame.chunk);
+        } else {
+          this.inbound.delete(peer);
+          arriving.chunks.end();
+        }
+        return;
+      }
       case 'fwd-ok':
       case 'fwd-err': {
         const pending = this.forwards.get(frame.id);
@@ -241,6 +298,58 @@ export class PeerTransport implements PeerLink {
         return;
       }
     }
+  }
+}
+
+/**
+ * The chunks of one arriving snapshot, as an async iterable for the store to consume. When the
+ * store falls behind the network, the peer's socket is paused (a bound on what waits in memory)
+ * and resumed once the store has caught up.
+ */
+class ChunkQueue implements AsyncIterable<Uint8Array> {
+  private static readonly PAUSE_AT = 8;
+  private readonly chunks: Uint8Array[] = [];
+  private ended = false;
+  private failure: Error | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly socket: WebSocket) {}
+
+  push(chunk: Uint8Array): void {
+    this.chunks.push(chunk);
+    if (this.chunks.length >= ChunkQueue.PAUSE_AT) this.socket.pause();
+    this.notify();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.notify();
+  }
+
+  fail(error: Error): void {
+    this.failure = error;
+    this.socket.resume();
+    this.notify();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      if (this.failure !== null) throw this.failure;
+      const chunk = this.chunks.shift();
+      if (chunk !== undefined) {
+        if (this.chunks.length < ChunkQueue.PAUSE_AT / 2 && this.socket.isPaused) this.socket.resume();
+        yield chunk;
+        continue;
+      }
+      if (this.ended) return;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
   }
 }
 

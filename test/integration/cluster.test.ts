@@ -68,6 +68,47 @@ describe('a three-member wardend cluster', () => {
     writer.close();
   }, 60_000);
 
+  it('answers a flood from one socket (some refused as over its in-flight bound), serves another client meanwhile, and keeps every acknowledged write', async () => {
+    const leader = await cluster.leader();
+    const member = cluster.member(leader);
+    const flooder = await ProtocolClient.connect(member.clientUrl);
+    const other = await ProtocolClient.connect(member.clientUrl);
+    const FLOOD = 12_000;
+    const answers = new Map<number, Record<string, unknown>>();
+    const allAnswered = new Promise<void>((resolve) => {
+      flooder.socket.on('message', (data) => {
+        const answer = JSON.parse(data.toString()) as Record<string, unknown>;
+        answers.set(answer['id'] as number, answer);
+        if (answers.size === FLOOD) resolve();
+      });
+    });
+    // Sent in one burst, without waiting for any answer (the frames' ids are ours, not the client's).
+    for (let i = 0; i < FLOOD; i++) flooder.socket.send(JSON.stringify({ id: 1_000_000 + i, type: 'put', path: `/flood/k${i % 500}`, value: b64(`f${i}`) }));
+    // Another client is served while the flood is being worked through.
+    expect(await other.request('put', { path: '/flood/other', value: b64('not starved') })).toMatchObject({ ok: true });
+    await allAnswered;
+    const refused = [...answers.values()].filter((a) => a['ok'] === false);
+    expect(refused.length).toBeGreaterThan(0);
+    for (const answer of refused) expect(answer).toMatchObject({ error: { code: 'UNAVAILABLE', message: expect.stringContaining('in flight') } });
+    // The last acknowledged write of each key is what the key holds.
+    const lastAcked = new Map<string, { value: string; revision: number }>();
+    for (const [id, answer] of answers) {
+      if (answer['ok'] !== true) continue;
+      const i = id - 1_000_000;
+      const key = `/flood/k${i % 500}`;
+      const revision = answer['revision'] as number;
+      if ((lastAcked.get(key)?.revision ?? 0) < revision) lastAcked.set(key, { value: `f${i}`, revision });
+    }
+    expect(lastAcked.size).toBeGreaterThan(0);
+    for (const [key, { value }] of lastAcked) {
+      const got = await other.request('get', { path: key });
+      expect(unb64((got['node'] as { value: string }).value), key).toBe(value);
+    }
+    expect(flooder.closed).toBeNull();
+    flooder.close();
+    other.close();
+  }, 120_000);
+
   it('closes a connection that sends an oversized frame, with a reason, and serves the others', async () => {
     const member = cluster.members[0]!;
     const big = await ProtocolClient.connect(member.clientUrl);

@@ -39,6 +39,8 @@ export interface MemberProcess {
 export interface ClusterOptions {
   /** Members write a V8 CPU profile here when they exit cleanly (SIGTERM), for benchmarks. */
   readonly cpuProfileDir?: string;
+  /** More wardend flags for every member (e.g. a small --snapshot-count). */
+  readonly extraArgs?: readonly string[];
 }
 
 export class Cluster {
@@ -79,6 +81,7 @@ export class Cluster {
         '--initial-cluster', this.initialCluster,
         '--tick-ms', '50',
         '--log-format', 'json',
+        ...(this.options.extraArgs ?? []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -26,6 +26,8 @@ export class LocalCluster {
   private readonly disks = new Map<NodeId, Disks>();
   private readonly tickers = new Map<NodeId, () => void>();
   private readonly down = new Set<NodeId>();
+  /** Errors each member's runtime reported as fatal (its storage failed). */
+  readonly fatal = new Map<NodeId, Error>();
   private wallMs = 1_000_000;
   private seed = 7;
 
@@ -82,6 +84,11 @@ export class LocalCluster {
     disks.engine.crash();
   }
 
+  /** The member's in-memory disk, to inject faults (a failing fdatasync). */
+  fileSystem(id: NodeId): MemoryFileSystem {
+    return this.disks.get(id)!.fs;
+  }
+
   async restart(id: NodeId): Promise<void> {
     this.down.delete(id);
     await this.boot(id);
@@ -116,6 +123,7 @@ export class LocalCluster {
         home,
         link: this.linkFor(id),
         logger: quiet,
+        onFatal: (error) => void this.fatal.set(id, error),
       },
     );
     this.runtimes.set(id, runtime);
@@ -129,6 +137,16 @@ export class LocalCluster {
           if (this.down.has(from) || this.down.has(message.to)) return;
           this.runtimes.get(message.to)?.step(message);
         });
+      },
+      sendSnapshot: async (message, chunks) => {
+        const all: Uint8Array[] = [];
+        for await (const chunk of chunks) all.push(chunk);
+        if (this.down.has(from) || this.down.has(message.to)) throw new Error(`${message.to} is unreachable`);
+        const target = this.runtimes.get(message.to);
+        if (target === undefined) throw new Error(`${message.to} is unreachable`);
+        void target.receiveSnapshot(message, (async function* () {
+          yield* all;
+        })()).catch(() => undefined);
       },
       forward: (to, entry) => {
         const target = this.runtimes.get(to);

@@ -85,4 +85,25 @@ describe('MemberRuntime', () => {
     // It came back through a snapshot, not the log: its log now starts above where it stopped.
     expect(cluster.runtime(away).status.snapshotIndex).toBeGreaterThan(10);
   });
+
+  it('stops a member whose fdatasync failed: it reports the failure once, answers nothing more, and the others go on', async () => {
+    const cluster = new LocalCluster(['a', 'b', 'c']);
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const leader = cluster.leader()!;
+    cluster.fileSystem(leader).failNextSync = true;
+    const doomed = await write(cluster, leader, '/doomed', 'maybe').catch((error: Error) => error);
+    expect(doomed).toMatchObject({ code: 'UNAVAILABLE' });
+    expect(cluster.fatal.get(leader)?.message).toContain('fdatasync');
+    // Nothing more is served from state that may not be durable.
+    await expect(cluster.runtime(leader).readSerializable((m) => m.revision)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(cluster.runtime(leader).readLinearizable((m) => m.revision)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(cluster.runtime(leader).propose({ op: 'put', path: '/x', value: text('x') })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    // The other two elect a leader between them and take writes.
+    const others = ['a', 'b', 'c'].filter((id) => id !== leader);
+    const newLeader = (): string | undefined => others.find((id) => cluster.runtime(id).status.role === 'leader');
+    await cluster.until(() => newLeader() !== undefined, 300, 'a new leader');
+    const next = newLeader()!;
+    expect(await write(cluster, next, '/after', 'yes')).toMatchObject({ ok: true });
+  });
 });
