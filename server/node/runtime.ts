@@ -117,6 +117,7 @@ export class MemberRuntime {
   private readonly snapshotsSending = new Set<NodeId>();
   /** A staged snapshot was stepped into the core this turn; discarded unless the core installs it. */
   private stagedStepped = false;
+  private persistScheduled = false;
   /** Snapshots received one after another (each replaces the staged one). */
   private receiving: Promise<void> = Promise.resolve();
   private readonly snapshotEvery: number;
@@ -379,9 +380,10 @@ export class MemberRuntime {
     }
     // 3. Apply.
     for (const entry of rd.committedEntries) this.apply(entry);
-    // The store is written behind the apply (the WAL holds everything above its durable index);
-    // a failed write stops the member like a failed fsync.
-    if (rd.committedEntries.length > 0) home.store.persist({ sync: false }).catch((error: Error) => this.fail(error));
+    // The store is written behind the apply (the WAL holds everything above its durable index),
+    // after the answers have gone out (building the batch is not on a client's path); a failed
+    // write stops the member like a failed fsync.
+    if (rd.committedEntries.length > 0) this.persistSoon();
     for (const rs of rd.readStates) this.reads.readIndex(rs.requestId, rs.index);
     this.reads.applied(this.machine.appliedIndex);
     this.releaseRevisionWaiters();
@@ -393,6 +395,17 @@ export class MemberRuntime {
       const lost = new RetryableError('NOT_LEADER', 'leadership changed before the request was confirmed', rd.softState.leaderId);
       this.reads.failUnconfirmed(lost);
     }
+  }
+
+  /** One store batch for everything applied since the last, once this event's answers are sent. */
+  private persistSoon(): void {
+    if (this.persistScheduled) return;
+    this.persistScheduled = true;
+    this.deps.timers.defer(() => {
+      this.persistScheduled = false;
+      if (this.stopped) return;
+      this.deps.home.store.persist({ sync: false }).catch((error: Error) => this.fail(error));
+    });
   }
 
   private releaseRevisionWaiters(): void {
