@@ -118,6 +118,7 @@ export class MemberRuntime {
   /** A staged snapshot was stepped into the core this turn; discarded unless the core installs it. */
   private stagedStepped = false;
   private persistScheduled = false;
+  private handOff: { readonly deadline: number; readonly resolve: (handed: boolean) => void } | null = null;
   /** Snapshots received one after another (each replaces the staged one). */
   private receiving: Promise<void> = Promise.resolve();
   private readonly snapshotEvery: number;
@@ -165,6 +166,7 @@ export class MemberRuntime {
     this.ticker = this.deps.timers.setInterval(() => {
       this.enqueue(() => this.raft.tick());
       this.releaseRevisionWaiters();
+      this.settleHandOff();
     }, this.options.tickMs ?? 100);
   }
 
@@ -174,6 +176,7 @@ export class MemberRuntime {
     const gone = new RetryableError('UNAVAILABLE', 'the member is stopping', null);
     this.proposals.failAll(gone);
     this.reads.failAll(gone);
+    this.settleHandOff();
     await this.currentTurn;
     await this.deps.home.store.persist({ sync: true });
     this.deps.wal.close();
@@ -184,15 +187,24 @@ export class MemberRuntime {
    * member no longer leads, or after `timeoutMs` (the caller stops anyway; the others elect).
    */
   async handOffLeadership(timeoutMs: number): Promise<boolean> {
-    if (this.stopped || this.raft.status.role !== 'leader') return false;
+    if (this.stopped || this.raft.status.role !== 'leader' || this.handOff !== null) return false;
     const to = this.raft.status.voters.find((voter) => voter !== this.options.id);
     if (to === undefined) return false;
-    this.enqueue(() => this.raft.transferLeadership(to));
-    const deadline = this.deps.clock.monotonicMs() + timeoutMs;
-    while (this.raft.status.role === 'leader' && this.deps.clock.monotonicMs() < deadline) {
-      await new Promise<void>((resolve) => this.deps.timers.defer(resolve));
-    }
-    return this.raft.status.role !== 'leader';
+    return new Promise<boolean>((resolve) => {
+      this.handOff = { deadline: this.deps.clock.monotonicMs() + timeoutMs, resolve };
+      // The core catches the transferee up before it tells it to campaign (TimeoutNow).
+      this.enqueue(() => this.raft.transferLeadership(to));
+    });
+  }
+
+  /** Resolve a hand-off once leadership moved (a role change) or its time ran out (a tick). */
+  private settleHandOff(): void {
+    const handOff = this.handOff;
+    if (handOff === null) return;
+    const handed = this.raft.status.role !== 'leader';
+    if (!handed && !this.stopped && this.deps.clock.monotonicMs() < handOff.deadline) return;
+    this.handOff = null;
+    handOff.resolve(handed);
   }
 
   /** A message from a peer. */
@@ -340,6 +352,7 @@ export class MemberRuntime {
     const failed = new RetryableError('UNAVAILABLE', 'the member failed', null);
     this.proposals.failAll(failed);
     this.reads.failAll(failed);
+    this.settleHandOff();
     this.deps.onFatal?.(error);
   }
 
@@ -390,6 +403,7 @@ export class MemberRuntime {
     if (rd.softState !== null) {
       const { role, leaderId } = rd.softState;
       this.deps.logger.info({ event: 'role_changed', role, leader: leaderId, term: this.raft.status.term }, leaderId === null ? `now ${role}, no leader known` : `now ${role}, leader ${leaderId}`);
+      this.settleHandOff();
     }
     if (rd.softState !== null && rd.softState.role !== 'leader') {
       const lost = new RetryableError('NOT_LEADER', 'leadership changed before the request was confirmed', rd.softState.leaderId);
