@@ -65,7 +65,7 @@ export class PeerTransport implements PeerLink {
   private readonly sockets = new Map<NodeId, WebSocket>();
   private readonly coalescers = new WeakMap<WebSocket, () => void>();
   private readonly clientUrls = new Map<NodeId, string>();
-  private readonly forwards = new Map<number, { resolve: (r: StateResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly forwards = new Map<number, { socket: WebSocket | undefined; resolve: (r: StateResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private forwardSeq = 0;
   private snapshotSeq = 0;
@@ -80,7 +80,7 @@ export class PeerTransport implements PeerLink {
     private readonly server: WebSocketServer,
   ) {
     this.clientUrl = options.clientUrl;
-    server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.accept(socket, request));
+    server.on('connection', this.onConnection);
   }
 
   /** Begin: deliver to `handlers`, and dial every peer this member dials. */
@@ -110,7 +110,8 @@ export class PeerTransport implements PeerLink {
         this.forwards.delete(id);
         reject(new RetryableError('UNAVAILABLE', `the leader ${to} did not answer a forwarded write in time`, to));
       }, FORWARD_TIMEOUT_MS);
-      this.forwards.set(id, { resolve, reject, timer });
+      // The channel it goes out on: if that closes before the answer, the write is failed then.
+      this.forwards.set(id, { socket: this.sockets.get(to), resolve, reject, timer });
       if (!this.write(to, { k: 'fwd', id, entry })) {
         clearTimeout(timer);
         this.forwards.delete(id);
@@ -152,6 +153,15 @@ export class PeerTransport implements PeerLink {
     }
   }
 
+  // Stays attached after close(): a socket nobody handles would sit open, taken for live by its dialler.
+  private readonly onConnection = (socket: WebSocket, request: IncomingMessage): void => {
+    if (this.closed) {
+      socket.close(1001, 'member stopping');
+      return;
+    }
+    this.accept(socket, request);
+  };
+
   private write(to: NodeId, frame: Frame): boolean {
     const socket = this.sockets.get(to);
     if (socket === undefined || socket.readyState !== WebSocket.OPEN || socket.bufferedAmount > BUFFERED_BYTES_MAX) return false;
@@ -179,6 +189,10 @@ export class PeerTransport implements PeerLink {
       socket.once('close', () => clearTimeout(timer));
       socket.once('message', (data: RawData) => {
         clearTimeout(timer);
+        if (this.closed) {
+          socket.close(1001, 'member stopping');
+          return;
+        }
         const frame = decode(data);
         if (frame?.k !== 'hello' || frame.from !== peer) {
           socket.close(1008, 'expected a hello from the member dialled');
@@ -209,6 +223,10 @@ export class PeerTransport implements PeerLink {
     let peer: NodeId | null = null;
     socket.once('message', (data: RawData) => {
       const frame = decode(data);
+      if (this.closed) {
+        socket.close(1001, 'member stopping');
+        return;
+      }
       if (frame?.k !== 'hello' || !this.options.peers.has(frame.from) || frame.from === this.options.id) {
         this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress }, 'a peer connection did not introduce itself as a cluster member');
         socket.close(1008, 'not a member of this cluster');
@@ -235,6 +253,14 @@ export class PeerTransport implements PeerLink {
       if (arriving?.socket === socket) {
         this.inbound.delete(peer);
         arriving.chunks.fail(new Error(`the connection to ${peer} closed during a snapshot`));
+      }
+      // Writes forwarded over this channel will get no answer: fail them now (the client
+      // retries with its stamp) rather than at the forward timeout.
+      for (const [id, pending] of this.forwards) {
+        if (pending.socket !== socket) continue;
+        this.forwards.delete(id);
+        clearTimeout(pending.timer);
+        pending.reject(new RetryableError('UNAVAILABLE', `the connection to the leader ${peer} closed before it answered`, peer));
       }
     });
     const previous = this.sockets.get(peer);
