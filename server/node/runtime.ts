@@ -329,6 +329,9 @@ export class MemberRuntime {
         this.raft.advance();
         await this.maybeCompact();
       }
+      if (this.deps.wal.wantsSpare) {
+        this.deps.wal.prepareSpare().catch((error: Error) => this.deps.logger.warn({ event: 'wal_spare_failed', error: error.message }, 'could not prepare the next WAL segment ahead; the cut will fill it'));
+      }
       if (this.stagedStepped) {
         // The core declined the snapshot (it already held that far): the staged copy must not
         // be finished by a restart's recovery.

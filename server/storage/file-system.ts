@@ -13,6 +13,7 @@
  */
 
 import { closeSync, fdatasync, fdatasyncSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { open as openAsync } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export interface WalFile {
@@ -37,6 +38,11 @@ export interface WalFileSystem {
   rename(from: string, to: string): void;
   /** Make the directory's entries (created, renamed, removed files) durable. */
   syncDirectory(directory: string): void;
+  /**
+   * Create a new file of `bytes` zeros, durable (its directory entry not yet), off the event
+   * loop: the WAL prepares its next segment this way so a cut never stalls the update loop.
+   */
+  createZeroFilled(path: string, bytes: number): Promise<void>;
   join(...parts: string[]): string;
 }
 
@@ -86,6 +92,17 @@ export class NodeFileSystem implements WalFileSystem {
       fsyncSync(fd);
     } finally {
       closeSync(fd);
+    }
+  }
+
+  async createZeroFilled(path: string, bytes: number): Promise<void> {
+    const handle = await openAsync(path, 'wx');
+    try {
+      const zeros = Buffer.alloc(Math.min(bytes, 1024 * 1024));
+      for (let at = 0; at < bytes; at += zeros.length) await handle.write(zeros, 0, Math.min(zeros.length, bytes - at), at);
+      await handle.datasync();
+    } finally {
+      await handle.close();
     }
   }
 

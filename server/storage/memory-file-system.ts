@@ -104,6 +104,11 @@ export class MemoryFileSystem implements WalFileSystem {
     this.files.set(to, file);
   }
 
+  async createZeroFilled(path: string, bytes: number): Promise<void> {
+    if (this.files.has(path)) throw new Error(`EEXIST: ${path}`);
+    this.files.set(path, { durable: new Uint8Array(bytes), current: new Uint8Array(bytes), pending: [] });
+  }
+
   syncDirectory(directory: string): void {
     if (!this.directories.has(directory)) throw new Error(`ENOENT: no such directory ${directory}`);
   }

@@ -222,6 +222,31 @@ describe('Wal on NodeFileSystem', () => {
     reopened.close();
   });
 
+  it('prepares a spare segment on the real disk, zero-filled to size, and the next cut takes it', async () => {
+    const { wal } = openWal();
+    let index = 1;
+    while (!wal.wantsSpare) {
+      wal.append([entry(index, 1, 150)]);
+      wal.sync();
+      index += 1;
+    }
+    await wal.prepareSpare();
+    const spare = join(directory, 'spare.wal.tmp');
+    expect(statSync(spare).size).toBe(statSync(join(directory, segName(0))).size);
+    expect(readFileSync(spare).every((byte) => byte === 0)).toBe(true);
+    while (segmentNames().length < 2) {
+      wal.append([entry(index, 1, 150)]);
+      wal.sync();
+      index += 1;
+    }
+    expect(readdirSync(directory)).not.toContain('spare.wal.tmp');
+    wal.close();
+    const { log, warnings, wal: reopened } = openWal();
+    expect(warnings).toEqual([]);
+    expect(log.lastIndex).toBe(index - 1);
+    reopened.close();
+  });
+
   it('refuses a flipped bit in a non-last segment and changes no file', () => {
     const { wal } = openWal();
     for (let i = 1; i <= 60; i += 3) commitBatch(wal, run(i, i + 2, 1, 150));
