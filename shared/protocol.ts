@@ -93,7 +93,8 @@ export const REQUEST_SCHEMAS = {
   register: request('register', {}),
   keepalive: request('keepalive', { clientId: { type: 'integer', minimum: 1 } }, ['clientId']),
   create: request('create', { ...withoutOp(createOp.properties), client: stamp }, ['path']),
-  put: request('put', { ...withoutOp(putOp.properties), client: stamp }, ['path']),
+  // prevNode: also answer the node as it was before (with its value), as etcd's prev_kv.
+  put: request('put', { ...withoutOp(putOp.properties), prevNode: { type: 'boolean' }, client: stamp }, ['path']),
   delete: request('delete', { ...withoutOp(deleteOp.properties), client: stamp }, ['path']),
   txn: request('txn', { compare: { type: 'array', maxItems: 128, items: compare }, success: { type: 'array', maxItems: 128, items: txnOp }, failure: { type: 'array', maxItems: 128, items: txnOp }, client: stamp }),
   get: request('get', { path, revision, consistency, minRevision: revision }, ['path']),

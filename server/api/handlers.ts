@@ -24,9 +24,9 @@ export interface RequestHandlers {
 const MIN_REVISION_WAIT_MS = 5_000;
 
 export function createHandlers(runtime: MemberRuntime, leaderUrl: (leader: NodeId) => string | null, status: () => Record<string, unknown>): RequestHandlers {
-  const write = async (command: StateCommand, client: unknown): Promise<Record<string, unknown>> => {
+  const write = async (command: StateCommand, client: unknown, shape: (result: StateResult) => StateResult = (r) => r): Promise<Record<string, unknown>> => {
     try {
-      return toWire(await runtime.propose(command, client as ClientStamp | undefined));
+      return toWire(shape(await runtime.propose(command, client as ClientStamp | undefined)));
     } catch (error) {
       return refused(error, leaderUrl);
     }
@@ -53,9 +53,9 @@ export function createHandlers(runtime: MemberRuntime, leaderUrl: (leader: NodeI
         case 'keepalive':
           return write({ op: 'sessionKeepAlive', clientId: f['clientId'] as number }, undefined);
         case 'create':
-          return write({ op: 'create', path: f['path'] as string, value: plain(bytes(f['value'])), ...pick(f, ['sequential', 'lease', 'parents']) }, f['client']);
+          return write({ op: 'create', path: f['path'] as string, value: plain(bytes(f['value'])), ...pick(f, ['sequential', 'lease', 'parents']) }, f['client'], withoutValues(false));
         case 'put':
-          return write({ op: 'put', path: f['path'] as string, value: plain(bytes(f['value'])), ...pick(f, ['ifVersion', 'lease']) }, f['client']);
+          return write({ op: 'put', path: f['path'] as string, value: plain(bytes(f['value'])), ...pick(f, ['ifVersion', 'lease']) }, f['client'], withoutValues(f['prevNode'] === true));
         case 'delete':
           return write({ op: 'delete', path: f['path'] as string, ...pick(f, ['ifVersion', 'recursive']) }, f['client']);
         case 'txn':
@@ -72,6 +72,20 @@ export function createHandlers(runtime: MemberRuntime, leaderUrl: (leader: NodeI
           return { ok: true, revision: runtime.machine.revision, status: status() };
       }
     },
+  };
+}
+
+/**
+ * A write's answer without the value the client just sent (the node's path and stat only), and
+ * without the previous node unless asked for: an answer a fraction of the request's size.
+ */
+function withoutValues(keepPrevNode: boolean): (result: StateResult) => StateResult {
+  return (result) => {
+    const r = result as Record<string, unknown>;
+    if (r['ok'] !== true || typeof r['node'] !== 'object' || r['node'] === null) return result;
+    const node = r['node'] as { path: string; stat: unknown };
+    const { prevNode, ...rest } = r;
+    return { ...rest, node: { path: node.path, stat: node.stat }, ...(keepPrevNode && prevNode !== undefined ? { prevNode } : {}) } as unknown as StateResult;
   };
 }
 

@@ -35,6 +35,21 @@ describe('a three-member wardend cluster', () => {
     for (const client of clients) client.close();
   }, 60_000);
 
+  it('answers a put with the node\'s stat, not the value sent back; the previous node only when asked', async () => {
+    const client = await ProtocolClient.connect(cluster.members[0]!.clientUrl);
+    const first = await client.request('put', { path: '/it/shape', value: b64('one') });
+    expect(first).toMatchObject({ ok: true, op: 'put', node: { path: '/it/shape', stat: { version: 0 } } });
+    expect((first['node'] as Record<string, unknown>)['value']).toBeUndefined();
+    expect(first['prevNode']).toBeUndefined();
+    const second = await client.request('put', { path: '/it/shape', value: b64('two'), prevNode: true });
+    expect(second).toMatchObject({ ok: true, node: { stat: { version: 1 } }, prevNode: { path: '/it/shape', stat: { version: 0 } } });
+    expect(unb64((second['prevNode'] as { value: string }).value)).toBe('one');
+    const created = await client.request('create', { path: '/it/shape-seq-', value: b64('x'), sequential: true });
+    expect(created).toMatchObject({ ok: true, op: 'create', node: { path: expect.stringMatching(/^\/it\/shape-seq-\d+$/) } });
+    expect((created['node'] as Record<string, unknown>)['value']).toBeUndefined();
+    client.close();
+  }, 60_000);
+
   it('answers bad frames with INVALID_ARGUMENT and keeps serving the same and other clients', async () => {
     const member = cluster.members[0]!;
     const bad = await ProtocolClient.connect(member.clientUrl);
