@@ -19,6 +19,7 @@ import { Wal } from './storage/wal/wal.js';
 import { PeerTransport } from './transport/peer-transport.js';
 import { startClientServer, type ClientServer } from './api/client-server.js';
 import { createHandlers } from './api/handlers.js';
+import { WatchHub } from './watch/hub.js';
 import type { NodeId } from './raft/types.js';
 
 export const WARDEN_VERSION = '0.1.0';
@@ -43,6 +44,8 @@ export interface ServerOptions {
   readonly snapshotCount?: number;
   /** Entries kept below each snapshot for members a little behind (default 5,000). */
   readonly catchupEntries?: number;
+  /** An idle watch that asked for progress gets a bookmark this often (default 10,000 ms). */
+  readonly watchProgressMs?: number;
   /**
    * Called once if the member's storage fails (a failed fdatasync or store write). The member
    * has already stopped taking requests; `wardend` exits non-zero here. Default: log only.
@@ -126,7 +129,9 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   const { wal, log: recovered } = Wal.open(new NodeFileSystem(), join(dataDir, 'wal'), { logger: log });
   logger.info({ event: 'recovered', appliedIndex: home.store.machine.appliedIndex, lastIndex: recovered.lastIndex, term: recovered.hardState.term }, 'storage recovered');
 
-  const runtime = new MemberRuntime(
+  // The watch hub follows this member's applied revisions (a follower's clients watch it too).
+  const hub = new WatchHub(() => runtime.machine.namespace, () => performance.now());
+  const runtime: MemberRuntime = new MemberRuntime(
     {
       id: name,
       peers: [...cluster.keys()].sort(),
@@ -148,6 +153,8 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       link: transport,
       logger: log,
       onFatal: (error) => options.onFatal?.(error),
+      onApplied: (events) => hub.publish(events),
+      onStoreReplaced: () => hub.storeReplaced(),
     },
   );
   const status = (): Record<string, unknown> => {
@@ -171,7 +178,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     port: client.port,
     ...(options.maxFrameBytes === undefined ? {} : { frameBytesMax: options.maxFrameBytes }),
     logger: log,
-    handlers: createHandlers(runtime, (leader) => transport.clientUrlOf(leader), status),
+    handlers: createHandlers(runtime, hub, (leader) => transport.clientUrlOf(leader), status),
     healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < 1_000,
     status,
   });
@@ -180,9 +187,12 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   transport.start({
     onMessage: (message) => runtime.step(message),
     onForward: (entry) => runtime.proposeForwarded(entry),
+    onLeaseRequest: (request) => runtime.answerLeaseRequest(request),
     onSnapshot: (message, chunks) => void runtime.receiveSnapshot(message, chunks).catch(() => undefined), // logged by the runtime
   });
   runtime.start();
+  const watchProgressMs = options.watchProgressMs ?? 10_000;
+  const progressTimer = setInterval(() => hub.tick(watchProgressMs), Math.max(10, Math.min(1_000, watchProgressMs / 4)));
   logger.info({ event: 'started', clientUrl, peerUrl, members: cluster.size }, 'member started');
 
   let closing: Promise<void> | null = null;
@@ -195,6 +205,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       (closing ??= (async () => {
         // A leader first hands over to a follower, so the cluster does not wait out an election.
         if (await runtime.handOffLeadership(2_000)) logger.info({ event: 'leadership_handed_off', leader: runtime.status.leaderId }, 'handed leadership over');
+        clearInterval(progressTimer);
         await clientServer.close();
         transport.close();
         await new Promise<void>((resolve) => peerServer.close(() => resolve()));

@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   UNAUTHENTICATED: 'the request carries no valid credentials',
   PERMISSION_DENIED: 'the credentials do not allow this operation',
   SESSION_EXPIRED: 'the client session is unknown or expired; whether its earlier requests were applied can no longer be told; register a new session',
+  WATCH_NOT_FOUND: 'no watch with that id is open on this connection (never started, or already cancelled)',
+  SLOW_CONSUMER: 'the watcher did not read its events fast enough and was cancelled; resume from the revision given',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

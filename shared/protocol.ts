@@ -26,6 +26,7 @@ const version = { type: 'integer', minimum: -1 } as const;
 const lease = { type: 'integer', minimum: 1 } as const;
 const requestId = { anyOf: [{ type: 'string', minLength: 1, maxLength: 128 }, { type: 'integer' }] } as const;
 const consistency = { enum: ['linearizable', 'serializable'] } as const;
+const watchId = { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 } as const;
 
 const stamp = {
   type: 'object',
@@ -102,6 +103,33 @@ export const REQUEST_SCHEMAS = {
   range: request('range', { path, limit: { type: 'integer', minimum: 1, maximum: 10_000 }, after: path, revision, consistency, minRevision: revision }, ['path', 'limit']),
   compact: request('compact', { revision }, ['revision']),
   status: request('status', {}),
+  // Leases. A TTL below the cluster's minimum (twice the longest election timeout) is refused by
+  // the member with INVALID_ARGUMENT; the schema bounds it at 24 hours.
+  leaseGrant: request('leaseGrant', { ttlMs: { type: 'integer', minimum: 1, maximum: 24 * 60 * 60 * 1000 } }, ['ttlMs']),
+  leaseRevoke: request('leaseRevoke', { lease }, ['lease']),
+  // One frame keeps many leases alive (a client's whole set, every third of its shortest TTL).
+  leaseKeepAlive: request('leaseKeepAlive', { leases: { type: 'array', minItems: 1, maxItems: 10_000, items: lease } }, ['leases']),
+  leaseTimeToLive: request('leaseTimeToLive', { lease, paths: { type: 'boolean' } }, ['lease']),
+  leaseList: request('leaseList', {}),
+  // Watches, multiplexed on the connection by a watch id the client picks. Pushes carry
+  // "watch": id (events, progress, or canceled) and no request id.
+  watch: request(
+    'watch',
+    {
+      watchId,
+      path,
+      scope: { enum: ['node', 'children', 'subtree'] },
+      fromRevision: { type: 'integer', minimum: 1 },
+      prevNode: { type: 'boolean' },
+      noPut: { type: 'boolean' },
+      noDelete: { type: 'boolean' },
+      progressNotify: { type: 'boolean' },
+    },
+    ['watchId', 'path'],
+  ),
+  cancelWatch: request('cancelWatch', { watchId }, ['watchId']),
+  // A bookmark now: a progress push for each watch on the connection, then the answer.
+  watchProgress: request('watchProgress', {}),
 } as const;
 
 export type RequestType = keyof typeof REQUEST_SCHEMAS;

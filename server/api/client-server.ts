@@ -17,13 +17,15 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { ENVELOPE_SCHEMA, FRAME_BYTES_MAX_DEFAULT, REQUEST_SCHEMAS, type RequestType } from '../../shared/protocol.js';
 import type { ErrorCode } from '../../shared/errors.js';
 import type { RuntimeLogger } from '../node/runtime.js';
-import type { RequestHandlers } from './handlers.js';
+import type { ClientConnection, RequestHandlers } from './handlers.js';
 import { writeCoalescer } from '../transport/coalesce.js';
 
 /** Requests one socket may have in flight; more are refused until some finish. */
 const IN_FLIGHT_MAX = 4_096;
 /** Unread answer bytes after which a client that does not read is cut off. */
 const UNREAD_BYTES_MAX = 16 * 1024 * 1024;
+/** Unsent bytes past which watch pushes are refused (the watcher is cancelled, the connection kept). */
+const WATCH_UNSENT_BYTES_MAX = 8 * 1024 * 1024;
 
 export interface ClientServerOptions {
   readonly host: string;
@@ -103,6 +105,18 @@ function serveSocket(socket: WebSocket, raw: Duplex, options: ClientServerOption
     socket.send(JSON.stringify(frame));
   };
   const refuse = (id: unknown, code: ErrorCode, message: string): void => reply({ id: id ?? null, ok: false, error: { code, message } });
+  const connection: ClientConnection = {
+    sink: {
+      push: (frame, force = false) => {
+        if (socket.readyState !== WebSocket.OPEN) return false;
+        if (!force && socket.bufferedAmount > WATCH_UNSENT_BYTES_MAX) return false;
+        coalesce();
+        socket.send(frame);
+        return true;
+      },
+    },
+  };
+  socket.on('close', () => options.handlers.disconnected(connection));
 
   socket.on('error', (error) => options.logger.warn({ event: 'client_socket_error', error: error.message }, 'a client socket failed'));
   socket.on('message', (data: RawData, isBinary: boolean) => {
@@ -124,7 +138,7 @@ function serveSocket(socket: WebSocket, raw: Duplex, options: ClientServerOption
     if (inFlight >= IN_FLIGHT_MAX) return refuse(id, 'UNAVAILABLE', `more than ${IN_FLIGHT_MAX} requests in flight on this connection; wait for answers`);
     inFlight += 1;
     options.handlers
-      .handle(type as RequestType, frame as Record<string, unknown>)
+      .handle(type as RequestType, frame as Record<string, unknown>, connection)
       .then(
         (answer) => reply({ id, ...answer }),
         (error: Error) => {

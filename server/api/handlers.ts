@@ -14,16 +14,25 @@ import type { StateCommand, StateMachine, StateResult } from '../state/state-mac
 import type { ClientStamp } from '../state/sessions.js';
 import type { MemberRuntime } from '../node/runtime.js';
 import { RetryableError } from '../node/waiting-list.js';
+import type { WatchHub, WatchScope, WatchSink } from '../watch/hub.js';
+import { checkPath } from '../../shared/paths.js';
 import type { NodeId } from '../raft/types.js';
 
+/** One client connection, as the handlers see it: where its watches push. */
+export interface ClientConnection {
+  readonly sink: WatchSink;
+}
+
 export interface RequestHandlers {
-  handle(type: RequestType, frame: Record<string, unknown>): Promise<Record<string, unknown>>;
+  handle(type: RequestType, frame: Record<string, unknown>, connection: ClientConnection): Promise<Record<string, unknown>>;
+  /** The connection closed: its watches end. */
+  disconnected(connection: ClientConnection): void;
 }
 
 /** How long a read may wait for this member to reach the revision its client carries. */
 const MIN_REVISION_WAIT_MS = 5_000;
 
-export function createHandlers(runtime: MemberRuntime, leaderUrl: (leader: NodeId) => string | null, status: () => Record<string, unknown>): RequestHandlers {
+export function createHandlers(runtime: MemberRuntime, hub: WatchHub, leaderUrl: (leader: NodeId) => string | null, status: () => Record<string, unknown>): RequestHandlers {
   const write = async (command: StateCommand, client: unknown, shape: (result: StateResult) => StateResult = (r) => r): Promise<Record<string, unknown>> => {
     try {
       return toWire(shape(await runtime.propose(command, client as ClientStamp | undefined)));
@@ -42,11 +51,21 @@ export function createHandlers(runtime: MemberRuntime, leaderUrl: (leader: NodeI
       return refused(error, leaderUrl);
     }
   };
+  const leaseAnswer = async (answer: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> => {
+    try {
+      return await answer();
+    } catch (error) {
+      return refused(error, leaderUrl);
+    }
+  };
   const bytes = (value: unknown): Uint8Array => (typeof value === 'string' ? Buffer.from(value, 'base64') : new Uint8Array(0));
   const plain = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 
   return {
-    async handle(type, f) {
+    disconnected(connection) {
+      hub.closed(connection.sink);
+    },
+    async handle(type, f, connection) {
       switch (type) {
         case 'register':
           return write({ op: 'registerClient' }, undefined);
@@ -70,6 +89,53 @@ export function createHandlers(runtime: MemberRuntime, leaderUrl: (leader: NodeI
           return read(f, (machine) => machine.namespace.range(f['path'] as string, { limit: f['limit'] as number, ...pick(f, ['after', 'revision']) } as { limit: number }));
         case 'status':
           return { ok: true, revision: runtime.machine.revision, status: status() };
+        case 'leaseGrant': {
+          const ttlMs = f['ttlMs'] as number;
+          if (ttlMs < runtime.leaseTtlMinMs) {
+            return { ok: false, error: { code: 'INVALID_ARGUMENT', message: `ttlMs must be at least ${runtime.leaseTtlMinMs} (twice this cluster's longest election timeout), got ${ttlMs}` } };
+          }
+          return write({ op: 'leaseGrant', ttlMs }, undefined);
+        }
+        case 'leaseRevoke':
+          return write({ op: 'leaseRevoke', lease: f['lease'] as number }, undefined);
+        case 'leaseKeepAlive':
+          return leaseAnswer(async () => ({ ok: true, leases: await runtime.leaseRequest({ op: 'keepAlive', leases: f['leases'] as number[] }) }));
+        case 'leaseTimeToLive':
+          return leaseAnswer(async () => {
+            const [answer] = await runtime.leaseRequest({ op: 'timeToLive', lease: f['lease'] as number });
+            if (answer === undefined || !answer.ok) return { ok: false, error: { code: 'LEASE_NOT_FOUND', message: answer?.ok === false ? answer.message : 'no such lease' } };
+            const { ok: _ok, ...lease } = answer;
+            if (f['paths'] !== true) return { ok: true, lease };
+            const paths = await runtime.readLinearizable((machine) => machine.namespace.pathsOfLease(lease.id));
+            return { ok: true, lease, paths };
+          });
+        case 'leaseList':
+          return read(f, (machine) => ({ ok: true, revision: machine.revision, op: 'leaseList', leases: machine.leases.dump().leases.map(({ id, ttlMs }) => ({ id, ttlMs })) }));
+        case 'watch': {
+          const path = f['path'] as string;
+          const checked = checkPath(path);
+          if (!checked.ok) return { ok: false, error: { code: 'INVALID_ARGUMENT', message: checked.error.message } };
+          const watchId = f['watchId'] as number;
+          const started = hub.watch(connection.sink, watchId, {
+            path,
+            scope: (f['scope'] as WatchScope | undefined) ?? 'node',
+            ...(typeof f['fromRevision'] === 'number' ? { fromRevision: f['fromRevision'] } : {}),
+            prevNode: f['prevNode'] === true,
+            noPut: f['noPut'] === true,
+            noDelete: f['noDelete'] === true,
+            progressNotify: f['progressNotify'] === true,
+          });
+          if (!started.ok) {
+            return { ok: false, error: { code: started.code, message: started.message, ...(started.compactRevision === undefined ? {} : { compactRevision: started.compactRevision }) } };
+          }
+          return { ok: true, watchId, revision: started.revision };
+        }
+        case 'cancelWatch':
+          return hub.cancel(connection.sink, f['watchId'] as number)
+            ? { ok: true, watchId: f['watchId'] }
+            : { ok: false, error: { code: 'WATCH_NOT_FOUND', message: `no watch ${String(f['watchId'])} is open on this connection` } };
+        case 'watchProgress':
+          return { ok: true, revision: hub.progress(connection.sink) };
       }
     },
   };

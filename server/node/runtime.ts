@@ -20,6 +20,11 @@ import type { Entry, HardState, Message, NodeId, RaftStatus, RandomSource, Ready
 import type { Wal } from '../storage/wal/wal.js';
 import type { RecoveredLog } from '../storage/wal/recover.js';
 import { ProposalWaitingList, ReadWaitingList, RetryableError } from './waiting-list.js';
+import { LeaseKeeper, type LeaseStatus } from './lease-keeper.js';
+import type { ChangeEvent, LeaseId } from '../state/types.js';
+
+/** A lease question only the leader can answer (it alone keeps lease deadlines). */
+export type LeaseRequest = { readonly op: 'keepAlive'; readonly leases: readonly LeaseId[] } | { readonly op: 'timeToLive'; readonly lease: LeaseId };
 
 export interface RuntimeClock {
   /** Milliseconds that never go back (for timers and deadlines). */
@@ -46,6 +51,8 @@ export interface PeerLink {
    * the channel. Resolves once all are sent; rejects if the channel fails on the way.
    */
   sendSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  /** A lease keep-alive or time-to-live for the leader to answer. */
+  leaseRequest(to: NodeId, request: LeaseRequest): Promise<LeaseStatus[]>;
 }
 
 /** Where the state store lives: it can be replaced whole by an installed snapshot. */
@@ -93,12 +100,17 @@ export interface RuntimeDeps {
   readonly logger: RuntimeLogger;
   /** The member's storage failed and it stopped (called once). */
   readonly onFatal?: (error: Error) => void;
+  /** One applied entry's change events (all at one revision), for the watch hub. Must not throw or wait. */
+  readonly onApplied?: (events: readonly ChangeEvent[]) => void;
+  /** A leader's snapshot replaced the store: revisions were skipped here. */
+  readonly onStoreReplaced?: () => void;
 }
 
 type Input = () => void;
 
 export class MemberRuntime {
   readonly raft: Raft;
+  readonly leaseKeeper: LeaseKeeper;
   private readonly proposals = new ProposalWaitingList<StateResult>();
   private readonly reads = new ReadWaitingList();
   private inbox: Input[] = [];
@@ -152,6 +164,47 @@ export class MemberRuntime {
       },
       { hardState: recovered.hardState, snapshot: recovered.base?.meta ?? null, entries: recovered.entries },
     );
+    this.leaseKeeper = new LeaseKeeper(
+      {
+        monotonicMs: () => this.deps.clock.monotonicMs(),
+        machine: () => this.machine,
+        proposeHere: (command) => this.proposeEntry(encodeEntry({ timeMs: this.deps.clock.wallMs(), command }), false),
+        warn: (fields, message) => this.deps.logger.warn(fields, message),
+      },
+      this.electionTimeoutMs,
+    );
+  }
+
+  /** The shortest election timeout, in ms. */
+  get electionTimeoutMs(): number {
+    return (this.options.electionTicks ?? 10) * (this.options.tickMs ?? 100);
+  }
+
+  /**
+   * The shortest lease TTL granted: twice the longest election timeout (elections take 1–2
+   * timeouts), so a lease outlives the leaderless time a failover can take.
+   */
+  get leaseTtlMinMs(): number {
+    return 2 * 2 * this.electionTimeoutMs;
+  }
+
+  /**
+   * Keep-alives or a time-to-live, answered by the leader's lease clock: here if this member
+   * leads, else forwarded to the leader over the peer channel.
+   */
+  async leaseRequest(request: LeaseRequest): Promise<LeaseStatus[]> {
+    this.refuseIfStopped();
+    if (this.leaseKeeper.leading) return this.answerLeaseRequest(request);
+    const leader = this.raft.status.leaderId;
+    if (leader === null || leader === this.options.id) throw new RetryableError('UNAVAILABLE', 'no leader is known to keep leases now', null);
+    return this.deps.link.leaseRequest(leader, request);
+  }
+
+  /** A lease request a follower forwarded: answered only if this member leads (never forwarded twice). */
+  answerLeaseRequest(request: LeaseRequest): LeaseStatus[] {
+    this.refuseIfStopped();
+    if (!this.leaseKeeper.leading) throw new RetryableError('NOT_LEADER', 'this member does not lead', this.raft.status.leaderId);
+    return request.op === 'keepAlive' ? this.leaseKeeper.keepAlive(request.leases) : [this.leaseKeeper.timeToLive(request.lease)];
   }
 
   get machine(): StateMachine {
@@ -165,6 +218,7 @@ export class MemberRuntime {
   start(): void {
     this.ticker = this.deps.timers.setInterval(() => {
       this.enqueue(() => this.raft.tick());
+      this.leaseKeeper.tick();
       this.releaseRevisionWaiters();
       this.settleHandOff();
     }, this.options.tickMs ?? 100);
@@ -368,6 +422,7 @@ export class MemberRuntime {
       await home.installStaged();
       this.stagedStepped = false;
       this.deps.logger.info({ event: 'snapshot_installed', index: rd.snapshot.meta.index, term: rd.snapshot.meta.term }, `installed the leader's snapshot at ${rd.snapshot.meta.index}`);
+      this.deps.onStoreReplaced?.();
       wal.setBase({ meta: rd.snapshot.meta, replacesLog: true });
       this.proposals.failThrough(rd.snapshot.meta.index, new RetryableError('NOT_LEADER', 'a snapshot replaced the log', this.raft.status.leaderId));
     }
@@ -406,6 +461,8 @@ export class MemberRuntime {
     if (rd.softState !== null) {
       const { role, leaderId } = rd.softState;
       this.deps.logger.info({ event: 'role_changed', role, leader: leaderId, term: this.raft.status.term }, leaderId === null ? `now ${role}, no leader known` : `now ${role}, leader ${leaderId}`);
+      if (role === 'leader' && this.leaseKeeper.term !== this.raft.status.term) this.leaseKeeper.becameLeader(this.raft.status.term);
+      if (role !== 'leader' && this.leaseKeeper.leading) this.leaseKeeper.stoppedLeading();
       this.settleHandOff();
     }
     if (rd.softState !== null && rd.softState.role !== 'leader') {
@@ -442,7 +499,8 @@ export class MemberRuntime {
     // A leader's no-op (or a config entry) still takes its index: the state machine refuses the
     // unknown op, changes nothing, and moves its applied index on (log time stays where it is).
     const body = entry.type === 'normal' && entry.data.length > 0 ? decodeEntry(entry.data) : { timeMs: 0, command: { op: 'noop' } };
-    const { result } = this.machine.apply({ index: entry.index, ...body });
+    const { result, events } = this.machine.apply({ index: entry.index, ...body });
+    if (events.length > 0) this.deps.onApplied?.(events);
     this.proposals.applied(entry.index, entry.term, result, this.raft.status.leaderId);
   }
 

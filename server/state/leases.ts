@@ -1,11 +1,13 @@
 /**
- * The lease table (Lease): time-bound grants that ephemeral nodes die with. Data only: the
- * clock is never read here. Every time comes from the log (the proposer's clock, carried in
- * the entry and made monotonic by the state machine), so every member expires the same lease
- * at the same entry.
+ * The lease table (Lease): time-bound grants that ephemeral nodes die with. What is replicated
+ * is that a lease exists and its TTL; its deadline is not. Keep-alives go to the leader alone,
+ * which tracks deadlines on its own monotonic clock (server/node) and expires a lease by
+ * proposing its end through the log. A new leader gives every lease a full TTL and announces
+ * its lease epoch (its term) first; an expiry proposed under an older epoch — by a leader that
+ * stalled while another took over — is refused when it is applied.
  *
- * Must never: expire a lease on its own; revoke one whose expiry a later keep-alive moved past
- * the expiring entry's time; iterate leases in anything but id order.
+ * Must never: read a clock; end a lease on an expiry whose epoch a newer leader superseded;
+ * iterate leases in anything but id order.
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
@@ -15,8 +17,8 @@ import type { LeaseId } from './types.js';
 export interface Lease {
   readonly id: LeaseId;
   readonly ttlMs: number;
-  /** Log time at which the lease runs out unless kept alive. */
-  readonly expiresAtMs: number;
+  /** Log time of the grant (for timeToLive and list; deadlines live on the leader). */
+  readonly grantedAtMs: number;
 }
 
 export const LEASE_TTL_MS_MIN = 1_000;
@@ -28,21 +30,28 @@ export type LeaseAnswer = { readonly ok: true; readonly lease: Lease } | { reado
 export class LeaseTable {
   private readonly leases = new Map<LeaseId, Lease>();
   private nextId = 1;
+  private epochNow = 0;
 
   /** `changes` records which leases changed, for the state store. */
   constructor(private readonly changes: ChangeTracker | null = null) {}
 
   /** A table rebuilt from what a state store held. */
-  static restore(image: { readonly nextId: number; readonly leases: readonly Lease[] }, changes: ChangeTracker | null = null): LeaseTable {
+  static restore(image: { readonly nextId: number; readonly epoch: number; readonly leases: readonly Lease[] }, changes: ChangeTracker | null = null): LeaseTable {
     const table = new LeaseTable(changes);
     for (const lease of image.leases) table.leases.set(lease.id, lease);
     table.nextId = image.nextId;
+    table.epochNow = image.epoch;
     return table;
   }
 
   /** The id the next grant will get (kept by the state store). */
   get nextLeaseId(): number {
     return this.nextId;
+  }
+
+  /** The term of the leader whose lease refresh was applied last: expiries from older terms are stale. */
+  get epoch(): number {
+    return this.epochNow;
   }
 
   has(id: LeaseId): boolean {
@@ -63,19 +72,10 @@ export class LeaseTable {
     }
     if (this.leases.size >= LEASES_MAX) return { ok: false, code: 'TOO_LARGE', message: `at most ${LEASES_MAX} leases may exist at once` };
     // Ids come from a counter in the replicated state: the same on every member, never reused.
-    const lease: Lease = { id: this.nextId++, ttlMs, expiresAtMs: nowMs + ttlMs };
+    const lease: Lease = { id: this.nextId++, ttlMs, grantedAtMs: nowMs };
     this.leases.set(lease.id, lease);
     this.changes?.leases.add(lease.id);
     return { ok: true, lease };
-  }
-
-  keepAlive(id: LeaseId, nowMs: number): LeaseAnswer {
-    const lease = this.leases.get(id);
-    if (lease === undefined) return { ok: false, code: 'LEASE_NOT_FOUND', message: `lease ${id} does not exist` };
-    const renewed: Lease = { ...lease, expiresAtMs: Math.max(lease.expiresAtMs, nowMs + lease.ttlMs) };
-    this.leases.set(id, renewed);
-    this.changes?.leases.add(id);
-    return { ok: true, lease: renewed };
   }
 
   /** Remove the lease; the caller deletes its nodes. */
@@ -84,31 +84,19 @@ export class LeaseTable {
     return this.leases.delete(id);
   }
 
-  /**
-   * A new leader's first act: give every lease a full TTL from now, so no client loses its lease
-   * for the time it took to find the new leader (a failover never expires a live client's lease).
-   */
-  refreshAll(nowMs: number): void {
-    for (const id of this.sortedIds()) {
-      const lease = this.leases.get(id)!;
-      const expiresAtMs = Math.max(lease.expiresAtMs, nowMs + lease.ttlMs);
-      if (expiresAtMs === lease.expiresAtMs) continue;
-      this.leases.set(id, { ...lease, expiresAtMs });
-      this.changes?.leases.add(id);
-    }
+  /** A new leader's lease epoch (its term): from now on only its expiries count. Never goes back. */
+  refresh(term: number): void {
+    // The epoch is kept in the store's meta record, written with every batch.
+    if (term > this.epochNow) this.epochNow = term;
   }
 
-  /** Leases whose time is up at `nowMs`, in id order: what a leader proposes to expire. */
-  expiredAt(nowMs: number): LeaseId[] {
-    return this.sortedIds().filter((id) => this.leases.get(id)!.expiresAtMs <= nowMs);
-  }
-
-  private sortedIds(): LeaseId[] {
+  /** Every lease id, in order. */
+  ids(): LeaseId[] {
     return [...this.leases.keys()].sort((a, b) => a - b);
   }
 
-  /** State for snapshots and for comparing replicas: every lease in id order, and the next id. */
-  dump(): { readonly nextId: number; readonly leases: readonly Lease[] } {
-    return { nextId: this.nextId, leases: this.sortedIds().map((id) => this.leases.get(id)!) };
+  /** State for snapshots and for comparing replicas: every lease in id order, the next id, the epoch. */
+  dump(): { readonly nextId: number; readonly epoch: number; readonly leases: readonly Lease[] } {
+    return { nextId: this.nextId, epoch: this.epochNow, leases: this.ids().map((id) => this.leases.get(id)!) };
   }
 }

@@ -241,6 +241,47 @@ export class Namespace {
     return { ok: true, revision, nodes, next };
   }
 
+  /**
+   * The changes at revisions `fromRevision`..now to `path` itself ('node'), to its direct
+   * children ('children') or to it and everything below it ('subtree'), rebuilt from the
+   * retained history: what a watch starting in the past replays. In revision order, and in
+   * path order within a revision (all of a revision's changes together). COMPACTED when the
+   * history no longer reaches back to `fromRevision`.
+   */
+  changesSince(fromRevision: number, path: string, scope: 'node' | 'children' | 'subtree'): { ok: true; events: ChangeEvent[] } | { ok: false; code: ErrorCode; message: string; compactRevision: number } {
+    if (fromRevision <= this.compactRevisionNow) {
+      return { ok: false, code: 'COMPACTED', message: `revision ${fromRevision} was compacted (history starts after ${this.compactRevisionNow})`, compactRevision: this.compactRevisionNow };
+    }
+    const events: ChangeEvent[] = [];
+    const collect = (candidate: string): void => {
+      const versions = this.history.get(candidate);
+      if (versions === undefined) return;
+      for (let i = versions.length - 1; i >= 0 && versions[i]!.since >= fromRevision; i--) {
+        const version = versions[i]!;
+        const before = i > 0 ? versions[i - 1]!.node : null;
+        // Only writes of the node itself are events: a version made because a child came or
+        // went (its children counts moved, modRevision did not) is not, nor is the "delete" of a
+        // path created and deleted within one revision.
+        if (version.node !== null && version.node.stat.modRevision !== version.since) continue;
+        if (version.node === null && before === null) continue;
+        events.push({ revision: version.since, kind: version.node === null ? 'delete' : before === null ? 'create' : 'put', path: candidate, node: version.node, prevNode: before });
+      }
+    };
+    if (scope === 'node') {
+      collect(path);
+    } else {
+      if (scope === 'subtree') collect(path);
+      this.index.walkFrom(path, (candidate) => {
+        if (!isAncestorOf(path, candidate)) return false;
+        if (scope === 'subtree' || parentOf(candidate) === path) collect(candidate);
+        return true;
+      });
+    }
+    // Stable: within a revision the paths keep the order collected (path order).
+    events.sort((a, b) => a.revision - b.revision || comparePaths(a.path, b.path));
+    return { ok: true, events };
+  }
+
   /** Every retained version, in path order and by revision: the whole history, for a full store write. */
   *versions(): IterableIterator<VersionChange> {
     for (const path of this.index.paths()) {

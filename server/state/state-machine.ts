@@ -19,12 +19,14 @@ import type { ChangeEvent, CommandResult, LeaseId, NamespaceCommand } from './ty
 
 export type LeaseCommand =
   | { readonly op: 'leaseGrant'; readonly ttlMs: number }
-  | { readonly op: 'leaseKeepAlive'; readonly lease: LeaseId }
   | { readonly op: 'leaseRevoke'; readonly lease: LeaseId }
-  /** Proposed by the leader for the leases whose time it saw run out. */
-  | { readonly op: 'leaseExpire'; readonly leases: readonly LeaseId[] }
-  /** Proposed by a new leader: every lease gets a full TTL from now. */
-  | { readonly op: 'leaseRefreshAll' };
+  /**
+   * Proposed by the leader, in its term, for the leases whose time it saw run out. Applied only
+   * if no newer leader has refreshed the leases since (term ≥ the lease epoch).
+   */
+  | { readonly op: 'leaseExpire'; readonly leases: readonly LeaseId[]; readonly term: number }
+  /** A new leader's first proposal: it gave every lease a full TTL; its term is the lease epoch now. */
+  | { readonly op: 'leaseRefreshAll'; readonly term: number };
 
 export type SessionCommand =
   | { readonly op: 'registerClient' }
@@ -34,9 +36,11 @@ export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand;
 
 export type StateResult =
   | CommandResult
-  | { readonly ok: true; readonly revision: number; readonly op: 'leaseGrant' | 'leaseKeepAlive'; readonly lease: Lease }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseGrant'; readonly lease: Lease }
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseRevoke' | 'leaseExpire'; readonly leases: readonly LeaseId[]; readonly deleted: number }
-  | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number }
+  /** An expiry proposed under a lease epoch a newer leader superseded: nothing ended. */
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseExpire'; readonly leases: readonly []; readonly deleted: 0; readonly stale: true }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number; readonly epoch: number }
   | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number }
   | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' };
 
@@ -65,6 +69,8 @@ export interface StateMeta {
   readonly revision: number;
   readonly compactRevision: number;
   readonly nextLeaseId: number;
+  /** The lease epoch: the term of the last leader that refreshed every lease. */
+  readonly leaseEpoch: number;
   readonly nextClientId: number;
   readonly sessionActivity: number;
 }
@@ -100,7 +106,7 @@ export class StateMachine {
     }
     const { meta } = image;
     this.namespace = Namespace.restore(nsOptions, { revision: meta.revision, compactRevision: meta.compactRevision, versions: image.versions });
-    this.leases = LeaseTable.restore({ nextId: meta.nextLeaseId, leases: image.leases }, this.changes);
+    this.leases = LeaseTable.restore({ nextId: meta.nextLeaseId, epoch: meta.leaseEpoch, leases: image.leases }, this.changes);
     this.sessions = SessionTable.restore({ nextId: meta.nextClientId, activity: meta.sessionActivity, sessions: image.sessions }, ttl, max, this.changes);
     this.appliedIndexNow = meta.appliedIndex;
     this.logTimeMsNow = meta.logTimeMs;
@@ -119,6 +125,7 @@ export class StateMachine {
       revision: this.namespace.revision,
       compactRevision: this.namespace.compactRevision,
       nextLeaseId: this.leases.nextLeaseId,
+      leaseEpoch: this.leases.epoch,
       nextClientId: sessions.nextId,
       sessionActivity: sessions.activity,
     };
@@ -176,12 +183,6 @@ export class StateMachine {
         const answer = this.leases.grant(command['ttlMs'] as number, now);
         return { result: answer.ok ? { ok: true, revision: this.revision, op: 'leaseGrant', lease: answer.lease } : this.refused(answer.code, answer.message), events: [] };
       }
-      case 'leaseKeepAlive': {
-        const id = command['lease'];
-        if (!Number.isInteger(id)) return { result: this.refused('INVALID_ARGUMENT', `lease must be an integer id, got ${describe(id)}`), events: [] };
-        const answer = this.leases.keepAlive(id as number, now);
-        return { result: answer.ok ? { ok: true, revision: this.revision, op: 'leaseKeepAlive', lease: answer.lease } : this.refused(answer.code, answer.message), events: [] };
-      }
       case 'leaseRevoke': {
         const id = command['lease'];
         if (!Number.isInteger(id)) return { result: this.refused('INVALID_ARGUMENT', `lease must be an integer id, got ${describe(id)}`), events: [] };
@@ -190,16 +191,22 @@ export class StateMachine {
       }
       case 'leaseExpire': {
         const ids = command['leases'];
+        const term = command['term'];
         if (!Array.isArray(ids) || !ids.every((id) => Number.isInteger(id))) {
           return { result: this.refused('INVALID_ARGUMENT', 'leases must be a list of integer ids'), events: [] };
         }
-        // Only leases still out of time at this entry: a keep-alive that got in first wins.
-        const due = new Set(this.leases.expiredAt(now));
-        return this.endLeases((ids as number[]).filter((id) => due.has(id)), 'leaseExpire');
+        if (!Number.isInteger(term)) return { result: this.refused('INVALID_ARGUMENT', `term must be an integer, got ${describe(term)}`), events: [] };
+        // The proposer's leadership must still be the one that keeps the leases' time: a leader
+        // that stalled while another took over (and refreshed them) proves nothing about them.
+        if ((term as number) < this.leases.epoch) return { result: { ok: true, revision: this.revision, op: 'leaseExpire', leases: [], deleted: 0, stale: true }, events: [] };
+        return this.endLeases((ids as number[]).filter((id) => this.leases.has(id)), 'leaseExpire');
       }
-      case 'leaseRefreshAll':
-        this.leases.refreshAll(now);
-        return { result: { ok: true, revision: this.revision, op: 'leaseRefreshAll', leases: this.leases.size }, events: [] };
+      case 'leaseRefreshAll': {
+        const term = command['term'];
+        if (!Number.isInteger(term)) return { result: this.refused('INVALID_ARGUMENT', `term must be an integer, got ${describe(term)}`), events: [] };
+        this.leases.refresh(term as number);
+        return { result: { ok: true, revision: this.revision, op: 'leaseRefreshAll', leases: this.leases.size, epoch: this.leases.epoch }, events: [] };
+      }
       default:
         return { result: this.refused('INVALID_ARGUMENT', `unknown operation ${describe(command['op'])}`), events: [] };
     }

@@ -35,7 +35,8 @@ import type { SessionHeader, SessionRecord } from './sessions.js';
 import type { StateImage, StateMachine, StateMeta } from './state-machine.js';
 
 /** Bumped whenever a stored record changes meaning. */
-export const STORE_FORMAT = 1;
+/** 2: leases keep their grant time, not a deadline (keep-alives live on the leader); the meta record holds the lease epoch. */
+export const STORE_FORMAT = 2;
 
 const META = 0x01;
 /** Reserved for the storage layer: the Raft snapshot base of an installed snapshot. */
@@ -82,7 +83,7 @@ export function encodeChanges(machine: StateMachine, changes: ChangeTracker): Kv
 
 function metaWrite(machine: StateMachine): KvWrite {
   const m = machine.meta;
-  return { type: 'put', key: META_KEY, value: sealed([STORE_FORMAT, m.appliedIndex, m.logTimeMs, m.revision, m.compactRevision, m.nextLeaseId, m.nextClientId, m.sessionActivity]) };
+  return { type: 'put', key: META_KEY, value: sealed([STORE_FORMAT, m.appliedIndex, m.logTimeMs, m.revision, m.compactRevision, m.nextLeaseId, m.nextClientId, m.sessionActivity, m.leaseEpoch]) };
 }
 
 /**
@@ -134,8 +135,8 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
         break;
       }
       case LEASE: {
-        const [ttlMs, expiresAtMs] = numbers(fields, 2, where);
-        leases.push({ id: readU64(key, 1, where), ttlMs: ttlMs!, expiresAtMs: expiresAtMs! });
+        const [ttlMs, grantedAtMs] = numbers(fields, 2, where);
+        leases.push({ id: readU64(key, 1, where), ttlMs: ttlMs!, grantedAtMs: grantedAtMs! });
         break;
       }
       case SESSION: {
@@ -195,7 +196,7 @@ function resultKey(id: number, seq: number): Uint8Array {
 }
 
 function encodeLease(lease: Lease): Uint8Array {
-  return sealed([lease.ttlMs, lease.expiresAtMs]);
+  return sealed([lease.ttlMs, lease.grantedAtMs]);
 }
 
 function encodeSession(header: SessionHeader): Uint8Array {
@@ -226,8 +227,8 @@ function decodeMeta(fields: unknown, where: () => string): StateMeta {
   if (!Array.isArray(fields) || fields[0] !== STORE_FORMAT) {
     throw new Error(`${where()}: store format ${Array.isArray(fields) ? String(fields[0]) : '?'} is not ${STORE_FORMAT}, which this version of Warden reads`);
   }
-  const [appliedIndex, logTimeMs, revision, compactRevision, nextLeaseId, nextClientId, sessionActivity] = numbers(fields.slice(1), 7, where);
-  return { appliedIndex: appliedIndex!, logTimeMs: logTimeMs!, revision: revision!, compactRevision: compactRevision!, nextLeaseId: nextLeaseId!, nextClientId: nextClientId!, sessionActivity: sessionActivity! };
+  const [appliedIndex, logTimeMs, revision, compactRevision, nextLeaseId, nextClientId, sessionActivity, leaseEpoch] = numbers(fields.slice(1), 8, where);
+  return { appliedIndex: appliedIndex!, logTimeMs: logTimeMs!, revision: revision!, compactRevision: compactRevision!, nextLeaseId: nextLeaseId!, leaseEpoch: leaseEpoch!, nextClientId: nextClientId!, sessionActivity: sessionActivity! };
 }
 
 function decodeNodeKey(key: Uint8Array, where: () => string): { path: string; since: number } {

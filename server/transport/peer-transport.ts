@@ -16,7 +16,8 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import type { Message, NodeId, SnapshotMessage } from '../raft/types.js';
 import type { StateResult } from '../state/state-machine.js';
-import type { PeerLink, RuntimeLogger } from '../node/runtime.js';
+import type { LeaseRequest, PeerLink, RuntimeLogger } from '../node/runtime.js';
+import type { LeaseStatus } from '../node/lease-keeper.js';
 import { RetryableError } from '../node/waiting-list.js';
 import { writeCoalescer } from './coalesce.js';
 
@@ -34,6 +35,8 @@ type Frame =
   | { readonly k: 'raft'; readonly m: Message }
   | { readonly k: 'fwd'; readonly id: number; readonly entry: Uint8Array }
   | { readonly k: 'fwd-ok'; readonly id: number; readonly result: StateResult }
+  | { readonly k: 'lease'; readonly id: number; readonly request: LeaseRequest }
+  | { readonly k: 'lease-ok'; readonly id: number; readonly answers: LeaseStatus[] }
   | { readonly k: 'fwd-err'; readonly id: number; readonly code: 'NOT_LEADER' | 'UNAVAILABLE'; readonly message: string; readonly leader: NodeId | null }
   | { readonly k: 'snap'; readonly id: number; readonly m: SnapshotMessage }
   | { readonly k: 'snap-chunk'; readonly id: number; readonly chunk: Uint8Array }
@@ -57,6 +60,8 @@ export interface PeerHandlers {
   onMessage(message: Message): void;
   /** A forwarded write, for this member to propose (only if it leads). */
   onForward(entry: Uint8Array): Promise<StateResult>;
+  /** A lease keep-alive or time-to-live a follower forwarded, for this member to answer (only if it leads). */
+  onLeaseRequest(request: LeaseRequest): LeaseStatus[];
   /** A snapshot stream from the leader: its message, then its chunks as they arrive. */
   onSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): void;
 }
@@ -65,7 +70,8 @@ export class PeerTransport implements PeerLink {
   private readonly sockets = new Map<NodeId, WebSocket>();
   private readonly coalescers = new WeakMap<WebSocket, () => void>();
   private readonly clientUrls = new Map<NodeId, string>();
-  private readonly forwards = new Map<number, { socket: WebSocket | undefined; resolve: (r: StateResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  /** Requests to the leader awaiting its answer (forwarded writes, lease requests), by id. */
+  private readonly forwards = new Map<number, { socket: WebSocket | undefined; resolve: (answer: never) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private forwardSeq = 0;
   private snapshotSeq = 0;
@@ -104,15 +110,24 @@ export class PeerTransport implements PeerLink {
   }
 
   forward(to: NodeId, entry: Uint8Array): Promise<StateResult> {
+    return this.ask<StateResult>(to, (id) => ({ k: 'fwd', id, entry }), 'a forwarded write');
+  }
+
+  leaseRequest(to: NodeId, request: LeaseRequest): Promise<LeaseStatus[]> {
+    return this.ask<LeaseStatus[]>(to, (id) => ({ k: 'lease', id, request }), 'a lease request');
+  }
+
+  /** Send the leader a request and wait (bounded) for its answer, matched by id. */
+  private ask<T>(to: NodeId, frame: (id: number) => Frame, what: string): Promise<T> {
     const id = ++this.forwardSeq;
-    return new Promise<StateResult>((resolve, reject) => {
+    return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.forwards.delete(id);
-        reject(new RetryableError('UNAVAILABLE', `the leader ${to} did not answer a forwarded write in time`, to));
+        reject(new RetryableError('UNAVAILABLE', `the leader ${to} did not answer ${what} in time`, to));
       }, FORWARD_TIMEOUT_MS);
-      // The channel it goes out on: if that closes before the answer, the write is failed then.
-      this.forwards.set(id, { socket: this.sockets.get(to), resolve, reject, timer });
-      if (!this.write(to, { k: 'fwd', id, entry })) {
+      // The channel it goes out on: if that closes before the answer, the request is failed then.
+      this.forwards.set(id, { socket: this.sockets.get(to), resolve: resolve as (answer: never) => void, reject, timer });
+      if (!this.write(to, frame(id))) {
         clearTimeout(timer);
         this.forwards.delete(id);
         reject(new RetryableError('UNAVAILABLE', `the leader ${to} is unreachable from this member`, to));
@@ -285,14 +300,22 @@ export class PeerTransport implements PeerLink {
         if (frame.m.from === peer && frame.m.to === this.options.id) handlers.onMessage(frame.m);
         return;
       case 'fwd':
-        handlers.onForward(frame.entry).then(
-          (result) => this.write(peer, { k: 'fwd-ok', id: frame.id, result }),
-          (error: Error) => {
-            const retryable = error instanceof RetryableError ? error : new RetryableError('UNAVAILABLE', error.message, null);
-            this.write(peer, { k: 'fwd-err', id: frame.id, code: retryable.code, message: retryable.message, leader: retryable.leaderHint });
-          },
-        );
+      case 'lease': {
+        const refuse = (error: Error): void => {
+          const retryable = error instanceof RetryableError ? error : new RetryableError('UNAVAILABLE', error.message, null);
+          this.write(peer, { k: 'fwd-err', id: frame.id, code: retryable.code, message: retryable.message, leader: retryable.leaderHint });
+        };
+        if (frame.k === 'fwd') {
+          handlers.onForward(frame.entry).then((result) => this.write(peer, { k: 'fwd-ok', id: frame.id, result }), refuse);
+          return;
+        }
+        try {
+          this.write(peer, { k: 'lease-ok', id: frame.id, answers: handlers.onLeaseRequest(frame.request) });
+        } catch (error) {
+          refuse(error as Error);
+        }
         return;
+      }
       case 'snap': {
         if (frame.m.from !== peer || frame.m.to !== this.options.id) return;
         this.inbound.get(peer)?.chunks.fail(new Error('a newer snapshot replaced it'));
@@ -314,12 +337,14 @@ export class PeerTransport implements PeerLink {
         return;
       }
       case 'fwd-ok':
+      case 'lease-ok':
       case 'fwd-err': {
         const pending = this.forwards.get(frame.id);
         if (pending === undefined) return;
         this.forwards.delete(frame.id);
         clearTimeout(pending.timer);
-        if (frame.k === 'fwd-ok') pending.resolve(frame.result);
+        if (frame.k === 'fwd-ok') pending.resolve(frame.result as never);
+        else if (frame.k === 'lease-ok') pending.resolve(frame.answers as never);
         else pending.reject(new RetryableError(frame.code, frame.message, frame.leader));
         return;
       }

@@ -148,6 +148,11 @@ export class LocalCluster {
           yield* all;
         })()).catch(() => undefined);
       },
+      leaseRequest: async (to, request) => {
+        const target = this.runtimes.get(to);
+        if (target === undefined || this.down.has(to)) throw new Error(`${to} is unreachable`);
+        return target.answerLeaseRequest(request);
+      },
       forward: (to, entry) => {
         const target = this.runtimes.get(to);
         if (target === undefined || this.down.has(to)) return Promise.reject(new Error(`${to} is unreachable`));

@@ -17,7 +17,10 @@ const commandArb: fc.Arbitrary<StateCommand> = fc.oneof(
   fc.record({ op: fc.constant('create' as const), path: fc.constantFrom('/q/job-', '/x'), value: fc.uint8Array({ maxLength: 16 }), sequential: fc.boolean(), parents: fc.boolean() }),
   fc.record({ op: fc.constant('delete' as const), path: fc.constantFrom('/a', '/x'), recursive: fc.boolean() }),
   fc.record({ op: fc.constant('leaseGrant' as const), ttlMs: fc.integer({ min: 1000, max: 100_000 }) }),
-  fc.record({ op: fc.constant('leaseExpire' as const), leases: fc.array(fc.nat(100), { maxLength: 5 }) }),
+  fc.record({ op: fc.constant('leaseRevoke' as const), lease: fc.nat(100) }),
+  // A lease epoch is a Raft term: any safe integer, so past 2^32 too (MessagePack's wider ints).
+  fc.record({ op: fc.constant('leaseExpire' as const), leases: fc.array(fc.nat(100), { maxLength: 5 }), term: fc.oneof(fc.nat(100), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })) }),
+  fc.record({ op: fc.constant('leaseRefreshAll' as const), term: fc.oneof(fc.nat(100), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })) }),
   fc.constant({ op: 'registerClient' as const }),
 );
 

@@ -2,8 +2,11 @@
  * A plain reference model of the StateMachine's lease and session semantics, for the property
  * tests in state-machine.property.test.ts. Written from the rules, not from the code: log time
  * is the largest finite entry time seen; leases have ids 1, 2, 3…, a ttl from 1,000 to
- * 86,400,000 ms, keep-alive and refresh-all move expiry to max(expiry, now + ttl), revoke and
- * expire delete the lease and every node it owns at one revision; client sessions have ids
+ * 86,400,000 ms and the log time of their grant, and no deadline (the leader keeps those);
+ * there is one lease epoch, from 0, that refresh-all raises to its term and never lowers; an
+ * expiry whose term is below the epoch is stale and changes nothing, any other ends every listed
+ * lease that exists, whatever the time; revoke and expire delete the lease and every node it
+ * owns at one revision; a lease keep-alive is an unknown operation now; client sessions have ids
  * 1, 2, 3…, expire when lastActive + ttl <= now (checked before anything else at each entry),
  * are refreshed by any stamped write or keep-alive, are evicted least recently active first when
  * there are too many, and answer a repeated (clientId, seq) with the recorded answer.
@@ -30,15 +33,25 @@ export const SEQUENTIAL_PARENT = '/q';
 export interface ModelLease {
   readonly id: number;
   readonly ttlMs: number;
-  readonly expiresAtMs: number;
+  readonly grantedAtMs: number;
 }
+
+/**
+ * Lease commands of the shapes the state machine no longer takes: the replicated keep-alive, and
+ * expire / refresh-all without a term (what an older proposer wrote). All are refused.
+ */
+export type RetiredCommand =
+  | { readonly op: 'leaseKeepAlive'; readonly lease: number }
+  | { readonly op: 'leaseExpire'; readonly leases: readonly number[] }
+  | { readonly op: 'leaseRefreshAll' };
 
 export type ModelCommand =
   | { readonly op: 'leaseGrant'; readonly ttlMs: number }
-  | { readonly op: 'leaseKeepAlive'; readonly lease: number }
   | { readonly op: 'leaseRevoke'; readonly lease: number }
-  | { readonly op: 'leaseExpire'; readonly leases: readonly number[] }
-  | { readonly op: 'leaseRefreshAll' }
+  /** `term` may be any number here: a non-integer one is refused. */
+  | { readonly op: 'leaseExpire'; readonly leases: readonly number[]; readonly term: number }
+  | { readonly op: 'leaseRefreshAll'; readonly term: number }
+  | RetiredCommand
   | { readonly op: 'registerClient' }
   | { readonly op: 'sessionKeepAlive'; readonly clientId: number }
   /** A flat path (`/e1`), optionally ephemeral; or sequential under /q with parents: true. */
@@ -51,9 +64,10 @@ export type ModelCommand =
 /** What the tests compare of an answer: everything but the error prose and node payloads. */
 export type Answer =
   | { readonly ok: false; readonly code: ErrorCode; readonly revision: number }
-  | { readonly ok: true; readonly revision: number; readonly op: 'leaseGrant' | 'leaseKeepAlive'; readonly lease: ModelLease }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseGrant'; readonly lease: ModelLease }
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseRevoke' | 'leaseExpire'; readonly leases: readonly number[]; readonly deleted: number }
-  | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseExpire'; readonly leases: readonly []; readonly deleted: 0; readonly stale: true }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number; readonly epoch: number }
   | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number }
   | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' }
   | { readonly ok: true; readonly revision: number; readonly op: 'create'; readonly path: string; readonly lease: number | null }
@@ -96,6 +110,8 @@ export class StateModel {
   private sequentialCounter = 0;
   readonly leases = new Map<number, ModelLease>();
   private nextLeaseId = 1;
+  /** The highest term any applied refresh-all carried (0 before the first). */
+  leaseEpoch = 0;
   /** Least recently active first. */
   private sessions: ModelSession[] = [];
   private nextClientId = 1;
@@ -136,8 +152,8 @@ export class StateModel {
     return applied;
   }
 
-  leaseDump(): { nextId: number; leases: ModelLease[] } {
-    return { nextId: this.nextLeaseId, leases: [...this.leases.values()].sort((a, b) => a.id - b.id).map((l) => ({ ...l })) };
+  leaseDump(): { nextId: number; epoch: number; leases: ModelLease[] } {
+    return { nextId: this.nextLeaseId, epoch: this.leaseEpoch, leases: [...this.leases.values()].sort((a, b) => a.id - b.id).map((l) => ({ ...l })) };
   }
 
   sessionDump(): { nextId: number; sessions: ModelSessionDump[] } {
@@ -179,32 +195,32 @@ export class StateModel {
       case 'leaseGrant': {
         const ttl = command.ttlMs;
         if (!Number.isInteger(ttl) || ttl < MODEL_LEASE_TTL_MIN || ttl > MODEL_LEASE_TTL_MAX) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
-        const lease: ModelLease = { id: this.nextLeaseId, ttlMs: ttl, expiresAtMs: now + ttl };
+        const lease: ModelLease = { id: this.nextLeaseId, ttlMs: ttl, grantedAtMs: now };
         this.nextLeaseId += 1;
         this.leases.set(lease.id, lease);
         return { answer: { ok: true, revision: this.revision, op: 'leaseGrant', lease: { ...lease } }, events: [] };
       }
-      case 'leaseKeepAlive': {
-        const lease = this.leases.get(command.lease);
-        if (lease === undefined) return { answer: this.error('LEASE_NOT_FOUND'), events: [] };
-        const renewed: ModelLease = { ...lease, expiresAtMs: Math.max(lease.expiresAtMs, now + lease.ttlMs) };
-        this.leases.set(lease.id, renewed);
-        return { answer: { ok: true, revision: this.revision, op: 'leaseKeepAlive', lease: { ...renewed } }, events: [] };
-      }
+      case 'leaseKeepAlive':
+        // Keep-alives go to the leader alone now: in the log it is an operation nobody knows.
+        return { answer: this.error('INVALID_ARGUMENT'), events: [] };
       case 'leaseRevoke': {
         if (!this.leases.has(command.lease)) return { answer: this.error('LEASE_NOT_FOUND'), events: [] };
         return this.endLeases([command.lease], 'leaseRevoke');
       }
       case 'leaseExpire': {
-        const due = command.leases.filter((id) => {
-          const lease = this.leases.get(id);
-          return lease !== undefined && lease.expiresAtMs <= now;
-        });
-        return this.endLeases(due, 'leaseExpire');
+        if (!command.leases.every((id) => Number.isInteger(id))) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
+        const term = 'term' in command ? command.term : undefined;
+        if (term === undefined || !Number.isInteger(term)) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
+        // Proposed by a leader a newer one has superseded: it ends nothing and takes no revision.
+        if (term < this.leaseEpoch) return { answer: { ok: true, revision: this.revision, op: 'leaseExpire', leases: [], deleted: 0, stale: true }, events: [] };
+        // No deadline is consulted: the proposer saw these run out; every listed one that exists ends.
+        return this.endLeases(command.leases.filter((id) => this.leases.has(id)), 'leaseExpire');
       }
       case 'leaseRefreshAll': {
-        for (const lease of [...this.leases.values()]) this.leases.set(lease.id, { ...lease, expiresAtMs: Math.max(lease.expiresAtMs, now + lease.ttlMs) });
-        return { answer: { ok: true, revision: this.revision, op: 'leaseRefreshAll', leases: this.leases.size }, events: [] };
+        const term = 'term' in command ? command.term : undefined;
+        if (term === undefined || !Number.isInteger(term)) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
+        this.leaseEpoch = Math.max(this.leaseEpoch, term);
+        return { answer: { ok: true, revision: this.revision, op: 'leaseRefreshAll', leases: this.leases.size, epoch: this.leaseEpoch }, events: [] };
       }
       case 'registerClient': {
         const id = this.nextClientId;

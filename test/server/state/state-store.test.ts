@@ -1,7 +1,8 @@
 /**
  * The state machine's storage seam: the in-memory KvEngine twin (atomic ordered batches, copies,
  * a crash that loses unsynced batches newest first), the store layout (keys sort as paths do;
- * unreadable records and foreign formats refuse to load, naming the key), and StateStore
+ * a lease record holds its ttl and grant time, the meta record the lease epoch; unreadable
+ * records and foreign formats refuse to load, naming the key), and StateStore
  * (open, persist, reopen; batches land in order; a failed write fails every later persist).
  * The state machine's property tests run a second time against a store-backed machine
  * (store-backed.ts); this file covers what those cannot see.
@@ -16,7 +17,7 @@ import { compareKeys, type KvEngine, type KvWrite } from '../../../server/state/
 import { MemoryKvEngine } from '../../../server/state/memory-kv.js';
 import { StateMachine, type StateCommand } from '../../../server/state/state-machine.js';
 import { StateStore } from '../../../server/state/state-store.js';
-import { encodeFull, imageFromEntries, META_KEY, nodeKey, sealValue, STORE_FORMAT } from '../../../server/state/store-format.js';
+import { encodeFull, imageFromEntries, META_KEY, nodeKey, openValue, sealValue, STORE_FORMAT } from '../../../server/state/store-format.js';
 import { StoreBacked } from './store-backed.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
@@ -136,6 +137,34 @@ describe('the store layout', () => {
     expect(() => imageFromEntries(damaged)).toThrow(`cannot read the record at key ${Buffer.from(target).toString('hex')}`);
   });
 
+  it('keeps a lease as its ttl and grant time, and the lease epoch in the meta record (format 2)', () => {
+    const sm = new StateMachine();
+    sm.apply({ index: 1, timeMs: 7_000, command: { op: 'leaseGrant', ttlMs: 4_000 } });
+    sm.apply({ index: 2, timeMs: 8_000, command: { op: 'leaseRefreshAll', term: 12 } });
+    const entries = storeOf(sm).entries();
+    const leaseKey = key(0x4c, 0, 0, 0, 0, 0, 0, 0, 1);
+    const record = entries.find(([k]) => compareKeys(k, leaseKey) === 0);
+    expect(record === undefined ? undefined : openValue(record[1])).toEqual([4_000, 7_000]);
+    const meta = entries.find(([k]) => compareKeys(k, META_KEY) === 0)!;
+    // format, applied index, log time, revision, compact revision, next lease, next client, session activity, lease epoch
+    expect(openValue(meta[1])).toEqual([2, 2, 8_000, 0, 0, 2, 1, 0, 12]);
+    const image = imageFromEntries(entries)!;
+    expect(image.leases).toEqual([{ id: 1, ttlMs: 4_000, grantedAtMs: 7_000 }]);
+    expect(image.meta.leaseEpoch).toBe(12);
+  });
+
+  it('refuses a format-1 store, whose leases held deadlines and whose meta had no lease epoch', () => {
+    const entries = storeOf(new StateMachine()).entries();
+    const old = entries.map(([k, v]): [Uint8Array, Uint8Array] => (compareKeys(k, META_KEY) === 0 ? [k, sealValue([1, 0, 0, 0, 0, 1, 1, 0])] : [k, v]));
+    expect(() => imageFromEntries(old)).toThrow(/store format 1 is not 2/);
+  });
+
+  it('refuses a meta record without the lease epoch', () => {
+    const entries = storeOf(new StateMachine()).entries();
+    const short = entries.map(([k, v]): [Uint8Array, Uint8Array] => (compareKeys(k, META_KEY) === 0 ? [k, sealValue([STORE_FORMAT, 0, 0, 0, 0, 1, 1, 0])] : [k, v]));
+    expect(() => imageFromEntries(short)).toThrow(/cannot read the record at key 01: expected 8 numbers/);
+  });
+
   it('refuses a key of unknown kind', () => {
     const entries = storeOf(new StateMachine()).entries();
     expect(() => imageFromEntries([...entries, [key(0x5a, 1), TOMBSTONE]])).toThrow(/unknown record kind/);
@@ -151,13 +180,15 @@ describe('StateStore', () => {
     { op: 'put', path: '/config/db', value: bytes('v1') },
     { op: 'put', path: '/config/db', value: bytes('v2') },
     { op: 'compact', revision: 4 },
+    { op: 'leaseRefreshAll', term: 4 },
+    { op: 'leaseExpire', leases: [1], term: 3 }, // stale: the lease and /svc/a stay
   ];
 
   it('opens an empty engine as a new state machine, and reopens what it persisted exactly', async () => {
     const kv = new MemoryKvEngine();
     const first = await StateStore.open(kv);
     expect(first.machine.appliedIndex).toBe(0);
-    commands.forEach((command, i) => first.machine.apply({ index: i + 1, timeMs: 1_000 * i, command }));
+    commands.forEach((command, i) => first.machine.apply({ index: i + 1, timeMs: 1_000 * (i + 1), command }));
     first.machine.apply({ index: commands.length + 1, timeMs: 9_000, command: { op: 'put', path: '/x', value: bytes('x') }, client: { id: 1, seq: 1, ackedThrough: 0 } });
     await first.persist({ sync: true });
 
@@ -169,6 +200,8 @@ describe('StateStore', () => {
     expect(b.namespace.get('/config/db', 5)).toEqual(a.namespace.get('/config/db', 5));
     expect(b.namespace.get('/config/db', 3)).toMatchObject({ ok: false, code: 'COMPACTED' });
     expect(b.leases.dump()).toEqual(a.leases.dump());
+    expect(b.leases.dump()).toEqual({ nextId: 2, epoch: 4, leases: [{ id: 1, ttlMs: 10_000, grantedAtMs: 1_000 }] });
+    expect(b.namespace.get('/svc/a')).toMatchObject({ ok: true, node: { stat: { lease: 1 } } });
     expect(b.sessions.dump()).toEqual(a.sessions.dump());
     // A retried write answers from the reopened store's record.
     const retried = b.apply({ index: commands.length + 2, timeMs: 9_500, command: { op: 'put', path: '/x', value: bytes('x') }, client: { id: 1, seq: 1, ackedThrough: 0 } });
@@ -223,7 +256,8 @@ describe('StateStore', () => {
         const k = i % 7;
         const command: StateCommand =
           i % 11 === 0 ? { op: 'leaseGrant', ttlMs: 1_000 + (i % 5) * 500 }
-          : i % 13 === 0 ? { op: 'leaseExpire', leases: [1, 2, 3, 4, 5, 6, 7, 8] }
+          : i % 13 === 0 ? { op: 'leaseExpire', leases: [1, 2, 3, 4, 5, 6, 7, 8], term: i % 5 } // stale or not: refreshes reach terms 0–3
+          : i % 19 === 0 ? { op: 'leaseRefreshAll', term: i % 4 }
           : i % 17 === 0 ? { op: 'registerClient' }
           : i % 5 === 0 ? { op: 'create', path: '/s/q-', value: bytes(`${i}`), sequential: true, parents: true }
           : i % 3 === 0 ? { op: 'create', path: `/e${k}`, value: bytes(`${i}`), lease: (i % 8) + 1 }

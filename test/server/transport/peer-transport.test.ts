@@ -11,6 +11,8 @@
  * (afterEach closes them).
  */
 
+import type { LeaseRequest } from '../../../server/node/runtime.js';
+import type { LeaseStatus } from '../../../server/node/lease-keeper.js';
 import { encode } from '@msgpack/msgpack';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -101,6 +103,7 @@ interface Member {
   readonly messages: Feed<Message>;
   readonly snapshots: Feed<ArrivingSnapshot>;
   onForward: (entry: Uint8Array) => Promise<StateResult>;
+  onLeaseRequest: (request: LeaseRequest) => LeaseStatus[];
 }
 
 const servers: WebSocketServer[] = [];
@@ -160,6 +163,9 @@ async function member(name: NodeId): Promise<Member> {
     messages: new Feed<Message>(),
     snapshots: new Feed<ArrivingSnapshot>(),
     onForward: () => Promise.reject(new Error('no forward expected')),
+    onLeaseRequest: () => {
+      throw new Error('no lease request expected');
+    },
   };
 }
 
@@ -186,6 +192,7 @@ function start(m: Member): void {
   transport.start({
     onMessage: (message) => m.messages.push(message),
     onForward: (entry) => m.onForward(entry),
+    onLeaseRequest: (request) => m.onLeaseRequest(request),
     onSnapshot: (message, chunks) => m.snapshots.push({ message, chunks }),
   });
 }
@@ -437,6 +444,30 @@ describe('PeerTransport: forwarded writes', () => {
     await logged(a, 'peer_disconnected', 'b');
     const gone = await within(a.transport!.forward('b', new Uint8Array([9])).catch((e: unknown) => e), 500, 'the forward to a member that left');
     expect(gone).toMatchObject({ code: 'UNAVAILABLE', leaderHint: 'b' });
+  });
+});
+
+describe('PeerTransport: lease requests', () => {
+  it('carries a follower\'s lease request to the leader and its answers back; a refusal comes back as a RetryableError', async () => {
+    const { a, b } = await connectedPair();
+    const asked: LeaseRequest[] = [];
+    b.onLeaseRequest = (request) => {
+      asked.push(request);
+      return request.op === 'keepAlive' ? request.leases.map((id) => ({ id, ok: true, ttlMs: 5_000, remainingMs: 5_000 })) : [{ id: request.lease, ok: false, code: 'LEASE_NOT_FOUND', message: 'gone' }];
+    };
+    const answers = await within(a.transport!.leaseRequest('b', { op: 'keepAlive', leases: [3, 4] }), BOUND_MS, 'the keep-alive answers');
+    expect(answers).toEqual([
+      { id: 3, ok: true, ttlMs: 5_000, remainingMs: 5_000 },
+      { id: 4, ok: true, ttlMs: 5_000, remainingMs: 5_000 },
+    ]);
+    expect(await within(a.transport!.leaseRequest('b', { op: 'timeToLive', lease: 9 }), BOUND_MS, 'the ttl answer')).toEqual([{ id: 9, ok: false, code: 'LEASE_NOT_FOUND', message: 'gone' }]);
+    expect(asked).toEqual([{ op: 'keepAlive', leases: [3, 4] }, { op: 'timeToLive', lease: 9 }]);
+    b.onLeaseRequest = () => {
+      throw new RetryableError('NOT_LEADER', 'b does not lead', 'c');
+    };
+    const refused = await within(a.transport!.leaseRequest('b', { op: 'keepAlive', leases: [1] }).catch((e: unknown) => e), BOUND_MS, 'the refusal');
+    expect(refused).toBeInstanceOf(RetryableError);
+    expect(refused).toMatchObject({ code: 'NOT_LEADER', leaderHint: 'c' });
   });
 });
 

@@ -1,0 +1,197 @@
+/**
+ * The leader's lease clock (Lease, HeartBeat, Clock-Bound Wait): keep-alives arrive here, not in
+ * the log, and set a lease's deadline on this member's monotonic clock; when a deadline passes,
+ * the leader proposes the lease's expiry through the log, stamped with its term.
+ *
+ * Rules about time, each a way a coordination service has lost its users' leases:
+ * - A new leader knows no deadlines. It first proposes `leaseRefreshAll` (its term becomes the
+ *   lease epoch) and gives every lease a full TTL from when that entry is applied; it expires
+ *   nothing before. A failover never expires a live client's lease.
+ * - An expiry carries the proposer's term; the state machine refuses one from a term below the
+ *   lease epoch. A leader that froze (SIGSTOP, a stuck fdatasync, a long GC) while another took
+ *   over and refreshed the leases cannot get a single revocation applied on waking.
+ * - A leader whose own clock jumped (a gap between ticks longer than the election timeout: it
+ *   was not running) gives every lease a full TTL again: keep-alives sent meanwhile sit unread
+ *   in its sockets, and their senders did nothing wrong.
+ * - Followers never expire anything; their keepers stay empty.
+ *
+ * Must never: expire a lease before this leadership's refresh is applied; propose an expiry
+ * anywhere but on this member (never forwarded); answer a keep-alive for a lease it is expiring.
+ */
+
+import type { LeaseId } from '../state/types.js';
+import type { StateMachine, StateResult } from '../state/state-machine.js';
+
+/** What a keep-alive or time-to-live answers for one lease. */
+export type LeaseStatus =
+  | { readonly id: LeaseId; readonly ok: true; readonly ttlMs: number; readonly remainingMs: number }
+  | { readonly id: LeaseId; readonly ok: false; readonly code: 'LEASE_NOT_FOUND'; readonly message: string };
+
+export interface LeaseKeeperDeps {
+  readonly monotonicMs: () => number;
+  readonly machine: () => StateMachine;
+  /** Propose on this member only (never forwarded); resolves with the applied result. */
+  readonly proposeHere: (command: { op: 'leaseRefreshAll'; term: number } | { op: 'leaseExpire'; leases: LeaseId[]; term: number }) => Promise<StateResult>;
+  readonly warn: (fields: Record<string, unknown>, message: string) => void;
+}
+
+/** Leases expired per proposal: a burst of expiries becomes a few entries, not thousands. */
+const EXPIRE_BATCH_MAX = 1_000;
+
+export class LeaseKeeper {
+  /** The term this member leads in, or null when it does not lead. */
+  private leadingTerm: number | null = null;
+  /** Deadlines (monotonic ms) are kept only once this leadership's refresh is applied. */
+  private armed = false;
+  /** This leadership's refresh is proposed and not yet answered. */
+  private refreshing = false;
+  private readonly deadlines = new Map<LeaseId, number>();
+  private readonly expiring = new Set<LeaseId>();
+  /** The lease table as last reconciled: (size, next id) changes whenever a lease comes or goes. */
+  private seen = { size: -1, nextId: -1 };
+  private lastTickMs: number | null = null;
+
+  constructor(
+    private readonly deps: LeaseKeeperDeps,
+    /** A gap between ticks beyond this means this member was not running (the election timeout). */
+    private readonly stallMs: number,
+  ) {}
+
+  /** This member became leader in `term`: announce the epoch, and keep time once it is applied. */
+  becameLeader(term: number): void {
+    this.leadingTerm = term;
+    this.armed = false;
+    this.deadlines.clear();
+    this.expiring.clear();
+    this.proposeRefresh();
+  }
+
+  /** The term this member leads in (null: it does not lead). */
+  get term(): number | null {
+    return this.leadingTerm;
+  }
+
+  /**
+   * Announce this leadership's epoch. A refusal while it still leads (the core refuses
+   * proposals during a leadership transfer, or with too many uncommitted entries) is tried
+   * again on the next tick: without it, no lease would expire for the whole term.
+   */
+  private proposeRefresh(): void {
+    const term = this.leadingTerm;
+    if (term === null) return;
+    this.refreshing = true;
+    const done = (): void => {
+      if (this.leadingTerm === term) this.refreshing = false;
+    };
+    this.deps.proposeHere({ op: 'leaseRefreshAll', term }).then(
+      (result) => {
+        done();
+        if (this.leadingTerm !== term || !result.ok || result.op !== 'leaseRefreshAll') return;
+        this.armed = true;
+        this.refreshAll();
+      },
+      done,
+    );
+  }
+
+  /** This member no longer leads: it forgets every deadline. */
+  stoppedLeading(): void {
+    this.leadingTerm = null;
+    this.armed = false;
+    this.refreshing = false;
+    this.deadlines.clear();
+    this.expiring.clear();
+  }
+
+  get leading(): boolean {
+    return this.leadingTerm !== null;
+  }
+
+  /** A keep-alive for each lease: a full TTL from now. */
+  keepAlive(ids: readonly LeaseId[]): LeaseStatus[] {
+    const machine = this.deps.machine();
+    const now = this.deps.monotonicMs();
+    return ids.map((id) => {
+      const lease = machine.leases.get(id);
+      if (lease === undefined || this.expiring.has(id)) return notFound(id);
+      if (this.armed) this.deadlines.set(id, now + lease.ttlMs);
+      return { id, ok: true, ttlMs: lease.ttlMs, remainingMs: lease.ttlMs };
+    });
+  }
+
+  /** A lease's granted TTL and the time it has left (a full TTL while this leadership is not yet armed). */
+  timeToLive(id: LeaseId): LeaseStatus {
+    const lease = this.deps.machine().leases.get(id);
+    if (lease === undefined || this.expiring.has(id)) return notFound(id);
+    this.reconcile();
+    const deadline = this.deadlines.get(id);
+    const remainingMs = deadline === undefined ? lease.ttlMs : Math.max(0, Math.round(deadline - this.deps.monotonicMs()));
+    return { id, ok: true, ttlMs: lease.ttlMs, remainingMs };
+  }
+
+  /** A clock tick on the leader: propose the expiry of leases whose deadline passed. */
+  tick(): void {
+    const now = this.deps.monotonicMs();
+    const last = this.lastTickMs;
+    this.lastTickMs = now;
+    if (this.leadingTerm === null) return;
+    if (!this.armed) {
+      if (!this.refreshing) this.proposeRefresh();
+      return;
+    }
+    if (last !== null && now - last > this.stallMs) {
+      this.deps.warn({ event: 'lease_clock_stalled', gapMs: Math.round(now - last) }, 'this member did not run for longer than an election timeout; every lease gets a full TTL again');
+      this.refreshAll();
+      return;
+    }
+    this.reconcile();
+    const due: LeaseId[] = [];
+    for (const [id, deadline] of this.deadlines) {
+      if (deadline <= now && !this.expiring.has(id)) due.push(id);
+      if (due.length === EXPIRE_BATCH_MAX) break;
+    }
+    if (due.length === 0) return;
+    due.sort((a, b) => a - b);
+    for (const id of due) this.expiring.add(id);
+    const term = this.leadingTerm;
+    this.deps.proposeHere({ op: 'leaseExpire', leases: due, term }).then(
+      (result) => {
+        if (result.ok && result.op === 'leaseExpire' && 'stale' in result) {
+          this.deps.warn({ event: 'lease_expiry_stale', term, leases: due.length }, 'an expiry from an older leadership was refused (a newer leader keeps the leases)');
+        }
+        for (const id of due) {
+          this.expiring.delete(id);
+          this.deadlines.delete(id);
+        }
+      },
+      () => {
+        // Not committed (leadership lost, or the member is stopping): the next leader decides.
+        for (const id of due) this.expiring.delete(id);
+      },
+    );
+  }
+
+  /** Every lease gets a full TTL from now. */
+  private refreshAll(): void {
+    const now = this.deps.monotonicMs();
+    const machine = this.deps.machine();
+    this.deadlines.clear();
+    for (const id of machine.leases.ids()) this.deadlines.set(id, now + machine.leases.get(id)!.ttlMs);
+    this.seen = { size: machine.leases.size, nextId: machine.leases.nextLeaseId };
+  }
+
+  /** Follow the lease table: a granted lease gets a full TTL from now, an ended one is dropped. */
+  private reconcile(): void {
+    if (!this.armed) return;
+    const leases = this.deps.machine().leases;
+    if (leases.size === this.seen.size && leases.nextLeaseId === this.seen.nextId) return;
+    const now = this.deps.monotonicMs();
+    for (const id of this.deadlines.keys()) if (!leases.has(id)) this.deadlines.delete(id);
+    for (const id of leases.ids()) if (!this.deadlines.has(id)) this.deadlines.set(id, now + leases.get(id)!.ttlMs);
+    this.seen = { size: leases.size, nextId: leases.nextLeaseId };
+  }
+}
+
+function notFound(id: LeaseId): LeaseStatus {
+  return { id, ok: false, code: 'LEASE_NOT_FOUND', message: `lease ${id} does not exist (it expired or was revoked)` };
+}
