@@ -6,17 +6,12 @@
  * Must never: leave a process or a folder behind (afterAll stops the cluster).
  */
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { b64, Cluster, ProtocolClient, unb64 } from './cluster.js';
+import { clusterForSuite } from './suite.js';
 
 let cluster: Cluster;
-beforeAll(async () => {
-  cluster = await Cluster.start(3);
-  await cluster.leader();
-}, 60_000);
-afterAll(async () => {
-  await cluster?.stop();
-});
+clusterForSuite((started) => (cluster = started));
 
 describe('a three-member wardend cluster', () => {
   it('takes writes through every member and reads them back linearizably from every member', async () => {

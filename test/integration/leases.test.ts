@@ -9,17 +9,12 @@
  * on timers because that is what a client does; every wait for an outcome is bounded.)
  */
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { b64, Cluster, ProtocolClient } from './cluster.js';
+import { clusterForSuite } from './suite.js';
 
 let cluster: Cluster;
-beforeAll(async () => {
-  cluster = await Cluster.start(3);
-  await cluster.leader();
-}, 60_000);
-afterAll(async () => {
-  await cluster?.stop();
-});
+clusterForSuite((started) => (cluster = started));
 
 const TTL_MS = 3_000;
 

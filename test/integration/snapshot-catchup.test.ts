@@ -7,18 +7,13 @@
  * Must never: leave a process or a folder behind (afterAll stops the cluster).
  */
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { b64, Cluster, ProtocolClient, unb64 } from './cluster.js';
+import { clusterForSuite } from './suite.js';
 
 let cluster: Cluster;
-beforeAll(async () => {
-  // Snapshots every 100 entries, 20 kept below each: a member 600 entries behind cannot catch up from the log.
-  cluster = await Cluster.start(3, { extraArgs: ['--snapshot-count', '100', '--catchup-entries', '20'] });
-  await cluster.leader();
-}, 60_000);
-afterAll(async () => {
-  await cluster?.stop();
-});
+// Snapshots every 100 entries, 20 kept below each: a member 600 entries behind cannot catch up from the log.
+clusterForSuite((started) => (cluster = started), { extraArgs: ['--snapshot-count', '100', '--catchup-entries', '20'] });
 
 async function rangeOf(client: ProtocolClient, consistency: 'linearizable' | 'serializable', minRevision?: number): Promise<unknown[]> {
   const answer = await client.request('range', { path: '/snap', limit: 10_000, consistency, ...(minRevision === undefined ? {} : { minRevision }) });

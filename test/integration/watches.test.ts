@@ -9,20 +9,15 @@
  * Must never: leave a process or a folder behind; wait without a bound.
  */
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { b64, Cluster, ProtocolClient } from './cluster.js';
+import { clusterForSuite } from './suite.js';
 import { validateWatchStream, type ExpectedRevision, type WireEvent } from '../server/watch/validate-watch.js';
 import { isAncestorOf, parentOf } from '../../shared/paths.js';
 
 let cluster: Cluster;
-beforeAll(async () => {
-  cluster = await Cluster.start(3);
-  await cluster.leader();
-}, 60_000);
-afterAll(async () => {
-  await cluster?.stop();
-});
+clusterForSuite((started) => (cluster = started));
 
 /** A deterministic source of choices (the test must replay the same way from its seed). */
 function random(seed: number): (n: number) => number {
