@@ -150,6 +150,14 @@ export class MemberRuntime {
       // Only an install whose WAL record a crash lost leaves the store ahead of the whole log.
       throw new Error(`runtime: the state store is at ${applied}, past the end of the log (${recovered.lastIndex}); the member needs a snapshot it cannot yet rebuild on its own`);
     }
+    const base = recovered.base?.meta.index ?? 0;
+    if (applied < base) {
+      // The log starts after what the store holds: the entries between are gone. Going on would
+      // leave the state machine short of entries the core believes applied. (Only a staged
+      // snapshot lost after its base was logged leads here; RocksDB's start-up recovery
+      // finishes a staged install.)
+      throw new Error(`runtime: the state store is at ${applied}, below the log's base ${base}; the entries between are gone, so this member must be rebuilt from a peer's snapshot`);
+    }
     this.raft = new Raft(
       {
         id: options.id,
@@ -419,11 +427,16 @@ export class MemberRuntime {
     //    moved (a member relearns it from the leader). A leader's appends leave before its own
     //    fdatasync, so followers write in parallel with it (send-order.ts).
     if (rd.snapshot !== null) {
+      // The log's new base is durable before the store is swapped: a crash between the two
+      // leaves a complete staged store that start-up recovery finishes installing. (Swapped
+      // first, a crash before the WAL's sync left a store ahead of its log: a member that could
+      // not start.)
+      wal.setBase({ meta: rd.snapshot.meta, replacesLog: true });
+      await wal.syncAsync();
       await home.installStaged();
       this.stagedStepped = false;
       this.deps.logger.info({ event: 'snapshot_installed', index: rd.snapshot.meta.index, term: rd.snapshot.meta.term }, `installed the leader's snapshot at ${rd.snapshot.meta.index}`);
       this.deps.onStoreReplaced?.();
-      wal.setBase({ meta: rd.snapshot.meta, replacesLog: true });
       this.proposals.failThrough(rd.snapshot.meta.index, new RetryableError('NOT_LEADER', 'a snapshot replaced the log', this.raft.status.leaderId));
     }
     const durableTerm = this.writtenHardState.term;

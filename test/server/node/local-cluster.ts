@@ -33,7 +33,7 @@ export class LocalCluster {
 
   constructor(
     readonly ids: readonly NodeId[],
-    private readonly options: { snapshotEvery?: number; keepEntries?: number } = {},
+    private readonly options: { snapshotEvery?: number; keepEntries?: number; beforeInstall?: (id: NodeId, fs: MemoryFileSystem) => void } = {},
   ) {}
 
   async start(): Promise<void> {
@@ -97,6 +97,14 @@ export class LocalCluster {
   private async boot(id: NodeId): Promise<void> {
     const { fs, engine } = this.disks.get(id)!;
     const home = await MemoryStoreHome.open({}, engine);
+    const beforeInstall = this.options.beforeInstall;
+    if (beforeInstall !== undefined) {
+      const installStaged = home.installStaged.bind(home);
+      home.installStaged = () => {
+        beforeInstall(id, fs);
+        return installStaged();
+      };
+    }
     const { wal, log } = Wal.open(fs, '/wal', { segmentBytes: 16 * 1024, salt: () => 1 });
     const timers: RuntimeTimers = {
       setInterval: (run) => {
@@ -108,7 +116,7 @@ export class LocalCluster {
     };
     let state = this.seed++ * 2654435761;
     const runtime = new MemberRuntime(
-      { id, peers: this.ids, electionTicks: 10, heartbeatTicks: 1, ...this.options },
+      { id, peers: this.ids, electionTicks: 10, heartbeatTicks: 1, ...(this.options.snapshotEvery === undefined ? {} : { snapshotEvery: this.options.snapshotEvery }), ...(this.options.keepEntries === undefined ? {} : { keepEntries: this.options.keepEntries }) },
       {
         clock: { monotonicMs: () => this.wallMs, wallMs: () => this.wallMs },
         timers,

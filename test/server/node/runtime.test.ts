@@ -11,6 +11,10 @@
 import { describe, expect, it } from 'vitest';
 import type { StateResult } from '../../../server/state/state-machine.js';
 import { LocalCluster } from './local-cluster.js';
+import { Wal } from '../../../server/storage/wal/wal.js';
+import { MemberRuntime } from '../../../server/node/runtime.js';
+import { MemoryStoreHome } from '../../../server/node/store-home.js';
+import { MemoryFileSystem } from '../../../server/storage/memory-file-system.js';
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const valueAt = (cluster: LocalCluster, id: string, path: string): string | null => {
@@ -86,6 +90,30 @@ describe('MemberRuntime', () => {
     expect(cluster.runtime(away).status.snapshotIndex).toBeGreaterThan(10);
   });
 
+  it('makes the log\'s new base durable before it swaps in a snapshot (a power cut between leaves a log start-up can pair with the staged store)', async () => {
+    const bases: (number | null)[] = [];
+    const cluster = new LocalCluster(['a', 'b', 'c'], {
+      snapshotEvery: 20,
+      keepEntries: 5,
+      // At the moment of the swap: what would a power cut leave in the WAL?
+      beforeInstall: (_id, fs) => {
+        const afterPowerCut = fs.clone();
+        afterPowerCut.crash();
+        bases.push(Wal.open(afterPowerCut, '/wal', { segmentBytes: 16 * 1024 }).log.base?.meta.index ?? null);
+      },
+    });
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const leader = cluster.leader()!;
+    const away = cluster.followers()[0]!;
+    cluster.crash(away);
+    for (let i = 0; i < 80; i++) expect(await write(cluster, leader, `/s/${i % 10}`, `v${i}`)).toMatchObject({ ok: true });
+    await cluster.restart(away);
+    await cluster.until(() => valueAt(cluster, away, '/s/9') === 'v79', 300, 'the snapshot install');
+    expect(bases.length).toBeGreaterThan(0);
+    for (const base of bases) expect(base).toBeGreaterThan(10);
+  });
+
   it('stops a member whose fdatasync failed: it reports the failure once, answers nothing more, and the others go on', async () => {
     const cluster = new LocalCluster(['a', 'b', 'c']);
     await cluster.start();
@@ -105,5 +133,31 @@ describe('MemberRuntime', () => {
     await cluster.until(() => newLeader() !== undefined, 300, 'a new leader');
     const next = newLeader()!;
     expect(await write(cluster, next, '/after', 'yes')).toMatchObject({ ok: true });
+  });
+
+  it('refuses to start on a store behind its log\'s base (the entries between are gone), rather than run short of them', async () => {
+    const fs = new MemoryFileSystem();
+    const { wal } = Wal.open(fs, '/wal');
+    wal.setBase({ meta: { index: 10, term: 2, conf: { voters: ['a', 'b', 'c'] } }, replacesLog: true });
+    wal.sync();
+    wal.close();
+    const { wal: reopened, log } = Wal.open(fs, '/wal');
+    const home = await MemoryStoreHome.open(); // applied 0: the staged store that had index 10 is gone
+    const quiet = { info() {}, warn() {}, error() {} };
+    const construct = (): MemberRuntime =>
+      new MemberRuntime(
+        { id: 'a', peers: ['a', 'b', 'c'] },
+        {
+          clock: { monotonicMs: () => 0, wallMs: () => 0 },
+          timers: { setInterval: () => null, clearInterval: () => undefined, defer: (run) => void setImmediate(run) },
+          random: { intBelow: () => 0 },
+          wal: reopened,
+          recovered: log,
+          home,
+          link: { send() {}, forward: () => Promise.reject(new Error('no')), sendSnapshot: () => Promise.reject(new Error('no')), leaseRequest: () => Promise.reject(new Error('no')) },
+          logger: quiet,
+        },
+      );
+    expect(construct).toThrow(/below the log's base 10/);
   });
 });
