@@ -26,6 +26,8 @@ const argv = await yargs(hideBin(process.argv))
   .option('tick-ms', { type: 'number', default: 100, describe: 'Raft tick: heartbeats every tick, elections after 10–20 ticks without a leader' })
   .option('snapshot-count', { type: 'number', default: 10_000, describe: 'applied entries between snapshots: the store is made durable and the log compacted up to it' })
   .option('catchup-entries', { type: 'number', default: 5_000, describe: 'entries kept below each snapshot, so a member a little behind catches up from the log, not a whole snapshot' })
+  .option('lease-reads', { type: 'boolean', default: false, describe: 'serve linearizable reads on the leader from a read lease, without a heartbeat round (every member must set it alike)' })
+  .option('lease-drift-percent', { type: 'number', default: 10, describe: 'with --lease-reads: how much faster any member\'s clock may run than another\'s; the lease shrinks by it' })
   .option('watch-progress-ms', { type: 'number', default: 10_000, describe: 'how often an idle watch that asked for progress gets a bookmark (the current revision)' })
   .option('max-frame-bytes', { type: 'number', default: 1.5 * 1024 * 1024, describe: 'largest client frame accepted; a larger one closes that connection with a reason' })
   .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'] })
@@ -54,6 +56,8 @@ try {
     snapshotCount: argv['snapshot-count'],
     catchupEntries: argv['catchup-entries'],
     watchProgressMs: argv['watch-progress-ms'],
+    leaseReads: argv['lease-reads'],
+    leaseDriftPercent: argv['lease-drift-percent'],
     logger,
     // A failed fdatasync or store write: what this member believed durable may not be. It
     // must not serve another request; exit non-zero so a supervisor restarts it on recovery.

@@ -44,6 +44,13 @@ export interface ServerOptions {
   readonly snapshotCount?: number;
   /** Entries kept below each snapshot for members a little behind (default 5,000). */
   readonly catchupEntries?: number;
+  /**
+   * Serve linearizable reads on the leader from a read lease instead of a heartbeat round
+   * (default off). Every member must set it alike. `leaseDriftPercent` (default 10) is how much
+   * faster any member's clock may run than another's.
+   */
+  readonly leaseReads?: boolean;
+  readonly leaseDriftPercent?: number;
   /** An idle watch that asked for progress gets a bookmark this often (default 10,000 ms). */
   readonly watchProgressMs?: number;
   /**
@@ -138,6 +145,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       tickMs: options.tickMs ?? 100,
       ...(options.snapshotCount === undefined ? {} : { snapshotEvery: options.snapshotCount }),
       ...(options.catchupEntries === undefined ? {} : { keepEntries: options.catchupEntries }),
+      ...(options.leaseReads === true ? { leaseReads: { driftPercent: options.leaseDriftPercent ?? 10 } } : {}),
     },
     {
       clock: { monotonicMs: () => performance.now(), wallMs: () => Date.now() },

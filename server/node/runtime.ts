@@ -87,6 +87,14 @@ export interface RuntimeOptions {
   readonly snapshotEvery?: number;
   /** Entries kept below the low-water mark, for followers a little behind. */
   readonly keepEntries?: number;
+  /**
+   * Lease-based linearizable reads on the leader (Clock-Bound Wait), off by default. The leader
+   * serves a read from its own state, without a heartbeat round, while a quorum confirmed its
+   * leadership within the lease: (electionTicks − 1) ticks shrunk by `driftPercent` (how much
+   * faster any member's clock may run than this one's), less one tick. Every member of the
+   * cluster must enable it (they then refuse votes for an election timeout after a restart).
+   */
+  readonly leaseReads?: { readonly driftPercent: number };
 }
 
 export interface RuntimeDeps {
@@ -131,6 +139,11 @@ export class MemberRuntime {
   private stagedStepped = false;
   private persistScheduled = false;
   private handOff: { readonly deadline: number; readonly resolve: (handed: boolean) => void } | null = null;
+  /** Lease reads: leadership probes in flight (by read request id), and the lease they earned. */
+  private readonly leaseProbes = new Map<string, { readonly issuedMs: number; readonly term: number }>();
+  private leaseUntilMs = 0;
+  private leaseTerm = -1;
+  private leaseProbeSeq = 0;
   /** Snapshots received one after another (each replaces the staged one). */
   private receiving: Promise<void> = Promise.resolve();
   private readonly snapshotEvery: number;
@@ -167,6 +180,9 @@ export class MemberRuntime {
         heartbeatTicks: options.heartbeatTicks ?? 1,
         preVote: true,
         checkQuorum: true,
+        // A leader's read lease rests on followers not voting within an election timeout of its
+        // heartbeat; a restarted member has forgotten that heartbeat.
+        quietAfterStart: options.leaseReads !== undefined,
         // Entries the store already holds are not handed out again.
         appliedIndex: applied,
       },
@@ -181,6 +197,19 @@ export class MemberRuntime {
       },
       this.electionTimeoutMs,
     );
+  }
+
+  /**
+   * How long after issuing a confirmed leadership probe this leader may serve reads alone (0:
+   * lease reads are off). The followers that confirmed it will not vote for another for
+   * (electionTicks − 1) of their ticks; their clocks may run faster by driftPercent.
+   */
+  get leaseReadMs(): number {
+    const lease = this.options.leaseReads;
+    if (lease === undefined) return 0;
+    const tickMs = this.options.tickMs ?? 100;
+    const ms = (((this.options.electionTicks ?? 10) - 1) * tickMs) / (1 + lease.driftPercent / 100) - tickMs;
+    return Math.max(0, Math.floor(ms));
   }
 
   /** The shortest election timeout, in ms. */
@@ -226,6 +255,7 @@ export class MemberRuntime {
   start(): void {
     this.ticker = this.deps.timers.setInterval(() => {
       this.enqueue(() => this.raft.tick());
+      if (this.options.leaseReads !== undefined) this.enqueue(() => this.probeLease());
       this.leaseKeeper.tick();
       this.releaseRevisionWaiters();
       this.settleHandOff();
@@ -255,6 +285,8 @@ export class MemberRuntime {
     return new Promise<boolean>((resolve) => {
       this.handOff = { deadline: this.deps.clock.monotonicMs() + timeoutMs, resolve };
       // The core catches the transferee up before it tells it to campaign (TimeoutNow).
+      // The transferee campaigns with a forced vote, which followers grant inside a lease.
+      this.leaseUntilMs = 0;
       this.enqueue(() => this.raft.transferLeadership(to));
     });
   }
@@ -310,6 +342,8 @@ export class MemberRuntime {
   /** A linearizable read (ReadIndex): served once this member has applied the confirmed index. */
   async readLinearizable<T>(read: (machine: StateMachine) => T): Promise<T> {
     this.refuseIfStopped();
+    // Within the read lease no other leader can exist: the commit index here is the latest.
+    if (this.leaseValid() && this.machine.appliedIndex >= this.raft.status.commitIndex) return read(this.machine);
     const requestId = `${this.options.id}/${++this.readSeq}`;
     const waiting = this.reads.add(requestId);
     this.enqueue(() => {
@@ -336,6 +370,25 @@ export class MemberRuntime {
       const waiter = { revision, resolve, reject, deadline: this.deps.clock.monotonicMs() + timeoutMs };
       this.revisionWaiters.push(waiter);
     });
+  }
+
+  /** Each tick a leader serving lease reads probes its leadership (a ReadIndex of its own); a confirmation extends the lease. */
+  private probeLease(): void {
+    if (this.raft.status.role !== 'leader' || this.handOff !== null || this.leaseProbes.size > 64) return;
+    const requestId = `${this.options.id}/lease/${++this.leaseProbeSeq}`;
+    // Taken before the round's heartbeat is sent: the lease counts from no later than that.
+    const issuedMs = this.deps.clock.monotonicMs();
+    if (this.raft.readIndex(requestId).ok) this.leaseProbes.set(requestId, { issuedMs, term: this.raft.status.term });
+  }
+
+  private leaseValid(): boolean {
+    return (
+      this.leaseUntilMs > 0 &&
+      this.handOff === null &&
+      this.raft.status.role === 'leader' &&
+      this.raft.status.term === this.leaseTerm &&
+      this.deps.clock.monotonicMs() < this.leaseUntilMs
+    );
   }
 
   /** A stopped member (shut down, or its storage failed) serves nothing: its state may not be durable. */
@@ -468,11 +521,25 @@ export class MemberRuntime {
     // after the answers have gone out (building the batch is not on a client's path); a failed
     // write stops the member like a failed fsync.
     if (rd.committedEntries.length > 0) this.persistSoon();
-    for (const rs of rd.readStates) this.reads.readIndex(rs.requestId, rs.index);
+    for (const rs of rd.readStates) {
+      const probe = this.leaseProbes.get(rs.requestId);
+      if (probe === undefined) {
+        this.reads.readIndex(rs.requestId, rs.index);
+        continue;
+      }
+      this.leaseProbes.delete(rs.requestId);
+      // Confirmed: a quorum heard this leader after the probe was issued.
+      if (probe.term === this.raft.status.term && this.handOff === null) {
+        this.leaseUntilMs = Math.max(this.leaseUntilMs, probe.issuedMs + this.leaseReadMs);
+        this.leaseTerm = probe.term;
+      }
+    }
     this.reads.applied(this.machine.appliedIndex);
     this.releaseRevisionWaiters();
     if (rd.softState !== null) {
       const { role, leaderId } = rd.softState;
+      this.leaseUntilMs = 0;
+      this.leaseProbes.clear();
       this.deps.logger.info({ event: 'role_changed', role, leader: leaderId, term: this.raft.status.term }, leaderId === null ? `now ${role}, no leader known` : `now ${role}, leader ${leaderId}`);
       if (role === 'leader' && this.leaseKeeper.term !== this.raft.status.term) this.leaseKeeper.becameLeader(this.raft.status.term);
       if (role !== 'leader' && this.leaseKeeper.leading) this.leaseKeeper.stoppedLeading();

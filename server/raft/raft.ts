@@ -94,6 +94,8 @@ export class Raft {
   private prevHardState: HardState;
   private prevSoftState: SoftState;
   private handedOut: HandedOut | null = null;
+  /** Ticks left in which a (re)started member refuses votes (quietAfterStart). */
+  private startQuietTicks: number;
 
   constructor(config: RaftConfig, persisted: PersistedState) {
     this.id = config.id;
@@ -108,6 +110,7 @@ export class Raft {
     this.maxInflightAppends = config.maxInflightAppends ?? 256;
     this.reads = new ReadIndexBook(config.maxPendingReads ?? 4096);
     this.bugs = config.plantedBugs ?? {};
+    this.startQuietTicks = config.quietAfterStart === true ? this.electionTicks : 0;
 
     this.conf = persisted.snapshot?.conf ?? { voters: [...config.peers].sort() };
     this.term = persisted.hardState.term;
@@ -123,6 +126,7 @@ export class Raft {
   /** One unit of logical time; the caller decides how long a tick is. */
   tick(): void {
     this.assertNoReadyOutstanding();
+    if (this.startQuietTicks > 0) this.startQuietTicks--;
     if (this.role === 'leader') this.tickLeader();
     else this.tickElection();
   }
@@ -135,7 +139,7 @@ export class Raft {
         const force = m.type === 'Vote' && m.transfer;
         // Check-quorum lease: while we hear from a leader, a disruptive candidate is ignored.
         const inLease = this.checkQuorum && this.leaderId !== null && this.electionElapsed < this.electionTicks;
-        if (!force && inLease) return;
+        if (!force && (inLease || this.startQuietTicks > 0)) return;
       }
       if (m.type === 'PreVote') {
         // A pre-vote never changes our term: that is what makes it harmless.

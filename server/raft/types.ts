@@ -207,6 +207,13 @@ export interface RaftConfig {
   readonly maxPendingReads?: number;
   /** The state machine's applied index at start (entries up to it are not handed out again). */
   readonly appliedIndex?: number;
+  /**
+   * Refuse (pre-)votes for electionTicks after start, as if a leader had just been heard. A
+   * leader's read lease (server/node) rests on its followers not voting within an election
+   * timeout of its heartbeat; a member that restarted has forgotten that heartbeat. Every member
+   * of a cluster that serves lease reads must set it.
+   */
+  readonly quietAfterStart?: boolean;
   readonly plantedBugs?: PlantedBugs;
 }
 

@@ -34,6 +34,7 @@ export interface MemberConfig {
   readonly checkQuorum: boolean;
   readonly preVote: boolean;
   readonly heartbeatTicks: number;
+  readonly quietAfterStart?: boolean;
   /** Take a snapshot once this many entries were applied since the last one. */
   readonly snapshotEvery: number;
   readonly plantedBugs: PlantedBugs;
@@ -90,6 +91,7 @@ export class SimMember {
         maxEntriesPerAppend: config.maxEntriesPerAppend,
         maxInflightAppends: config.maxInflightAppends,
         checkQuorum: config.checkQuorum,
+        quietAfterStart: config.quietAfterStart === true,
         appliedIndex: this.appliedIndex,
         plantedBugs: config.plantedBugs,
       },

@@ -26,6 +26,8 @@ export class LocalCluster {
   private readonly disks = new Map<NodeId, Disks>();
   private readonly tickers = new Map<NodeId, () => void>();
   private readonly down = new Set<NodeId>();
+  /** Members cut off from the others: running, but every message to or from them is lost. */
+  private readonly cut = new Set<NodeId>();
   /** Errors each member's runtime reported as fatal (its storage failed). */
   readonly fatal = new Map<NodeId, Error>();
   private wallMs = 1_000_000;
@@ -33,7 +35,7 @@ export class LocalCluster {
 
   constructor(
     readonly ids: readonly NodeId[],
-    private readonly options: { snapshotEvery?: number; keepEntries?: number; beforeInstall?: (id: NodeId, fs: MemoryFileSystem) => void } = {},
+    private readonly options: { snapshotEvery?: number; keepEntries?: number; leaseReads?: { driftPercent: number }; beforeInstall?: (id: NodeId, fs: MemoryFileSystem) => void } = {},
   ) {}
 
   async start(): Promise<void> {
@@ -72,6 +74,12 @@ export class LocalCluster {
       await this.tick();
     }
     if (!done()) throw new Error(`${what} did not hold within ${maxTicks} ticks`);
+  }
+
+  /** Cut `id` off from every other member (it keeps running), or heal it. */
+  isolate(id: NodeId, isolated = true): void {
+    if (isolated) this.cut.add(id);
+    else this.cut.delete(id);
   }
 
   /** A power cut: the member stops; its disks keep only what was synced. */
@@ -116,7 +124,7 @@ export class LocalCluster {
     };
     let state = this.seed++ * 2654435761;
     const runtime = new MemberRuntime(
-      { id, peers: this.ids, electionTicks: 10, heartbeatTicks: 1, ...(this.options.snapshotEvery === undefined ? {} : { snapshotEvery: this.options.snapshotEvery }), ...(this.options.keepEntries === undefined ? {} : { keepEntries: this.options.keepEntries }) },
+      { id, peers: this.ids, electionTicks: 10, heartbeatTicks: 1, ...(this.options.snapshotEvery === undefined ? {} : { snapshotEvery: this.options.snapshotEvery }), ...(this.options.keepEntries === undefined ? {} : { keepEntries: this.options.keepEntries }), ...(this.options.leaseReads === undefined ? {} : { leaseReads: this.options.leaseReads }) },
       {
         clock: { monotonicMs: () => this.wallMs, wallMs: () => this.wallMs },
         timers,
@@ -142,7 +150,7 @@ export class LocalCluster {
     return {
       send: (message: Message) => {
         setImmediate(() => {
-          if (this.down.has(from) || this.down.has(message.to)) return;
+          if (this.down.has(from) || this.down.has(message.to) || this.cut.has(from) || this.cut.has(message.to)) return;
           this.runtimes.get(message.to)?.step(message);
         });
       },

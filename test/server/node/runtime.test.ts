@@ -137,11 +137,11 @@ describe('MemberRuntime', () => {
 
   it('refuses to start on a store behind its log\'s base (the entries between are gone), rather than run short of them', async () => {
     const fs = new MemoryFileSystem();
-    const { wal } = Wal.open(fs, '/wal');
+    const { wal } = Wal.open(fs, '/wal', { segmentBytes: 16 * 1024 });
     wal.setBase({ meta: { index: 10, term: 2, conf: { voters: ['a', 'b', 'c'] } }, replacesLog: true });
     wal.sync();
     wal.close();
-    const { wal: reopened, log } = Wal.open(fs, '/wal');
+    const { wal: reopened, log } = Wal.open(fs, '/wal', { segmentBytes: 16 * 1024 });
     const home = await MemoryStoreHome.open(); // applied 0: the staged store that had index 10 is gone
     const quiet = { info() {}, warn() {}, error() {} };
     const construct = (): MemberRuntime =>
@@ -159,5 +159,69 @@ describe('MemberRuntime', () => {
         },
       );
     expect(construct).toThrow(/below the log's base 10/);
+  });
+
+  describe('lease-based reads (Clock-Bound Wait)', () => {
+    /** Let the runtime's own scheduled work run (no timer, no tick): what completes without the network. */
+    const turns = async (n = 5): Promise<void> => {
+      for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    const readOn = (cluster: LocalCluster, id: string): { done: () => boolean; value: () => unknown; failed: () => unknown } => {
+      let value: unknown;
+      let failed: unknown;
+      cluster
+        .runtime(id)
+        .readLinearizable((m) => m.namespace.get('/lease/read'))
+        .then(
+          (v) => void (value = v),
+          (e: unknown) => void (failed = e),
+        );
+      return { done: () => value !== undefined || failed !== undefined, value: () => value, failed: () => failed };
+    };
+
+    async function leaderWithLease(leaseReads: boolean): Promise<{ cluster: LocalCluster; leader: string }> {
+      const cluster = new LocalCluster(['a', 'b', 'c'], leaseReads ? { leaseReads: { driftPercent: 10 } } : {});
+      await cluster.start();
+      await cluster.until(() => cluster.leader() !== null, 300, 'an election');
+      const leader = cluster.leader()!;
+      expect(await write(cluster, leader, '/lease/read', 'fresh')).toMatchObject({ ok: true });
+      for (let i = 0; i < 3; i++) await cluster.tick(); // probes confirmed by the followers
+      for (const id of cluster.followers()) cluster.isolate(id);
+      return { cluster, leader };
+    }
+
+    it('serves a read from the leader alone while its lease holds, with the followers cut off', async () => {
+      const { cluster, leader } = await leaderWithLease(true);
+      expect(cluster.runtime(leader).leaseReadMs).toBe(718); // (10 − 1) × 100 ms ÷ 1.1 − 100 ms
+      const read = readOn(cluster, leader);
+      await turns();
+      expect(read.value()).toMatchObject({ ok: true, node: { value: text('fresh') } });
+    });
+
+    it('without lease reads the same read waits for a heartbeat round the cut-off followers cannot answer', async () => {
+      const { cluster, leader } = await leaderWithLease(false);
+      const read = readOn(cluster, leader);
+      await turns();
+      expect(read.done()).toBe(false);
+    });
+
+    it('stops serving from the lease once it has run out (no confirmation since), and the read fails rather than go stale', async () => {
+      const { cluster, leader } = await leaderWithLease(true);
+      for (let i = 0; i < 8; i++) await cluster.tick(); // 800 ms: past the 718 ms lease
+      const read = readOn(cluster, leader);
+      await turns();
+      expect(read.done()).toBe(false);
+      await cluster.until(() => read.done(), 30, 'the read failing once the leader steps down');
+      expect(read.value()).toBeUndefined();
+      expect(read.failed()).toMatchObject({ code: expect.stringMatching(/NOT_LEADER|UNAVAILABLE/) });
+    });
+
+    it('gives up the lease when it hands leadership over (the transferee\'s forced vote is granted inside a lease)', async () => {
+      const { cluster, leader } = await leaderWithLease(true);
+      void cluster.runtime(leader).handOffLeadership(5_000);
+      const read = readOn(cluster, leader);
+      await turns();
+      expect(read.done()).toBe(false);
+    });
   });
 });

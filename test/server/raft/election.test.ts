@@ -341,4 +341,28 @@ describe('thesis §6.2 check-quorum', () => {
     expect(net.raft('b').status).toMatchObject({ term: 9, vote: 'c' });
     expect(net.messages((m) => isFrom('b', 'VoteResp')(m) && m.to === 'c')).toMatchObject([{ term: 9, reject: false }]);
   });
+
+  it('with quietAfterStart, a started member refuses votes for an election timeout, then grants them; a transfer\'s forced vote at once', () => {
+    // A leader's read lease rests on its followers refusing votes for an election timeout after
+    // its heartbeat; a member that (re)started has forgotten that heartbeat, so it waits as if
+    // it had just heard one.
+    const net = Network.cluster(['a', 'b', 'c'], { preVote: false, quietAfterStart: true });
+    net.inject(voteRequest('a', 'c', 1, 0, 0));
+    expect(net.messages(isFrom('c', 'VoteResp'))).toEqual([]);
+    expect(net.raft('c').status.term).toBe(0);
+    net.inject({ ...voteRequest('b', 'c', 1, 0, 0), transfer: true });
+    expect(net.messages(isFrom('c', 'VoteResp'))).toMatchObject([{ to: 'b', term: 1, reject: false }]);
+
+    const quiet = Network.cluster(['a', 'b', 'c'], { preVote: false, quietAfterStart: true });
+    quiet.isolate('c');
+    quiet.tick(9, ['c']);
+    quiet.heal();
+    quiet.inject(voteRequest('a', 'c', 1, 0, 0));
+    expect(quiet.messages(isFrom('c', 'VoteResp'))).toEqual([]);
+    quiet.isolate('c');
+    quiet.tick(1, ['c']);
+    quiet.heal();
+    quiet.inject(voteRequest('a', 'c', 1, 0, 0));
+    expect(quiet.messages(isFrom('c', 'VoteResp'))).toMatchObject([{ to: 'a', term: 1, reject: false }]);
+  });
 });
