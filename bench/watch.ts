@@ -12,7 +12,9 @@
  * round; etcd gets one LeaseKeepAlive request per lease on a single stream (its protocol has
  * no batch).
  *
- * Flags: --only warden, --watchers 1,100,10000, --puts N.
+ * Memory: each member's resident set before the watchers are registered and with them.
+ *
+ * Flags: --only warden, --watchers 1,100,10000, --puts N, --leases N (default 10,000).
  *
  * Must never: run in CI (it starts the anchors); be read as a test; leave members behind.
  */
@@ -25,12 +27,16 @@ import { WebSocket } from 'ws';
 import { Etcd3 } from 'etcd3';
 import { Cluster } from '../test/integration/cluster.js';
 
-const { values } = parseArgs({ options: { only: { type: 'string' }, watchers: { type: 'string', default: '1,100,10000' }, puts: { type: 'string', default: '100' } } });
+const { values } = parseArgs({
+  options: { only: { type: 'string' }, watchers: { type: 'string', default: '1,100,10000' }, puts: { type: 'string', default: '100' }, leases: { type: 'string', default: '10000' } },
+});
 const WATCHER_COUNTS = values.watchers.split(',').map(Number);
 const PUTS = Number(values.puts);
 const CONNECTIONS = 10;
 const ANCHORS = fileURLToPath(new URL('../../shared/anchors/', import.meta.url));
-const LEASES = 10_000;
+const LEASES = Number(values.leases);
+/** Ids per keep-alive frame (the schema's bound). */
+const KEEPALIVE_BATCH = 10_000;
 const LEASE_TTL_S = 9;
 
 /** 3,000 puts, 16 at a time, before measuring: a fresh process runs cold until its JIT has seen the path. */
@@ -40,6 +46,11 @@ async function warm(put: (i: number) => Promise<unknown>): Promise<void> {
 
 const pct = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function rssMiB(pid: number): number {
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  return Math.round(Number(line.split(/\s+/)[1]) / 1024);
+}
 
 function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -89,8 +100,11 @@ async function wardenWatch(cluster: Cluster, leaderUrl: string, watchers: number
     for (const event of events) if (event.node !== undefined) latencies.push(now - Number(Buffer.from(event.node.value, 'base64').toString()));
   };
   const connections = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => wardenConnection(cluster.members[i % 3]!.clientUrl, onPush)));
+  const rssBefore = cluster.members.map((m) => rssMiB(m.process!.pid!));
   let watchId = 0;
   await Promise.all(Array.from({ length: watchers }, (_, i) => connections[i % CONNECTIONS]!.call({ type: 'watch', watchId: ++watchId, path: '/bench/watched' })));
+  const rssWith = cluster.members.map((m) => rssMiB(m.process!.pid!));
+  process.stdout.write(`memory  warden  ${String(watchers).padStart(6)} watchers  member RSS ${rssBefore.map((b, i) => `${b}→${rssWith[i]}`).join(', ')} MiB\n`);
   const writer = await wardenConnection(leaderUrl, () => undefined);
   await warm((i) => writer.call({ type: 'put', path: `/bench/warm${i % 100}`, value: 'eA==' }));
   const putLatencies: number[] = [];
@@ -141,7 +155,10 @@ async function wardenLeaseCpu(leaderPid: number, leaderUrl: string): Promise<num
     const answers = await Promise.all(Array.from({ length: 1_000 }, () => client.call({ type: 'leaseGrant', ttlMs: LEASE_TTL_S * 1000 })));
     for (const a of answers) ids.push((a['lease'] as { id: number }).id);
   }
-  const keepAll = (): Promise<unknown> => client.call({ type: 'leaseKeepAlive', leases: ids });
+  const keepAll = async (): Promise<Record<string, unknown>> => {
+    const answers = await Promise.all(Array.from({ length: Math.ceil(ids.length / KEEPALIVE_BATCH) }, (_, i) => client.call({ type: 'leaseKeepAlive', leases: ids.slice(i * KEEPALIVE_BATCH, (i + 1) * KEEPALIVE_BATCH) })));
+    return answers.find((a) => a['ok'] !== true) ?? { ok: true };
+  };
   await keepAll();
   const before = cpuSeconds(leaderPid);
   const started = performance.now();
@@ -151,7 +168,7 @@ async function wardenLeaseCpu(leaderPid: number, leaderUrl: string): Promise<num
     if ((answer as { ok?: boolean }).ok !== true) throw new Error(`keep-alive failed: ${JSON.stringify(answer).slice(0, 200)}`);
   }
   const share = (cpuSeconds(leaderPid) - before) / ((performance.now() - started) / 1000);
-  await Promise.all(ids.map((lease) => client.call({ type: 'leaseRevoke', lease })));
+  for (let start = 0; start < ids.length; start += 1_000) await Promise.all(ids.slice(start, start + 1_000).map((lease) => client.call({ type: 'leaseRevoke', lease })));
   client.close();
   return share;
 }
