@@ -103,7 +103,7 @@ export function createHandlers(runtime: MemberRuntime, hub: WatchHub, leaderUrl:
         case 'leaseTimeToLive':
           return leaseAnswer(async () => {
             const [answer] = await runtime.leaseRequest({ op: 'timeToLive', lease: f['lease'] as number });
-            if (answer === undefined || !answer.ok) return { ok: false, error: { code: 'LEASE_NOT_FOUND', message: answer?.ok === false ? answer.message : 'no such lease' } };
+            if (answer === undefined || !answer.ok) return { ok: false, error: { code: answer?.ok === false ? answer.code : 'LEASE_NOT_FOUND', message: answer?.ok === false ? answer.message : 'no such lease' } };
             const { ok: _ok, ...lease } = answer;
             if (f['paths'] !== true) return { ok: true, lease };
             const paths = await runtime.readLinearizable((machine) => machine.namespace.pathsOfLease(lease.id));

@@ -25,7 +25,7 @@ import type { StateMachine, StateResult } from '../state/state-machine.js';
 /** What a keep-alive or time-to-live answers for one lease. */
 export type LeaseStatus =
   | { readonly id: LeaseId; readonly ok: true; readonly ttlMs: number; readonly remainingMs: number }
-  | { readonly id: LeaseId; readonly ok: false; readonly code: 'LEASE_NOT_FOUND'; readonly message: string };
+  | { readonly id: LeaseId; readonly ok: false; readonly code: 'LEASE_NOT_FOUND' | 'UNAVAILABLE'; readonly message: string };
 
 export interface LeaseKeeperDeps {
   readonly monotonicMs: () => number;
@@ -113,6 +113,7 @@ export class LeaseKeeper {
     const now = this.deps.monotonicMs();
     return ids.map((id) => {
       const lease = machine.leases.get(id);
+      if (lease === undefined && this.takingOver()) return notYet(id);
       if (lease === undefined || this.expiring.has(id)) return notFound(id);
       if (this.armed) this.deadlines.set(id, now + lease.ttlMs);
       return { id, ok: true, ttlMs: lease.ttlMs, remainingMs: lease.ttlMs };
@@ -122,6 +123,7 @@ export class LeaseKeeper {
   /** A lease's granted TTL and the time it has left (a full TTL while this leadership is not yet armed). */
   timeToLive(id: LeaseId): LeaseStatus {
     const lease = this.deps.machine().leases.get(id);
+    if (lease === undefined && this.takingOver()) return notYet(id);
     if (lease === undefined || this.expiring.has(id)) return notFound(id);
     this.reconcile();
     const deadline = this.deadlines.get(id);
@@ -156,12 +158,13 @@ export class LeaseKeeper {
     const term = this.leadingTerm;
     this.deps.proposeHere({ op: 'leaseExpire', leases: due, term }).then(
       (result) => {
-        if (result.ok && result.op === 'leaseExpire' && 'stale' in result) {
-          this.deps.warn({ event: 'lease_expiry_stale', term, leases: due.length }, 'an expiry from an older leadership was refused (a newer leader keeps the leases)');
-        }
+        const stale = result.ok && result.op === 'leaseExpire' && 'stale' in result;
+        if (stale) this.deps.warn({ event: 'lease_expiry_stale', term, leases: due.length }, 'an expiry from an older leadership was refused (a newer leader keeps the leases)');
         for (const id of due) {
           this.expiring.delete(id);
-          this.deadlines.delete(id);
+          // Only what this leadership really ended is forgotten; a lease the expiry did not end
+          // keeps its deadline (and comes up again next tick if still overdue).
+          if (this.leadingTerm === term && !stale && result.ok) this.deadlines.delete(id);
         }
       },
       () => {
@@ -169,6 +172,14 @@ export class LeaseKeeper {
         for (const id of due) this.expiring.delete(id);
       },
     );
+  }
+
+  /**
+   * A new leader whose refresh is not applied yet may not have applied a grant the old leader
+   * committed: an id it does not know is not yet proof the lease is gone.
+   */
+  private takingOver(): boolean {
+    return this.leadingTerm !== null && !this.armed;
   }
 
   /** Every lease gets a full TTL from now. */
@@ -190,6 +201,10 @@ export class LeaseKeeper {
     for (const id of leases.ids()) if (!this.deadlines.has(id)) this.deadlines.set(id, now + leases.get(id)!.ttlMs);
     this.seen = { size: leases.size, nextId: leases.nextLeaseId };
   }
+}
+
+function notYet(id: LeaseId): LeaseStatus {
+  return { id, ok: false, code: 'UNAVAILABLE', message: `a new leader is taking over the leases; lease ${id} cannot be told apart from a lost one yet, retry` };
 }
 
 function notFound(id: LeaseId): LeaseStatus {

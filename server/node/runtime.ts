@@ -62,6 +62,8 @@ export interface StoreHome {
   snapshot(): Promise<{ readonly appliedIndex: number; chunks(base: SnapshotMeta): AsyncIterable<Uint8Array> }>;
   /** Receive a snapshot stream beside the live store (staged, durable); answers its base. */
   receive(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta>;
+  /** The base of the snapshot staged now and complete, or null. */
+  stagedMeta(): SnapshotMeta | null;
   /** Replace the store with the staged snapshot (closed, swapped, reopened). */
   installStaged(): Promise<void>;
   /** Throw away a staged snapshot that will not be installed. */
@@ -137,6 +139,10 @@ export class MemberRuntime {
   private readonly snapshotsSending = new Set<NodeId>();
   /** A staged snapshot was stepped into the core this turn; discarded unless the core installs it. */
   private stagedStepped = false;
+  /** Lets the next snapshot stream stage once the stepped one is installed or declined. */
+  private stagedSettled: (() => void) | null = null;
+  /** Proposals queued but not yet handed to the core: failed if the member stops first. */
+  private readonly queuedProposals = new Set<(error: Error) => void>();
   private persistScheduled = false;
   private handOff: { readonly deadline: number; readonly resolve: (handed: boolean) => void } | null = null;
   /** Lease reads: leadership probes in flight (by read request id), and the lease they earned. */
@@ -266,9 +272,7 @@ export class MemberRuntime {
     this.stopped = true;
     if (this.ticker !== null) this.deps.timers.clearInterval(this.ticker);
     const gone = new RetryableError('UNAVAILABLE', 'the member is stopping', null);
-    this.proposals.failAll(gone);
-    this.reads.failAll(gone);
-    this.settleHandOff();
+    this.failWaiting(gone);
     await this.currentTurn;
     await this.deps.home.store.persist({ sync: true });
     this.deps.wal.close();
@@ -316,9 +320,16 @@ export class MemberRuntime {
       const base = await this.deps.home.receive(chunks);
       const meta = message.snapshot.meta;
       if (base.index !== meta.index || base.term !== meta.term) throw new Error(`the stream holds ${base.index}/${base.term}, the message says ${meta.index}/${meta.term}`);
-      this.enqueue(() => {
-        this.raft.step({ ...message, snapshot: { meta, data: STAGED } });
-        this.stagedStepped = true;
+      // The next stream may not stage (and so replace this one) until the core has installed
+      // or declined this one: a replaced stage under a logged base left a member that could
+      // not start.
+      await new Promise<void>((resolve) => {
+        this.stagedSettled = resolve;
+        this.enqueue(() => {
+          this.raft.step({ ...message, snapshot: { meta, data: STAGED } });
+          this.stagedStepped = true;
+        });
+        if (this.stopped) this.settleStaged();
       });
     });
     this.receiving = received.catch((error: Error) => {
@@ -391,6 +402,24 @@ export class MemberRuntime {
     );
   }
 
+  private settleStaged(): void {
+    const settled = this.stagedSettled;
+    this.stagedSettled = null;
+    settled?.();
+  }
+
+  /** Everything still waiting when the member stops or fails gets an answer: nothing hangs. */
+  private failWaiting(error: RetryableError): void {
+    this.proposals.failAll(error);
+    this.reads.failAll(error);
+    for (const reject of this.queuedProposals) reject(error);
+    this.queuedProposals.clear();
+    for (const waiter of this.revisionWaiters) waiter.reject(error);
+    this.revisionWaiters = [];
+    this.settleHandOff();
+    this.settleStaged();
+  }
+
   /** A stopped member (shut down, or its storage failed) serves nothing: its state may not be durable. */
   private refuseIfStopped(): void {
     if (this.stopped) throw new RetryableError('UNAVAILABLE', 'the member is stopping', null);
@@ -399,7 +428,9 @@ export class MemberRuntime {
   private proposeEntry(entry: Uint8Array, mayForward: boolean): Promise<StateResult> {
     if (this.stopped) return Promise.reject(new RetryableError('UNAVAILABLE', 'the member is stopping', null));
     return new Promise<StateResult>((resolve, reject) => {
+      this.queuedProposals.add(reject);
       this.enqueue(() => {
+        this.queuedProposals.delete(reject);
         const proposed = this.raft.propose(entry);
         if (proposed.ok) {
           this.proposals.add(proposed.index, proposed.term).then(resolve, reject);
@@ -452,6 +483,7 @@ export class MemberRuntime {
         // be finished by a restart's recovery.
         this.stagedStepped = false;
         await this.deps.home.discardStaged();
+        this.settleStaged();
       }
     } catch (error) {
       this.fail(error as Error);
@@ -468,9 +500,7 @@ export class MemberRuntime {
     this.stopped = true;
     if (this.ticker !== null) this.deps.timers.clearInterval(this.ticker);
     const failed = new RetryableError('UNAVAILABLE', 'the member failed', null);
-    this.proposals.failAll(failed);
-    this.reads.failAll(failed);
-    this.settleHandOff();
+    this.failWaiting(failed);
     this.deps.onFatal?.(error);
   }
 
@@ -480,6 +510,17 @@ export class MemberRuntime {
     //    moved (a member relearns it from the leader). A leader's appends leave before its own
     //    fdatasync, so followers write in parallel with it (send-order.ts).
     if (rd.snapshot !== null) {
+      const staged = home.stagedMeta();
+      const wanted = rd.snapshot.meta;
+      if (staged === null || staged.index !== wanted.index || staged.term !== wanted.term) {
+        // Checked before the base is logged, so a failure here leaves a member that restarts.
+        throw new Error(`runtime: the snapshot to install (${wanted.index}/${wanted.term}) is not the one staged (${staged === null ? 'none' : `${staged.index}/${staged.term}`})`);
+      }
+      // A store batch built on a turn after this one would land on the store being replaced.
+      if (this.persistScheduled) {
+        this.persistScheduled = false;
+        await home.store.persist({ sync: false });
+      }
       // The log's new base is durable before the store is swapped: a crash between the two
       // leaves a complete staged store that start-up recovery finishes installing. (Swapped
       // first, a crash before the WAL's sync left a store ahead of its log: a member that could
@@ -488,6 +529,7 @@ export class MemberRuntime {
       await wal.syncAsync();
       await home.installStaged();
       this.stagedStepped = false;
+      this.settleStaged();
       this.deps.logger.info({ event: 'snapshot_installed', index: rd.snapshot.meta.index, term: rd.snapshot.meta.term }, `installed the leader's snapshot at ${rd.snapshot.meta.index}`);
       this.deps.onStoreReplaced?.();
       this.proposals.failThrough(rd.snapshot.meta.index, new RetryableError('NOT_LEADER', 'a snapshot replaced the log', this.raft.status.leaderId));
@@ -556,8 +598,8 @@ export class MemberRuntime {
     if (this.persistScheduled) return;
     this.persistScheduled = true;
     this.deps.timers.defer(() => {
+      if (!this.persistScheduled || this.stopped) return; // done meanwhile (before a snapshot install)
       this.persistScheduled = false;
-      if (this.stopped) return;
       this.deps.home.store.persist({ sync: false }).catch((error: Error) => this.fail(error));
     });
   }

@@ -19,6 +19,8 @@ type Options = Omit<StateMachineOptions, 'trackChanges'>;
 
 
 export class RocksStoreHome implements StoreHome {
+  private staged: SnapshotMeta | null = null;
+
   private constructor(
     private readonly directory: string,
     private readonly options: Options,
@@ -35,15 +37,24 @@ export class RocksStoreHome implements StoreHome {
     return openSnapshotStream(this.store.engine);
   }
 
-  receive(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta> {
-    return receiveSnapshot(this.directory, chunks);
+  async receive(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta> {
+    this.staged = null; // receiving replaces whatever was staged
+    const base = await receiveSnapshot(this.directory, chunks);
+    this.staged = base;
+    return base;
   }
 
-  discardStaged(): Promise<void> {
-    return discardStaged(`${this.directory}.incoming`);
+  stagedMeta(): SnapshotMeta | null {
+    return this.staged;
+  }
+
+  async discardStaged(): Promise<void> {
+    this.staged = null;
+    await discardStaged(`${this.directory}.incoming`);
   }
 
   async installStaged(): Promise<void> {
+    this.staged = null;
     // The old store is replaced whole: close() lets its writes in flight land, nothing more is needed.
     await this.store.engine.close();
     await swapInStaged(this.directory);
@@ -56,7 +67,7 @@ export class RocksStoreHome implements StoreHome {
 }
 
 export class MemoryStoreHome implements StoreHome {
-  private staged: MemoryKvEngine | null = null;
+  private staged: { readonly engine: MemoryKvEngine; readonly base: SnapshotMeta } | null = null;
 
   private constructor(
     private readonly options: Options,
@@ -75,8 +86,12 @@ export class MemoryStoreHome implements StoreHome {
     this.staged = null;
     const engine = new MemoryKvEngine();
     const base = await writeSnapshotInto(engine, chunks);
-    this.staged = engine;
+    this.staged = { engine, base };
     return base;
+  }
+
+  stagedMeta(): SnapshotMeta | null {
+    return this.staged?.base ?? null;
   }
 
   async discardStaged(): Promise<void> {
@@ -85,7 +100,7 @@ export class MemoryStoreHome implements StoreHome {
 
   async installStaged(): Promise<void> {
     if (this.staged === null) throw new Error('no staged snapshot to install');
-    this.store = await StateStore.open(this.staged, this.options);
+    this.store = await StateStore.open(this.staged.engine, this.options);
     this.staged = null;
   }
 }

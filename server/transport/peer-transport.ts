@@ -288,7 +288,12 @@ export class PeerTransport implements PeerLink {
         if (frame.from === peer) this.clientUrls.set(peer, frame.clientUrl);
         return;
       }
-      this.receive(peer, frame, socket);
+      try {
+        this.receive(peer, frame, socket);
+      } catch (error) {
+        // A member speaking a frame this one cannot read must not take this process down.
+        this.options.logger.warn({ event: 'peer_frame_refused', peer, kind: frame.k, error: (error as Error).message }, `a frame from ${peer} could not be handled`);
+      }
     });
   }
 

@@ -91,7 +91,10 @@ export class WatchHub {
     const revision = namespace.revision;
     let watchers = this.bySink.get(sink);
     if (watchers?.has(id) === true) return { ok: false, code: 'INVALID_ARGUMENT', message: `watch ${id} already exists on this connection` };
-    const watcher: Watcher = { sink, id, spec, lastRevision: revision, lastPushMs: this.nowMs(), replaying: false };
+    // A start above this member's revision (a client resuming here from a member further
+    // ahead) begins there: nothing it already has is sent again, and no bookmark goes below it.
+    const startAfter = spec.fromRevision !== undefined && spec.fromRevision > revision ? spec.fromRevision - 1 : revision;
+    const watcher: Watcher = { sink, id, spec, lastRevision: startAfter, lastPushMs: this.nowMs(), replaying: false };
     if (spec.fromRevision !== undefined && spec.fromRevision <= revision) {
       const replay = namespace.changesSince(spec.fromRevision, spec.path, spec.scope);
       if (!replay.ok) return { ok: false, code: replay.code, message: replay.message, compactRevision: replay.compactRevision };

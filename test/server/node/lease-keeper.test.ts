@@ -449,4 +449,17 @@ describe('LeaseKeeper', () => {
     expect(h.keeper.timeToLive(a)).toEqual({ id: a, ok: true, ttlMs: TTL, remainingMs: 0 });
     expect(h.keeper.timeToLive(7)).toEqual(notFound(7));
   });
+
+  // Found in review: a new leader may not yet have applied a grant its predecessor committed.
+  // Until its refresh is applied (and with it everything before), an id it does not know must
+  // be answered "retry", never "not found": the client would take a live lease for lost.
+  it('answers an unknown lease UNAVAILABLE (retry) while taking over, and LEASE_NOT_FOUND once armed', async () => {
+    const h = new Harness();
+    h.keeper.becameLeader(TERM);
+    expect(h.keeper.keepAlive([42])).toEqual([{ id: 42, ok: false, code: 'UNAVAILABLE', message: expect.any(String) }]);
+    expect(h.keeper.timeToLive(42)).toMatchObject({ id: 42, ok: false, code: 'UNAVAILABLE' });
+    await h.commit(h.last);
+    expect(h.keeper.keepAlive([42])).toEqual([notFound(42)]);
+    expect(h.keeper.timeToLive(42)).toEqual(notFound(42));
+  });
 });

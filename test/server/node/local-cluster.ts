@@ -35,7 +35,14 @@ export class LocalCluster {
 
   constructor(
     readonly ids: readonly NodeId[],
-    private readonly options: { snapshotEvery?: number; keepEntries?: number; leaseReads?: { driftPercent: number }; beforeInstall?: (id: NodeId, fs: MemoryFileSystem) => void } = {},
+    private readonly options: {
+      snapshotEvery?: number;
+      keepEntries?: number;
+      leaseReads?: { driftPercent: number };
+      beforeInstall?: (id: NodeId, fs: MemoryFileSystem) => void;
+      /** Deliver every snapshot stream twice, the second starting at once (a leader that gave up on the first). */
+      snapshotTwice?: boolean;
+    } = {},
   ) {}
 
   async start(): Promise<void> {
@@ -160,9 +167,20 @@ export class LocalCluster {
         if (this.down.has(from) || this.down.has(message.to)) throw new Error(`${message.to} is unreachable`);
         const target = this.runtimes.get(message.to);
         if (target === undefined) throw new Error(`${message.to} is unreachable`);
-        void target.receiveSnapshot(message, (async function* () {
+        const stream = async function* (): AsyncIterable<Uint8Array> {
           yield* all;
-        })()).catch(() => undefined);
+        };
+        void target.receiveSnapshot(message, stream()).catch(() => undefined);
+        if (this.options.snapshotTwice === true) {
+          // The second one arrives slowly: still staging when the first is stepped into the core.
+          const slow = async function* (): AsyncIterable<Uint8Array> {
+            for (const chunk of all) {
+              for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+              yield chunk;
+            }
+          };
+          void target.receiveSnapshot(message, slow()).catch(() => undefined);
+        }
       },
       leaseRequest: async (to, request) => {
         const target = this.runtimes.get(to);

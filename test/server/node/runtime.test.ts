@@ -135,6 +135,33 @@ describe('MemberRuntime', () => {
     expect(await write(cluster, next, '/after', 'yes')).toMatchObject({ ok: true });
   });
 
+  it('stages a second snapshot stream only after the first is installed or declined (a replaced stage under a logged base stopped the member for good)', async () => {
+    const cluster = new LocalCluster(['a', 'b', 'c'], { snapshotEvery: 20, keepEntries: 5, snapshotTwice: true });
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const leader = cluster.leader()!;
+    const away = cluster.followers()[0]!;
+    cluster.crash(away);
+    for (let i = 0; i < 80; i++) expect(await write(cluster, leader, `/s/${i % 10}`, `v${i}`)).toMatchObject({ ok: true });
+    await cluster.restart(away);
+    await cluster.until(() => valueAt(cluster, away, '/s/9') === 'v79', 300, 'the snapshot install');
+    expect(cluster.fatal.get(away)).toBeUndefined();
+    expect(await write(cluster, leader, '/after', 'yes')).toMatchObject({ ok: true });
+    await cluster.until(() => valueAt(cluster, away, '/after') === 'yes', 100, 'the log after the snapshot');
+  });
+
+  it('answers every proposal still queued when the member stops (none hangs)', async () => {
+    const cluster = new LocalCluster(['a', 'b', 'c']);
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const runtime = cluster.runtime(cluster.leader()!);
+    const queued = runtime.propose({ op: 'put', path: '/late', value: text('x') });
+    const waiting = runtime.whenRevision(1_000_000, 60_000);
+    await runtime.stop();
+    await expect(queued).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await expect(waiting).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+  });
+
   it('refuses to start on a store behind its log\'s base (the entries between are gone), rather than run short of them', async () => {
     const fs = new MemoryFileSystem();
     const { wal } = Wal.open(fs, '/wal', { segmentBytes: 16 * 1024 });

@@ -447,6 +447,26 @@ describe('PeerTransport: forwarded writes', () => {
   });
 });
 
+describe('PeerTransport: malformed frames from a member', () => {
+  // Found in review: frames are checked only by their kind; one without its body threw inside
+  // the socket's message handler — an uncaught exception, the whole member gone.
+  it('logs and drops a member\'s frame it cannot handle, and keeps serving', async () => {
+    const a = await member('a');
+    const b = await member('b');
+    build(b, peersOf(a, b));
+    start(b);
+    const raw = rawClient(b.url);
+    await raw.opened;
+    raw.socket.send(encode({ k: 'hello', from: 'a', clientUrl: 'ws://a' }));
+    await logged(b, 'peer_connected', 'a');
+    raw.socket.send(encode({ k: 'raft' }));
+    raw.socket.send(encode({ k: 'snap', id: 1 }));
+    raw.socket.send(encode({ k: 'raft', m: heartbeat('a', 'b', 7) }));
+    await b.messages.find((m) => m.type === 'Heartbeat' && m.commit === 7, 'the well-formed heartbeat after the bad frames');
+    expect(b.log.items.filter((e) => e.fields['event'] === 'peer_frame_refused').length).toBe(2);
+  });
+});
+
 describe('PeerTransport: lease requests', () => {
   it('carries a follower\'s lease request to the leader and its answers back; a refusal comes back as a RetryableError', async () => {
     const { a, b } = await connectedPair();

@@ -405,19 +405,26 @@ describe('fromRevision', () => {
     expect(hub.size).toBe(0);
   });
 
-  it('a fromRevision above the current revision behaves like "from now"', async () => {
+  it('a fromRevision above the current revision starts there: nothing below it is sent (a client resuming from a member further ahead)', async () => {
     const { hub, apply } = harness();
     apply(put('/a', '1')); // 1
     apply(put('/a', '2')); // 2
     const sink = new FakeSink();
     expect(hub.watch(sink, 1, spec('/a', 'node', { fromRevision: 3 }))).toEqual({ ok: true, revision: 2 });
-    expect(hub.watch(sink, 2, spec('/a', 'node', { fromRevision: 50 }))).toEqual({ ok: true, revision: 2 });
+    expect(hub.watch(sink, 2, spec('/a', 'node', { fromRevision: 5 }))).toEqual({ ok: true, revision: 2 });
     await turn();
     expect(sink.texts).toEqual([]);
     apply(put('/a', '3')); // 3
+    apply(put('/a', '4')); // 4
+    apply(put('/a', '5')); // 5
     await turn();
-    expect(summary(sink.frames(1))).toEqual(['3:put /a']);
-    expect(summary(sink.frames(2))).toEqual(['3:put /a']);
+    expect(summary(sink.frames(1))).toEqual(['3:put /a', '4:put /a', '5:put /a']);
+    expect(summary(sink.frames(2))).toEqual(['5:put /a']);
+    // No bookmark below where the watch starts.
+    const fresh = new FakeSink();
+    hub.watch(fresh, 9, spec('/a', 'node', { fromRevision: 40 }));
+    hub.progress(fresh);
+    expect(fresh.texts).toEqual([]);
   });
 
   it('a watch cancelled before its replay turn delivers nothing', async () => {
@@ -1208,7 +1215,9 @@ async function runScenario(steps: readonly Step[], budget: number, resumePick: n
           break;
         }
         if (past) tallies.replays += 1;
-        records.push({ id, sink, spec: watchSpec, start: past ? fromRevision! : now + 1, end: null, replayPending: past, compactedWhilePending: false, cancelRefused: false });
+        // A start in the future begins there (revisions below it are never sent).
+        const start = past ? fromRevision! : fromRevision !== undefined && fromRevision > now + 1 ? fromRevision : now + 1;
+        records.push({ id, sink, spec: watchSpec, start, end: null, replayPending: past, compactedWhilePending: false, cancelRefused: false });
         break;
       }
       case 'cancel': {
