@@ -33,6 +33,23 @@ async function write(cluster: LocalCluster, via: string, path: string, value: st
   return answer;
 }
 
+/**
+ * A follower is down while the leader writes 80 entries and compacts its log (snapshots every 20,
+ * 5 kept), then comes back: it can catch up only by a snapshot. Answers the leader and it.
+ */
+async function bringBackBySnapshot(cluster: LocalCluster): Promise<{ leader: string; away: string }> {
+  await cluster.start();
+  await cluster.until(() => cluster.leader() !== null);
+  const leader = cluster.leader()!;
+  const away = cluster.followers()[0]!;
+  cluster.crash(away);
+  for (let i = 0; i < 80; i++) expect(await write(cluster, leader, `/s/${i % 10}`, `v${i}`)).toMatchObject({ ok: true });
+  expect(cluster.runtime(leader).status.snapshotIndex).toBeGreaterThan(10);
+  await cluster.restart(away);
+  await cluster.until(() => valueAt(cluster, away, '/s/9') === 'v79', 300, 'the snapshot install');
+  return { leader, away };
+}
+
 describe('MemberRuntime', () => {
   it('elects a leader and applies a write on every member', async () => {
     const cluster = new LocalCluster(['a', 'b', 'c']);
@@ -76,15 +93,7 @@ describe('MemberRuntime', () => {
 
   it('brings back a member whose missing entries were compacted away, by a snapshot', async () => {
     const cluster = new LocalCluster(['a', 'b', 'c'], { snapshotEvery: 20, keepEntries: 5 });
-    await cluster.start();
-    await cluster.until(() => cluster.leader() !== null);
-    const leader = cluster.leader()!;
-    const away = cluster.followers()[0]!;
-    cluster.crash(away);
-    for (let i = 0; i < 80; i++) expect(await write(cluster, leader, `/s/${i % 10}`, `v${i}`)).toMatchObject({ ok: true });
-    expect(cluster.runtime(leader).status.snapshotIndex).toBeGreaterThan(10);
-    await cluster.restart(away);
-    await cluster.until(() => valueAt(cluster, away, '/s/9') === 'v79', 300, 'the snapshot install');
+    const { away } = await bringBackBySnapshot(cluster);
     expect(cluster.runtime(away).machine.appliedIndex).toBeGreaterThanOrEqual(80);
     // It came back through a snapshot, not the log: its log now starts above where it stopped.
     expect(cluster.runtime(away).status.snapshotIndex).toBeGreaterThan(10);
@@ -102,14 +111,7 @@ describe('MemberRuntime', () => {
         bases.push(Wal.open(afterPowerCut, '/wal', { segmentBytes: 16 * 1024 }).log.base?.meta.index ?? null);
       },
     });
-    await cluster.start();
-    await cluster.until(() => cluster.leader() !== null);
-    const leader = cluster.leader()!;
-    const away = cluster.followers()[0]!;
-    cluster.crash(away);
-    for (let i = 0; i < 80; i++) expect(await write(cluster, leader, `/s/${i % 10}`, `v${i}`)).toMatchObject({ ok: true });
-    await cluster.restart(away);
-    await cluster.until(() => valueAt(cluster, away, '/s/9') === 'v79', 300, 'the snapshot install');
+    await bringBackBySnapshot(cluster);
     expect(bases.length).toBeGreaterThan(0);
     for (const base of bases) expect(base).toBeGreaterThan(10);
   });
@@ -137,14 +139,7 @@ describe('MemberRuntime', () => {
 
   it('stages a second snapshot stream only after the first is installed or declined (a replaced stage under a logged base stopped the member for good)', async () => {
     const cluster = new LocalCluster(['a', 'b', 'c'], { snapshotEvery: 20, keepEntries: 5, snapshotTwice: true });
-    await cluster.start();
-    await cluster.until(() => cluster.leader() !== null);
-    const leader = cluster.leader()!;
-    const away = cluster.followers()[0]!;
-    cluster.crash(away);
-    for (let i = 0; i < 80; i++) expect(await write(cluster, leader, `/s/${i % 10}`, `v${i}`)).toMatchObject({ ok: true });
-    await cluster.restart(away);
-    await cluster.until(() => valueAt(cluster, away, '/s/9') === 'v79', 300, 'the snapshot install');
+    const { leader, away } = await bringBackBySnapshot(cluster);
     expect(cluster.fatal.get(away)).toBeUndefined();
     expect(await write(cluster, leader, '/after', 'yes')).toMatchObject({ ok: true });
     await cluster.until(() => valueAt(cluster, away, '/after') === 'yes', 100, 'the log after the snapshot');
