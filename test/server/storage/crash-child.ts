@@ -2,8 +2,10 @@
  * The process the crash test kills (crash.test.ts): a member's storage path for real — the WAL
  * on the real file system and the state store on RocksDB. At start it recovers (WAL, state
  * store, replay of the log from the store's applied index) and reports what it found on one
- * line; then it appends, syncs, reports "ack <lastIndex>" (only after fdatasync), applies, and
- * persists the state store, until it is killed.
+ * line; then, as the member runtime does, it appends, syncs on the thread pool (syncAsync),
+ * reports "ack <lastIndex>" (only after the fdatasync), writes a commit-only hard state without
+ * an fdatasync, prepares the next segment ahead off the loop, applies, and persists the state
+ * store, until it is killed.
  *
  * Must never: report an ack before the fdatasync returned; exit on its own.
  */
@@ -64,9 +66,13 @@ for (;;) {
     batch.push({ index: lastIndex, term: 1, type: 'normal', data: entryDataAt(lastIndex) });
   }
   wal.append(batch);
-  wal.setHardState({ term: 1, vote: 'crash', commit: lastIndex });
-  wal.sync();
+  wal.setHardState({ term: 1, vote: 'crash', commit: lastIndex - size });
+  await wal.syncAsync();
   process.stdout.write(`ack ${lastIndex}\n`);
+  // The commit index moving alone: written, not synced (the next sync, or a cut, covers it).
+  wal.setHardState({ term: 1, vote: 'crash', commit: lastIndex });
+  wal.write();
+  if (wal.wantsSpare) void wal.prepareSpare().catch(() => undefined);
   for (const entry of batch) store.machine.apply({ index: entry.index, ...decodeEntry(entry.data) });
   if (next() < 0.1) {
     // Now and then the store's state becomes durable and the log below it can go (Low-Water Mark).
