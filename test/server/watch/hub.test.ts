@@ -934,8 +934,6 @@ interface ModelPlan {
   readonly revision: number;
   readonly nodes: Map<string, ModelNode>;
   readonly changes: ModelChange[];
-  /** Some path was created and deleted within the revision. */
-  readonly phantom: boolean;
 }
 
 function modelParent(path: string): string {
@@ -1020,14 +1018,13 @@ class TreeModel {
       }
     }
     const changes: ModelChange[] = [];
-    let phantom = false;
     for (const path of [...written].sort(modelCompare)) {
       const before = this.nodes.get(path) ?? null;
       const after = next.get(path) ?? null;
-      if (before === null && after === null) phantom = true;
-      else changes.push({ path, before, after });
+      // A path created and deleted within the revision has no version: no event.
+      if (before !== null || after !== null) changes.push({ path, before, after });
     }
-    return { revision, nodes: next, changes, phantom };
+    return { revision, nodes: next, changes };
   }
 
   commit(plan: ModelPlan): void {
