@@ -41,6 +41,8 @@ export interface ClusterOptions {
   readonly cpuProfileDir?: string;
   /** More wardend flags for every member (e.g. a small --snapshot-count). */
   readonly extraArgs?: readonly string[];
+  /** The server/main.ts to run (e.g. another worktree's, for before/after benchmarks); default this tree's. */
+  readonly main?: string;
 }
 
 export class Cluster {
@@ -73,7 +75,7 @@ export class Cluster {
       process.execPath,
       [
         ...(this.options.cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', this.options.cpuProfileDir]),
-        '--import', 'tsx', MAIN,
+        '--import', 'tsx', this.options.main ?? MAIN,
         '--name', member.name,
         '--data-dir', join(this.dataRoot, member.name),
         '--listen-client', member.clientUrl,
