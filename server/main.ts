@@ -6,15 +6,17 @@
  * (--data-dir as WARDEN_DATA_DIR). SIGTERM or Ctrl-C stops it cleanly (exit 0).
  *
  * Must never: print with console.log (logs are pino, one event per line; human-readable on a
- * terminal); exit 0 after a failure.
+ * terminal); exit 0 after a failure; stay up after a failed start (it exits 1 within a second,
+ * saying why: a port taken, the data directory held by another member or damaged).
  */
 
 import { pino } from 'pino';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { startServer } from './server.js';
+import { LIMIT_SPECS, type Limits } from './limits.js';
 
-const argv = await yargs(hideBin(process.argv))
+const parser = yargs(hideBin(process.argv))
   .scriptName('wardend')
   .usage('$0 [options]\n\nRun one Warden member. With no options: a one-member cluster on ws://127.0.0.1:7071, data in ./warden-data.')
   .env('WARDEN')
@@ -29,14 +31,18 @@ const argv = await yargs(hideBin(process.argv))
   .option('lease-reads', { type: 'boolean', default: false, describe: 'serve linearizable reads on the leader from a read lease, without a heartbeat round (every member must set it alike)' })
   .option('lease-drift-percent', { type: 'number', default: 10, describe: 'with --lease-reads: how much faster any member\'s clock may run than another\'s; the lease shrinks by it' })
   .option('watch-progress-ms', { type: 'number', default: 10_000, describe: 'how often an idle watch that asked for progress gets a bookmark (the current revision)' })
-  .option('max-frame-bytes', { type: 'number', default: 1.5 * 1024 * 1024, describe: 'largest client frame accepted; a larger one closes that connection with a reason' })
   .option('log-level', { type: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'] })
   .option('log-format', { type: 'string', default: 'auto', choices: ['auto', 'json', 'pretty'], describe: 'auto: pretty on a terminal, JSON lines otherwise' })
   .example('$0', 'one member, for development')
   .example('$0 --name n1 --data-dir data/n1 --listen-client ws://10.0.0.1:7071 --listen-peer ws://10.0.0.1:7081 --initial-cluster n1=ws://10.0.0.1:7081,n2=ws://10.0.0.2:7081,n3=ws://10.0.0.3:7081', 'a member of a three-member cluster')
   .strict()
-  .help()
-  .parse();
+  .help();
+// Every limit (server/limits.ts) is a flag and a WARDEN_* variable, described where it is defined.
+for (const spec of LIMIT_SPECS) {
+  parser.option(spec.flag, { type: 'number', default: spec.defaultValue, group: 'Limits:', describe: `${spec.what} (${spec.unit}); past it: ${spec.past}` });
+}
+const argv = await parser.parse();
+const limits = Object.fromEntries(LIMIT_SPECS.map((spec) => [spec.key, argv[spec.flag] as number])) as unknown as Limits;
 
 const logger = pino({
   level: argv['log-level'],
@@ -52,7 +58,7 @@ try {
     listenPeer: argv['listen-peer'],
     ...(argv['initial-cluster'] === undefined ? {} : { initialCluster: argv['initial-cluster'] }),
     tickMs: argv['tick-ms'],
-    maxFrameBytes: argv['max-frame-bytes'],
+    limits,
     snapshotCount: argv['snapshot-count'],
     catchupEntries: argv['catchup-entries'],
     watchProgressMs: argv['watch-progress-ms'],
@@ -82,6 +88,9 @@ try {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 } catch (error) {
+  // startServer released what it had opened; nothing may keep this process up (a member that
+  // failed to start but holds its peer port and data directory looks alive to everyone).
   logger.fatal({ event: 'start_failed', error: (error as Error).message }, `wardend could not start: ${(error as Error).message}`);
   process.exitCode = 1;
+  setTimeout(() => process.exit(1), 500);
 }

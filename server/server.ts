@@ -1,15 +1,19 @@
 /**
- * One Warden member, wired: the WAL and the state store under its data directory, the peer
- * channels, the runtime, and the client port. `startServer` is what `wardend` runs and what
- * `warden/server` exports, so users (and our tests) can embed a member in a process.
+ * One Warden member, wired: the WAL and the state store under its data directory (locked to
+ * this process), the peer channels, the runtime, and the client port, all within the member's
+ * limits (server/limits.ts). `startServer` is what `wardend` runs and what `warden/server`
+ * exports, so users (and our tests) can embed a member in a process.
  *
- * Must never: start on storage it could not recover (it throws with the reason); leave a port,
- * a file handle or a timer behind after close().
+ * Must never: start on storage it could not recover, or on a data directory another process
+ * holds (it throws with the reason); leave a port, a lock, a file handle or a timer behind —
+ * after close(), or after a start that failed part way.
  */
 
 import { randomInt } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createServer as createHttpServer } from 'node:http';
 import { WebSocketServer } from 'ws';
 import { pino, type Logger } from 'pino';
 import { MemberRuntime, type RuntimeLogger } from './node/runtime.js';
@@ -21,9 +25,13 @@ import { startClientServer, type ClientServer } from './api/client-server.js';
 import { createHandlers } from './api/handlers.js';
 import { WatchHub } from './watch/hub.js';
 import type { NodeId } from './raft/types.js';
+import { LIMIT_SPECS, resolveLimits, type Limits } from './limits.js';
+import { lockDataDir } from './storage/data-dir-lock.js';
 
 export const WARDEN_VERSION = '0.1.0';
 export const HISTORY_REVISIONS_DEFAULT = 100_000;
+/** What the state machine itself refuses: the ceiling of --max-value-bytes (a member refuses above its own flag before proposing). */
+const VALUE_BYTES_CEILING = LIMIT_SPECS.find((spec) => spec.key === 'valueBytesMax')!.ceiling!;
 
 export interface ServerOptions {
   /** This member's name in the cluster (default "default"). */
@@ -38,8 +46,8 @@ export interface ServerOptions {
   readonly initialCluster?: string;
   /** Milliseconds per Raft tick (heartbeat = 1 tick, election timeout = 10–20 ticks). */
   readonly tickMs?: number;
-  /** The largest client frame read (1.5 MiB default); a larger one closes that socket with 1009 and a reason. */
-  readonly maxFrameBytes?: number;
+  /** Limits on what clients may ask (server/limits.ts); each defaults as `wardend --help` says. */
+  readonly limits?: Partial<Limits>;
   /** Applied entries between snapshots: the store made durable, the log compacted (default 10,000). */
   readonly snapshotCount?: number;
   /** Entries kept below each snapshot for members a little behind (default 5,000). */
@@ -66,7 +74,25 @@ export interface WardenServer {
   readonly clientUrl: string;
   readonly peerUrl: string;
   readonly runtime: MemberRuntime;
+  readonly limits: Limits;
   close(): Promise<void>;
+}
+
+/** A port this member was told to listen on is taken: which one, and by which flag. */
+export class PortInUse extends Error {
+  constructor(flag: string, host: string, port: number) {
+    super(`${flag}: ${host}:${port} is already in use; stop what holds it or choose another port`);
+    this.name = 'PortInUse';
+  }
+}
+
+/** Listen errors as a reason a person can act on. */
+function listenError(error: unknown, flag: string, host: string, port: number): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return new PortInUse(flag, host, port);
+  if (code === 'EACCES') return new Error(`${flag}: not allowed to listen on ${host}:${port} (a port below 1024 needs privileges)`);
+  if (code === 'EADDRNOTAVAIL') return new Error(`${flag}: ${host} is not an address of this machine`);
+  return error as Error;
 }
 
 /** Parse `n1=ws://host:7081,n2=...` into names and peer URLs; throws a clear error on a bad one. */
@@ -111,115 +137,204 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     warn: (fields, message) => logger.warn(fields, message),
     error: (fields, message) => logger.error(fields, message),
   };
+  const limits = resolveLimits(options.limits);
   const client = hostPort(options.listenClient ?? 'ws://127.0.0.1:7071', '--listen-client');
   const peer = hostPort(options.listenPeer ?? 'ws://127.0.0.1:7081', '--listen-peer');
 
-  // Peers first: with port 0 the real port is known only once listening, and it is this member's own entry.
-  const peerServer = new WebSocketServer({ host: peer.host, port: peer.port, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
-  await new Promise<void>((resolve, reject) => {
-    peerServer.once('listening', resolve);
-    peerServer.once('error', reject);
-  });
-  const peerAddress = peerServer.address();
-  const peerUrl = `ws://${peer.host}:${typeof peerAddress === 'object' && peerAddress !== null ? peerAddress.port : peer.port}`;
-  const cluster = parseInitialCluster(options.initialCluster ?? `${name}=${peerUrl}`);
-  if (!cluster.has(name)) throw new Error(`--initial-cluster does not name this member (${name})`);
-  // The transport takes the peer port's connections from now on: a peer that dials while the
-  // storage below opens must find someone to answer its hello (an unanswered one used to leave
-  // a half-open channel that the dialler took for a live one, and the pair never spoke).
-  let clientUrl = options.listenClient ?? 'ws://127.0.0.1:7071';
-  const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log }, peerServer);
+  // What is opened so far, undone in reverse if a later step fails: a start that fails must
+  // leave no port, lock or file handle behind (a process that stays up holding them hangs).
+  const undo: (() => Promise<void> | void)[] = [];
+  const unwind = async (): Promise<void> => {
+    for (const step of undo.reverse()) {
+      try {
+        await step();
+      } catch {
+        // best effort: the start already failed with its own reason
+      }
+    }
+  };
+  try {
+    return await start();
+  } catch (error) {
+    await unwind();
+    throw error;
+  }
 
-  // History is kept for the last 100,000 revisions (compacted automatically past twice that), so
-  // memory and disk stay bounded under a steady write load; reads below it answer COMPACTED.
-  const home = await RocksStoreHome.open(join(dataDir, 'state'), { historyRevisions: HISTORY_REVISIONS_DEFAULT });
-  const { wal, log: recovered } = Wal.open(new NodeFileSystem(), join(dataDir, 'wal'), { logger: log });
-  logger.info({ event: 'recovered', appliedIndex: home.store.machine.appliedIndex, lastIndex: recovered.lastIndex, term: recovered.hardState.term }, 'storage recovered');
+  async function start(): Promise<WardenServer> {
+    const lock = await lockDataDir(dataDir);
+    undo.push(() => lock.release());
 
-  // The watch hub follows this member's applied revisions (a follower's clients watch it too).
-  const hub = new WatchHub(() => runtime.machine.namespace, () => performance.now());
-  const runtime: MemberRuntime = new MemberRuntime(
-    {
-      id: name,
-      peers: [...cluster.keys()].sort(),
-      tickMs: options.tickMs ?? 100,
-      ...(options.snapshotCount === undefined ? {} : { snapshotEvery: options.snapshotCount }),
-      ...(options.catchupEntries === undefined ? {} : { keepEntries: options.catchupEntries }),
-      ...(options.leaseReads === true ? { leaseReads: { driftPercent: options.leaseDriftPercent ?? 10 } } : {}),
-    },
-    {
-      clock: { monotonicMs: () => performance.now(), wallMs: () => Date.now() },
-      timers: {
-        setInterval: (run, ms) => setInterval(run, ms),
-        clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
-        defer: (run) => void setImmediate(run),
+    // Peers first: with port 0 the real port is known only once listening, and it is this member's own entry.
+    const peerServer = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
+    const peerHttp = createHttpServer();
+    peerHttp.on('upgrade', (request, socket, head) => {
+      try {
+        peerServer.handleUpgrade(request, socket, head, (ws) => peerServer.emit('connection', ws, request));
+      } catch {
+        socket.destroy();
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      peerHttp.once('error', (error) => reject(listenError(error, '--listen-peer', peer.host, peer.port)));
+      peerHttp.listen(peer.port, peer.host, () => resolve());
+    });
+    peerHttp.on('error', (error) => logger.error({ event: 'peer_port_error', error: error.message }, 'the peer port failed'));
+    undo.push(
+      () =>
+        new Promise<void>((resolve) => {
+          peerServer.close();
+          peerHttp.close(() => resolve());
+          peerHttp.closeAllConnections();
+        }),
+    );
+    const peerAddress = peerHttp.address();
+    const peerUrl = `ws://${peer.host}:${typeof peerAddress === 'object' && peerAddress !== null ? peerAddress.port : peer.port}`;
+    const cluster = parseInitialCluster(options.initialCluster ?? `${name}=${peerUrl}`);
+    if (!cluster.has(name)) throw new Error(`--initial-cluster does not name this member (${name})`);
+    // The transport takes the peer port's connections from now on: a peer that dials while the
+    // storage below opens must find someone to answer its hello (an unanswered one used to leave
+    // a half-open channel that the dialler took for a live one, and the pair never spoke).
+    let clientUrl = options.listenClient ?? 'ws://127.0.0.1:7071';
+    const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log }, peerServer);
+    undo.push(() => transport.close());
+
+    // History is kept for the last 100,000 revisions (compacted automatically past twice that), so
+    // memory and disk stay bounded under a steady write load; reads below it answer COMPACTED.
+    // The state machine refuses only values past the ceiling of --max-value-bytes: the member's
+    // own bound is checked before a write is proposed, so members with different flags agree.
+    const home = await RocksStoreHome.open(join(dataDir, 'state'), { historyRevisions: HISTORY_REVISIONS_DEFAULT, valueBytesMax: VALUE_BYTES_CEILING });
+    undo.push(() => home.close());
+    const { wal, log: recovered } = Wal.open(new NodeFileSystem(), join(dataDir, 'wal'), { logger: log });
+    undo.push(() => wal.close());
+    logger.info({ event: 'recovered', appliedIndex: home.store.machine.appliedIndex, lastIndex: recovered.lastIndex, term: recovered.hardState.term }, 'storage recovered');
+
+    // The watch hub follows this member's applied revisions (a follower's clients watch it too).
+    const hub = new WatchHub(() => runtime.machine.namespace, () => performance.now(), {
+      watchesPerConnectionMax: limits.watchesPerConnectionMax,
+      watchesMax: limits.watchesMax,
+      fragmentBytesMax: limits.answerBytesMax,
+    });
+    const runtime: MemberRuntime = new MemberRuntime(
+      {
+        id: name,
+        peers: [...cluster.keys()].sort(),
+        tickMs: options.tickMs ?? 100,
+        turnChangesMax: limits.turnChangesMax,
+        ...(options.snapshotCount === undefined ? {} : { snapshotEvery: options.snapshotCount }),
+        ...(options.catchupEntries === undefined ? {} : { keepEntries: options.catchupEntries }),
+        ...(options.leaseReads === true ? { leaseReads: { driftPercent: options.leaseDriftPercent ?? 10 } } : {}),
       },
-      random: { intBelow: (bound) => randomInt(0, bound) },
-      wal,
-      recovered,
-      home,
-      link: transport,
+      {
+        clock: { monotonicMs: () => performance.now(), wallMs: () => Date.now() },
+        timers: {
+          setInterval: (run, ms) => setInterval(guarded(run, 'tick'), ms),
+          clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+          defer: (run) => void setImmediate(guarded(run, 'turn')),
+        },
+        random: { intBelow: (bound) => randomInt(0, bound) },
+        wal,
+        recovered,
+        home,
+        link: transport,
+        logger: log,
+        onFatal: (error) => options.onFatal?.(error),
+        onApplied: (events) => hub.publish(events),
+        onStoreReplaced: () => hub.storeReplaced(),
+      },
+    );
+    // A timer callback that threw would take the process down: log it and go on (the runtime
+    // and the hub answer their own failures; this is the last guard).
+    function guarded(run: () => void, what: string): () => void {
+      return () => {
+        try {
+          run();
+        } catch (error) {
+          logger.error({ event: 'timer_failed', what, error: (error as Error).message }, `a ${what} callback failed`);
+        }
+      };
+    }
+    undo.push(() => runtime.stop());
+    // The event loop's delay, since start: what every client of this member waited on top of its request.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    undo.push(() => void loopDelay.disable());
+    let clientServer: ClientServer | null = null;
+    const status = (): Record<string, unknown> => {
+      const s = runtime.status;
+      const ms = (ns: number): number => Math.round(ns / 1e4) / 100;
+      return {
+        name,
+        id: name,
+        leader: s.leaderId,
+        term: s.term,
+        commit: s.commitIndex,
+        applied: runtime.machine.appliedIndex,
+        revision: runtime.machine.revision,
+        members: [...cluster].map(([member, url]) => ({ name: member, peerUrl: url, clientUrl: transport.clientUrlOf(member) })),
+        dbSize: directoryBytes(join(dataDir, 'state')),
+        walSize: directoryBytes(join(dataDir, 'wal')),
+        loopLagMs: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) },
+        connections: clientServer?.connections ?? 0,
+        watches: hub.size,
+        sessions: runtime.machine.sessions.size,
+        leases: runtime.machine.leases.size,
+        version: WARDEN_VERSION,
+      };
+    };
+    clientServer = await startClientServer({
+      host: client.host,
+      port: client.port,
+      limits,
       logger: log,
-      onFatal: (error) => options.onFatal?.(error),
-      onApplied: (events) => hub.publish(events),
-      onStoreReplaced: () => hub.storeReplaced(),
-    },
-  );
-  const status = (): Record<string, unknown> => {
-    const s = runtime.status;
+      handlers: createHandlers({ runtime, hub, limits, leaderUrl: (leader) => transport.clientUrlOf(leader), status }),
+      healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < 1_000,
+      status,
+    }).catch((error: unknown) => {
+      throw listenError(error, '--listen-client', client.host, client.port);
+    });
+    const clientPort = clientServer;
+    undo.push(() => clientPort.close());
+    clientUrl = `ws://${client.host}:${clientPort.port}`;
+    transport.setClientUrl(clientUrl);
+    transport.start({
+      onMessage: (message) => runtime.step(message),
+      onForward: (entry) => runtime.proposeForwarded(entry),
+      onLeaseRequest: (request) => runtime.answerLeaseRequest(request),
+      onSnapshot: (message, chunks) => void runtime.receiveSnapshot(message, chunks).catch(() => undefined), // logged by the runtime
+    });
+    runtime.start();
+    const watchProgressMs = options.watchProgressMs ?? 10_000;
+    const progressTimer = setInterval(guarded(() => hub.tick(watchProgressMs), 'watch progress'), Math.max(10, Math.min(1_000, watchProgressMs / 4)));
+    logger.info({ event: 'started', clientUrl, peerUrl, members: cluster.size }, 'member started');
+
+    let closing: Promise<void> | null = null;
     return {
       name,
-      id: name,
-      leader: s.leaderId,
-      term: s.term,
-      commit: s.commitIndex,
-      applied: runtime.machine.appliedIndex,
-      revision: runtime.machine.revision,
-      members: [...cluster].map(([member, url]) => ({ name: member, peerUrl: url, clientUrl: transport.clientUrlOf(member) })),
-      dbSize: directoryBytes(join(dataDir, 'state')),
-      walSize: directoryBytes(join(dataDir, 'wal')),
-      version: WARDEN_VERSION,
+      clientUrl,
+      peerUrl,
+      runtime,
+      limits,
+      close: () =>
+        (closing ??= (async () => {
+          // A leader first hands over to a follower, so the cluster does not wait out an election.
+          if (await runtime.handOffLeadership(2_000)) logger.info({ event: 'leadership_handed_off', leader: runtime.status.leaderId }, 'handed leadership over');
+          clearInterval(progressTimer);
+          await clientPort.close();
+          transport.close();
+          await new Promise<void>((resolve) => {
+            peerServer.close();
+            peerHttp.close(() => resolve());
+            peerHttp.closeAllConnections();
+          });
+          await runtime.stop();
+          await home.close();
+          loopDelay.disable();
+          lock.release();
+          logger.info({ event: 'stopped' }, 'member stopped');
+        })()),
     };
-  };
-  const clientServer: ClientServer = await startClientServer({
-    host: client.host,
-    port: client.port,
-    ...(options.maxFrameBytes === undefined ? {} : { frameBytesMax: options.maxFrameBytes }),
-    logger: log,
-    handlers: createHandlers(runtime, hub, (leader) => transport.clientUrlOf(leader), status),
-    healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < 1_000,
-    status,
-  });
-  clientUrl = `ws://${client.host}:${clientServer.port}`;
-  transport.setClientUrl(clientUrl);
-  transport.start({
-    onMessage: (message) => runtime.step(message),
-    onForward: (entry) => runtime.proposeForwarded(entry),
-    onLeaseRequest: (request) => runtime.answerLeaseRequest(request),
-    onSnapshot: (message, chunks) => void runtime.receiveSnapshot(message, chunks).catch(() => undefined), // logged by the runtime
-  });
-  runtime.start();
-  const watchProgressMs = options.watchProgressMs ?? 10_000;
-  const progressTimer = setInterval(() => hub.tick(watchProgressMs), Math.max(10, Math.min(1_000, watchProgressMs / 4)));
-  logger.info({ event: 'started', clientUrl, peerUrl, members: cluster.size }, 'member started');
-
-  let closing: Promise<void> | null = null;
-  return {
-    name,
-    clientUrl,
-    peerUrl,
-    runtime,
-    close: () =>
-      (closing ??= (async () => {
-        // A leader first hands over to a follower, so the cluster does not wait out an election.
-        if (await runtime.handOffLeadership(2_000)) logger.info({ event: 'leadership_handed_off', leader: runtime.status.leaderId }, 'handed leadership over');
-        clearInterval(progressTimer);
-        await clientServer.close();
-        transport.close();
-        await new Promise<void>((resolve) => peerServer.close(() => resolve()));
-        await runtime.stop();
-        await home.close();
-        logger.info({ event: 'stopped' }, 'member stopped');
-      })()),
-  };
+  }
 }
+
+/** Every limit as `wardend` flags would set it (for --help and the README's table). */
+export const LIMIT_FLAGS = LIMIT_SPECS;

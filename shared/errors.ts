@@ -18,7 +18,9 @@ export const ERROR_CODES = {
   INVALID_ARGUMENT: 'the request is malformed (bad path, bad field, bad value)',
   TOO_LARGE: 'the value or request exceeds the size limit',
   UNAVAILABLE: 'the cluster cannot serve the request now (no quorum, leadership changing); safe to retry',
-  TIMEOUT: 'the request did not complete in time; its outcome is unknown',
+  RESOURCE_EXHAUSTED: 'a limit of this member or cluster is reached (connections, requests in flight, watches, sessions, leases); not applied: retry later or free some',
+  TIMEOUT: 'a write did not complete in time; it may have been applied: retry only with its session stamp',
+  OUTCOME_UNKNOWN: 'the write may or may not have been applied (its answer was lost on the way); retry only with its session stamp',
   UNAUTHENTICATED: 'the request carries no valid credentials',
   PERMISSION_DENIED: 'the credentials do not allow this operation',
   SESSION_EXPIRED: 'the client session is unknown or expired; whether its earlier requests were applied can no longer be told; register a new session',
@@ -27,6 +29,41 @@ export const ERROR_CODES = {
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * What a client may do after each error, so it never retries a write that may have been
+ * applied as if it had not been:
+ * - `retry`: certainly not applied, and worth retrying as it is (elsewhere, or a little later);
+ * - `unknown`: may have been applied; retry only with the write's session stamp (exactly-once);
+ * - `final`: certainly not applied, and the same request would be refused again.
+ */
+export type ErrorOutcome = 'retry' | 'unknown' | 'final';
+
+export const ERROR_OUTCOMES: { readonly [code in ErrorCode]: ErrorOutcome } = {
+  NOT_LEADER: 'retry',
+  NO_NODE: 'final',
+  NODE_EXISTS: 'final',
+  BAD_VERSION: 'final',
+  NOT_EMPTY: 'final',
+  COMPACTED: 'final',
+  LEASE_NOT_FOUND: 'final',
+  INVALID_ARGUMENT: 'final',
+  TOO_LARGE: 'final',
+  UNAVAILABLE: 'retry',
+  RESOURCE_EXHAUSTED: 'retry',
+  TIMEOUT: 'unknown',
+  OUTCOME_UNKNOWN: 'unknown',
+  UNAUTHENTICATED: 'final',
+  PERMISSION_DENIED: 'final',
+  SESSION_EXPIRED: 'final',
+  WATCH_NOT_FOUND: 'final',
+  SLOW_CONSUMER: 'retry',
+};
+
+/** Whether a request refused with `code` may have been applied (retry only with its stamp). */
+export function outcomeUnknown(code: ErrorCode): boolean {
+  return ERROR_OUTCOMES[code] === 'unknown';
+}
 
 export class WardenError extends Error {
   readonly code: ErrorCode;

@@ -19,20 +19,29 @@ import { PATH_BYTES_MAX } from './paths.js';
 /** The largest frame a member reads by default (a 1 MiB value in base64, and room around it). */
 export const FRAME_BYTES_MAX_DEFAULT = 1.5 * 1024 * 1024;
 
+/** The most compares, or ops in one branch, a transaction can ever hold (members may allow fewer). */
+export const TXN_OPS_CEILING = 1024;
+
 const path = { type: 'string', minLength: 1, maxLength: PATH_BYTES_MAX } as const;
 const base64 = { type: 'string', contentEncoding: 'base64', pattern: '^[A-Za-z0-9+/]*={0,2}$' } as const;
-const revision = { type: 'integer', minimum: 0 } as const;
-const version = { type: 'integer', minimum: -1 } as const;
-const lease = { type: 'integer', minimum: 1 } as const;
-const requestId = { anyOf: [{ type: 'string', minLength: 1, maxLength: 128 }, { type: 'integer' }] } as const;
+const revision = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+const version = { type: 'integer', minimum: -1, maximum: Number.MAX_SAFE_INTEGER } as const;
+const lease = { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } as const;
+// Integers past 2^53 cannot be told apart once parsed (JSON numbers are doubles): refused, so an
+// answer never comes back under an id the client did not send.
+const requestId = { anyOf: [{ type: 'string', minLength: 1, maxLength: 128 }, { type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }] } as const;
 const consistency = { enum: ['linearizable', 'serializable'] } as const;
 const watchId = { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 } as const;
+
+/** A session's secret, as `register` answers it: 128 random bits in 32 lowercase hex digits. */
+const secret = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const;
+const safeCount = (minimum: number) => ({ type: 'integer', minimum, maximum: Number.MAX_SAFE_INTEGER }) as const;
 
 const stamp = {
   type: 'object',
   additionalProperties: false,
-  required: ['id', 'seq', 'ackedThrough'],
-  properties: { id: { type: 'integer', minimum: 1 }, seq: { type: 'integer', minimum: 1 }, ackedThrough: { type: 'integer', minimum: 0 } },
+  required: ['id', 'seq', 'ackedThrough', 'secret'],
+  properties: { id: safeCount(1), seq: safeCount(1), ackedThrough: safeCount(0), secret },
 } as const;
 
 const createOp = {
@@ -69,7 +78,7 @@ const compare = {
     target: { enum: ['value', 'version', 'createRevision', 'modRevision', 'exists'] },
     operator: { enum: ['=', '!=', '<', '>'] },
     // A base64 string for value, an integer for versions and revisions, a boolean for exists.
-    operand: { anyOf: [base64, { type: 'integer' }, { type: 'boolean' }] },
+    operand: { anyOf: [base64, { type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }, { type: 'boolean' }] },
   },
 } as const;
 
@@ -91,26 +100,31 @@ function request<T extends string, P extends Record<string, unknown>>(type: T, p
 
 /** One schema per request type, by type. */
 export const REQUEST_SCHEMAS = {
-  register: request('register', {}),
-  keepalive: request('keepalive', { clientId: { type: 'integer', minimum: 1 } }, ['clientId']),
+  // nonce: the client's own random text; a register retried with it answers the same session.
+  register: request('register', { nonce: { type: 'string', minLength: 16, maxLength: 64 } }),
+  keepalive: request('keepalive', { clientId: safeCount(1), secret }, ['clientId', 'secret']),
   create: request('create', { ...withoutOp(createOp.properties), client: stamp }, ['path']),
   // prevNode: also answer the node as it was before (with its value), as etcd's prev_kv.
   put: request('put', { ...withoutOp(putOp.properties), prevNode: { type: 'boolean' }, client: stamp }, ['path']),
   delete: request('delete', { ...withoutOp(deleteOp.properties), client: stamp }, ['path']),
-  txn: request('txn', { compare: { type: 'array', maxItems: 128, items: compare }, success: { type: 'array', maxItems: 128, items: txnOp }, failure: { type: 'array', maxItems: 128, items: txnOp }, client: stamp }),
+  // The member's --max-txn-ops (128 by default) bounds each list; 1,024 is the protocol's ceiling.
+  txn: request('txn', { compare: { type: 'array', maxItems: TXN_OPS_CEILING, items: compare }, success: { type: 'array', maxItems: TXN_OPS_CEILING, items: txnOp }, failure: { type: 'array', maxItems: TXN_OPS_CEILING, items: txnOp }, client: stamp }),
   get: request('get', { path, revision, consistency, minRevision: revision }, ['path']),
-  children: request('children', { path, consistency, minRevision: revision }, ['path']),
+  // A page of child names: at most `limit`, after the name `after` (the answer's `next` goes on).
+  children: request('children', { path, consistency, minRevision: revision, limit: { type: 'integer', minimum: 1, maximum: 100_000 }, after: { type: 'string', minLength: 1, maxLength: PATH_BYTES_MAX } }, ['path']),
   range: request('range', { path, limit: { type: 'integer', minimum: 1, maximum: 10_000 }, after: path, revision, consistency, minRevision: revision }, ['path', 'limit']),
   compact: request('compact', { revision }, ['revision']),
   status: request('status', {}),
   // Leases. A TTL below the cluster's minimum (twice the longest election timeout) is refused by
   // the member with INVALID_ARGUMENT; the schema bounds it at 24 hours.
-  leaseGrant: request('leaseGrant', { ttlMs: { type: 'integer', minimum: 1, maximum: 24 * 60 * 60 * 1000 } }, ['ttlMs']),
+  // lease: an id the client picks (as etcd's LeaseGrant ID), so a retried grant is idempotent.
+  leaseGrant: request('leaseGrant', { ttlMs: { type: 'integer', minimum: 1, maximum: 24 * 60 * 60 * 1000 }, lease: safeCount(1) }, ['ttlMs']),
   leaseRevoke: request('leaseRevoke', { lease }, ['lease']),
   // One frame keeps many leases alive (a client's whole set, every third of its shortest TTL).
   leaseKeepAlive: request('leaseKeepAlive', { leases: { type: 'array', minItems: 1, maxItems: 10_000, items: lease } }, ['leases']),
   leaseTimeToLive: request('leaseTimeToLive', { lease, paths: { type: 'boolean' } }, ['lease']),
-  leaseList: request('leaseList', {}),
+  // Pages of leases in id order: at most `limit` (default and most 10,000), after lease id `after`.
+  leaseList: request('leaseList', { limit: { type: 'integer', minimum: 1, maximum: 10_000 }, after: safeCount(0) }),
   // Watches, multiplexed on the connection by a watch id the client picks. Pushes carry
   // "watch": id (events, progress, or canceled) and no request id.
   watch: request(
@@ -119,7 +133,7 @@ export const REQUEST_SCHEMAS = {
       watchId,
       path,
       scope: { enum: ['node', 'children', 'subtree'] },
-      fromRevision: { type: 'integer', minimum: 1 },
+      fromRevision: safeCount(1),
       prevNode: { type: 'boolean' },
       noPut: { type: 'boolean' },
       noDelete: { type: 'boolean' },
@@ -134,6 +148,12 @@ export const REQUEST_SCHEMAS = {
 
 export type RequestType = keyof typeof REQUEST_SCHEMAS;
 export const REQUEST_TYPES = Object.keys(REQUEST_SCHEMAS) as RequestType[];
+
+/** Whether `id` is a request id a member accepts (and so echoes): what the envelope's schema says. */
+export function isRequestId(id: unknown): id is string | number {
+  if (typeof id === 'string') return id.length >= 1 && id.length <= 128;
+  return Number.isSafeInteger(id);
+}
 
 /** The envelope every frame must have before its type is known. */
 export const ENVELOPE_SCHEMA = {

@@ -3,34 +3,36 @@
  * port, HTTP /health and /status. Every frame is validated by ajv against its schema before
  * anything runs; bad input gets an error frame with a code from shared/ and the connection
  * stays open. Requests on one socket run concurrently and answer in any order (Request
- * Pipeline), up to a bound per socket; a client that stops reading is disconnected with a
- * reason once its unread answers pass a bound, and nobody else waits for it.
+ * Pipeline), within the member's limits (server/limits.ts): connections, requests and request
+ * bytes in flight, and unread answers per connection and per member — past each a client gets
+ * an error or a close whose reason names the limit, and nobody else waits for it.
  *
- * Must never: let one client's input crash the member or slow another client; answer without
- * the request's id; run a request its schema refused.
+ * Must never: let one client's input crash the member or slow another client (every socket
+ * handler is guarded); answer without the request's id, or with an id the schema refused (it
+ * is answered as null, never echoed); run a request its schema refused.
  */
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import { ENVELOPE_SCHEMA, FRAME_BYTES_MAX_DEFAULT, REQUEST_SCHEMAS, type RequestType } from '../../shared/protocol.js';
+import { ENVELOPE_SCHEMA, REQUEST_SCHEMAS, isRequestId, type RequestType } from '../../shared/protocol.js';
 import type { ErrorCode } from '../../shared/errors.js';
 import type { RuntimeLogger } from '../node/runtime.js';
 import type { ClientConnection, RequestHandlers } from './handlers.js';
 import { writeCoalescer } from '../transport/coalesce.js';
+import { limitField, nameLimit, type Limits } from '../limits.js';
+import { errorFrame } from './wire.js';
 
-/** Requests one socket may have in flight; more are refused until some finish. */
-const IN_FLIGHT_MAX = 4_096;
-/** Unread answer bytes after which a client that does not read is cut off. */
-const UNREAD_BYTES_MAX = 16 * 1024 * 1024;
-/** Unsent bytes past which watch pushes are refused (the watcher is cancelled, the connection kept). */
-const WATCH_UNSENT_BYTES_MAX = 8 * 1024 * 1024;
+/** A request whose synchronous handling takes longer than this is logged with its type. */
+const SLOW_REQUEST_MS = 50;
+/** What a request in flight counts against the member's in-flight bytes, at least. */
+const REQUEST_COST_MIN_BYTES = 1024;
 
 export interface ClientServerOptions {
   readonly host: string;
   readonly port: number;
-  readonly frameBytesMax?: number;
+  readonly limits: Limits;
   readonly logger: RuntimeLogger;
   readonly handlers: RequestHandlers;
   /** /health: 200 when the member has a leader and is applied to within a bound. */
@@ -41,28 +43,256 @@ export interface ClientServerOptions {
 export interface ClientServer {
   readonly port: number;
   readonly http: Server;
+  /** Open client connections now. */
+  readonly connections: number;
   close(): Promise<void>;
 }
 
+/**
+ * ws closes a connection whose frame passes maxPayload with 1009 and no reason; this one says
+ * which limit it passed, so the client can tell the operator what to change.
+ */
+function socketClass(frameBytesMax: number): typeof WebSocket {
+  return class LimitNamingWebSocket extends WebSocket {
+    override close(code?: number, reason?: string | Buffer): void {
+      if (code === 1009 && reason === undefined) super.close(code, `frame larger than --max-frame-bytes ${frameBytesMax}`);
+      else super.close(code, reason);
+    }
+  };
+}
+
+interface Connection {
+  readonly socket: WebSocket;
+  readonly raw: Duplex;
+  readonly client: ClientConnection;
+  inFlight: number;
+  /** The unread bytes seen at its last send (the member's running total is the sum). */
+  lastUnread: number;
+}
+
 export async function startClientServer(options: ClientServerOptions): Promise<ClientServer> {
+  const { limits, logger } = options;
   const ajv = new Ajv({ allErrors: false, strict: false });
   const envelope = ajv.compile(ENVELOPE_SCHEMA);
   const validators = new Map<string, ValidateFunction>(Object.entries(REQUEST_SCHEMAS).map(([type, schema]) => [type, ajv.compile(schema)]));
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.frameBytesMax ?? FRAME_BYTES_MAX_DEFAULT, perMessageDeflate: false });
-  const http = createServer((request, response) => serveHttp(request, response, options));
-  http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+  const wss = new WebSocketServer({ noServer: true, maxPayload: limits.frameBytesMax, perMessageDeflate: false, WebSocket: socketClass(limits.frameBytesMax) });
+  const connections = new Set<Connection>();
+  // Unread bytes of every connection together, as last seen: an overestimate between sends
+  // (sockets drain silently), so passing the bound triggers an exact count before anyone is cut.
+  let unreadTotal = 0;
+  let inFlightBytes = 0;
+
+  const http = createServer((request, response) => {
+    try {
+      serveHttp(request, response, options);
+    } catch (error) {
+      logger.error({ event: 'http_failed', error: (error as Error).message }, 'an HTTP request failed');
+      if (!response.headersSent) respondJson(response, 500, { error: 'internal error' });
+    }
   });
-  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => serveSocket(socket, request.socket, options, envelope, validators));
+  http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    try {
+      wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+    } catch (error) {
+      logger.warn({ event: 'upgrade_failed', error: (error as Error).message }, 'a WebSocket upgrade failed');
+      socket.destroy();
+    }
+  });
+  http.on('clientError', (_error, socket: Duplex) => socket.destroy());
+
+  /** Count every connection's unread bytes exactly; cut the biggest readers-not until under the member's bound. */
+  const enforceMemberUnread = (): void => {
+    unreadTotal = 0;
+    for (const c of connections) {
+      c.lastUnread = c.socket.bufferedAmount;
+      unreadTotal += c.lastUnread;
+    }
+    if (unreadTotal <= limits.unreadBytesPerMemberMax) return;
+    const biggest = [...connections].sort((a, b) => b.lastUnread - a.lastUnread);
+    for (const c of biggest) {
+      if (unreadTotal <= limits.unreadBytesPerMemberMax) break;
+      logger.warn({ event: 'client_cut', reason: 'member_unread', unreadBytes: c.lastUnread }, 'closed the connection holding the most unread answers');
+      unreadTotal -= c.lastUnread;
+      c.lastUnread = 0;
+      connections.delete(c);
+      c.socket.close(1008, `member's unread answers passed ${nameLimit(limits, 'unreadBytesPerMemberMax')}; read your answers`);
+    }
+  };
+
+  /** Before a send on `c`: false if it was cut (its own or the member's unread bound). */
+  const roomFor = (c: Connection, bound: number, closeIfOver: boolean): boolean => {
+    if (c.socket.readyState !== WebSocket.OPEN) return false;
+    const unread = c.socket.bufferedAmount;
+    unreadTotal += unread - c.lastUnread;
+    c.lastUnread = unread;
+    if (unread > bound) {
+      if (closeIfOver) {
+        logger.warn({ event: 'client_cut', reason: 'unread', unreadBytes: unread }, 'closed a connection that does not read its answers');
+        c.socket.close(1008, `unread answers passed ${nameLimit(limits, 'unreadBytesPerConnectionMax')}; read your answers`);
+      }
+      return false;
+    }
+    if (unreadTotal > limits.unreadBytesPerMemberMax) {
+      enforceMemberUnread();
+      if (c.socket.readyState !== WebSocket.OPEN) return false;
+    }
+    return true;
+  };
+
+  const serveSocket = (socket: WebSocket, raw: Duplex): void => {
+    const coalesce = writeCoalescer(raw);
+    const send = (text: string): void => {
+      coalesce();
+      socket.send(text);
+    };
+    if (connections.size >= limits.connectionsMax) {
+      send(JSON.stringify({ id: null, ...errorFrame('RESOURCE_EXHAUSTED', `this member holds ${limits.connectionsMax} connections already; try another member or later`, { limit: limitField(limits, 'connectionsMax') }) }));
+      socket.close(1013, `too many connections (${nameLimit(limits, 'connectionsMax')})`);
+      return;
+    }
+    const connection: Connection = {
+      socket,
+      raw,
+      inFlight: 0,
+      lastUnread: 0,
+      client: {
+        sink: {
+          push: (frame, force = false) => {
+            if (!roomFor(connection, force ? limits.unreadBytesPerConnectionMax : limits.watchUnsentBytesMax, force)) return false;
+            send(frame);
+            return true;
+          },
+          writable: () => socket.readyState === WebSocket.OPEN && socket.bufferedAmount < limits.watchUnsentBytesMax / 4,
+          whenWritable: (run) => {
+            const check = (): void => {
+              if (socket.readyState !== WebSocket.OPEN) return;
+              if (socket.bufferedAmount < limits.watchUnsentBytesMax / 4) run();
+              else raw.once('drain', check);
+            };
+            raw.once('drain', check);
+          },
+        },
+      },
+    };
+    connections.add(connection);
+    const reply = (frame: Record<string, unknown>): void => {
+      if (!roomFor(connection, limits.unreadBytesPerConnectionMax, true)) return;
+      send(JSON.stringify(frame));
+    };
+    const refuse = (id: unknown, code: ErrorCode, message: string, extra: Record<string, unknown> = {}): void => reply({ id: isRequestId(id) ? id : null, ...errorFrame(code, message, extra) });
+
+    socket.on('close', () => {
+      connections.delete(connection);
+      unreadTotal -= connection.lastUnread;
+      try {
+        options.handlers.disconnected(connection.client);
+      } catch (error) {
+        logger.error({ event: 'disconnect_failed', error: (error as Error).message }, 'cleaning up a closed connection failed');
+      }
+    });
+    socket.on('error', (error) => logger.warn({ event: 'client_socket_error', error: error.message }, 'a client socket failed'));
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      const started = performance.now();
+      let type = '(unparsed)';
+      try {
+        type = serveFrame(data, isBinary);
+      } catch (error) {
+        // Nothing a client sends may take the member down: answer, log, and carry on.
+        logger.error({ event: 'frame_failed', type, error: (error as Error).message }, 'a client frame could not be handled');
+        refuse(null, 'INVALID_ARGUMENT', 'the frame could not be handled');
+      }
+      const tookMs = performance.now() - started;
+      if (tookMs > SLOW_REQUEST_MS) logger.warn({ event: 'slow_request', type, tookMs: Math.round(tookMs) }, `a ${type} request held the event loop for ${Math.round(tookMs)} ms`);
+    });
+
+    /** One frame, start to hand-off; answers its type (for the slow-request log). */
+    const serveFrame = (data: RawData, isBinary: boolean): string => {
+      if (isBinary) {
+        refuse(null, 'INVALID_ARGUMENT', 'frames are JSON text');
+        return '(binary)';
+      }
+      const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : (data as Buffer | ArrayBuffer).byteLength;
+      let frame: unknown;
+      try {
+        frame = JSON.parse(data.toString());
+      } catch {
+        refuse(null, 'INVALID_ARGUMENT', 'the frame is not valid JSON');
+        return '(not JSON)';
+      }
+      if (!envelope(frame)) {
+        const id = (frame as { id?: unknown } | null)?.id;
+        refuse(id, 'INVALID_ARGUMENT', isRequestId(id) ? 'a request needs a "type"' : 'a request needs an "id": a string of 1 to 128 characters or a safe integer');
+        return '(no envelope)';
+      }
+      const { id, type } = frame as { id: string | number; type: string };
+      const validate = validators.get(type);
+      if (validate === undefined) {
+        refuse(id, 'INVALID_ARGUMENT', `unknown request type ${JSON.stringify(type.slice(0, 64))}`);
+        return '(unknown type)';
+      }
+      if (!validate(frame)) {
+        const problem = validate.errors?.[0];
+        refuse(id, 'INVALID_ARGUMENT', `${type}: ${(problem?.instancePath || '(request)').slice(0, 200)} ${problem?.message ?? 'is invalid'}`);
+        return type;
+      }
+      if (connection.inFlight >= limits.inFlightPerConnectionMax) {
+        refuse(id, 'RESOURCE_EXHAUSTED', `more than ${limits.inFlightPerConnectionMax} requests in flight on this connection; wait for answers`, { limit: limitField(limits, 'inFlightPerConnectionMax') });
+        return type;
+      }
+      // A request costs at least REQUEST_COST_MIN_BYTES of the budget: its bookkeeping (a
+      // waiter, a read, a timer) is not free however small its frame.
+      const cost = Math.max(bytes, REQUEST_COST_MIN_BYTES);
+      if (inFlightBytes + cost > limits.inFlightBytesPerMemberMax) {
+        refuse(id, 'RESOURCE_EXHAUSTED', `this member holds ${inFlightBytes} bytes of requests in flight; retry shortly`, { limit: limitField(limits, 'inFlightBytesPerMemberMax') });
+        return type;
+      }
+      connection.inFlight += 1;
+      inFlightBytes += cost;
+      const done = (): void => {
+        connection.inFlight -= 1;
+        inFlightBytes -= cost;
+      };
+      options.handlers.handle(type as RequestType, frame as unknown as Record<string, unknown>, connection.client).then(
+        (answer) => {
+          done();
+          reply({ id, ...answer });
+        },
+        (error: Error) => {
+          done();
+          logger.error({ event: 'request_failed', type, error: error.message }, 'a request failed unexpectedly');
+          // Handlers answer every failure they know; one that escaped may have been proposed.
+          const code: ErrorCode = options.handlers.isWrite(type as RequestType) ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE';
+          refuse(id, code, 'the member could not serve the request');
+        },
+      );
+      return type;
+    };
+  };
+
+  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    try {
+      serveSocket(socket, request.socket);
+    } catch (error) {
+      logger.error({ event: 'connection_failed', error: (error as Error).message }, 'a client connection could not be set up');
+      socket.terminate();
+    }
+  });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    http.listen(options.port, options.host, () => resolve());
+    http.listen(options.port, options.host, () => {
+      http.off('error', reject);
+      resolve();
+    });
   });
+  http.on('error', (error) => logger.error({ event: 'client_port_error', error: error.message }, 'the client port failed'));
   const address = http.address();
   const port = typeof address === 'object' && address !== null ? address.port : options.port;
   return {
     port,
     http,
+    get connections() {
+      return connections.size;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const client of wss.clients) client.close(1001, 'member stopping');
@@ -90,64 +320,4 @@ function serveHttp(request: IncomingMessage, response: ServerResponse, options: 
 function respondJson(response: ServerResponse, status: number, body: unknown): void {
   response.writeHead(status, { 'content-type': 'application/json' });
   response.end(JSON.stringify(body));
-}
-
-function serveSocket(socket: WebSocket, raw: Duplex, options: ClientServerOptions, envelope: ValidateFunction, validators: Map<string, ValidateFunction>): void {
-  let inFlight = 0;
-  const coalesce = writeCoalescer(raw);
-  const reply = (frame: Record<string, unknown>): void => {
-    if (socket.readyState !== WebSocket.OPEN) return;
-    if (socket.bufferedAmount > UNREAD_BYTES_MAX) {
-      socket.close(1008, 'the client does not read its answers');
-      return;
-    }
-    coalesce();
-    socket.send(JSON.stringify(frame));
-  };
-  const refuse = (id: unknown, code: ErrorCode, message: string): void => reply({ id: id ?? null, ok: false, error: { code, message } });
-  const connection: ClientConnection = {
-    sink: {
-      push: (frame, force = false) => {
-        if (socket.readyState !== WebSocket.OPEN) return false;
-        if (!force && socket.bufferedAmount > WATCH_UNSENT_BYTES_MAX) return false;
-        coalesce();
-        socket.send(frame);
-        return true;
-      },
-    },
-  };
-  socket.on('close', () => options.handlers.disconnected(connection));
-
-  socket.on('error', (error) => options.logger.warn({ event: 'client_socket_error', error: error.message }, 'a client socket failed'));
-  socket.on('message', (data: RawData, isBinary: boolean) => {
-    if (isBinary) return refuse(null, 'INVALID_ARGUMENT', 'frames are JSON text');
-    let frame: unknown;
-    try {
-      frame = JSON.parse(data.toString());
-    } catch {
-      return refuse(null, 'INVALID_ARGUMENT', 'the frame is not valid JSON');
-    }
-    if (!envelope(frame)) return refuse((frame as { id?: unknown } | null)?.id, 'INVALID_ARGUMENT', 'a request needs an "id" (string or integer) and a "type"');
-    const { id, type } = frame as { id: string | number; type: string };
-    const validate = validators.get(type);
-    if (validate === undefined) return refuse(id, 'INVALID_ARGUMENT', `unknown request type ${JSON.stringify(type)}`);
-    if (!validate(frame)) {
-      const problem = validate.errors?.[0];
-      return refuse(id, 'INVALID_ARGUMENT', `${type}: ${problem?.instancePath || '(request)'} ${problem?.message ?? 'is invalid'}`);
-    }
-    if (inFlight >= IN_FLIGHT_MAX) return refuse(id, 'UNAVAILABLE', `more than ${IN_FLIGHT_MAX} requests in flight on this connection; wait for answers`);
-    inFlight += 1;
-    options.handlers
-      .handle(type as RequestType, frame as Record<string, unknown>, connection)
-      .then(
-        (answer) => reply({ id, ...answer }),
-        (error: Error) => {
-          options.logger.error({ event: 'request_failed', type, error: error.message }, 'a request failed unexpectedly');
-          refuse(id, 'UNAVAILABLE', 'the member could not serve the request');
-        },
-      )
-      .finally(() => {
-        inFlight -= 1;
-      });
-  });
 }

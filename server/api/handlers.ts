@@ -1,22 +1,35 @@
 /**
- * What each client request does, once its frame passed its schema: writes are proposed through
- * the runtime (forwarded to the leader by a follower), reads are served linearizably by
- * default, serializably on request, or serializably once this member has reached the revision
- * the client carries (read-your-writes). Answers are JSON: bytes as base64; errors carry a code
- * from shared/ and, for NOT_LEADER, the leader's name and client URL when known.
+ * What each client request does, once its frame passed its schema. A write is checked whole
+ * against the member's limits and the state machine's own rules before it is proposed — sizes,
+ * shapes, canonical base64 — so nothing that will be refused is ever replicated; it is then
+ * proposed through the runtime (forwarded to the leader by a follower), carrying the limits the
+ * state machine must apply alike on every member. Reads are served linearizably by default,
+ * serializably on request, or serializably once this member has reached the revision the client
+ * carries (read-your-writes), and none answers more than the answer bound.
+ *
+ * Answers are JSON: bytes as base64; errors carry a code from shared/, what the client may do
+ * next (`outcome`), the limit passed (name, flag, value) when that is why, and for NOT_LEADER
+ * the leader's name and client URL when known.
  *
  * Must never: throw for a refused request (it answers an error); serve a linearizable read
- * before the member has applied the confirmed read index.
+ * before the member has applied the confirmed read index; answer "retry" for a write that may
+ * have been applied.
  */
 
+import { randomBytes } from 'node:crypto';
+import type { ErrorCode } from '../../shared/errors.js';
 import type { RequestType } from '../../shared/protocol.js';
+import { checkPath } from '../../shared/paths.js';
+import { jsonStringBytes, nodeWireBytes } from '../../shared/wire-size.js';
 import type { StateCommand, StateMachine, StateResult } from '../state/state-machine.js';
 import type { ClientStamp } from '../state/sessions.js';
+import { commandProblem } from '../state/validate.js';
 import type { MemberRuntime } from '../node/runtime.js';
-import { RetryableError } from '../node/waiting-list.js';
+import { RequestError } from '../node/waiting-list.js';
 import type { WatchHub, WatchScope, WatchSink } from '../watch/hub.js';
-import { checkPath } from '../../shared/paths.js';
 import type { NodeId } from '../raft/types.js';
+import { limitField, type Limits } from '../limits.js';
+import { decodeBase64, errorFrame, wireValue } from './wire.js';
 
 /** One client connection, as the handlers see it: where its watches push. */
 export interface ClientConnection {
@@ -27,115 +40,184 @@ export interface RequestHandlers {
   handle(type: RequestType, frame: Record<string, unknown>, connection: ClientConnection): Promise<Record<string, unknown>>;
   /** The connection closed: its watches end. */
   disconnected(connection: ClientConnection): void;
+  /** Whether a request of this type is a write (its outcome may be unknown when its answer is lost). */
+  isWrite(type: RequestType): boolean;
+}
+
+export interface HandlerDeps {
+  readonly runtime: MemberRuntime;
+  readonly hub: WatchHub;
+  readonly limits: Limits;
+  /** The client URL of a member, for NOT_LEADER hints. */
+  readonly leaderUrl: (leader: NodeId) => string | null;
+  readonly status: () => Record<string, unknown>;
 }
 
 /** How long a read may wait for this member to reach the revision its client carries. */
 const MIN_REVISION_WAIT_MS = 5_000;
+/** A page of leaseList, at most (and by default). */
+const LEASE_PAGE_MAX = 10_000;
 
-export function createHandlers(runtime: MemberRuntime, hub: WatchHub, leaderUrl: (leader: NodeId) => string | null, status: () => Record<string, unknown>): RequestHandlers {
-  const write = async (command: StateCommand, client: unknown, shape: (result: StateResult) => StateResult = (r) => r): Promise<Record<string, unknown>> => {
+const WRITES: ReadonlySet<RequestType> = new Set(['register', 'keepalive', 'create', 'put', 'delete', 'txn', 'compact', 'leaseGrant', 'leaseRevoke']);
+
+type Answer = Record<string, unknown>;
+
+/** A request refused before anything ran: what the client gets back. */
+class Refused extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function createHandlers(deps: HandlerDeps): RequestHandlers {
+  const { runtime, hub, limits } = deps;
+  const refusedAnswer = (error: unknown, isWrite: boolean): Answer => {
+    if (error instanceof Refused) return errorFrame(error.code, error.message, error.extra);
+    if (error instanceof RequestError) {
+      const hint = error.leaderHint;
+      return errorFrame(error.code, error.message, hint === null ? {} : { leader: { name: hint, url: deps.leaderUrl(hint) } });
+    }
+    // Not a failure the member knows: a write may have been proposed before it happened.
+    return errorFrame(isWrite ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE', (error as Error).message);
+  };
+  /** A state-machine answer as JSON; an error names the replicated limit it passed, with this member's flag. */
+  const toWire = (result: StateResult | Answer): Answer => {
+    const r = result as { ok?: boolean; code?: ErrorCode; message?: string; revision?: number; limit?: keyof Limits };
+    if (r.ok === false) return { revision: r.revision, ...errorFrame(r.code!, r.message!, r.limit === undefined ? {} : { limit: limitField(limits, r.limit) }) };
+    return wireValue(result) as Answer;
+  };
+  const write = async (command: StateCommand, client: unknown, shape: (result: StateResult) => StateResult = (r) => r): Promise<Answer> => {
     try {
       return toWire(shape(await runtime.propose(command, client as ClientStamp | undefined)));
     } catch (error) {
-      return refused(error, leaderUrl);
+      return refusedAnswer(error, true);
     }
   };
-  const read = async (frame: Record<string, unknown>, serve: (machine: StateMachine) => unknown): Promise<Record<string, unknown>> => {
+  /** A namespace write: checked whole against this member's limits first, then proposed with the limits the log must carry. */
+  const namespaceWrite = (command: StateCommand, client: unknown, shape?: (result: StateResult) => StateResult): Promise<Answer> => {
+    const problem = commandProblem(command, { valueBytesMax: limits.valueBytesMax, operandBytesMax: limits.valueBytesMax, pathBytesMax: limits.pathBytesMax, txnOpsMax: limits.txnOpsMax });
+    if (problem !== null) {
+      return Promise.resolve(errorFrame(problem.code, problem.message, problem.limit === undefined ? {} : { limit: limitField(limits, problem.limit) }));
+    }
+    const carried = { ...command, limits: { deleteNodesMax: limits.deleteNodesMax, answerBytesMax: limits.answerBytesMax } } as StateCommand;
+    return write(carried, client, shape);
+  };
+  const read = async (frame: Record<string, unknown>, serve: (machine: StateMachine) => unknown): Promise<Answer> => {
     try {
       if (frame['consistency'] === 'serializable') {
         if (typeof frame['minRevision'] === 'number') await runtime.whenRevision(frame['minRevision'], MIN_REVISION_WAIT_MS);
-        return toWire(await runtime.readSerializable(serve));
+        return toWire((await runtime.readSerializable(serve)) as Answer);
       }
-      return toWire(await runtime.readLinearizable(serve));
+      return toWire((await runtime.readLinearizable(serve)) as Answer);
     } catch (error) {
-      return refused(error, leaderUrl);
+      return refusedAnswer(error, false);
     }
   };
-  const leaseAnswer = async (answer: () => Promise<Record<string, unknown>>): Promise<Record<string, unknown>> => {
-    try {
-      return await answer();
-    } catch (error) {
-      return refused(error, leaderUrl);
-    }
+  /** Every value of a write, from canonical base64 only. */
+  const value = (text: unknown, what: string): Uint8Array => {
+    if (text === undefined) return new Uint8Array(0);
+    const bytes = decodeBase64(text as string);
+    if (bytes === null) throw new Refused('INVALID_ARGUMENT', `${what} is not canonical base64 (padded to a multiple of 4, no stray bits)`);
+    return bytes;
   };
-  const bytes = (value: unknown): Uint8Array => (typeof value === 'string' ? Buffer.from(value, 'base64') : new Uint8Array(0));
-  const plain = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  const answerTooLarge = (what: string): Answer =>
+    errorFrame('TOO_LARGE', `${what} would pass the answer bound`, { limit: limitField(limits, 'answerBytesMax') });
+
+  const handlers: Record<RequestType, (f: Record<string, unknown>, connection: ClientConnection) => Promise<Answer> | Answer> = {
+    register: (f) => write({ op: 'registerClient', secret: randomBytes(16).toString('hex'), ...(typeof f['nonce'] === 'string' ? { nonce: f['nonce'] } : {}), sessionsMax: limits.sessionsMax }, undefined),
+    keepalive: (f) => write({ op: 'sessionKeepAlive', clientId: f['clientId'] as number, secret: f['secret'] as string }, undefined),
+    create: (f) => namespaceWrite({ op: 'create', path: f['path'] as string, value: value(f['value'], 'value'), ...pick(f, ['sequential', 'lease', 'parents']) }, f['client'], withoutValues(false)),
+    put: (f) => namespaceWrite({ op: 'put', path: f['path'] as string, value: value(f['value'], 'value'), ...pick(f, ['ifVersion', 'lease']) }, f['client'], withoutValues(f['prevNode'] === true)),
+    delete: (f) => namespaceWrite({ op: 'delete', path: f['path'] as string, ...pick(f, ['ifVersion', 'recursive']) }, f['client']),
+    txn: (f) => namespaceWrite(txnFromWire(f, value), f['client']),
+    compact: (f) => write({ op: 'compact', revision: f['revision'] as number }, undefined),
+    get: (f) =>
+      read(f, (machine) => {
+        const got = machine.namespace.get(f['path'] as string, f['revision'] as number | undefined);
+        if (got.ok && got.op === 'get' && nodeWireBytes(got.node) > limits.answerBytesMax) return answerTooLarge(`the node ${got.node.path}`);
+        return got;
+      }),
+    children: (f) => read(f, (machine) => machine.namespace.childrenOf(f['path'] as string, { ...(pick(f, ['limit', 'after']) as { limit?: number; after?: string }), bytesMax: limits.answerBytesMax })),
+    range: (f) => read(f, (machine) => machine.namespace.range(f['path'] as string, { limit: f['limit'] as number, ...pick(f, ['after', 'revision']), bytesMax: limits.answerBytesMax } as { limit: number })),
+    status: () => ({ ok: true, revision: runtime.machine.revision, status: deps.status() }),
+    leaseGrant: (f) => {
+      const ttlMs = f['ttlMs'] as number;
+      if (ttlMs < runtime.leaseTtlMinMs) {
+        return errorFrame('INVALID_ARGUMENT', `ttlMs must be at least ${runtime.leaseTtlMinMs} (twice this cluster's longest election timeout), got ${ttlMs}`);
+      }
+      return write({ op: 'leaseGrant', ttlMs, ...(typeof f['lease'] === 'number' ? { lease: f['lease'] } : {}), leasesMax: limits.leasesMax }, undefined);
+    },
+    leaseRevoke: (f) => write({ op: 'leaseRevoke', lease: f['lease'] as number }, undefined),
+    leaseKeepAlive: async (f) => {
+      try {
+        return { ok: true, leases: await runtime.leaseRequest({ op: 'keepAlive', leases: f['leases'] as number[] }) };
+      } catch (error) {
+        return refusedAnswer(error, false);
+      }
+    },
+    leaseTimeToLive: async (f) => {
+      try {
+        const [answer] = await runtime.leaseRequest({ op: 'timeToLive', lease: f['lease'] as number });
+        if (answer === undefined || !answer.ok) return errorFrame(answer?.ok === false ? answer.code : 'LEASE_NOT_FOUND', answer?.ok === false ? answer.message : 'no such lease');
+        const { ok: _ok, ...lease } = answer;
+        if (f['paths'] !== true) return { ok: true, lease };
+        const paths = await runtime.readLinearizable((machine) => machine.namespace.pathsOfLease(lease.id));
+        let bytes = 0;
+        for (const path of paths) bytes += jsonStringBytes(path) + 1;
+        if (bytes > limits.answerBytesMax) return answerTooLarge(`the ${paths.length} paths of lease ${lease.id}`);
+        return { ok: true, lease, paths };
+      } catch (error) {
+        return refusedAnswer(error, false);
+      }
+    },
+    leaseList: (f) =>
+      read(f, (machine) => {
+        const limit = (f['limit'] as number | undefined) ?? LEASE_PAGE_MAX;
+        const ids = machine.leases.idsAfter((f['after'] as number | undefined) ?? 0, limit + 1);
+        const page = ids.slice(0, limit).map((id) => ({ id, ttlMs: machine.leases.get(id)!.ttlMs }));
+        return { ok: true, revision: machine.revision, op: 'leaseList', leases: page, next: ids.length > limit ? page[page.length - 1]!.id : null };
+      }),
+    watch: (f, connection) => {
+      const path = f['path'] as string;
+      const checked = checkPath(path);
+      if (!checked.ok) return errorFrame('INVALID_ARGUMENT', checked.error.message);
+      const watchId = f['watchId'] as number;
+      const started = hub.watch(connection.sink, watchId, {
+        path,
+        scope: (f['scope'] as WatchScope | undefined) ?? 'node',
+        ...(typeof f['fromRevision'] === 'number' ? { fromRevision: f['fromRevision'] } : {}),
+        prevNode: f['prevNode'] === true,
+        noPut: f['noPut'] === true,
+        noDelete: f['noDelete'] === true,
+        progressNotify: f['progressNotify'] === true,
+      });
+      if (!started.ok) {
+        return errorFrame(started.code, started.message, {
+          ...(started.compactRevision === undefined ? {} : { compactRevision: started.compactRevision }),
+          ...(started.limit === undefined ? {} : { limit: limitField(limits, started.limit) }),
+        });
+      }
+      return { ok: true, watchId, revision: started.revision };
+    },
+    cancelWatch: (f, connection) =>
+      hub.cancel(connection.sink, f['watchId'] as number) ? { ok: true, watchId: f['watchId'] } : errorFrame('WATCH_NOT_FOUND', `no watch ${String(f['watchId'])} is open on this connection`),
+    watchProgress: (_f, connection) => ({ ok: true, revision: hub.progress(connection.sink) }),
+  };
 
   return {
     disconnected(connection) {
       hub.closed(connection.sink);
     },
-    async handle(type, f, connection) {
-      switch (type) {
-        case 'register':
-          return write({ op: 'registerClient' }, undefined);
-        case 'keepalive':
-          return write({ op: 'sessionKeepAlive', clientId: f['clientId'] as number }, undefined);
-        case 'create':
-          return write({ op: 'create', path: f['path'] as string, value: plain(bytes(f['value'])), ...pick(f, ['sequential', 'lease', 'parents']) }, f['client'], withoutValues(false));
-        case 'put':
-          return write({ op: 'put', path: f['path'] as string, value: plain(bytes(f['value'])), ...pick(f, ['ifVersion', 'lease']) }, f['client'], withoutValues(f['prevNode'] === true));
-        case 'delete':
-          return write({ op: 'delete', path: f['path'] as string, ...pick(f, ['ifVersion', 'recursive']) }, f['client']);
-        case 'txn':
-          return write(txnFromWire(f), f['client']);
-        case 'compact':
-          return write({ op: 'compact', revision: f['revision'] as number }, undefined);
-        case 'get':
-          return read(f, (machine) => machine.namespace.get(f['path'] as string, f['revision'] as number | undefined));
-        case 'children':
-          return read(f, (machine) => machine.namespace.childrenOf(f['path'] as string));
-        case 'range':
-          return read(f, (machine) => machine.namespace.range(f['path'] as string, { limit: f['limit'] as number, ...pick(f, ['after', 'revision']) } as { limit: number }));
-        case 'status':
-          return { ok: true, revision: runtime.machine.revision, status: status() };
-        case 'leaseGrant': {
-          const ttlMs = f['ttlMs'] as number;
-          if (ttlMs < runtime.leaseTtlMinMs) {
-            return { ok: false, error: { code: 'INVALID_ARGUMENT', message: `ttlMs must be at least ${runtime.leaseTtlMinMs} (twice this cluster's longest election timeout), got ${ttlMs}` } };
-          }
-          return write({ op: 'leaseGrant', ttlMs }, undefined);
-        }
-        case 'leaseRevoke':
-          return write({ op: 'leaseRevoke', lease: f['lease'] as number }, undefined);
-        case 'leaseKeepAlive':
-          return leaseAnswer(async () => ({ ok: true, leases: await runtime.leaseRequest({ op: 'keepAlive', leases: f['leases'] as number[] }) }));
-        case 'leaseTimeToLive':
-          return leaseAnswer(async () => {
-            const [answer] = await runtime.leaseRequest({ op: 'timeToLive', lease: f['lease'] as number });
-            if (answer === undefined || !answer.ok) return { ok: false, error: { code: answer?.ok === false ? answer.code : 'LEASE_NOT_FOUND', message: answer?.ok === false ? answer.message : 'no such lease' } };
-            const { ok: _ok, ...lease } = answer;
-            if (f['paths'] !== true) return { ok: true, lease };
-            const paths = await runtime.readLinearizable((machine) => machine.namespace.pathsOfLease(lease.id));
-            return { ok: true, lease, paths };
-          });
-        case 'leaseList':
-          return read(f, (machine) => ({ ok: true, revision: machine.revision, op: 'leaseList', leases: machine.leases.dump().leases.map(({ id, ttlMs }) => ({ id, ttlMs })) }));
-        case 'watch': {
-          const path = f['path'] as string;
-          const checked = checkPath(path);
-          if (!checked.ok) return { ok: false, error: { code: 'INVALID_ARGUMENT', message: checked.error.message } };
-          const watchId = f['watchId'] as number;
-          const started = hub.watch(connection.sink, watchId, {
-            path,
-            scope: (f['scope'] as WatchScope | undefined) ?? 'node',
-            ...(typeof f['fromRevision'] === 'number' ? { fromRevision: f['fromRevision'] } : {}),
-            prevNode: f['prevNode'] === true,
-            noPut: f['noPut'] === true,
-            noDelete: f['noDelete'] === true,
-            progressNotify: f['progressNotify'] === true,
-          });
-          if (!started.ok) {
-            return { ok: false, error: { code: started.code, message: started.message, ...(started.compactRevision === undefined ? {} : { compactRevision: started.compactRevision }) } };
-          }
-          return { ok: true, watchId, revision: started.revision };
-        }
-        case 'cancelWatch':
-          return hub.cancel(connection.sink, f['watchId'] as number)
-            ? { ok: true, watchId: f['watchId'] }
-            : { ok: false, error: { code: 'WATCH_NOT_FOUND', message: `no watch ${String(f['watchId'])} is open on this connection` } };
-        case 'watchProgress':
-          return { ok: true, revision: hub.progress(connection.sink) };
+    isWrite: (type) => WRITES.has(type),
+    async handle(type, frame, connection) {
+      try {
+        return await handlers[type](frame, connection);
+      } catch (error) {
+        return refusedAnswer(error, WRITES.has(type));
       }
     },
   };
@@ -161,44 +243,11 @@ function pick(frame: Record<string, unknown>, keys: readonly string[]): Record<s
   return out;
 }
 
-function txnFromWire(f: Record<string, unknown>): StateCommand {
-  const decodeValue = (op: Record<string, unknown>): Record<string, unknown> =>
-    op['op'] === 'create' || op['op'] === 'put' ? { ...op, value: new Uint8Array(Buffer.from((op['value'] as string | undefined) ?? '', 'base64')) } : op;
-  const compare = ((f['compare'] as Record<string, unknown>[] | undefined) ?? []).map((c) =>
-    c['target'] === 'value' && typeof c['operand'] === 'string' ? { ...c, operand: new Uint8Array(Buffer.from(c['operand'], 'base64')) } : c,
+function txnFromWire(f: Record<string, unknown>, value: (text: unknown, what: string) => Uint8Array): StateCommand {
+  const branch = (name: 'success' | 'failure'): Record<string, unknown>[] =>
+    ((f[name] as Record<string, unknown>[] | undefined) ?? []).map((op, i) => (op['op'] === 'create' || op['op'] === 'put' ? { ...op, value: value(op['value'], `${name} op ${i} value`) } : op));
+  const compare = ((f['compare'] as Record<string, unknown>[] | undefined) ?? []).map((c, i) =>
+    c['target'] === 'value' && typeof c['operand'] === 'string' ? { ...c, operand: value(c['operand'], `compare ${i} operand`) } : c,
   );
-  return {
-    op: 'txn',
-    compare,
-    success: ((f['success'] as Record<string, unknown>[] | undefined) ?? []).map(decodeValue),
-    failure: ((f['failure'] as Record<string, unknown>[] | undefined) ?? []).map(decodeValue),
-  } as unknown as StateCommand;
-}
-
-/** A state-machine answer as JSON: bytes as base64, errors under `error`. */
-function toWire(result: StateResult | unknown): Record<string, unknown> {
-  const r = result as { ok?: boolean; code?: string; message?: string; revision?: number };
-  if (r.ok === false) return { ok: false, revision: r.revision, error: { code: r.code, message: r.message } };
-  return wireValue(result) as Record<string, unknown>;
-}
-
-/** A copy fit for JSON.stringify: Uint8Arrays as base64 strings, undefined fields dropped. */
-function wireValue(value: unknown): unknown {
-  if (value === null || typeof value !== 'object') return value;
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
-  if (Array.isArray(value)) return value.map(wireValue);
-  const out: Record<string, unknown> = {};
-  for (const key in value) {
-    const field = (value as Record<string, unknown>)[key];
-    if (field !== undefined) out[key] = wireValue(field);
-  }
-  return out;
-}
-
-function refused(error: unknown, leaderUrl: (leader: NodeId) => string | null): Record<string, unknown> {
-  if (error instanceof RetryableError) {
-    const hint = error.leaderHint;
-    return { ok: false, error: { code: error.code, message: error.message, ...(hint === null ? {} : { leader: { name: hint, url: leaderUrl(hint) } }) } };
-  }
-  return { ok: false, error: { code: 'UNAVAILABLE', message: (error as Error).message } };
+  return { op: 'txn', compare, success: branch('success'), failure: branch('failure') } as unknown as StateCommand;
 }

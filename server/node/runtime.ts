@@ -19,7 +19,7 @@ import { Raft, maySendBeforePersist } from '../raft/index.js';
 import type { Entry, HardState, Message, NodeId, RaftStatus, RandomSource, Ready, SnapshotMessage, SnapshotMeta } from '../raft/types.js';
 import type { Wal } from '../storage/wal/wal.js';
 import type { RecoveredLog } from '../storage/wal/recover.js';
-import { ProposalWaitingList, ReadWaitingList, RetryableError } from './waiting-list.js';
+import { ProposalWaitingList, ReadWaitingList, RequestError } from './waiting-list.js';
 import { LeaseKeeper, type LeaseStatus } from './lease-keeper.js';
 import type { ChangeEvent, LeaseId } from '../state/types.js';
 
@@ -70,6 +70,9 @@ export interface StoreHome {
   discardStaged(): Promise<void>;
 }
 
+/** A part of a turn (its inputs, its apply) taking longer than this is logged with what it did. */
+const SLOW_TURN_PART_MS = 100;
+
 /** A snapshot message's data once its state is staged in the StoreHome (the core needs non-null). */
 const STAGED = new Uint8Array(0);
 
@@ -89,6 +92,11 @@ export interface RuntimeOptions {
   readonly snapshotEvery?: number;
   /** Entries kept below the low-water mark, for followers a little behind. */
   readonly keepEntries?: number;
+  /**
+   * Node changes (plus one per entry) one turn applies before it lets the network in: the rest of
+   * the committed entries are applied on the next turn (default 10,000).
+   */
+  readonly turnChangesMax?: number;
   /**
    * Lease-based linearizable reads on the leader (Clock-Bound Wait), off by default. The leader
    * serves a read from its own state, without a heartbeat round, while a quorum confirmed its
@@ -154,6 +162,9 @@ export class MemberRuntime {
   private receiving: Promise<void> = Promise.resolve();
   private readonly snapshotEvery: number;
   private readonly keepEntries: number;
+  private readonly turnChangesMax: number;
+  /** Work applied in this turn (node changes + entries); past turnChangesMax the turn yields. */
+  private turnChanges = 0;
 
   constructor(
     private readonly options: RuntimeOptions,
@@ -161,6 +172,7 @@ export class MemberRuntime {
   ) {
     this.snapshotEvery = options.snapshotEvery ?? 10_000;
     this.keepEntries = options.keepEntries ?? 5_000;
+    this.turnChangesMax = options.turnChangesMax ?? 10_000;
     const applied = this.machine.appliedIndex;
     this.lastDurableIndex = applied;
     const { recovered } = deps;
@@ -239,14 +251,14 @@ export class MemberRuntime {
     this.refuseIfStopped();
     if (this.leaseKeeper.leading) return this.answerLeaseRequest(request);
     const leader = this.raft.status.leaderId;
-    if (leader === null || leader === this.options.id) throw new RetryableError('UNAVAILABLE', 'no leader is known to keep leases now', null);
+    if (leader === null || leader === this.options.id) throw new RequestError('UNAVAILABLE', 'no leader is known to keep leases now', null);
     return this.deps.link.leaseRequest(leader, request);
   }
 
   /** A lease request a follower forwarded: answered only if this member leads (never forwarded twice). */
   answerLeaseRequest(request: LeaseRequest): LeaseStatus[] {
     this.refuseIfStopped();
-    if (!this.leaseKeeper.leading) throw new RetryableError('NOT_LEADER', 'this member does not lead', this.raft.status.leaderId);
+    if (!this.leaseKeeper.leading) throw new RequestError('NOT_LEADER', 'this member does not lead', this.raft.status.leaderId);
     return request.op === 'keepAlive' ? this.leaseKeeper.keepAlive(request.leases) : [this.leaseKeeper.timeToLive(request.lease)];
   }
 
@@ -271,8 +283,7 @@ export class MemberRuntime {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.ticker !== null) this.deps.timers.clearInterval(this.ticker);
-    const gone = new RetryableError('UNAVAILABLE', 'the member is stopping', null);
-    this.failWaiting(gone);
+    this.failWaiting('the member is stopping');
     await this.currentTurn;
     await this.deps.home.store.persist({ sync: true });
     this.deps.wal.close();
@@ -360,7 +371,7 @@ export class MemberRuntime {
     this.enqueue(() => {
       const result = this.raft.readIndex(requestId);
       if (!result.ok) {
-        this.reads.fail(requestId, new RetryableError(result.code, 'no leader can confirm the read now', result.leaderHint));
+        this.reads.fail(requestId, new RequestError(result.code, 'no leader can confirm the read now', result.leaderHint));
       }
     });
     await waiting;
@@ -375,7 +386,7 @@ export class MemberRuntime {
 
   /** Resolves once this member has applied `revision` (read-your-writes); fails after `timeoutMs`. */
   whenRevision(revision: number, timeoutMs: number): Promise<void> {
-    if (this.stopped) return Promise.reject(new RetryableError('UNAVAILABLE', 'the member is stopping', null));
+    if (this.stopped) return Promise.reject(new RequestError('UNAVAILABLE', 'the member is stopping', null));
     if (this.machine.revision >= revision) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const waiter = { revision, resolve, reject, deadline: this.deps.clock.monotonicMs() + timeoutMs };
@@ -408,9 +419,14 @@ export class MemberRuntime {
     settled?.();
   }
 
-  /** Everything still waiting when the member stops or fails gets an answer: nothing hangs. */
-  private failWaiting(error: RetryableError): void {
-    this.proposals.failAll(error);
+  /**
+   * Everything still waiting when the member stops or fails gets an answer: nothing hangs. A
+   * proposal already in the log may yet commit (another leader may carry it on): its outcome is
+   * unknown. One still queued never reached the core: certainly not applied.
+   */
+  private failWaiting(why: string): void {
+    const error = new RequestError('UNAVAILABLE', why, null);
+    this.proposals.failAll(new RequestError('OUTCOME_UNKNOWN', `${why}; the write was in the log and may still commit`, null));
     this.reads.failAll(error);
     for (const reject of this.queuedProposals) reject(error);
     this.queuedProposals.clear();
@@ -422,11 +438,11 @@ export class MemberRuntime {
 
   /** A stopped member (shut down, or its storage failed) serves nothing: its state may not be durable. */
   private refuseIfStopped(): void {
-    if (this.stopped) throw new RetryableError('UNAVAILABLE', 'the member is stopping', null);
+    if (this.stopped) throw new RequestError('UNAVAILABLE', 'the member is stopping', null);
   }
 
   private proposeEntry(entry: Uint8Array, mayForward: boolean): Promise<StateResult> {
-    if (this.stopped) return Promise.reject(new RetryableError('UNAVAILABLE', 'the member is stopping', null));
+    if (this.stopped) return Promise.reject(new RequestError('UNAVAILABLE', 'the member is stopping', null));
     return new Promise<StateResult>((resolve, reject) => {
       this.queuedProposals.add(reject);
       this.enqueue(() => {
@@ -441,7 +457,7 @@ export class MemberRuntime {
           this.deps.link.forward(leader, entry).then(resolve, reject);
           return;
         }
-        reject(new RetryableError(proposed.code, proposed.code === 'NOT_LEADER' ? 'this member does not lead' : 'the cluster cannot take writes now', leader));
+        reject(new RequestError(proposed.code, proposed.code === 'NOT_LEADER' ? 'this member does not lead' : 'the cluster cannot take writes now', leader));
       });
     });
   }
@@ -465,15 +481,24 @@ export class MemberRuntime {
   private async turn(): Promise<void> {
     if (this.turning || this.stopped) return;
     this.turning = true;
+    let yielded = false;
+    this.turnChanges = 0;
     try {
       for (;;) {
         const inputs = this.inbox;
         this.inbox = [];
+        const started = this.deps.clock.monotonicMs();
         for (const input of inputs) input();
+        this.noteSlow('inputs', started, { inputs: inputs.length });
         if (!this.raft.hasReady()) break;
-        await this.handle(this.raft.ready());
-        this.raft.advance();
+        const appliedThrough = await this.handle(this.raft.ready());
+        this.raft.advance(appliedThrough ?? undefined);
         await this.maybeCompact();
+        if (appliedThrough !== null) {
+          // This turn's work is spent: let sockets and timers in, and apply the rest next turn.
+          yielded = true;
+          break;
+        }
       }
       if (this.deps.wal.wantsSpare) {
         this.deps.wal.prepareSpare().catch((error: Error) => this.deps.logger.warn({ event: 'wal_spare_failed', error: error.message }, 'could not prepare the next WAL segment ahead; the cut will fill it'));
@@ -490,7 +515,7 @@ export class MemberRuntime {
     } finally {
       this.turning = false;
     }
-    if (this.inbox.length > 0) this.scheduleTurn();
+    if (this.inbox.length > 0 || yielded) this.scheduleTurn();
   }
 
   /** A failed fsync or store write: data believed safe may not be. Stop; never go on. */
@@ -499,12 +524,15 @@ export class MemberRuntime {
     this.deps.logger.error({ event: 'runtime_failed', error: error.message }, 'the member stops: its storage failed');
     this.stopped = true;
     if (this.ticker !== null) this.deps.timers.clearInterval(this.ticker);
-    const failed = new RetryableError('UNAVAILABLE', 'the member failed', null);
-    this.failWaiting(failed);
+    this.failWaiting('the member failed');
     this.deps.onFatal?.(error);
   }
 
-  private async handle(rd: Ready): Promise<void> {
+  /**
+   * Carry out one Ready. Answers null, or the index applied through when the turn's work ran out
+   * before every committed entry was applied (the rest come again in the next Ready).
+   */
+  private async handle(rd: Ready): Promise<number | null> {
     const { wal, home, link } = this.deps;
     // 1. Persist: one batch, one fdatasync (group commit) — none when only the commit index
     //    moved (a member relearns it from the leader). A leader's appends leave before its own
@@ -532,7 +560,8 @@ export class MemberRuntime {
       this.settleStaged();
       this.deps.logger.info({ event: 'snapshot_installed', index: rd.snapshot.meta.index, term: rd.snapshot.meta.term }, `installed the leader's snapshot at ${rd.snapshot.meta.index}`);
       this.deps.onStoreReplaced?.();
-      this.proposals.failThrough(rd.snapshot.meta.index, new RetryableError('NOT_LEADER', 'a snapshot replaced the log', this.raft.status.leaderId));
+      // Whether a proposal below the snapshot committed is inside the snapshot, not in any answer here.
+      this.proposals.failThrough(rd.snapshot.meta.index, new RequestError('OUTCOME_UNKNOWN', "a leader's snapshot replaced the log before the write's answer was known", this.raft.status.leaderId));
     }
     const durableTerm = this.writtenHardState.term;
     const mustSync = rd.snapshot !== null || rd.entries.length > 0 || (rd.hardState !== null && (rd.hardState.term !== durableTerm || rd.hardState.vote !== this.writtenHardState.vote));
@@ -557,8 +586,18 @@ export class MemberRuntime {
       if (message.type === 'Snapshot') this.streamSnapshot(message);
       else link.send(message);
     }
-    // 3. Apply.
-    for (const entry of rd.committedEntries) this.apply(entry);
+    // 3. Apply, within the turn's work bound: the entries beyond it wait for the next turn.
+    let appliedThrough: number | null = null;
+    const applyStarted = this.deps.clock.monotonicMs();
+    const changesBefore = this.turnChanges;
+    for (const entry of rd.committedEntries) {
+      if (this.turnChanges >= this.turnChangesMax) {
+        appliedThrough = entry.index - 1;
+        break;
+      }
+      this.turnChanges += 1 + this.apply(entry);
+    }
+    this.noteSlow('apply', applyStarted, { entries: rd.committedEntries.length, changes: this.turnChanges - changesBefore, yielded: appliedThrough !== null });
     // The store is written behind the apply (the WAL holds everything above its durable index),
     // after the answers have gone out (building the batch is not on a client's path); a failed
     // write stops the member like a failed fsync.
@@ -588,9 +627,16 @@ export class MemberRuntime {
       this.settleHandOff();
     }
     if (rd.softState !== null && rd.softState.role !== 'leader') {
-      const lost = new RetryableError('NOT_LEADER', 'leadership changed before the request was confirmed', rd.softState.leaderId);
+      const lost = new RequestError('NOT_LEADER', 'leadership changed before the request was confirmed', rd.softState.leaderId);
       this.reads.failUnconfirmed(lost);
     }
+    return appliedThrough;
+  }
+
+  /** A piece of a turn that held the event loop past SLOW_TURN_PART_MS is logged with what it did. */
+  private noteSlow(part: string, startedMs: number, what: Record<string, unknown>): void {
+    const tookMs = this.deps.clock.monotonicMs() - startedMs;
+    if (tookMs > SLOW_TURN_PART_MS) this.deps.logger.warn({ event: 'slow_turn', part, tookMs: Math.round(tookMs), ...what }, `a turn's ${part} held the event loop for ${Math.round(tookMs)} ms`);
   }
 
   /** One store batch for everything applied since the last, once this event's answers are sent. */
@@ -610,20 +656,22 @@ export class MemberRuntime {
     const revision = this.machine.revision;
     this.revisionWaiters = this.revisionWaiters.filter((w) => {
       if (w.revision <= revision) w.resolve();
-      else if (now >= w.deadline) w.reject(new RetryableError('UNAVAILABLE', `this member has not reached revision ${w.revision} (at ${revision}); try another member`, this.raft.status.leaderId));
+      else if (now >= w.deadline) w.reject(new RequestError('UNAVAILABLE', `this member has not reached revision ${w.revision} (at ${revision}); try another member`, this.raft.status.leaderId));
       else return true;
       return false;
     });
   }
 
-  private apply(entry: Entry): void {
-    if (entry.index <= this.machine.appliedIndex) return; // the store already holds it
+  /** Apply one committed entry; answers how many node changes it made (its share of the turn's work). */
+  private apply(entry: Entry): number {
+    if (entry.index <= this.machine.appliedIndex) return 0; // the store already holds it
     // A leader's no-op (or a config entry) still takes its index: the state machine refuses the
     // unknown op, changes nothing, and moves its applied index on (log time stays where it is).
     const body = entry.type === 'normal' && entry.data.length > 0 ? decodeEntry(entry.data) : { timeMs: 0, command: { op: 'noop' } };
     const { result, events } = this.machine.apply({ index: entry.index, ...body });
     if (events.length > 0) this.deps.onApplied?.(events);
     this.proposals.applied(entry.index, entry.term, result, this.raft.status.leaderId);
+    return events.length;
   }
 
   /**

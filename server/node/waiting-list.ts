@@ -1,8 +1,10 @@
 /**
  * Request Waiting List: client requests parked until the log reaches them. A proposal waits for
  * its (index, term) to be applied; a linearizable read waits for its read index, then for the
- * state machine to apply that far. When leadership is lost they fail with a retryable code
- * (with client sessions, a retry of a write that did commit is answered from its record).
+ * state machine to apply that far. A read that fails was not served (retry freely). A proposal
+ * in the log fails only when its slot went to another leader's entry (certainly not applied);
+ * any other end before its apply — the member stopping, a snapshot covering it — may hide a
+ * commit, so it fails OUTCOME_UNKNOWN (retry with the session stamp).
  *
  * Must never: answer a proposal with another entry's result (the term must match); keep a
  * request forever (every failure path empties the list it owns).
@@ -11,14 +13,19 @@
 import type { ErrorCode } from '../../shared/errors.js';
 import type { NodeId } from '../raft/types.js';
 
-export class RetryableError extends Error {
+/**
+ * A request the member could not finish, and what the client may do: NOT_LEADER, UNAVAILABLE
+ * and RESOURCE_EXHAUSTED when it was certainly not applied (retry freely); OUTCOME_UNKNOWN and
+ * TIMEOUT when it may have been (a write: retry only with its session stamp).
+ */
+export class RequestError extends Error {
   constructor(
-    readonly code: Extract<ErrorCode, 'NOT_LEADER' | 'UNAVAILABLE'>,
+    readonly code: Extract<ErrorCode, 'NOT_LEADER' | 'UNAVAILABLE' | 'RESOURCE_EXHAUSTED' | 'OUTCOME_UNKNOWN' | 'TIMEOUT'>,
     message: string,
     readonly leaderHint: NodeId | null,
   ) {
     super(message);
-    this.name = 'RetryableError';
+    this.name = 'RequestError';
   }
 }
 
@@ -42,7 +49,7 @@ export class ProposalWaitingList<T> {
     this.byIndex.delete(index);
     if (waiter.term === term) waiter.resolve(result);
     // Another leader's entry took this slot: ours was never committed.
-    else waiter.reject(new RetryableError('NOT_LEADER', `the proposal at index ${index} was replaced by another leader's entry`, leaderHint));
+    else waiter.reject(new RequestError('NOT_LEADER', `the proposal at index ${index} was replaced by another leader's entry`, leaderHint));
   }
 
   /** Fail every proposal at or below `index` (a snapshot replaced that part of the log). */

@@ -287,8 +287,12 @@ export class Raft {
     return rd;
   }
 
-  /** The caller has done everything the last Ready asked. */
-  advance(): void {
+  /**
+   * The caller has done everything the last Ready asked. `appliedThrough`: it applied the
+   * committed entries only up to this index (its work for the turn was spent); the rest are
+   * handed out again by the next Ready. Everything else in the Ready must be done.
+   */
+  advance(appliedThrough?: number): void {
     const out = this.handedOut;
     assert(out !== null, 'advance() without ready()');
     this.handedOut = null;
@@ -297,7 +301,10 @@ export class Raft {
       this.log.appliedTo(out.snapshot.meta.index);
     }
     if (out.lastEntry !== null) this.log.stableTo(out.lastEntry.index, out.lastEntry.term);
-    if (out.appliedTo !== null) this.log.appliedTo(out.appliedTo);
+    if (out.appliedTo !== null) {
+      assert(appliedThrough === undefined || appliedThrough <= out.appliedTo, `applied through ${String(appliedThrough)}, past the ${out.appliedTo} handed out`);
+      this.log.appliedTo(appliedThrough === undefined ? out.appliedTo : Math.max(this.log.appliedIndex, appliedThrough));
+    }
   }
 
   get status(): RaftStatus {

@@ -12,8 +12,8 @@ import { Decoder, Encoder } from '@msgpack/msgpack';
 import type { ClientStamp } from './sessions.js';
 import type { StateCommand } from './state-machine.js';
 
-/** Bumped whenever the encoding of an entry changes meaning. */
-export const ENTRY_FORMAT = 1;
+/** Bumped whenever the encoding of an entry changes meaning. 2: a client stamp carries its session's secret. */
+export const ENTRY_FORMAT = 2;
 
 export interface EncodedEntryBody {
   readonly timeMs: number;

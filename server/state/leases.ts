@@ -13,6 +13,7 @@
 import type { ErrorCode } from '../../shared/errors.js';
 import type { ChangeTracker } from './changes.js';
 import type { LeaseId } from './types.js';
+import { BTree } from './btree.js';
 
 export interface Lease {
   readonly id: LeaseId;
@@ -25,10 +26,11 @@ export const LEASE_TTL_MS_MIN = 1_000;
 export const LEASE_TTL_MS_MAX = 24 * 60 * 60 * 1_000;
 export const LEASES_MAX = 1_000_000;
 
-export type LeaseAnswer = { readonly ok: true; readonly lease: Lease } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
+export type LeaseAnswer = { readonly ok: true; readonly lease: Lease; readonly existing: boolean } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
 export class LeaseTable {
-  private readonly leases = new Map<LeaseId, Lease>();
+  /** By id, in id order (a B+ tree: a page of leaseList costs its page, not a sort of all). */
+  private readonly leases = new BTree<LeaseId, Lease>();
   private nextId = 1;
   private epochNow = 0;
 
@@ -66,16 +68,40 @@ export class LeaseTable {
     return this.leases.size;
   }
 
-  grant(ttlMs: number, nowMs: number): LeaseAnswer {
+  /**
+   * A new lease, under `id` if the client chose one (a grant retried with it answers the lease
+   * the first one made, `existing`), else the next free id of the counter. Refused
+   * RESOURCE_EXHAUSTED when `leasesMax` (the proposer's bound, never above LEASES_MAX) exist.
+   */
+  grant(ttlMs: number, nowMs: number, id?: LeaseId, leasesMax = LEASES_MAX): LeaseAnswer {
     if (!Number.isInteger(ttlMs) || ttlMs < LEASE_TTL_MS_MIN || ttlMs > LEASE_TTL_MS_MAX) {
       return { ok: false, code: 'INVALID_ARGUMENT', message: `ttlMs must be an integer from ${LEASE_TTL_MS_MIN} to ${LEASE_TTL_MS_MAX}` };
     }
-    if (this.leases.size >= LEASES_MAX) return { ok: false, code: 'TOO_LARGE', message: `at most ${LEASES_MAX} leases may exist at once` };
-    // Ids come from a counter in the replicated state: the same on every member, never reused.
-    const lease: Lease = { id: this.nextId++, ttlMs, grantedAtMs: nowMs };
+    if (id !== undefined) {
+      const granted = this.leases.get(id);
+      if (granted !== undefined) return { ok: true, lease: granted, existing: true };
+    }
+    const max = Math.min(leasesMax, LEASES_MAX);
+    if (this.leases.size >= max) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `${this.leases.size} leases exist, the most this cluster keeps (${max})` };
+    // Ids come from a counter in the replicated state: the same on every member, never reused;
+    // it steps over ids clients chose (each is stepped over once).
+    if (id === undefined) {
+      while (this.leases.has(this.nextId)) this.nextId += 1;
+    }
+    const lease: Lease = { id: id ?? this.nextId++, ttlMs, grantedAtMs: nowMs };
     this.leases.set(lease.id, lease);
     this.changes?.leases.add(lease.id);
-    return { ok: true, lease };
+    return { ok: true, lease, existing: false };
+  }
+
+  /** Up to `limit` lease ids above `after`, in order (a page of leaseList). */
+  idsAfter(after: LeaseId, limit: number): LeaseId[] {
+    const ids: LeaseId[] = [];
+    for (const id of this.leases.keys(after + 1)) {
+      if (ids.length === limit) break;
+      ids.push(id);
+    }
+    return ids;
   }
 
   /** Remove the lease; the caller deletes its nodes. */
@@ -92,7 +118,7 @@ export class LeaseTable {
 
   /** Every lease id, in order. */
   ids(): LeaseId[] {
-    return [...this.leases.keys()].sort((a, b) => a - b);
+    return [...this.leases.keys()];
   }
 
   /** State for snapshots and for comparing replicas: every lease in id order, the next id, the epoch. */

@@ -20,13 +20,20 @@
 
 import type { ErrorCode } from '../../shared/errors.js';
 import { checkPath, checkSequentialPath, comparePaths, isAncestorOf, joinPath, parentOf, ROOT, sequentialPath } from '../../shared/paths.js';
+import { jsonStringBytes, nodeWireBytes } from '../../shared/wire-size.js';
 import type { ChangeTracker, VersionChange } from './changes.js';
+import { ChildrenIndex } from './children-index.js';
+import { changesSlice, type ReplayBudget, type ReplaySlice, type Version } from './history-replay.js';
 import { compareKeys } from './kv-engine.js';
 import { PathIndex } from './path-index.js';
+import { RevisionIndex } from './revision-index.js';
 import { commandProblem, describe } from './validate.js';
+import { WriteSet } from './write-set.js';
 import type {
   ChangeEvent,
+  CommandLimits,
   CommandResult,
+  StateLimitName,
   Compare,
   CreateOp,
   DeleteOp,
@@ -42,6 +49,10 @@ import type {
 } from './types.js';
 
 export const VALUE_BYTES_MAX_DEFAULT = 1024 * 1024;
+/** Nodes one delete may remove when the command carries no limit of its own. */
+export const DELETE_NODES_MAX_DEFAULT = 10_000;
+/** Index entries one range page may walk (deleted paths with history included) before it ends early. */
+export const RANGE_SCAN_MAX = 20_000;
 
 export interface NamespaceOptions {
   readonly valueBytesMax?: number;
@@ -67,19 +78,16 @@ export interface NamespaceImage {
  */
 export type StoredNode = NodeView;
 
-/** One state of a path, from revision `since` until the next version's `since`. */
-interface Version {
-  readonly since: number;
-  readonly node: StoredNode | null; // null: the path did not exist
-}
-
 /** A failed step: the whole command answers this and nothing is committed. */
 class Refusal {
   constructor(
     readonly code: ErrorCode,
     readonly message: string,
+    readonly limit?: StateLimitName,
   ) {}
 }
+
+type ReadRefusal = { ok: false; code: ErrorCode; message: string; revision: number; limit?: StateLimitName };
 
 const EMPTY = new Uint8Array(0);
 const ROOT_NODE: StoredNode = { path: ROOT, value: EMPTY, stat: { createRevision: 0, modRevision: 0, version: 0, childrenVersion: 0, numChildren: 0, lease: null } };
@@ -89,9 +97,13 @@ export class Namespace {
   private compactRevisionNow = 0;
   private readonly live = new Map<string, StoredNode>([[ROOT, ROOT_NODE]]);
   private readonly history = new Map<string, Version[]>([[ROOT, [{ since: 0, node: ROOT_NODE }]]]);
-  private readonly children = new Map<string, Set<string>>();
+  readonly liveChildren = new ChildrenIndex();
   private readonly pathsByLease = new Map<LeaseId, Set<string>>();
   private readonly index = new PathIndex();
+  /** Which paths each revision above the compaction mark changed, for replays and compaction. */
+  private revisions = new RevisionIndex();
+  /** The limits of the command being applied (carried in it, so every member applies the same). */
+  private commandLimits: Required<CommandLimits> = { deleteNodesMax: DELETE_NODES_MAX_DEFAULT, answerBytesMax: Number.POSITIVE_INFINITY };
   private readonly valueBytesMax: number;
   private readonly historyRevisions: number;
   private readonly leaseExists: (lease: LeaseId) => boolean;
@@ -119,7 +131,9 @@ export class Namespace {
     namespace.live.clear();
     namespace.index.remove(ROOT);
     let previous: VersionChange | null = null;
+    const replayable: [number, string][] = [];
     for (const version of image.versions) {
+      if (version.since > image.compactRevision) replayable.push([version.since, version.path]);
       if (previous !== null && version.path === previous.path && version.since <= previous.since) {
         throw new Error(`state store: versions of ${version.path} out of order (${previous.since} then ${version.since})`);
       }
@@ -147,6 +161,7 @@ export class Namespace {
       if (path !== ROOT) namespace.linkChild(path, true);
       if (node.stat.lease !== null) namespace.joinLease(path, node.stat.lease);
     }
+    namespace.revisions = RevisionIndex.rebuilt(replayable, comparePaths);
     namespace.revisionNow = image.revision;
     namespace.compactRevisionNow = image.compactRevision;
     return namespace;
@@ -164,8 +179,13 @@ export class Namespace {
   apply(command: NamespaceCommand): { result: CommandResult; events: ChangeEvent[] } {
     // The whole command is checked before anything is evaluated, so a malformed compare or an
     // op in the branch not taken refuses the command instead of letting the other branch run.
-    const problem = commandProblem(command, this.valueBytesMax);
+    const problem = commandProblem(command, { valueBytesMax: this.valueBytesMax });
     if (problem !== null) return this.refused(new Refusal(problem.code, problem.message));
+    const carried = (command as { limits?: CommandLimits }).limits;
+    this.commandLimits = {
+      deleteNodesMax: carried?.deleteNodesMax ?? DELETE_NODES_MAX_DEFAULT,
+      answerBytesMax: carried?.answerBytesMax ?? Number.POSITIVE_INFINITY,
+    };
     try {
       switch (command.op) {
         case 'create':
@@ -196,24 +216,54 @@ export class Namespace {
     }
   }
 
-  /** The names of a node's children, in order, with the node's own view. */
-  childrenOf(path: string): { ok: true; revision: number; node: NodeView; names: string[] } | { ok: false; code: ErrorCode; message: string; revision: number } {
+  /**
+   * The names of a node's children, in order, with the node's own view: at most `limit` of them
+   * (default all), after the name `after`, and no more than `bytesMax` of names (past it the read
+   * is refused TOO_LARGE when no limit was asked for, else the page ends early). `next` is the
+   * last name answered when more follow.
+   */
+  childrenOf(
+    path: string,
+    options: { limit?: number; after?: string; bytesMax?: number } = {},
+  ): { ok: true; revision: number; node: NodeView; names: string[]; next: string | null } | ReadRefusal {
     const checked = checkPath(path);
     if (!checked.ok) return { ok: false, code: 'INVALID_ARGUMENT', message: checked.error.message, revision: this.revisionNow };
     const node = this.live.get(path);
     if (node === undefined) return { ok: false, code: 'NO_NODE', message: `${path} does not exist`, revision: this.revisionNow };
-    const names = [...(this.children.get(path) ?? [])].sort(compareNames);
-    return { ok: true, revision: this.revisionNow, node: node, names };
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    const bytesMax = (options.bytesMax ?? Number.POSITIVE_INFINITY) - nodeWireBytes(node);
+    const names: string[] = [];
+    let bytes = 0;
+    let next: string | null = null;
+    for (const name of this.liveChildren.names(path, options.after)) {
+      if (name === options.after) continue;
+      if (names.length === limit) {
+        next = names[names.length - 1]!;
+        break;
+      }
+      bytes += jsonStringBytes(name) + 1;
+      if (bytes > bytesMax) {
+        if (options.limit === undefined || names.length === 0) {
+          return { ok: false, code: 'TOO_LARGE', message: `${path} has ${node.stat.numChildren} children, more than one answer holds; list them in pages (limit and after)`, revision: this.revisionNow, limit: 'answerBytesMax' };
+        }
+        next = names[names.length - 1]!;
+        break;
+      }
+      names.push(name);
+    }
+    return { ok: true, revision: this.revisionNow, node, names, next };
   }
 
   /**
    * Nodes strictly below `path`, in subtree order, as of `revision` (default: now), at most
-   * `limit` of them, starting after `after` (the continuation a previous page returned).
+   * `limit` of them and `bytesMax` of answer, starting after `after` (the continuation a previous
+   * page returned). A page also ends once it has walked RANGE_SCAN_MAX paths (deleted ones with
+   * history count): it may then hold fewer than `limit` nodes, with `next` to go on from.
    */
   range(
     path: string,
-    options: { limit: number; after?: string; revision?: number },
-  ): { ok: true; revision: number; nodes: NodeView[]; next: string | null } | { ok: false; code: ErrorCode; message: string; revision: number } {
+    options: { limit: number; after?: string; revision?: number; bytesMax?: number },
+  ): { ok: true; revision: number; nodes: NodeView[]; next: string | null } | ReadRefusal {
     const checked = checkPath(path);
     if (!checked.ok) return { ok: false, code: 'INVALID_ARGUMENT', message: checked.error.message, revision: this.revisionNow };
     if (!Number.isInteger(options.limit) || options.limit < 1) {
@@ -225,19 +275,32 @@ export class Namespace {
     if (options.after !== undefined && !isAncestorOf(path, options.after)) {
       return { ok: false, code: 'INVALID_ARGUMENT', message: `continuation ${options.after} is not below ${path}`, revision: this.revisionNow };
     }
+    const bytesMax = options.bytesMax ?? Number.POSITIVE_INFINITY;
     const nodes: NodeView[] = [];
+    let bytes = 0;
     let next: string | null = null;
-    this.index.walkFrom(options.after ?? path, (candidate) => {
-      if (!isAncestorOf(path, candidate)) return false;
+    let scanned = 0;
+    for (const candidate of this.index.pathsAfter(options.after ?? path)) {
+      if (!isAncestorOf(path, candidate)) break;
       const node = this.nodeAt(candidate, revision);
-      if (node === null) return true;
-      if (nodes.length === options.limit) {
-        next = nodes[nodes.length - 1]!.path;
-        return false;
+      if (node !== null) {
+        const size = nodeWireBytes(node) + 1;
+        if (nodes.length === options.limit || bytes + size > bytesMax) {
+          if (nodes.length === 0) {
+            return { ok: false, code: 'TOO_LARGE', message: `the node ${candidate} alone is larger than one answer may be`, revision: this.revisionNow, limit: 'answerBytesMax' };
+          }
+          next = nodes[nodes.length - 1]!.path;
+          break;
+        }
+        nodes.push(node);
+        bytes += size;
       }
-      nodes.push(node);
-      return true;
-    });
+      if (++scanned >= RANGE_SCAN_MAX) {
+        // Many deleted paths in a row: end the page here rather than hold the loop; go on after it.
+        next = candidate;
+        break;
+      }
+    }
     return { ok: true, revision, nodes, next };
   }
 
@@ -246,40 +309,24 @@ export class Namespace {
    * children ('children') or to it and everything below it ('subtree'), rebuilt from the
    * retained history: what a watch starting in the past replays. In revision order, and in
    * path order within a revision (all of a revision's changes together). COMPACTED when the
-   * history no longer reaches back to `fromRevision`.
+   * history no longer reaches back to `fromRevision`. All at once: a replay takes it in slices
+   * (`changesFrom`).
    */
   changesSince(fromRevision: number, path: string, scope: 'node' | 'children' | 'subtree'): { ok: true; events: ChangeEvent[] } | { ok: false; code: ErrorCode; message: string; compactRevision: number } {
+    const slice = this.changesFrom(fromRevision, path, scope, { eventsMax: Number.POSITIVE_INFINITY, scanMax: Number.POSITIVE_INFINITY });
+    return slice.ok ? { ok: true, events: slice.events } : slice;
+  }
+
+  /**
+   * One slice of `changesSince`: whole revisions from `fromRevision` on, until the slice holds
+   * `eventsMax` events or has looked at `scanMax` changed paths. `nextRevision` is where the next
+   * slice starts; `done` when it is past the current revision.
+   */
+  changesFrom(fromRevision: number, path: string, scope: 'node' | 'children' | 'subtree', budget: ReplayBudget): ReplaySlice {
     if (fromRevision <= this.compactRevisionNow) {
       return { ok: false, code: 'COMPACTED', message: `revision ${fromRevision} was compacted (history starts after ${this.compactRevisionNow})`, compactRevision: this.compactRevisionNow };
     }
-    const events: ChangeEvent[] = [];
-    const collect = (candidate: string): void => {
-      const versions = this.history.get(candidate);
-      if (versions === undefined) return;
-      for (let i = versions.length - 1; i >= 0 && versions[i]!.since >= fromRevision; i--) {
-        const version = versions[i]!;
-        const before = i > 0 ? versions[i - 1]!.node : null;
-        // Only writes of the node itself are events: a version made because a child came or
-        // went (its children counts moved, modRevision did not) is not, nor is the "delete" of a
-        // path created and deleted within one revision.
-        if (version.node !== null && version.node.stat.modRevision !== version.since) continue;
-        if (version.node === null && before === null) continue;
-        events.push({ revision: version.since, kind: version.node === null ? 'delete' : before === null ? 'create' : 'put', path: candidate, node: version.node, prevNode: before });
-      }
-    };
-    if (scope === 'node') {
-      collect(path);
-    } else {
-      if (scope === 'subtree') collect(path);
-      this.index.walkFrom(path, (candidate) => {
-        if (!isAncestorOf(path, candidate)) return false;
-        if (scope === 'subtree' || parentOf(candidate) === path) collect(candidate);
-        return true;
-      });
-    }
-    // Stable: within a revision the paths keep the order collected (path order).
-    events.sort((a, b) => a.revision - b.revision || comparePaths(a.path, b.path));
-    return { ok: true, events };
+    return changesSlice({ revisions: this.revisions, versionsOf: (p) => this.history.get(p), revision: this.revisionNow }, fromRevision, path, scope, budget);
   }
 
   /** Every retained version, in path order and by revision: the whole history, for a full store write. */
@@ -323,16 +370,26 @@ export class Namespace {
   private txn(command: TxnCommand): { result: CommandResult; events: ChangeEvent[] } {
     const succeeded = command.compare.every((c) => this.compareHolds(c));
     const ops = succeeded ? command.success : command.failure;
-    const done = this.write((ws) =>
-      ops.map((op, i) => {
+    const done = this.write((ws) => {
+      let answerBytes = 0;
+      return ops.map((op, i) => {
+        let result: OpResult;
         try {
-          return this.step(ws, op);
+          result = this.step(ws, op);
         } catch (error) {
-          if (error instanceof Refusal) throw new Refusal(error.code, `txn op ${i} (${describeOp(op)}): ${error.message}`);
+          if (error instanceof Refusal) throw new Refusal(error.code, `txn op ${i} (${describeOp(op)}): ${error.message}`, error.limit);
           throw error;
         }
-      }),
-    );
+        // Only a get answers a value: the rest answer paths and stats (or nothing), bounded by the request.
+        if (result.op === 'get') {
+          answerBytes += nodeWireBytes(result.node);
+          if (answerBytes > this.commandLimits.answerBytesMax) {
+            throw new Refusal('TOO_LARGE', `txn op ${i} (${describeOp(op)}): the transaction's gets would answer more than ${this.commandLimits.answerBytesMax} bytes; read the nodes apart`, 'answerBytesMax');
+          }
+        }
+        return result;
+      });
+    });
     return { result: { ok: true, revision: done.revision, op: 'txn', succeeded, results: done.results }, events: done.events };
   }
 
@@ -368,6 +425,7 @@ export class Namespace {
       path = sequential.path;
     }
     if (ws.node(path) !== null) throw new Refusal('NODE_EXISTS', `${path} already exists`);
+    if (lease !== null) this.requireLeaseRoom(ws, lease);
     const node = this.addNode(ws, path, op.value.slice(), lease);
     return { op: 'create', path, node: node };
   }
@@ -382,6 +440,7 @@ export class Namespace {
       if (parentPath === null) throw new Refusal('INVALID_ARGUMENT', 'the root holds no value');
       this.createAncestors(ws, parentPath);
       if (ws.node(parentPath)!.stat.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
+      if (lease !== null) this.requireLeaseRoom(ws, lease);
       const node = this.addNode(ws, path, op.value.slice(), lease);
       return { op: 'put', node: node, prevNode: null };
     }
@@ -407,14 +466,33 @@ export class Namespace {
     if (node === null) throw new Refusal('NO_NODE', `${path} does not exist`);
     if (op.ifVersion !== undefined && op.ifVersion !== node.stat.version) throw new Refusal('BAD_VERSION', `${path} is at version ${node.stat.version}, not ${op.ifVersion}`);
     if (node.stat.numChildren > 0 && op.recursive !== true) throw new Refusal('NOT_EMPTY', `${path} has ${node.stat.numChildren} children`);
+    const max = this.commandLimits.deleteNodesMax;
+    if (node.stat.numChildren > 0 && this.subtreeLarger(ws, path, max)) {
+      throw new Refusal('TOO_LARGE', `${path} and its descendants are more than ${max} nodes, more than one delete removes; delete its children in pages first`, 'deleteNodesMax');
+    }
     return { op: 'delete', deleted: this.deleteNode(ws, path, true) };
+  }
+
+  /** Whether `path`'s subtree (itself included) holds more than `max` nodes; costs at most `max` nodes' visits. */
+  private subtreeLarger(ws: WriteSet, path: string, max: number): boolean {
+    let count = 1;
+    const pending = [path];
+    while (pending.length > 0) {
+      const at = pending.pop()!;
+      const children = ws.node(at)!.stat.numChildren;
+      if (children === 0) continue;
+      count += children;
+      if (count > max) return true;
+      for (const name of ws.childNamesReversed(at)) pending.push(joinPath(at, name));
+    }
+    return false;
   }
 
   /** Delete `path` and (if it has any) its descendants, deepest first. Returns how many went. */
   private deleteNode(ws: WriteSet, path: string, recursive: boolean): number {
     let deleted = 0;
-    if (recursive) {
-      for (const name of ws.childNames(path).sort(compareNames).reverse()) deleted += this.deleteNode(ws, joinPath(path, name), true);
+    if (recursive && ws.node(path)!.stat.numChildren > 0) {
+      for (const name of ws.childNamesReversed(path)) deleted += this.deleteNode(ws, joinPath(path, name), true);
     }
     const node = ws.node(path)!;
     ws.set(path, null, 'delete');
@@ -475,24 +553,19 @@ export class Namespace {
       if (leaseBefore !== null && leaseBefore !== leaseAfter) this.leaveLease(path, leaseBefore);
       if (leaseAfter !== null) this.joinLease(path, leaseAfter);
       this.changes?.versions.push({ path, since: revision, node });
+      this.revisions.record(revision, path);
     }
     this.revisionNow = revision;
     if (this.revisionNow - this.compactRevisionNow >= 2 * this.historyRevisions) this.compactTo(this.revisionNow - this.historyRevisions);
     return events;
   }
 
-  /** Add `path` to (or remove it from) its parent's set of child names. */
+  /** Add `path` to (or remove it from) its parent's child names. */
   private linkChild(path: string, present: boolean): void {
     const parentPath = parentOf(path)!;
     const name = path.slice(parentPath === ROOT ? 1 : parentPath.length + 1);
-    let names = this.children.get(parentPath);
-    if (present) {
-      if (names === undefined) this.children.set(parentPath, (names = new Set()));
-      names.add(name);
-    } else {
-      names?.delete(name);
-      if (names?.size === 0) this.children.delete(parentPath);
-    }
+    if (present) this.liveChildren.add(parentPath, name);
+    else this.liveChildren.remove(parentPath, name);
   }
 
   private joinLease(path: string, lease: LeaseId): void {
@@ -554,9 +627,6 @@ export class Namespace {
     return this.live.get(path) ?? null;
   }
 
-  liveChildNames(path: string): ReadonlySet<string> | undefined {
-    return this.children.get(path);
-  }
 
   // ─── compare and compaction ────────────────────────────────────────────────────────────────
 
@@ -576,9 +646,19 @@ export class Namespace {
     return { ok: true, revision: this.revisionNow, op: 'compact', compactRevision: this.compactRevisionNow };
   }
 
-  /** Drop history no read at or after `revision` can reach (Low-Water Mark). */
+  /**
+   * Drop history no read at or after `revision` can reach (Low-Water Mark). Only paths changed
+   * above the old mark can hold versions to drop (below it every path already keeps one), so
+   * this costs the changes compacted, not every path there is.
+   */
   private compactTo(revision: number): void {
-    for (const [path, versions] of this.history) {
+    const from = this.revisions.seek(this.compactRevisionNow + 1);
+    const until = this.revisions.seek(revision + 1);
+    const touched = new Set<string>();
+    for (let at = from; at < until; at++) touched.add(this.revisions.pathAt(at));
+    for (const path of touched) {
+      const versions = this.history.get(path);
+      if (versions === undefined) continue;
       // Keep the version in force at `revision` and everything after it.
       let keepFrom = 0;
       for (let i = versions.length - 1; i >= 0; i--) {
@@ -599,6 +679,7 @@ export class Namespace {
         this.history.set(path, kept);
       }
     }
+    this.revisions.compactTo(revision);
     this.compactRevisionNow = revision;
   }
 
@@ -610,45 +691,16 @@ export class Namespace {
     return lease;
   }
 
+  /** A lease's nodes all die in one delete, so it may hold no more than one delete removes. */
+  private requireLeaseRoom(ws: WriteSet, lease: LeaseId): void {
+    const held = (this.pathsByLease.get(lease)?.size ?? 0) + ws.leaseGain(lease);
+    const max = this.commandLimits.deleteNodesMax;
+    if (held >= max) throw new Refusal('RESOURCE_EXHAUSTED', `lease ${lease} holds ${held} nodes, as many as one delete removes (${max}); use another lease`, 'deleteNodesMax');
+  }
+
   private refused(refusal: Refusal): { result: CommandResult; events: ChangeEvent[] } {
-    return { result: { ok: false, code: refusal.code, message: refusal.message, revision: this.revisionNow }, events: [] };
-  }
-}
-
-/**
- * The changes one command makes, over the live state, until commit. Reads through it see the
- * command's own earlier steps (a transaction's ops apply in order).
- */
-class WriteSet {
-  readonly changes = new Map<string, StoredNode | null>();
-  readonly events: { kind: ChangeEvent['kind']; path: string; node: StoredNode | null }[] = [];
-
-  constructor(
-    private readonly namespace: Namespace,
-    readonly revision: number,
-  ) {}
-
-  node(path: string): StoredNode | null {
-    return this.changes.has(path) ? this.changes.get(path)! : this.namespace.liveNode(path);
-  }
-
-  /** Record `path`'s new state; `kind` names the event, or null for a parent's stat change. */
-  set(path: string, node: StoredNode | null, kind: ChangeEvent['kind'] | null): void {
-    this.changes.set(path, node);
-    if (kind !== null) this.events.push({ kind, path, node });
-  }
-
-  childNames(path: string): string[] {
-    const names = new Set(this.namespace.liveChildNames(path) ?? []);
-    const prefix = path === ROOT ? ROOT : `${path}/`;
-    for (const [changed, node] of this.changes) {
-      if (!changed.startsWith(prefix) || changed === path) continue;
-      const name = changed.slice(prefix.length);
-      if (name.includes('/')) continue;
-      if (node === null) names.delete(name);
-      else names.add(name);
-    }
-    return [...names];
+    const result: CommandResult = { ok: false, code: refusal.code, message: refusal.message, revision: this.revisionNow, ...(refusal.limit === undefined ? {} : { limit: refusal.limit }) };
+    return { result, events: [] };
   }
 }
 
@@ -681,11 +733,6 @@ function holds(difference: number, operator: Compare['operator']): boolean {
     default:
       throw new Refusal('INVALID_ARGUMENT', `unknown compare operator ${describe(operator)}`);
   }
-}
-
-/** Child names in code point order, as comparePaths orders siblings. */
-function compareNames(a: string, b: string): number {
-  return comparePaths(`/${a}`, `/${b}`);
 }
 
 function describeOp(op: TxnOp): string {

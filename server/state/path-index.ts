@@ -28,12 +28,8 @@ export class PathIndex {
     return this.tree.keys();
   }
 
-  /** Paths after `after` (exclusive) in order; stop by returning false from `visit`. */
-  walkFrom(after: string, visit: (path: string) => boolean): void {
-    let pair = this.tree.nextHigherPair(after);
-    while (pair !== undefined) {
-      if (!visit(pair[0])) return;
-      pair = this.tree.nextHigherPair(pair[0]);
-    }
+  /** Paths after `after` (exclusive), in order. */
+  *pathsAfter(after: string): IterableIterator<string> {
+    for (const path of this.tree.keys(after)) if (path !== after) yield path;
   }
 }

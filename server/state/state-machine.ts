@@ -13,12 +13,13 @@ import type { ErrorCode } from '../../shared/errors.js';
 import { ChangeTracker, type VersionChange } from './changes.js';
 import { LeaseTable, type Lease } from './leases.js';
 import { Namespace, type NamespaceOptions } from './namespace.js';
-import { SessionTable, SESSION_TTL_MS_DEFAULT, SESSIONS_MAX_DEFAULT, type ClientStamp, type SessionRecord } from './sessions.js';
+import { recordable, SessionTable, SESSION_SECRET_PATTERN, SESSION_TTL_MS_DEFAULT, SESSIONS_MAX_DEFAULT, type ClientStamp, type SessionRecord } from './sessions.js';
 import { describe } from './validate.js';
 import type { ChangeEvent, CommandResult, LeaseId, NamespaceCommand } from './types.js';
 
 export type LeaseCommand =
-  | { readonly op: 'leaseGrant'; readonly ttlMs: number }
+  /** `lease`: the id the client chose (a retried grant answers the lease it made); `leasesMax`: the proposer's bound. */
+  | { readonly op: 'leaseGrant'; readonly ttlMs: number; readonly lease?: LeaseId; readonly leasesMax?: number }
   | { readonly op: 'leaseRevoke'; readonly lease: LeaseId }
   /**
    * Proposed by the leader, in its term, for the leases whose time it saw run out. Applied only
@@ -29,19 +30,20 @@ export type LeaseCommand =
   | { readonly op: 'leaseRefreshAll'; readonly term: number };
 
 export type SessionCommand =
-  | { readonly op: 'registerClient' }
-  | { readonly op: 'sessionKeepAlive'; readonly clientId: number };
+  /** `secret`: drawn by the proposer; `nonce`: the client's, so a retry answers the same session; `sessionsMax`: the proposer's bound. */
+  | { readonly op: 'registerClient'; readonly secret: string; readonly nonce?: string; readonly sessionsMax?: number }
+  | { readonly op: 'sessionKeepAlive'; readonly clientId: number; readonly secret: string };
 
 export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand;
 
 export type StateResult =
   | CommandResult
-  | { readonly ok: true; readonly revision: number; readonly op: 'leaseGrant'; readonly lease: Lease }
+  | { readonly ok: true; readonly revision: number; readonly op: 'leaseGrant'; readonly lease: Lease; readonly existing: boolean }
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseRevoke' | 'leaseExpire'; readonly leases: readonly LeaseId[]; readonly deleted: number }
   /** An expiry proposed under a lease epoch a newer leader superseded: nothing ended. */
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseExpire'; readonly leases: readonly []; readonly deleted: 0; readonly stale: true }
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number; readonly epoch: number }
-  | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number; readonly secret: string; readonly existing: boolean }
   | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' };
 
 /** A committed entry as the state machine sees it. */
@@ -58,6 +60,8 @@ export interface StateMachineOptions extends Omit<NamespaceOptions, 'leaseExists
   /** A client session idle this long (log time) expires. */
   readonly sessionTtlMs?: number;
   readonly sessionsMax?: number;
+  /** Unacknowledged answers kept per session (default RESULTS_PER_SESSION_MAX); every member must use the same. */
+  readonly resultsPerSessionMax?: number;
   /** Record what each apply changes, for a state store to take (takeChanges). */
   readonly trackChanges?: boolean;
 }
@@ -93,7 +97,7 @@ export class StateMachine {
   private logTimeMsNow = 0;
 
   constructor(options: StateMachineOptions = {}, image?: StateImage) {
-    const { sessionTtlMs, sessionsMax, trackChanges, ...namespaceOptions } = options;
+    const { sessionTtlMs, sessionsMax, resultsPerSessionMax, trackChanges, ...namespaceOptions } = options;
     this.changes = trackChanges === true ? new ChangeTracker() : null;
     const nsOptions: NamespaceOptions = { ...namespaceOptions, leaseExists: (id) => this.leases.has(id), ...(this.changes === null ? {} : { changes: this.changes }) };
     const ttl = sessionTtlMs ?? SESSION_TTL_MS_DEFAULT;
@@ -101,13 +105,13 @@ export class StateMachine {
     if (image === undefined) {
       this.namespace = new Namespace(nsOptions);
       this.leases = new LeaseTable(this.changes);
-      this.sessions = new SessionTable(ttl, max, this.changes);
+      this.sessions = new SessionTable(ttl, max, this.changes, resultsPerSessionMax);
       return;
     }
     const { meta } = image;
     this.namespace = Namespace.restore(nsOptions, { revision: meta.revision, compactRevision: meta.compactRevision, versions: image.versions });
     this.leases = LeaseTable.restore({ nextId: meta.nextLeaseId, epoch: meta.leaseEpoch, leases: image.leases }, this.changes);
-    this.sessions = SessionTable.restore({ nextId: meta.nextClientId, activity: meta.sessionActivity, sessions: image.sessions }, ttl, max, this.changes);
+    this.sessions = SessionTable.restore({ nextId: meta.nextClientId, activity: meta.sessionActivity, sessions: image.sessions }, ttl, max, this.changes, resultsPerSessionMax);
     this.appliedIndexNow = meta.appliedIndex;
     this.logTimeMsNow = meta.logTimeMs;
   }
@@ -163,7 +167,7 @@ export class StateMachine {
     // A retry of a write already applied: the same answer, and nothing applied again.
     if (admission.kind === 'repeat') return { result: admission.result as StateResult, events: [] };
     const applied = this.applyCommand(entry.command);
-    this.sessions.recordResult(entry.client, applied.result);
+    this.sessions.recordResult(entry.client, recordable(applied.result));
     return applied;
   }
 
@@ -180,8 +184,12 @@ export class StateMachine {
     const now = this.logTimeMsNow;
     switch (command['op']) {
       case 'leaseGrant': {
-        const answer = this.leases.grant(command['ttlMs'] as number, now);
-        return { result: answer.ok ? { ok: true, revision: this.revision, op: 'leaseGrant', lease: answer.lease } : this.refused(answer.code, answer.message), events: [] };
+        const { lease, leasesMax } = command;
+        if (lease !== undefined && (!Number.isSafeInteger(lease) || (lease as number) < 1)) return { result: this.refused('INVALID_ARGUMENT', `lease must be a positive integer id, got ${describe(lease)}`), events: [] };
+        if (leasesMax !== undefined && (!Number.isSafeInteger(leasesMax) || (leasesMax as number) < 1)) return { result: this.refused('INVALID_ARGUMENT', `leasesMax must be a positive integer, got ${describe(leasesMax)}`), events: [] };
+        const answer = this.leases.grant(command['ttlMs'] as number, now, lease as LeaseId | undefined, leasesMax as number | undefined);
+        if (!answer.ok) return { result: { ...this.refused(answer.code, answer.message), ...(answer.code === 'RESOURCE_EXHAUSTED' ? { limit: 'leasesMax' as const } : {}) } as StateResult, events: [] };
+        return { result: { ok: true, revision: this.revision, op: 'leaseGrant', lease: answer.lease, existing: answer.existing }, events: [] };
       }
       case 'leaseRevoke': {
         const id = command['lease'];
@@ -213,14 +221,21 @@ export class StateMachine {
   }
 
   private applySession(command: Record<string, unknown>): { result: StateResult; events: ChangeEvent[] } {
+    const secret = command['secret'];
+    if (typeof secret !== 'string' || !SESSION_SECRET_PATTERN.test(secret)) return { result: this.refused('INVALID_ARGUMENT', 'secret must be 32 lowercase hex digits'), events: [] };
     if (command['op'] === 'registerClient') {
-      return { result: { ok: true, revision: this.revision, op: 'registerClient', clientId: this.sessions.register(this.logTimeMsNow) }, events: [] };
+      const { nonce, sessionsMax } = command;
+      if (nonce !== undefined && (typeof nonce !== 'string' || nonce.length === 0 || nonce.length > 64)) return { result: this.refused('INVALID_ARGUMENT', 'nonce must be text of 1 to 64 characters'), events: [] };
+      if (sessionsMax !== undefined && (!Number.isSafeInteger(sessionsMax) || (sessionsMax as number) < 1)) return { result: this.refused('INVALID_ARGUMENT', `sessionsMax must be a positive integer, got ${describe(sessionsMax)}`), events: [] };
+      const registered = this.sessions.register(this.logTimeMsNow, secret, (nonce as string | undefined) ?? null, sessionsMax as number | undefined);
+      if (!registered.ok) return { result: { ...this.refused(registered.code, registered.message), limit: 'sessionsMax' } as StateResult, events: [] };
+      return { result: { ok: true, revision: this.revision, op: 'registerClient', clientId: registered.id, secret: registered.secret, existing: registered.existing }, events: [] };
     }
     const id = command['clientId'];
-    if (!Number.isInteger(id)) return { result: this.refused('INVALID_ARGUMENT', `clientId must be an integer, got ${describe(id)}`), events: [] };
-    if (!this.sessions.keepAlive(id as number, this.logTimeMsNow)) {
-      return { result: this.refused('SESSION_EXPIRED', `client session ${id as number} is unknown or expired`), events: [] };
-    }
+    if (!Number.isSafeInteger(id)) return { result: this.refused('INVALID_ARGUMENT', `clientId must be an integer, got ${describe(id)}`), events: [] };
+    const kept = this.sessions.keepAlive(id as number, secret, this.logTimeMsNow);
+    if (kept === 'expired') return { result: this.refused('SESSION_EXPIRED', `client session ${id as number} is unknown or expired`), events: [] };
+    if (kept === 'unauthenticated') return { result: this.refused('UNAUTHENTICATED', `the keepalive does not carry client session ${id as number}'s secret`), events: [] };
     return { result: { ok: true, revision: this.revision, op: 'sessionKeepAlive' }, events: [] };
   }
 

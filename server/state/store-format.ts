@@ -36,7 +36,8 @@ import type { StateImage, StateMachine, StateMeta } from './state-machine.js';
 
 /** Bumped whenever a stored record changes meaning. */
 /** 2: leases keep their grant time, not a deadline (keep-alives live on the leader); the meta record holds the lease epoch. */
-export const STORE_FORMAT = 2;
+/** 3: a session keeps its secret, its register nonce and the highest seq whose answer it dropped; answers hold no values. */
+export const STORE_FORMAT = 3;
 
 const META = 0x01;
 /** Reserved for the storage layer: the Raft snapshot base of an installed snapshot. */
@@ -140,8 +141,10 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
         break;
       }
       case SESSION: {
-        const [lastActiveMs, lastActivity, ackedThrough] = numbers(fields, 3, where);
-        headers.push({ id: readU64(key, 1, where), lastActiveMs: lastActiveMs!, lastActivity: lastActivity!, ackedThrough: ackedThrough! });
+        if (!Array.isArray(fields) || fields.length !== 6 || typeof fields[3] !== 'string' || (fields[4] !== null && typeof fields[4] !== 'string')) throw new Error(`${where()}: not a session`);
+        const [lastActiveMs, lastActivity, ackedThrough] = numbers(fields.slice(0, 3), 3, where);
+        const [forgottenThrough] = numbers(fields.slice(5), 1, where);
+        headers.push({ id: readU64(key, 1, where), secret: fields[3] as string, nonce: fields[4] as string | null, lastActiveMs: lastActiveMs!, lastActivity: lastActivity!, ackedThrough: ackedThrough!, forgottenThrough: forgottenThrough! });
         break;
       }
       case RESULT: {
@@ -200,7 +203,7 @@ function encodeLease(lease: Lease): Uint8Array {
 }
 
 function encodeSession(header: SessionHeader): Uint8Array {
-  return sealed([header.lastActiveMs, header.lastActivity, header.ackedThrough]);
+  return sealed([header.lastActiveMs, header.lastActivity, header.ackedThrough, header.secret, header.nonce, header.forgottenThrough]);
 }
 
 function encodeNode(node: StoredNode | null): Uint8Array {

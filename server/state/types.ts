@@ -32,6 +32,20 @@ export interface NodeView {
   readonly stat: NodeStat;
 }
 
+/**
+ * Limits of the proposing member that the state machine must apply identically everywhere,
+ * carried inside the command (a member's flags may differ from another's; the log may not).
+ */
+export interface CommandLimits {
+  /** Nodes one delete may remove (a recursive delete); also the ephemeral nodes one lease may hold. */
+  readonly deleteNodesMax?: number;
+  /** Bytes a transaction's answer may take (its gets' nodes). */
+  readonly answerBytesMax?: number;
+}
+
+/** The replicated limits an error may name (the member maps each to its flag). */
+export type StateLimitName = 'deleteNodesMax' | 'answerBytesMax' | 'sessionsMax' | 'leasesMax';
+
 export interface CreateOp {
   readonly op: 'create';
   readonly path: string;
@@ -86,6 +100,7 @@ export interface TxnCommand {
   readonly compare: readonly Compare[];
   readonly success: readonly TxnOp[];
   readonly failure: readonly TxnOp[];
+  readonly limits?: CommandLimits;
 }
 
 export interface CompactCommand {
@@ -93,13 +108,15 @@ export interface CompactCommand {
   readonly revision: number;
 }
 
-export type NamespaceCommand = WriteOp | TxnCommand | CompactCommand;
+export type NamespaceCommand = (WriteOp & { readonly limits?: CommandLimits }) | TxnCommand | CompactCommand;
 
 export interface ErrorResult {
   readonly ok: false;
   readonly code: ErrorCode;
   readonly message: string;
   readonly revision: number;
+  /** The replicated limit the command passed, if that is why it was refused. */
+  readonly limit?: StateLimitName;
 }
 
 export type OpResult =

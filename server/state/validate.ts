@@ -9,16 +9,30 @@
 
 import type { ErrorCode } from '../../shared/errors.js';
 import { checkPath, checkSequentialPath } from '../../shared/paths.js';
+import { TXN_OPS_CEILING } from '../../shared/protocol.js';
 
 export interface Problem {
   readonly code: ErrorCode;
   readonly message: string;
+  /** The size bound passed, when that is the problem (the member names its flag). */
+  readonly limit?: SizeLimitName;
+}
+
+export type SizeLimitName = 'valueBytesMax' | 'pathBytesMax' | 'txnOpsMax';
+
+/** The size bounds a command is checked against: the state machine's own, or a member's (lower) flags at its front door. */
+export interface SizeLimits {
+  readonly valueBytesMax: number;
+  /** The largest value compare operand (the front door bounds it as a value; the state machine need not). */
+  readonly operandBytesMax?: number;
+  readonly pathBytesMax?: number;
+  readonly txnOpsMax?: number;
 }
 
 const TARGETS = new Set(['value', 'version', 'createRevision', 'modRevision', 'exists']);
 const OPERATORS = new Set(['=', '!=', '<', '>']);
-const TXN_OPS_MAX = 1024;
-const COMPARES_MAX = 1024;
+const TXN_OPS_MAX = TXN_OPS_CEILING;
+const COMPARES_MAX = TXN_OPS_CEILING;
 
 /** A short, safe description of any value for an error message. */
 export function describe(value: unknown): string {
@@ -44,16 +58,16 @@ export function describe(value: unknown): string {
 }
 
 /** The first problem with `command`, or null if it is well formed. */
-export function commandProblem(command: unknown, valueBytesMax: number): Problem | null {
+export function commandProblem(command: unknown, limits: SizeLimits): Problem | null {
   try {
     if (!isRecord(command)) return invalid(`a command must be an object, got ${describe(command)}`);
     switch (command['op']) {
       case 'create':
       case 'put':
       case 'delete':
-        return opProblem(command, valueBytesMax, false);
+        return limitsProblem(command['limits']) ?? opProblem(command, limits, false);
       case 'txn':
-        return txnProblem(command, valueBytesMax);
+        return limitsProblem(command['limits']) ?? txnProblem(command, limits);
       case 'compact':
         return isRevision(command['revision']) ? null : invalid(`compact needs a non-negative integer revision, got ${describe(command['revision'])}`);
       default:
@@ -65,32 +79,44 @@ export function commandProblem(command: unknown, valueBytesMax: number): Problem
   }
 }
 
-function txnProblem(txn: Record<string, unknown>, valueBytesMax: number): Problem | null {
+/** Carried limits, if any, must be positive integers (they decide what every member refuses). */
+function limitsProblem(limits: unknown): Problem | null {
+  if (limits === undefined) return null;
+  if (!isRecord(limits)) return invalid(`limits must be an object, got ${describe(limits)}`);
+  for (const [name, value] of Object.entries(limits)) {
+    if (name !== 'deleteNodesMax' && name !== 'answerBytesMax') return invalid(`unknown limit ${describe(name)}`);
+    if (!Number.isSafeInteger(value) || (value as number) < 1) return invalid(`limit ${name} must be a positive integer, got ${describe(value)}`);
+  }
+  return null;
+}
+
+function txnProblem(txn: Record<string, unknown>, limits: SizeLimits): Problem | null {
   const { compare, success, failure } = txn;
   if (!Array.isArray(compare) || !Array.isArray(success) || !Array.isArray(failure)) {
     return invalid('txn needs compare, success and failure lists');
   }
-  if (compare.length > COMPARES_MAX || success.length > TXN_OPS_MAX || failure.length > TXN_OPS_MAX) {
-    return { code: 'TOO_LARGE', message: `txn holds at most ${COMPARES_MAX} compares and ${TXN_OPS_MAX} ops per branch` };
+  const opsMax = Math.min(limits.txnOpsMax ?? TXN_OPS_MAX, TXN_OPS_MAX);
+  if (compare.length > Math.min(limits.txnOpsMax ?? COMPARES_MAX, COMPARES_MAX) || success.length > opsMax || failure.length > opsMax) {
+    return { code: 'TOO_LARGE', message: `txn holds ${compare.length} compares, ${success.length} success and ${failure.length} failure ops; at most ${opsMax} of each`, limit: 'txnOpsMax' };
   }
   for (let i = 0; i < compare.length; i++) {
-    const problem = compareProblem(compare[i]);
-    if (problem !== null) return { code: problem.code, message: `txn compare ${i}: ${problem.message}` };
+    const problem = compareProblem(compare[i], limits);
+    if (problem !== null) return { ...problem, message: `txn compare ${i}: ${problem.message}` };
   }
   for (const [branch, ops] of [['success', success], ['failure', failure]] as const) {
     for (let i = 0; i < ops.length; i++) {
       const op: unknown = ops[i];
-      const problem = isRecord(op) ? opProblem(op, valueBytesMax, true) : invalid(`an op must be an object, got ${describe(op)}`);
-      if (problem !== null) return { code: problem.code, message: `txn ${branch} op ${i}: ${problem.message}` };
+      const problem = isRecord(op) ? opProblem(op, limits, true) : invalid(`an op must be an object, got ${describe(op)}`);
+      if (problem !== null) return { ...problem, message: `txn ${branch} op ${i}: ${problem.message}` };
     }
   }
   return null;
 }
 
-function compareProblem(compare: unknown): Problem | null {
+function compareProblem(compare: unknown, limits: SizeLimits): Problem | null {
   if (!isRecord(compare)) return invalid(`a compare must be an object, got ${describe(compare)}`);
   const { path, target, operator, operand } = compare;
-  const pathProblem = pathProblemOf(path);
+  const pathProblem = pathProblemOf(path, limits);
   if (pathProblem !== null) return pathProblem;
   if (typeof target !== 'string' || !TARGETS.has(target)) return invalid(`unknown compare target ${describe(target)}`);
   if (typeof operator !== 'string' || !OPERATORS.has(operator)) return invalid(`unknown compare operator ${describe(operator)}`);
@@ -98,24 +124,28 @@ function compareProblem(compare: unknown): Problem | null {
     if (operator !== '=' && operator !== '!=') return invalid('an exists compare takes = or !=');
     return typeof operand === 'boolean' ? null : invalid(`an exists compare takes a boolean, got ${describe(operand)}`);
   }
-  if (target === 'value') return operand instanceof Uint8Array ? null : invalid(`a value compare takes bytes, got ${describe(operand)}`);
+  if (target === 'value') {
+    if (!(operand instanceof Uint8Array)) return invalid(`a value compare takes bytes, got ${describe(operand)}`);
+    const max = limits.operandBytesMax ?? Number.POSITIVE_INFINITY;
+    return operand.byteLength > max ? { code: 'TOO_LARGE', message: `compare operand is ${operand.byteLength} bytes; the limit is ${max}`, limit: 'valueBytesMax' } : null;
+  }
   return Number.isInteger(operand) ? null : invalid(`a ${target} compare takes an integer, got ${describe(operand)}`);
 }
 
-function opProblem(op: Record<string, unknown>, valueBytesMax: number, inTxn: boolean): Problem | null {
+function opProblem(op: Record<string, unknown>, limits: SizeLimits, inTxn: boolean): Problem | null {
   const kind = op['op'];
   if (kind === 'get' && inTxn) {
-    return pathProblemOf(op['path']) ?? (op['revision'] === undefined || isRevision(op['revision']) ? null : invalid(`revision must be a non-negative integer, got ${describe(op['revision'])}`));
+    return pathProblemOf(op['path'], limits) ?? (op['revision'] === undefined || isRevision(op['revision']) ? null : invalid(`revision must be a non-negative integer, got ${describe(op['revision'])}`));
   }
   if (kind !== 'create' && kind !== 'put' && kind !== 'delete') return invalid(`unknown operation ${describe(kind)}`);
   const sequential = op['sequential'];
   if (kind === 'create' && sequential !== undefined && typeof sequential !== 'boolean') return invalid(`sequential must be a boolean, got ${describe(sequential)}`);
-  const pathProblem = kind === 'create' && sequential === true ? sequentialProblemOf(op['path']) : pathProblemOf(op['path']);
+  const pathProblem = kind === 'create' && sequential === true ? sequentialProblemOf(op['path'], limits) : pathProblemOf(op['path'], limits);
   if (pathProblem !== null) return pathProblem;
   if (kind !== 'delete') {
     const value = op['value'];
     if (!(value instanceof Uint8Array)) return invalid(`value must be bytes, got ${describe(value)}`);
-    if (value.byteLength > valueBytesMax) return { code: 'TOO_LARGE', message: `value is ${value.byteLength} bytes; the limit is ${valueBytesMax}` };
+    if (value.byteLength > limits.valueBytesMax) return { code: 'TOO_LARGE', message: `value is ${value.byteLength} bytes; the limit is ${limits.valueBytesMax}`, limit: 'valueBytesMax' };
     const lease = op['lease'];
     if (lease !== undefined && lease !== null && !Number.isInteger(lease)) return invalid(`lease must be an integer id, got ${describe(lease)}`);
   }
@@ -126,14 +156,36 @@ function opProblem(op: Record<string, unknown>, valueBytesMax: number, inTxn: bo
   return null;
 }
 
-function pathProblemOf(path: unknown): Problem | null {
+function pathProblemOf(path: unknown, limits: SizeLimits): Problem | null {
   const checked = checkPath(path);
-  return checked.ok ? null : invalid(checked.error.message);
+  return checked.ok ? pathBytesProblem(checked.path, limits) : invalid(checked.error.message);
 }
 
-function sequentialProblemOf(path: unknown): Problem | null {
+/** A sequential base makes a path SEQUENCE_DIGITS longer: that path must fit the bound. */
+function sequentialProblemOf(path: unknown, limits: SizeLimits): Problem | null {
   const checked = checkSequentialPath(path, 0);
-  return checked.ok ? null : invalid(checked.error.message);
+  return checked.ok ? pathBytesProblem(checked.path, limits) : invalid(checked.error.message);
+}
+
+function pathBytesProblem(path: string, limits: SizeLimits): Problem | null {
+  const max = limits.pathBytesMax;
+  if (max === undefined || path.length <= max / 3) return null; // 3 UTF-8 bytes per UTF-16 unit at most
+  const bytes = utf8Length(path);
+  return bytes > max ? { code: 'TOO_LARGE', message: `path of ${bytes} bytes; the limit is ${max}`, limit: 'pathBytesMax' } : null;
+}
+
+function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) bytes += 1;
+    else if (unit < 0x800) bytes += 2;
+    else if (unit >= 0xd800 && unit <= 0xdbff) {
+      bytes += 4;
+      i += 1;
+    } else bytes += 3;
+  }
+  return bytes;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {

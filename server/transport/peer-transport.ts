@@ -18,7 +18,7 @@ import type { Message, NodeId, SnapshotMessage } from '../raft/types.js';
 import type { StateResult } from '../state/state-machine.js';
 import type { LeaseRequest, PeerLink, RuntimeLogger } from '../node/runtime.js';
 import type { LeaseStatus } from '../node/lease-keeper.js';
-import { RetryableError } from '../node/waiting-list.js';
+import { RequestError } from '../node/waiting-list.js';
 import { writeCoalescer } from './coalesce.js';
 
 /** A socket whose unsent bytes pass this is too slow: messages to it are dropped. */
@@ -29,6 +29,8 @@ const BACKOFF_MS_MAX = 2_000;
 const HELLO_TIMEOUT_MS = 3_000;
 /** A forwarded write with no answer by then fails (the client may retry with its stamp). */
 const FORWARD_TIMEOUT_MS = 10_000;
+/** A dial whose WebSocket upgrade has not completed by then is abandoned (and retried). */
+const HANDSHAKE_TIMEOUT_MS = 3_000;
 
 type Frame =
   | { readonly k: 'hello'; readonly from: NodeId; readonly clientUrl: string }
@@ -37,7 +39,7 @@ type Frame =
   | { readonly k: 'fwd-ok'; readonly id: number; readonly result: StateResult }
   | { readonly k: 'lease'; readonly id: number; readonly request: LeaseRequest }
   | { readonly k: 'lease-ok'; readonly id: number; readonly answers: LeaseStatus[] }
-  | { readonly k: 'fwd-err'; readonly id: number; readonly code: 'NOT_LEADER' | 'UNAVAILABLE'; readonly message: string; readonly leader: NodeId | null }
+  | { readonly k: 'fwd-err'; readonly id: number; readonly code: RequestError['code']; readonly message: string; readonly leader: NodeId | null }
   | { readonly k: 'snap'; readonly id: number; readonly m: SnapshotMessage }
   | { readonly k: 'snap-chunk'; readonly id: number; readonly chunk: Uint8Array }
   | { readonly k: 'snap-end'; readonly id: number };
@@ -71,7 +73,7 @@ export class PeerTransport implements PeerLink {
   private readonly coalescers = new WeakMap<WebSocket, () => void>();
   private readonly clientUrls = new Map<NodeId, string>();
   /** Requests to the leader awaiting its answer (forwarded writes, lease requests), by id. */
-  private readonly forwards = new Map<number, { socket: WebSocket | undefined; resolve: (answer: never) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly forwards = new Map<number, { socket: WebSocket | undefined; isWrite: boolean; resolve: (answer: never) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private forwardSeq = 0;
   private snapshotSeq = 0;
@@ -110,27 +112,31 @@ export class PeerTransport implements PeerLink {
   }
 
   forward(to: NodeId, entry: Uint8Array): Promise<StateResult> {
-    return this.ask<StateResult>(to, (id) => ({ k: 'fwd', id, entry }), 'a forwarded write');
+    return this.ask<StateResult>(to, (id) => ({ k: 'fwd', id, entry }), 'a forwarded write', true);
   }
 
   leaseRequest(to: NodeId, request: LeaseRequest): Promise<LeaseStatus[]> {
-    return this.ask<LeaseStatus[]>(to, (id) => ({ k: 'lease', id, request }), 'a lease request');
+    return this.ask<LeaseStatus[]>(to, (id) => ({ k: 'lease', id, request }), 'a lease request', false);
   }
 
-  /** Send the leader a request and wait (bounded) for its answer, matched by id. */
-  private ask<T>(to: NodeId, frame: (id: number) => Frame, what: string): Promise<T> {
+  /**
+   * Send the leader a request and wait (bounded) for its answer, matched by id. Once a write
+   * has left, no answer is no news: the leader may have proposed it, so it fails TIMEOUT or
+   * OUTCOME_UNKNOWN, never as if it were certainly not applied. (Lease requests are idempotent.)
+   */
+  private ask<T>(to: NodeId, frame: (id: number) => Frame, what: string, isWrite: boolean): Promise<T> {
     const id = ++this.forwardSeq;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.forwards.delete(id);
-        reject(new RetryableError('UNAVAILABLE', `the leader ${to} did not answer ${what} in time`, to));
+        reject(new RequestError(isWrite ? 'TIMEOUT' : 'UNAVAILABLE', `the leader ${to} did not answer ${what} within ${FORWARD_TIMEOUT_MS} ms`, to));
       }, FORWARD_TIMEOUT_MS);
       // The channel it goes out on: if that closes before the answer, the request is failed then.
-      this.forwards.set(id, { socket: this.sockets.get(to), resolve: resolve as (answer: never) => void, reject, timer });
+      this.forwards.set(id, { socket: this.sockets.get(to), isWrite, resolve: resolve as (answer: never) => void, reject, timer });
       if (!this.write(to, frame(id))) {
         clearTimeout(timer);
         this.forwards.delete(id);
-        reject(new RetryableError('UNAVAILABLE', `the leader ${to} is unreachable from this member`, to));
+        reject(new RequestError('UNAVAILABLE', `the leader ${to} is unreachable from this member`, to));
       }
     });
   }
@@ -163,7 +169,7 @@ export class PeerTransport implements PeerLink {
     for (const socket of this.sockets.values()) socket.close(1001, 'member stopping');
     for (const [id, pending] of this.forwards) {
       clearTimeout(pending.timer);
-      pending.reject(new RetryableError('UNAVAILABLE', 'the member is stopping', null));
+      pending.reject(new RequestError(pending.isWrite ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE', 'the member stopped before the leader answered', null));
       this.forwards.delete(id);
     }
   }
@@ -190,7 +196,8 @@ export class PeerTransport implements PeerLink {
     const url = this.options.peers.get(peer)!;
     // Frames between members are not masked (an all-zero mask): masking guards proxies against
     // a browser's attacker-chosen bytes, and nothing here comes from a browser.
-    const socket = new WebSocket(url, { perMessageDeflate: false, generateMask: (mask) => void mask.fill(0) });
+    // A dial whose upgrade is blackholed gives up after HANDSHAKE_TIMEOUT_MS (and redials), not when TCP does.
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, generateMask: (mask) => void mask.fill(0) });
     socket.binaryType = 'nodebuffer';
     socket.on('upgrade', (response: IncomingMessage) => this.coalescers.set(socket, writeCoalescer(response.socket)));
     socket.on('open', () => {
@@ -275,7 +282,7 @@ export class PeerTransport implements PeerLink {
         if (pending.socket !== socket) continue;
         this.forwards.delete(id);
         clearTimeout(pending.timer);
-        pending.reject(new RetryableError('UNAVAILABLE', `the connection to the leader ${peer} closed before it answered`, peer));
+        pending.reject(new RequestError(pending.isWrite ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE', `the connection to the leader ${peer} closed before it answered`, peer));
       }
     });
     const previous = this.sockets.get(peer);
@@ -307,7 +314,8 @@ export class PeerTransport implements PeerLink {
       case 'fwd':
       case 'lease': {
         const refuse = (error: Error): void => {
-          const retryable = error instanceof RetryableError ? error : new RetryableError('UNAVAILABLE', error.message, null);
+          // An error this member did not classify may hide a proposal already made: unknown.
+          const retryable = error instanceof RequestError ? error : new RequestError(frame.k === 'fwd' ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE', error.message, null);
           this.write(peer, { k: 'fwd-err', id: frame.id, code: retryable.code, message: retryable.message, leader: retryable.leaderHint });
         };
         if (frame.k === 'fwd') {
@@ -350,7 +358,7 @@ export class PeerTransport implements PeerLink {
         clearTimeout(pending.timer);
         if (frame.k === 'fwd-ok') pending.resolve(frame.result as never);
         else if (frame.k === 'lease-ok') pending.resolve(frame.answers as never);
-        else pending.reject(new RetryableError(frame.code, frame.message, frame.leader));
+        else pending.reject(new RequestError(frame.code, frame.message, frame.leader));
         return;
       }
     }

@@ -2,28 +2,35 @@
  * The watch hub (State Watch): turns each applied revision into pushes for the watchers it
  * matches — a node, a node's children, or a whole subtree — on whichever member the client is
  * connected to. A watch may start in the past: its history is replayed from MVCC first, then it
- * follows live revisions, with nothing missed or repeated between the two (both happen inside
- * one turn of the event loop).
+ * follows live revisions, with nothing missed or repeated between the two.
  *
  * The guarantees, each pinned by a test: ordered (a watcher's revisions only go up), unique (no
  * event twice), reliable (no gap between its start and its cancel), atomic (a revision's events
- * arrive in one frame), resumable (replay and live deliver a revision identically — one event
- * per changed path, in path order — so a client that resumes at last + 1 anywhere sees exactly
- * what it missed), bookmarkable (progress frames carry the current revision: everything at or
- * below it has been delivered).
+ * arrive together: one frame, or consecutive fragments marked `more` with nothing between),
+ * resumable (replay and live deliver a revision identically — one event per changed path, in
+ * path order — so a client that resumes at last + 1 anywhere sees exactly what it missed),
+ * bookmarkable (progress frames carry the current revision: everything at or below it has been
+ * delivered).
  *
- * A watcher whose connection will not take more (its unsent bytes are over the bound) is
- * cancelled at once with a reason and the revision to resume from; the apply loop and the other
- * watchers never wait for it.
+ * Bounded work: matching an event costs its path's depth (watched paths are indexed, subtree
+ * roots in a trie), whatever else is registered. A replay reads history a slice at a time and
+ * sends a bounded amount per turn of the event loop, and only while the connection takes it
+ * (it waits for the reader to drain): a consumer is slow only if it does not read what it was
+ * sent. A live watcher whose connection will not take more (its unsent bytes are over the
+ * bound) is cancelled at once with a reason and the revision to resume from; the apply loop and
+ * the other watchers never wait for it.
  *
- * Must never: block or throw into the apply loop; deliver a revision in two frames or out of
- * order; keep a watcher whose connection is gone.
+ * Must never: block or throw into the apply loop; deliver a revision out of order or
+ * interleaved with another; keep a watcher whose connection is gone; do unbounded work in one
+ * turn for one watcher.
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
 import { comparePaths, parentOf } from '../../shared/paths.js';
+import { jsonStringBytes, nodeWireBytes } from '../../shared/wire-size.js';
 import type { Namespace } from '../state/namespace.js';
 import type { ChangeEvent, NodeView } from '../state/types.js';
+import { PathTrie } from './path-trie.js';
 
 export type WatchScope = 'node' | 'children' | 'subtree';
 
@@ -43,32 +50,59 @@ export interface WatchSpec {
 export interface WatchSink {
   /** Send a JSON text frame; false (and nothing sent) if the connection is over its bound, unless `force`. */
   push(frame: string, force?: boolean): boolean;
+  /** Whether a replay may send more now (little unsent); absent: always. */
+  writable?(): boolean;
+  /** Call `resume` once, when the connection has drained enough to be writable again. */
+  whenWritable?(resume: () => void): void;
+}
+
+export interface WatchLimits {
+  readonly watchesPerConnectionMax: number;
+  readonly watchesMax: number;
+  /** A revision whose events pass this many bytes goes out in fragments of at most this (one event never split). */
+  readonly fragmentBytesMax: number;
+}
+
+const UNLIMITED: WatchLimits = { watchesPerConnectionMax: Number.POSITIVE_INFINITY, watchesMax: Number.POSITIVE_INFINITY, fragmentBytesMax: 4 * 1024 * 1024 };
+
+/** What one history slice may hold: events, and changed paths looked at. */
+const SLICE_EVENTS_MAX = 256;
+const SLICE_SCAN_MAX = 10_000;
+/** What one turn of the event loop may spend on one replay: slices read, and bytes sent. */
+const REPLAY_SLICES_PER_TURN = 4;
+const REPLAY_BYTES_PER_TURN = 1024 * 1024;
+
+/** A replay under way: the history from `next` on is still to be read; `events[at..]` read and not yet sent. */
+interface Replay {
+  next: number;
+  events: ChangeEvent[];
+  at: number;
+  /** Waiting for the connection to drain (a resume is registered). */
+  waiting: boolean;
 }
 
 interface Watcher {
   readonly sink: WatchSink;
   readonly id: number;
   readonly spec: WatchSpec;
-  /** The last revision delivered (events or progress): the next frame must be above it. */
+  /** The last revision delivered whole (events or progress): the next frame must be above it. */
   lastRevision: number;
   lastPushMs: number;
-  /** History is being replayed: live revisions wait for the replay to catch up to them. */
-  replaying: boolean;
+  /** History is being replayed: live revisions wait for the replay, which reads them from history. */
+  replay: Replay | null;
+  cancelled: boolean;
 }
 
-/** A replay: the history read at watch time, covering every revision up to `upTo`. */
-interface Replay {
-  readonly events: readonly ChangeEvent[];
-  readonly upTo: number;
-}
-
-export type WatchStart = { readonly ok: true; readonly revision: number } | { readonly ok: false; readonly code: ErrorCode; readonly message: string; readonly compactRevision?: number };
+export type WatchStart =
+  | { readonly ok: true; readonly revision: number }
+  | { readonly ok: false; readonly code: ErrorCode; readonly message: string; readonly compactRevision?: number; readonly limit?: 'watchesPerConnectionMax' | 'watchesMax' };
 
 export class WatchHub {
   private readonly bySink = new Map<WatchSink, Map<number, Watcher>>();
   private readonly byNode = new Map<string, Set<Watcher>>();
   private readonly byParent = new Map<string, Set<Watcher>>();
-  private readonly bySubtree = new Map<string, Set<Watcher>>();
+  private readonly bySubtree = new PathTrie<Watcher>();
+  private count = 0;
   /** Applied revisions not yet fanned out: the apply loop only queues them (and its answers go first). */
   private pending: (readonly ChangeEvent[])[] = [];
   private flushScheduled = false;
@@ -76,12 +110,11 @@ export class WatchHub {
   constructor(
     private readonly namespace: () => Namespace,
     private readonly nowMs: () => number,
+    private readonly limits: WatchLimits = UNLIMITED,
   ) {}
 
   get size(): number {
-    let count = 0;
-    for (const watchers of this.bySink.values()) count += watchers.size;
-    return count;
+    return this.count;
   }
 
   /** Start watch `id` on `sink`: replay history from spec.fromRevision (if any), then follow live revisions. */
@@ -91,22 +124,29 @@ export class WatchHub {
     const revision = namespace.revision;
     let watchers = this.bySink.get(sink);
     if (watchers?.has(id) === true) return { ok: false, code: 'INVALID_ARGUMENT', message: `watch ${id} already exists on this connection` };
+    if ((watchers?.size ?? 0) >= this.limits.watchesPerConnectionMax) {
+      return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `this connection has ${watchers!.size} watches open, the most one may`, limit: 'watchesPerConnectionMax' };
+    }
+    if (this.count >= this.limits.watchesMax) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `this member has ${this.count} watches open, the most it keeps; try another member`, limit: 'watchesMax' };
     // A start above this member's revision (a client resuming here from a member further
     // ahead) begins there: nothing it already has is sent again, and no bookmark goes below it.
     const startAfter = spec.fromRevision !== undefined && spec.fromRevision > revision ? spec.fromRevision - 1 : revision;
-    const watcher: Watcher = { sink, id, spec, lastRevision: startAfter, lastPushMs: this.nowMs(), replaying: false };
+    const watcher: Watcher = { sink, id, spec, lastRevision: startAfter, lastPushMs: this.nowMs(), replay: null, cancelled: false };
     if (spec.fromRevision !== undefined && spec.fromRevision <= revision) {
-      const replay = namespace.changesSince(spec.fromRevision, spec.path, spec.scope);
-      if (!replay.ok) return { ok: false, code: replay.code, message: replay.message, compactRevision: replay.compactRevision };
+      // The first slice is read now, so the history it needs cannot be compacted before the
+      // replay's turn; the rest is read slice by slice (a compaction that overtakes the replay
+      // cancels it COMPACTED at the first revision it could not deliver).
+      const first = namespace.changesFrom(spec.fromRevision, spec.path, spec.scope, { eventsMax: SLICE_EVENTS_MAX, scanMax: SLICE_SCAN_MAX });
+      if (!first.ok) return { ok: false, code: first.code, message: first.message, compactRevision: first.compactRevision };
       watcher.lastRevision = spec.fromRevision - 1;
-      watcher.replaying = true;
-      // After the answer has gone out (a later turn of the event loop); revisions applied in
-      // between are caught up from history by the replay itself.
-      setImmediate(() => this.replay(watcher, { events: replay.events, upTo: revision }));
+      watcher.replay = { next: first.nextRevision, events: first.events.filter((e) => passes(spec, e)), at: 0, waiting: false };
+      // After the answer has gone out (a later turn of the event loop).
+      setImmediate(() => this.pump(watcher));
     }
     if (watchers === undefined) this.bySink.set(sink, (watchers = new Map()));
     watchers.set(id, watcher);
-    this.index(watcher).add(watcher);
+    this.count += 1;
+    this.index(watcher, true);
     return { ok: true, revision };
   }
 
@@ -165,14 +205,27 @@ export class WatchHub {
       }
     }
     if (matched.size === 0) return;
-    // The wire form of a revision's events is built once per shape, not once per watcher.
+    // The wire form of a revision's events is built once per shape, not once per watcher — when
+    // it is one frame. A revision too big for one is built fragment by fragment for each
+    // watcher, and no further than its connection takes.
     const shapes = new Map<string, string>();
     for (const [watcher, list] of matched) {
-      if (watcher.replaying || watcher.lastRevision >= revision) continue; // the replay will reach it
-      const key = `${watcher.spec.prevNode ? 1 : 0}|${list.map((c) => c.path).join('\u0000')}`;
-      let eventsJson = shapes.get(key);
-      if (eventsJson === undefined) shapes.set(key, (eventsJson = JSON.stringify(list.map((c) => wireEvent(c, watcher.spec.prevNode)))));
-      this.deliver(watcher, revision, eventsJson);
+      if (watcher.cancelled || watcher.replay !== null || watcher.lastRevision >= revision) continue; // the replay will reach it
+      const prevNode = watcher.spec.prevNode;
+      if (estimatedBytes(list, prevNode) <= this.limits.fragmentBytesMax) {
+        const key = `${prevNode ? 1 : 0}|${list.map((c) => c.path).join('\u0000')}`;
+        let json = shapes.get(key);
+        if (json === undefined) shapes.set(key, (json = `[${list.map((c) => JSON.stringify(wireEvent(c, prevNode))).join(',')}]`));
+        this.deliver(watcher, revision, json, false);
+        continue;
+      }
+      const fragments = fragmentsOf(list, prevNode, this.limits.fragmentBytesMax);
+      let fragment = fragments.next();
+      while (!fragment.done) {
+        const following = fragments.next();
+        if (!this.deliver(watcher, revision, fragment.value, !following.done)) break;
+        fragment = following;
+      }
     }
   }
 
@@ -201,55 +254,98 @@ export class WatchHub {
     }
   }
 
-  private replay(watcher: Watcher, first: Replay): void {
-    if (this.bySink.get(watcher.sink)?.get(watcher.id) !== watcher) return; // cancelled meanwhile
-    if (!this.deliverHistory(watcher, first)) return;
-    // Revisions applied while the replay waited for its turn were skipped for this watcher: read
-    // them from history too (one read: nothing is applied while this runs), so the seam between
-    // replay and live has no gap.
-    this.flush();
-    const now = this.namespace().revision;
-    if (watcher.lastRevision < now) {
-      const rest = this.namespace().changesSince(watcher.lastRevision + 1, watcher.spec.path, watcher.spec.scope);
-      if (!rest.ok) {
-        this.cancelWith(watcher, 'COMPACTED', rest.message);
+  /**
+   * One turn of a replay: send what was read while the connection takes it, read the next
+   * slices of history, within the turn's budget; then go on next turn, or once the connection
+   * drains, or hand over to live delivery when history has caught up with the present.
+   */
+  private pump(watcher: Watcher): void {
+    const replay = watcher.replay;
+    if (watcher.cancelled || replay === null) return;
+    replay.waiting = false;
+    let slices = 0;
+    let bytes = 0;
+    for (;;) {
+      while (replay.at < replay.events.length) {
+        if (watcher.sink.writable !== undefined && !watcher.sink.writable()) {
+          this.waitForDrain(watcher, replay);
+          return;
+        }
+        if (bytes >= REPLAY_BYTES_PER_TURN) {
+          setImmediate(() => this.pump(watcher));
+          return;
+        }
+        const sent = this.sendReplayed(watcher, replay);
+        if (sent < 0) return; // cancelled
+        bytes += sent;
+      }
+      // Everything read is sent. Revisions applied meanwhile are in history too: if the replay
+      // has reached the present, live delivery takes over from the next revision on.
+      const namespace = this.namespace();
+      if (replay.next > namespace.revision) {
+        watcher.lastRevision = Math.max(watcher.lastRevision, replay.next - 1);
+        watcher.replay = null;
         return;
       }
-      if (!this.deliverHistory(watcher, { events: rest.events, upTo: now })) return;
+      if (slices >= REPLAY_SLICES_PER_TURN) {
+        setImmediate(() => this.pump(watcher));
+        return;
+      }
+      const slice = namespace.changesFrom(replay.next, watcher.spec.path, watcher.spec.scope, { eventsMax: SLICE_EVENTS_MAX, scanMax: SLICE_SCAN_MAX });
+      slices += 1;
+      if (!slice.ok) {
+        this.cancelWith(watcher, 'COMPACTED', slice.message);
+        return;
+      }
+      replay.next = slice.nextRevision;
+      replay.events = slice.events.filter((e) => e.revision > watcher.lastRevision && passes(watcher.spec, e));
+      replay.at = 0;
     }
-    watcher.replaying = false;
   }
 
-  /** Deliver a replay's revisions above what the watcher has; then it has everything up to `upTo`. */
-  private deliverHistory(watcher: Watcher, { events, upTo }: Replay): boolean {
-    let start = 0;
-    while (start < events.length) {
-      const revision = events[start]!.revision;
-      let end = start;
-      while (end < events.length && events[end]!.revision === revision) end += 1;
-      const list = events.slice(start, end).filter((change) => passes(watcher.spec, change));
-      start = end;
-      if (list.length === 0 || revision <= watcher.lastRevision) continue;
-      if (!this.deliver(watcher, revision, JSON.stringify(list.map((c) => wireEvent(c, watcher.spec.prevNode))))) return false;
+  /** Send the replayed events of one revision (or its next fragment); answers the bytes sent, or -1 if the watcher was cancelled. */
+  private sendReplayed(watcher: Watcher, replay: Replay): number {
+    const revision = replay.events[replay.at]!.revision;
+    let end = replay.at;
+    let bytes = 0;
+    const parts: string[] = [];
+    while (end < replay.events.length && replay.events[end]!.revision === revision) {
+      const json = JSON.stringify(wireEvent(replay.events[end]!, watcher.spec.prevNode));
+      if (parts.length > 0 && bytes + json.length > this.limits.fragmentBytesMax) break;
+      parts.push(json);
+      bytes += json.length + 1;
+      end += 1;
     }
-    watcher.lastRevision = Math.max(watcher.lastRevision, upTo);
-    return true;
+    const more = end < replay.events.length && replay.events[end]!.revision === revision;
+    if (revision <= watcher.lastRevision) {
+      replay.at = end; // already delivered (a resume that started below what was sent)
+      return 0;
+    }
+    if (!this.deliver(watcher, revision, `[${parts.join(',')}]`, more)) return -1;
+    replay.at = end;
+    return bytes;
   }
 
-  /** Push one revision's events to a watcher; on a full connection, cancel it instead. */
-  private deliver(watcher: Watcher, revision: number, eventsJson: string): boolean {
-    const frame = `{"watch":${watcher.id},"revision":${revision},"events":${eventsJson}}`;
+  private waitForDrain(watcher: Watcher, replay: Replay): void {
+    if (replay.waiting) return;
+    replay.waiting = true;
+    watcher.sink.whenWritable?.(() => setImmediate(() => this.pump(watcher)));
+  }
+
+  /** Push one revision's events (or one fragment of them) to a watcher; on a full connection, cancel it instead. */
+  private deliver(watcher: Watcher, revision: number, eventsJson: string, more: boolean): boolean {
+    const frame = `{"watch":${watcher.id},"revision":${revision},"events":${eventsJson}${more ? ',"more":true' : ''}}`;
     if (!watcher.sink.push(frame)) {
       this.cancelWith(watcher, 'SLOW_CONSUMER', 'the watcher did not read its events fast enough; resume from the revision given');
       return false;
     }
-    watcher.lastRevision = revision;
+    if (!more) watcher.lastRevision = revision;
     watcher.lastPushMs = this.nowMs();
     return true;
   }
 
   private pushProgress(watcher: Watcher, revision: number, force: boolean): void {
-    if (watcher.replaying || revision < watcher.lastRevision) return; // a replay is under way: nothing to bookmark yet
+    if (watcher.replay !== null || revision < watcher.lastRevision) return; // a replay is under way: nothing to bookmark yet
     if (!watcher.sink.push(JSON.stringify({ watch: watcher.id, revision, progress: true }), force)) return;
     watcher.lastRevision = revision;
     watcher.lastPushMs = this.nowMs();
@@ -261,23 +357,32 @@ export class WatchHub {
   }
 
   private remove(watcher: Watcher): void {
+    if (watcher.cancelled) return;
+    watcher.cancelled = true;
+    watcher.replay = null;
+    this.count -= 1;
     const watchers = this.bySink.get(watcher.sink);
     watchers?.delete(watcher.id);
     if (watchers?.size === 0) this.bySink.delete(watcher.sink);
-    const set = this.index(watcher);
-    set.delete(watcher);
-    if (set.size === 0) this.indexMap(watcher.spec.scope).delete(watcher.spec.path);
+    this.index(watcher, false);
   }
 
-  private indexMap(scope: WatchScope): Map<string, Set<Watcher>> {
-    return scope === 'node' ? this.byNode : scope === 'children' ? this.byParent : this.bySubtree;
-  }
-
-  private index(watcher: Watcher): Set<Watcher> {
-    const map = this.indexMap(watcher.spec.scope);
-    let set = map.get(watcher.spec.path);
-    if (set === undefined) map.set(watcher.spec.path, (set = new Set()));
-    return set;
+  private index(watcher: Watcher, present: boolean): void {
+    const { path, scope } = watcher.spec;
+    if (scope === 'subtree') {
+      if (present) this.bySubtree.add(path, watcher);
+      else this.bySubtree.remove(path, watcher);
+      return;
+    }
+    const map = scope === 'node' ? this.byNode : this.byParent;
+    let set = map.get(path);
+    if (present) {
+      if (set === undefined) map.set(path, (set = new Set()));
+      set.add(watcher);
+    } else if (set !== undefined) {
+      set.delete(watcher);
+      if (set.size === 0) map.delete(path);
+    }
   }
 
   /** Watchers whose scope holds `path`: the node itself, its parent's children, every subtree above it. */
@@ -285,7 +390,7 @@ export class WatchHub {
     yield* this.byNode.get(path) ?? [];
     const parent = parentOf(path);
     if (parent !== null) yield* this.byParent.get(parent) ?? [];
-    for (let at: string | null = path; at !== null; at = parentOf(at)) yield* this.bySubtree.get(at) ?? [];
+    yield* this.bySubtree.alongPath(path);
   }
 }
 
@@ -320,6 +425,34 @@ function nodeAt(namespace: Namespace, path: string, revision: number): NodeView 
 function passes(spec: WatchSpec, change: ChangeEvent): boolean {
   if (change.kind === 'delete') return !spec.noDelete;
   return !spec.noPut;
+}
+
+/** A revision's events as JSON arrays of at most `bytesMax` each (one event is never split), built as they are taken. */
+function* fragmentsOf(list: readonly ChangeEvent[], withPrevNode: boolean, bytesMax: number): Generator<string, void> {
+  let parts: string[] = [];
+  let bytes = 0;
+  for (const change of list) {
+    const json = JSON.stringify(wireEvent(change, withPrevNode));
+    if (parts.length > 0 && bytes + json.length > bytesMax) {
+      yield `[${parts.join(',')}]`;
+      parts = [];
+      bytes = 0;
+    }
+    parts.push(json);
+    bytes += json.length + 1;
+  }
+  yield `[${parts.join(',')}]`;
+}
+
+/** An upper bound of a revision's events in JSON. */
+function estimatedBytes(list: readonly ChangeEvent[], withPrevNode: boolean): number {
+  let bytes = 2;
+  for (const change of list) {
+    bytes += 40 + jsonStringBytes(change.path);
+    if (change.node !== null) bytes += nodeWireBytes(change.node);
+    if (withPrevNode && change.prevNode !== null) bytes += nodeWireBytes(change.prevNode);
+  }
+  return bytes;
 }
 
 function wireNode(node: NodeView): Record<string, unknown> {

@@ -99,7 +99,7 @@ describe('a three-member wardend cluster', () => {
     await allAnswered;
     const refused = [...answers.values()].filter((a) => a['ok'] === false);
     expect(refused.length).toBeGreaterThan(0);
-    for (const answer of refused) expect(answer).toMatchObject({ error: { code: 'UNAVAILABLE', message: expect.stringContaining('in flight') } });
+    for (const answer of refused) expect(answer).toMatchObject({ error: { code: 'RESOURCE_EXHAUSTED', outcome: 'retry', message: expect.stringContaining('in flight'), limit: { name: 'inFlightPerConnectionMax', flag: '--max-in-flight', value: 4096 } } });
     // The last acknowledged write of each key is what the key holds.
     const lastAcked = new Map<string, { value: string; revision: number }>();
     for (const [id, answer] of answers) {
@@ -125,7 +125,7 @@ describe('a three-member wardend cluster', () => {
     const other = await ProtocolClient.connect(member.clientUrl);
     const closed = new Promise<{ code: number; reason: string }>((resolve) => big.socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     big.socket.send(JSON.stringify({ id: 1, type: 'put', path: '/big', value: 'A'.repeat(2 * 1024 * 1024) }));
-    expect(await closed).toMatchObject({ code: 1009 });
+    expect(await closed).toMatchObject({ code: 1009, reason: expect.stringContaining('--max-frame-bytes') });
     expect(await other.request('put', { path: '/it/after-big', value: b64('ok') })).toMatchObject({ ok: true });
     other.close();
   }, 60_000);
@@ -170,7 +170,7 @@ describe('a three-member wardend cluster', () => {
     const first = await ProtocolClient.connect(cluster.member(leader).clientUrl);
     const registered = await first.request('register');
     expect(registered).toMatchObject({ ok: true, op: 'registerClient' });
-    const stamp = { id: registered['clientId'], seq: 1, ackedThrough: 0 };
+    const stamp = { id: registered['clientId'], seq: 1, ackedThrough: 0, secret: registered['secret'] };
     const created = await first.request('create', { path: '/once/job-', value: b64('j'), sequential: true, parents: true, client: stamp });
     expect(created).toMatchObject({ ok: true, op: 'create' });
     first.close();

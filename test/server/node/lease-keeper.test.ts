@@ -11,7 +11,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { LeaseKeeper, type LeaseKeeperDeps } from '../../../server/node/lease-keeper.js';
-import { RetryableError } from '../../../server/node/waiting-list.js';
+import { RequestError } from '../../../server/node/waiting-list.js';
 import { StateMachine, type StateResult } from '../../../server/state/state-machine.js';
 import type { LeaseId } from '../../../server/state/types.js';
 
@@ -113,7 +113,7 @@ class Harness {
 
   /** The proposal never commits (leadership lost). */
   async refuse(p: Proposal): Promise<void> {
-    p.reject(new RetryableError('NOT_LEADER', 'leadership changed before the entry committed', null));
+    p.reject(new RequestError('NOT_LEADER', 'leadership changed before the entry committed', null));
     await p.promise.then(
       () => undefined,
       () => undefined,
@@ -386,7 +386,7 @@ describe('LeaseKeeper', () => {
     const a = h.grant(TTL);
     h.keeper.becameLeader(TERM);
     const refused = h.last;
-    refused.reject(new RetryableError('UNAVAILABLE', 'the cluster cannot take writes now', 'self'));
+    refused.reject(new RequestError('UNAVAILABLE', 'the cluster cannot take writes now', 'self'));
     await refused.promise.then(
       () => undefined,
       () => undefined,

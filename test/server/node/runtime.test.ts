@@ -123,7 +123,9 @@ describe('MemberRuntime', () => {
     const leader = cluster.leader()!;
     cluster.fileSystem(leader).failNextSync = true;
     const doomed = await write(cluster, leader, '/doomed', 'maybe').catch((error: Error) => error);
-    expect(doomed).toMatchObject({ code: 'UNAVAILABLE' });
+    // Its appends left before the leader's own fdatasync: the followers may commit it under the
+    // next leader, so its outcome is unknown — never "certainly not applied".
+    expect(doomed).toMatchObject({ code: 'OUTCOME_UNKNOWN' });
     expect(cluster.fatal.get(leader)?.message).toContain('fdatasync');
     // Nothing more is served from state that may not be durable.
     await expect(cluster.runtime(leader).readSerializable((m) => m.revision)).rejects.toMatchObject({ code: 'UNAVAILABLE' });

@@ -4,7 +4,7 @@
  */
 
 import { describe, expect, it } from 'vitest';
-import { ProposalWaitingList, ReadWaitingList, RetryableError } from '../../../server/node/waiting-list.js';
+import { ProposalWaitingList, ReadWaitingList, RequestError } from '../../../server/node/waiting-list.js';
 
 describe('ProposalWaitingList', () => {
   it('answers a proposal with the result of its own entry, and fails it when another term took the slot', async () => {
@@ -24,7 +24,7 @@ describe('ReadWaitingList', () => {
     const list = new ReadWaitingList();
     const refused = list.add('r1');
     const waiting = list.add('r2');
-    list.fail('r1', new RetryableError('UNAVAILABLE', 'no leader', null));
+    list.fail('r1', new RequestError('UNAVAILABLE', 'no leader', null));
     await expect(refused).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     let released = false;
     void waiting.then(() => (released = true));

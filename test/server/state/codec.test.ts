@@ -10,6 +10,7 @@ import { decodeEntry, encodeEntry, ENTRY_FORMAT } from '../../../server/state/co
 import { StateMachine, type StateCommand } from '../../../server/state/state-machine.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
+const SECRET = '00112233445566778899aabbccddeeff';
 const hex = (data: Uint8Array): string => Buffer.from(data).toString('hex');
 
 const commandArb: fc.Arbitrary<StateCommand> = fc.oneof(
@@ -21,7 +22,7 @@ const commandArb: fc.Arbitrary<StateCommand> = fc.oneof(
   // A lease epoch is a Raft term: any safe integer, so past 2^32 too (MessagePack's wider ints).
   fc.record({ op: fc.constant('leaseExpire' as const), leases: fc.array(fc.nat(100), { maxLength: 5 }), term: fc.oneof(fc.nat(100), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })) }),
   fc.record({ op: fc.constant('leaseRefreshAll' as const), term: fc.oneof(fc.nat(100), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })) }),
-  fc.constant({ op: 'registerClient' as const }),
+  fc.record({ op: fc.constant('registerClient' as const), secret: fc.constant(SECRET), nonce: fc.option(fc.string({ minLength: 1, maxLength: 64 }), { nil: undefined }) }),
 );
 
 describe('entry codec', () => {
@@ -30,7 +31,7 @@ describe('entry codec', () => {
       fc.property(
         fc.integer({ min: 0, max: 2 ** 52 }),
         commandArb,
-        fc.option(fc.record({ id: fc.nat(), seq: fc.integer({ min: 1, max: 1e9 }), ackedThrough: fc.nat() }), { nil: undefined }),
+        fc.option(fc.record({ id: fc.nat(), seq: fc.integer({ min: 1, max: 1e9 }), ackedThrough: fc.nat(), secret: fc.constant(SECRET) }), { nil: undefined }),
         (timeMs, command, client) => {
           const decoded = decodeEntry(encodeEntry({ timeMs, command, ...(client === undefined ? {} : { client }) }));
           // undefined fields are not encoded (MessagePack maps carry only what is there).
@@ -61,15 +62,21 @@ describe('entry codec', () => {
   });
 
   it('refuses an entry of an unknown format version', () => {
-    const future = encodeEntry({ timeMs: 1, command: { op: 'registerClient' } });
+    const future = encodeEntry({ timeMs: 1, command: { op: 'registerClient', secret: SECRET } });
     future[1] = ENTRY_FORMAT + 1; // [fixarray, format, …]: the format is the second byte
     expect(decodeEntry(future).command).toMatchObject({ op: 'malformedEntry', reason: `unknown entry format ${ENTRY_FORMAT + 1}` });
   });
 
-  it('keeps format 1 byte for byte (a golden vector: change it only with a new format number)', () => {
-    const encoded = encodeEntry({ timeMs: 1_700_000_000_000, command: { op: 'put', path: '/a', value: bytes('hi') }, client: { id: 3, seq: 7, ackedThrough: 6 } });
-    expect(hex(encoded)).toBe(GOLDEN_FORMAT_1);
+  it('keeps format 2 byte for byte (a golden vector: change it only with a new format number)', () => {
+    const encoded = encodeEntry({ timeMs: 1_700_000_000_000, command: { op: 'put', path: '/a', value: bytes('hi') }, client: { id: 3, seq: 7, ackedThrough: 6, secret: SECRET } });
+    expect(hex(encoded)).toBe(GOLDEN_FORMAT_2);
+  });
+
+  it('refuses a format-1 entry (its stamp had no session secret): refused when applied, nothing changed', () => {
+    const decoded = decodeEntry(Buffer.from(GOLDEN_FORMAT_1, 'hex'));
+    expect(decoded.command).toMatchObject({ op: 'malformedEntry', reason: 'unknown entry format 1' });
   });
 });
 
 const GOLDEN_FORMAT_1 = '9401cf0000018bcfe5680083a26f70a3707574a470617468a22f61a576616c7565c402686983a2696403a373657107ac61636b65645468726f75676806';
+const GOLDEN_FORMAT_2 = '9402cf0000018bcfe5680083a26f70a3707574a470617468a22f61a576616c7565c402686984a2696403a373657107ac61636b65645468726f75676806a6736563726574d9203030313132323333343435353636373738383939616162626363646465656666';

@@ -133,6 +133,17 @@ function compareReads(namespace: Namespace, model: ReferenceModel): void {
   for (const path of paths) {
     same(withoutMessage(namespace.get(path)), model.get(path), `get ${path} (latest)`);
     same(withoutMessage(namespace.childrenOf(path)), model.childrenOf(path), `childrenOf ${path}`);
+    // Pages of children, followed by their continuation, against the model's.
+    for (const limit of PAGE_LIMITS) {
+      let after: string | undefined;
+      for (let page = 0; page < 64; page++) {
+        const options = after === undefined ? { limit } : { limit, after };
+        const got = namespace.childrenOf(path, options);
+        same(withoutMessage(got), model.childrenOf(path, options), `childrenOf ${path} limit ${limit} after ${String(after)}`);
+        if (!got.ok || got.next === null) break;
+        after = got.next;
+      }
+    }
   }
   // The edges of history: compacted below, future above.
   for (const revision of [low - 1, now + 1, now + 7]) {

@@ -54,7 +54,7 @@ export type ModelResult =
   | { readonly ok: true; readonly revision: number; readonly op: 'compact'; readonly compactRevision: number }
   | ModelError;
 
-export type ModelChildren = { ok: true; revision: number; node: NodeView; names: string[] } | ModelError;
+export type ModelChildren = { ok: true; revision: number; node: NodeView; names: string[]; next: string | null } | ModelError;
 export type ModelRange = { ok: true; revision: number; nodes: NodeView[]; next: string | null } | ModelError;
 
 /** A step refused: the whole command answers this code and changes nothing. */
@@ -456,14 +456,18 @@ export class ReferenceModel {
     }
   }
 
-  childrenOf(path: string): ModelChildren {
+  /** A node's child names in order: all of them, or a page of `limit` after the name `after` (`next`: the last name, when more follow). */
+  childrenOf(path: string, options: { limit?: number; after?: string } = {}): ModelChildren {
     if (!checkPath(path).ok) return this.error('INVALID_ARGUMENT');
     if (!this.latest.has(path)) return this.error('NO_NODE');
-    const names = [...this.latest.keys()]
+    const all = [...this.latest.keys()]
       .filter((other) => parentPathOf(other) === path)
       .sort(comparePaths)
-      .map((child) => child.slice(child.lastIndexOf('/') + 1));
-    return { ok: true, revision: this.revision, node: viewIn(this.latest, path), names };
+      .map((child) => child.slice(child.lastIndexOf('/') + 1))
+      .filter((name) => options.after === undefined || comparePaths(name, options.after) > 0);
+    const limit = options.limit ?? all.length;
+    const names = all.slice(0, limit);
+    return { ok: true, revision: this.revision, node: viewIn(this.latest, path), names, next: all.length > limit ? names[names.length - 1]! : null };
   }
 
   range(path: string, options: { limit: number; after?: string; revision?: number }): ModelRange {

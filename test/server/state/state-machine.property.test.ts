@@ -28,7 +28,7 @@ import { isDeepStrictEqual } from 'node:util';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { StateMachine, type StateCommand, type StateResult } from '../../../server/state/state-machine.js';
-import type { ClientStamp } from '../../../server/state/sessions.js';
+import { recordable, type ClientStamp } from '../../../server/state/sessions.js';
 import { StoreBacked } from './store-backed.js';
 import { StateModel, type Answer, type ModelCommand, type ModelLease, type ModelSessionDump, type ModelStamp, type RetiredCommand } from './state-model.js';
 
@@ -69,8 +69,9 @@ type GenCommand =
   | { readonly op: 'createEphemeral'; readonly path: string; readonly lease: LeaseRef | null }
   | { readonly op: 'createSequential' }
   | { readonly op: 'put' | 'delete'; readonly path: string }
-  | { readonly op: 'registerClient' }
-  | { readonly op: 'sessionKeepAlive'; readonly client: ClientRef };
+  /** nonce: one of a few (a retried register), or none; carriedMax: a proposer's own bound on sessions. */
+  | { readonly op: 'registerClient'; readonly nonce: number | null; readonly carriedMax: number | null }
+  | { readonly op: 'sessionKeepAlive'; readonly client: ClientRef; readonly wrongSecret: boolean };
 
 interface GenStamp {
   readonly client: ClientRef;
@@ -78,8 +79,8 @@ interface GenStamp {
   readonly seq: { readonly kind: 'next' | 'repeat' | 'back' | 'skip'; readonly k: number };
   /** keep: the highest acknowledgement sent; advance: a little further (below seq); zero; over: = seq (malformed). */
   readonly ack: { readonly kind: 'keep' | 'advance' | 'zero' | 'over'; readonly k: number };
-  /** Now and then a stamp of the wrong shape. */
-  readonly defect: 'none' | 'stringId' | 'fractionalSeq' | 'negativeAck';
+  /** Now and then a stamp of the wrong shape, or not the session owner's. */
+  readonly defect: 'none' | 'stringId' | 'fractionalSeq' | 'negativeAck' | 'wrongSecret' | 'noSecret';
 }
 
 interface GenStep {
@@ -144,8 +145,15 @@ const commandArb: fc.Arbitrary<GenCommand> = fc.oneof(
   { weight: 2, arbitrary: fc.constant({ op: 'createSequential' as const }) },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('put' as const), path: anyFlatPathArb }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('delete' as const), path: anyFlatPathArb }) },
-  { weight: 6, arbitrary: fc.constant({ op: 'registerClient' as const }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('sessionKeepAlive' as const), client: clientRefArb }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      op: fc.constant('registerClient' as const),
+      nonce: fc.oneof({ weight: 3, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.nat({ max: 2 }) }),
+      carriedMax: fc.oneof({ weight: 5, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom(1, 2) }),
+    }),
+  },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('sessionKeepAlive' as const), client: clientRefArb, wrongSecret: fc.oneof({ weight: 8, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }) }) },
 );
 
 const stampArb: fc.Arbitrary<GenStamp> = fc.record({
@@ -170,7 +178,8 @@ const stampArb: fc.Arbitrary<GenStamp> = fc.record({
   }),
   defect: fc.oneof(
     { weight: 40, arbitrary: fc.constant('none' as const) },
-    { weight: 1, arbitrary: fc.constantFrom('stringId' as const, 'fractionalSeq' as const, 'negativeAck' as const) },
+    { weight: 1, arbitrary: fc.constantFrom('stringId' as const, 'fractionalSeq' as const, 'negativeAck' as const, 'noSecret' as const) },
+    { weight: 2, arbitrary: fc.constant('wrongSecret' as const) },
   ),
 });
 
@@ -191,7 +200,13 @@ const stepArb: fc.Arbitrary<GenStep> = fc.oneof(
 const optionsArb = fc.record({
   sessionTtlMs: fc.constantFrom(3_000, 5_000),
   sessionsMax: fc.oneof({ weight: 1, arbitrary: fc.constantFrom(1, 2) }, { weight: 1, arbitrary: fc.constant(3) }, { weight: 2, arbitrary: fc.constant(100) }),
+  // Small bounds make answers pushed out (and OUTCOME_UNKNOWN past them) reachable in a short run.
+  resultsPerSessionMax: fc.constantFrom(2, 3, 1_024),
 });
+
+/** A session secret (32 hex digits) from a number: the harness's stand-in for a member's random draw. */
+const secretOf = (n: number): string => n.toString(16).padStart(32, '0');
+const FORGED_SECRET = 'e'.repeat(32);
 
 // ─── the harness ────────────────────────────────────────────────────────────────────────────────
 
@@ -214,7 +229,7 @@ function answerOf(result: StateResult): Answer {
     case 'leaseRefreshAll':
       return { ok: true, revision: result.revision, op: result.op, leases: result.leases, epoch: result.epoch };
     case 'registerClient':
-      return { ok: true, revision: result.revision, op: result.op, clientId: result.clientId };
+      return { ok: true, revision: result.revision, op: result.op, clientId: result.clientId, existing: result.existing };
     case 'sessionKeepAlive':
       return { ok: true, revision: result.revision, op: result.op };
     case 'create':
@@ -269,15 +284,18 @@ class Harness {
    * every `crashEvery`th time after a crash that loses the unsynced batches and a replay.
    */
   constructor(
-    options: { sessionTtlMs: number; sessionsMax: number },
+    options: { sessionTtlMs: number; sessionsMax: number; resultsPerSessionMax: number },
     private readonly tally: Tally,
     private readonly restarts?: Restarts,
   ) {
     this.sessionTtlMs = options.sessionTtlMs;
     this.memory = restarts === undefined ? new StateMachine(options) : null;
     this.store = restarts === undefined ? null : new StoreBacked(options);
-    this.model = new StateModel(options.sessionTtlMs, options.sessionsMax);
+    this.model = new StateModel(options.sessionTtlMs, options.sessionsMax, options.resultsPerSessionMax);
   }
+
+  /** Secrets handed to registers, one per register entry. */
+  private secretSeq = 0;
 
   get sm(): StateMachine {
     return this.memory ?? this.store!.sm;
@@ -427,8 +445,14 @@ class Harness {
   private command(command: GenCommand): ModelCommand {
     switch (command.op) {
       case 'leaseGrant':
-      case 'registerClient':
         return command;
+      case 'registerClient':
+        return {
+          op: 'registerClient',
+          secret: secretOf(++this.secretSeq),
+          ...(command.nonce === null ? {} : { nonce: `nonce-of-client-${command.nonce}` }),
+          ...(command.carriedMax === null ? {} : { sessionsMax: command.carriedMax }),
+        };
       case 'leaseRefreshAll': {
         const term = this.term(command.term);
         return term === undefined ? { op: 'leaseRefreshAll' } : { op: 'leaseRefreshAll', term };
@@ -449,8 +473,10 @@ class Harness {
         return { op: 'put', path: command.path, value: bytes('p') };
       case 'delete':
         return { op: 'delete', path: command.path };
-      case 'sessionKeepAlive':
-        return { op: 'sessionKeepAlive', clientId: this.client(command.client) };
+      case 'sessionKeepAlive': {
+        const clientId = this.client(command.client);
+        return { op: 'sessionKeepAlive', clientId, secret: command.wrongSecret ? FORGED_SECRET : (this.model.sessionSecret(clientId) ?? secretOf(0)) };
+      }
     }
   }
 
@@ -491,15 +517,20 @@ class Harness {
         ackedThrough = Math.max(0, seq);
         break;
     }
+    const secret = this.model.sessionSecret(id) ?? secretOf(0);
     switch (gen.defect) {
       case 'none':
-        return { id, seq, ackedThrough };
+        return { id, seq, ackedThrough, secret };
       case 'stringId':
-        return { id: String(id), seq, ackedThrough };
+        return { id: String(id), seq, ackedThrough, secret };
       case 'fractionalSeq':
-        return { id, seq: seq + 0.5, ackedThrough };
+        return { id, seq: seq + 0.5, ackedThrough, secret };
       case 'negativeAck':
-        return { id, seq, ackedThrough: -1 };
+        return { id, seq, ackedThrough: -1, secret };
+      case 'wrongSecret':
+        return { id, seq, ackedThrough, secret: FORGED_SECRET };
+      case 'noSecret':
+        return { id, seq, ackedThrough, secret: undefined };
     }
   }
 
@@ -518,7 +549,10 @@ class Harness {
     if (command.op !== 'registerClient' && gone.length > 0) bump(t, 'session expired');
     if (gone.some((s) => s.lastActiveMs + this.sessionTtlMs === now)) bump(t, 'session expired exactly at its ttl');
     if (before.sessions.some((s) => s.lastActiveMs + this.sessionTtlMs === now + 1 && this.model.sessionIds().includes(s.id))) bump(t, 'session kept 1 ms before its ttl');
-    if (command.op === 'registerClient' && result.ok && gone.length > 0) bump(t, 'session evicted');
+    if (command.op === 'registerClient' && !result.ok && result.code === 'RESOURCE_EXHAUSTED') bump(t, 'session table full');
+    if (result.ok && result.op === 'registerClient' && result.existing) bump(t, 'register answered by nonce');
+    const forgotten = (sessions: readonly ModelSessionDump[]): number => sessions.reduce((sum, s) => sum + s.forgottenThrough, 0);
+    if (forgotten(this.model.sessionDump().sessions) > forgotten(before.sessions.filter((s) => this.model.sessionIds().includes(s.id)))) bump(t, 'answer pushed out past the bound');
     const term = 'term' in command ? command.term : undefined;
     if (result.ok && result.op === 'leaseExpire' && command.op === 'leaseExpire' && term !== undefined) {
       const listedExisting = before.leases.filter((l) => command.leases.includes(l.id));
@@ -612,7 +646,13 @@ describe.each(BACKENDS)('StateMachine leases and sessions against the reference 
         'SESSION_EXPIRED stamped',
         'entry time behind log time',
         'session expired',
-        'session evicted',
+        'session table full',
+        'register answered by nonce',
+        'answer pushed out past the bound',
+        'UNAUTHENTICATED',
+        'UNAUTHENTICATED stamped',
+        'OUTCOME_UNKNOWN stamped',
+        'RESOURCE_EXHAUSTED',
         'expire deleted nodes',
         'expire ended leases without nodes',
         'expire skipped a listed lease already ended',
@@ -657,9 +697,9 @@ describe.each(BACKENDS)('StateMachine leases and sessions against the reference 
         fc.array(fc.oneof({ weight: 1, arbitrary: retryArb }, { weight: 3, arbitrary: stepArb }), { minLength: 1, maxLength: 50, size: 'max' }),
         (options, restartPlan, target, before, between) => {
           const harness = new Harness(options, tally, restartPlan);
-          const registered = harness.entry(0, { op: 'registerClient' }).result;
+          const registered = harness.entry(0, { op: 'registerClient', secret: secretOf(0xc1) }).result;
           if (!registered.ok || registered.op !== 'registerClient') throw new Error('registration failed');
-          const stamp: ClientStamp = { id: registered.clientId, seq: target.seq, ackedThrough: target.ackedThrough };
+          const stamp: ClientStamp = { id: registered.clientId, seq: target.seq, ackedThrough: target.ackedThrough, secret: registered.secret };
           harness.reserve(stamp.id, stamp.seq);
           const write: ModelCommand = { op: 'create', path: '/q/job-', value: marker, sequential: true, parents: true };
           let created = 0;
@@ -676,16 +716,17 @@ describe.each(BACKENDS)('StateMachine leases and sessions against the reference 
                 bump(tally, 'applied');
                 return;
               }
-              // The very answer recorded, not a second application that happens to look alike.
-              same(result, first, 'a retry answered differently');
+              // The very answer recorded (without values), not a second application that happens to look alike.
+              same(result, recordable(first), 'a retry answered differently');
               if (events.length > 0) throw new Error('a retry produced events');
               bump(tally, 'retry answered from record');
               return;
             }
             const session = harness.sm.sessions.dump().sessions.find((s) => s.id === stamp.id);
             if (result.code === 'SESSION_EXPIRED' && session === undefined) bump(tally, first === undefined ? 'expired before applied' : 'expired after applied');
-            else if (result.code === 'INVALID_ARGUMENT' && session !== undefined && session.ackedThrough >= stamp.seq) bump(tally, first === undefined ? 'acked before applied' : 'acked after applied');
-            else throw new Error(`a retry was refused with ${result.code} while its session ${JSON.stringify(session)} neither expired nor acknowledged seq ${stamp.seq}`);
+            else if (result.code === 'OUTCOME_UNKNOWN' && session !== undefined && session.ackedThrough >= stamp.seq) bump(tally, first === undefined ? 'acked before applied' : 'acked after applied');
+            else if (result.code === 'OUTCOME_UNKNOWN' && session !== undefined && session.forgottenThrough >= stamp.seq) bump(tally, first === undefined ? 'pushed out before applied' : 'pushed out after applied');
+            else throw new Error(`a retry was refused with ${result.code} while its session ${JSON.stringify(session)} neither expired nor acknowledged seq ${stamp.seq} nor pushed its answer out`);
           };
           for (const step of before) countCreations(harness.step(step).events);
           retry();
@@ -700,6 +741,6 @@ describe.each(BACKENDS)('StateMachine leases and sessions against the reference 
       ),
       { seed: 0x0ce0ce, numRuns: Math.round(1000 * runs) },
     );
-    expectReached(tally, ['applied', 'retry answered from record', 'expired after applied', 'acked after applied', 'acked before applied', 'expired before applied', ...storeCases, ...storeEpochCases], 20);
+    expectReached(tally, ['applied', 'retry answered from record', 'expired after applied', 'acked after applied', 'acked before applied', 'expired before applied', 'pushed out after applied', ...storeCases, ...storeEpochCases], 20);
   });
 });

@@ -32,9 +32,30 @@ describe('leases', () => {
     const apply = feeder(sm);
     const first = apply(1_000, { op: 'leaseGrant', ttlMs: 5_000 }).result;
     const second = apply(2_000, { op: 'leaseGrant', ttlMs: 10_000 }).result;
-    expect(first).toEqual({ ok: true, revision: 0, op: 'leaseGrant', lease: { id: 1, ttlMs: 5_000, grantedAtMs: 1_000 } });
-    expect(second).toEqual({ ok: true, revision: 0, op: 'leaseGrant', lease: { id: 2, ttlMs: 10_000, grantedAtMs: 2_000 } });
+    expect(first).toEqual({ ok: true, revision: 0, op: 'leaseGrant', lease: { id: 1, ttlMs: 5_000, grantedAtMs: 1_000 }, existing: false });
+    expect(second).toEqual({ ok: true, revision: 0, op: 'leaseGrant', lease: { id: 2, ttlMs: 10_000, grantedAtMs: 2_000 }, existing: false });
     expect(sm.leases.dump()).toEqual({ nextId: 3, epoch: 0, leases: [{ id: 1, ttlMs: 5_000, grantedAtMs: 1_000 }, { id: 2, ttlMs: 10_000, grantedAtMs: 2_000 }] });
+  });
+
+  it('grants a lease under the id its client chose; a grant retried with that id answers the same lease (existing), and the counter steps over it', () => {
+    const sm = new StateMachine();
+    const apply = feeder(sm);
+    expect(apply(1_000, { op: 'leaseGrant', ttlMs: 5_000, lease: 2 }).result).toMatchObject({ ok: true, lease: { id: 2, ttlMs: 5_000, grantedAtMs: 1_000 }, existing: false });
+    expect(apply(2_000, { op: 'leaseGrant', ttlMs: 5_000, lease: 2 }).result).toMatchObject({ ok: true, lease: { id: 2, grantedAtMs: 1_000 }, existing: true });
+    expect(apply(3_000, { op: 'leaseGrant', ttlMs: 5_000 }).result).toMatchObject({ ok: true, lease: { id: 1 } });
+    expect(apply(3_000, { op: 'leaseGrant', ttlMs: 5_000 }).result).toMatchObject({ ok: true, lease: { id: 3 } });
+    expect(sm.leases.ids()).toEqual([1, 2, 3]);
+  });
+
+  it('refuses a grant past the proposer\'s bound on leases (RESOURCE_EXHAUSTED, naming the limit), and changes nothing', () => {
+    const sm = new StateMachine();
+    const apply = feeder(sm);
+    apply(0, { op: 'leaseGrant', ttlMs: 5_000, leasesMax: 2 });
+    apply(0, { op: 'leaseGrant', ttlMs: 5_000, leasesMax: 2 });
+    expect(apply(0, { op: 'leaseGrant', ttlMs: 5_000, leasesMax: 2 }).result).toMatchObject({ ok: false, code: 'RESOURCE_EXHAUSTED', limit: 'leasesMax' });
+    expect(sm.leases.size).toBe(2);
+    // A retried grant of a lease that exists is no new lease: answered even at the bound.
+    expect(apply(0, { op: 'leaseGrant', ttlMs: 5_000, lease: 1, leasesMax: 2 }).result).toMatchObject({ ok: true, existing: true });
   });
 
   it.each([[0], [999], [24 * 60 * 60 * 1000 + 1], [1.5], ['5000'], [null]])('refuses a ttl of %o with INVALID_ARGUMENT', (ttlMs) => {

@@ -8,8 +8,11 @@
  * lease that exists, whatever the time; revoke and expire delete the lease and every node it
  * owns at one revision; a lease keep-alive is an unknown operation now; client sessions have ids
  * 1, 2, 3…, expire when lastActive + ttl <= now (checked before anything else at each entry),
- * are refreshed by any stamped write or keep-alive, are evicted least recently active first when
- * there are too many, and answer a repeated (clientId, seq) with the recorded answer.
+ * are refreshed by any stamped write or keep-alive, carry the secret their register gave them
+ * (a stamp or keep-alive with another is refused and moves nothing), answer a register retried
+ * with their nonce, are never evicted (a full table refuses a new one), and answer a repeated
+ * (clientId, seq) with the recorded answer; a seq whose answer was acknowledged or pushed out
+ * (past `resultsMax`, the oldest first) is refused as of unknown outcome and never applied.
  *
  * The namespace is only as much as these rules need: a map of path → owning lease (or null) for
  * flat paths (`/e1`, `/p1`…), plus sequential creates under `/q` (`/q/job-` with parents), and
@@ -25,8 +28,10 @@ import type { ErrorCode } from '../../../shared/errors.js';
 
 export const MODEL_LEASE_TTL_MIN = 1_000;
 export const MODEL_LEASE_TTL_MAX = 86_400_000;
-/** A session keeps at most this many unacknowledged answers (server/state/sessions.ts). */
+/** A session keeps at most this many unacknowledged answers by default (server/state/sessions.ts). */
 export const MODEL_RESULTS_PER_SESSION_MAX = 1_024;
+/** A session secret's shape: 32 lowercase hex digits. */
+const SECRET_SHAPE = /^[0-9a-f]{32}$/;
 /** The parent of sequential creates; its children are never deleted by the generated commands. */
 export const SEQUENTIAL_PARENT = '/q';
 
@@ -52,8 +57,8 @@ export type ModelCommand =
   | { readonly op: 'leaseExpire'; readonly leases: readonly number[]; readonly term: number }
   | { readonly op: 'leaseRefreshAll'; readonly term: number }
   | RetiredCommand
-  | { readonly op: 'registerClient' }
-  | { readonly op: 'sessionKeepAlive'; readonly clientId: number }
+  | { readonly op: 'registerClient'; readonly secret: string; readonly nonce?: string; readonly sessionsMax?: number }
+  | { readonly op: 'sessionKeepAlive'; readonly clientId: number; readonly secret: string }
   /** A flat path (`/e1`), optionally ephemeral; or sequential under /q with parents: true. */
   | { readonly op: 'create'; readonly path: string; readonly value: Uint8Array; readonly lease?: number; readonly sequential?: boolean; readonly parents?: boolean }
   /** A plain put (no lease, no ifVersion) of a flat path. */
@@ -68,7 +73,7 @@ export type Answer =
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseRevoke' | 'leaseExpire'; readonly leases: readonly number[]; readonly deleted: number }
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseExpire'; readonly leases: readonly []; readonly deleted: 0; readonly stale: true }
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number; readonly epoch: number }
-  | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number; readonly existing: boolean }
   | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' }
   | { readonly ok: true; readonly revision: number; readonly op: 'create'; readonly path: string; readonly lease: number | null }
   | { readonly ok: true; readonly revision: number; readonly op: 'put'; readonly path: string; readonly lease: number | null; readonly created: boolean }
@@ -78,6 +83,7 @@ export interface ModelStamp {
   readonly id: unknown;
   readonly seq: unknown;
   readonly ackedThrough: unknown;
+  readonly secret: unknown;
 }
 
 export interface ModelEntry {
@@ -90,13 +96,18 @@ export interface ModelSessionDump {
   readonly id: number;
   readonly lastActiveMs: number;
   readonly ackedThrough: number;
+  readonly forgottenThrough: number;
   readonly seqs: number[];
 }
 
 interface ModelSession {
   readonly id: number;
+  readonly secret: string;
+  readonly nonce: string | null;
   lastActiveMs: number;
   ackedThrough: number;
+  /** The highest seq whose answer was pushed out past resultsMax. */
+  forgottenThrough: number;
   /** Recorded answers by seq. */
   readonly results: Map<number, Answer>;
 }
@@ -119,6 +130,7 @@ export class StateModel {
   constructor(
     private readonly sessionTtlMs: number,
     private readonly sessionsMax: number,
+    private readonly resultsMax = MODEL_RESULTS_PER_SESSION_MAX,
   ) {}
 
   /** Apply one entry: its answer and its events as `kind path @revision`. */
@@ -129,25 +141,34 @@ export class StateModel {
     if (entry.client === undefined) return this.run(entry.command);
 
     const stamp = entry.client;
-    const { id, seq, ackedThrough } = stamp;
+    const { id, seq, ackedThrough, secret } = stamp;
     const wellFormed =
-      Number.isInteger(id) && Number.isInteger(seq) && Number.isInteger(ackedThrough) && (ackedThrough as number) >= 0 && (seq as number) > (ackedThrough as number);
+      Number.isInteger(id) &&
+      Number.isInteger(seq) &&
+      Number.isInteger(ackedThrough) &&
+      (ackedThrough as number) >= 0 &&
+      (seq as number) > (ackedThrough as number) &&
+      typeof secret === 'string';
     if (!wellFormed) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
     const session = this.sessions.find((s) => s.id === id);
     if (session === undefined) return { answer: this.error('SESSION_EXPIRED'), events: [] };
+    // Not the owner's stamp: nothing about the session moves.
+    if (session.secret !== secret) return { answer: this.error('UNAUTHENTICATED'), events: [] };
     this.touch(session);
     if ((ackedThrough as number) > session.ackedThrough) {
       session.ackedThrough = ackedThrough as number;
       for (const recorded of [...session.results.keys()]) if (recorded <= session.ackedThrough) session.results.delete(recorded);
     }
-    if ((seq as number) <= session.ackedThrough) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
     const recorded = session.results.get(seq as number);
     if (recorded !== undefined) return { answer: recorded, events: [] };
+    // Its answer is gone (acknowledged, or pushed out): it may be a retry of one applied.
+    if ((seq as number) <= session.ackedThrough || (seq as number) <= session.forgottenThrough) return { answer: this.error('OUTCOME_UNKNOWN'), events: [] };
     const applied = this.run(entry.command);
-    // The command may have evicted this very session (a stamped registerClient): nothing to record in.
-    if (this.sessions.includes(session)) {
-      session.results.set(seq as number, applied.answer);
-      if (session.results.size > MODEL_RESULTS_PER_SESSION_MAX) session.results.delete(Math.min(...session.results.keys()));
+    session.results.set(seq as number, applied.answer);
+    if (session.results.size > this.resultsMax) {
+      const oldest = Math.min(...session.results.keys());
+      session.results.delete(oldest);
+      session.forgottenThrough = Math.max(session.forgottenThrough, oldest);
     }
     return applied;
   }
@@ -159,13 +180,18 @@ export class StateModel {
   sessionDump(): { nextId: number; sessions: ModelSessionDump[] } {
     return {
       nextId: this.nextClientId,
-      sessions: this.sessions.map((s) => ({ id: s.id, lastActiveMs: s.lastActiveMs, ackedThrough: s.ackedThrough, seqs: [...s.results.keys()].sort((a, b) => a - b) })),
+      sessions: this.sessions.map((s) => ({ id: s.id, lastActiveMs: s.lastActiveMs, ackedThrough: s.ackedThrough, forgottenThrough: s.forgottenThrough, seqs: [...s.results.keys()].sort((a, b) => a - b) })),
     };
   }
 
   /** The live sessions' ids, least recently active first. */
   sessionIds(): number[] {
     return this.sessions.map((s) => s.id);
+  }
+
+  /** The secret a live session was registered with. */
+  sessionSecret(id: number): string | undefined {
+    return this.sessions.find((s) => s.id === id)?.secret;
   }
 
   sessionAckedThrough(id: number): number | undefined {
@@ -223,15 +249,25 @@ export class StateModel {
         return { answer: { ok: true, revision: this.revision, op: 'leaseRefreshAll', leases: this.leases.size, epoch: this.leaseEpoch }, events: [] };
       }
       case 'registerClient': {
+        if (typeof command.secret !== 'string' || !SECRET_SHAPE.test(command.secret)) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
+        const nonce = command.nonce ?? null;
+        const again = nonce === null ? undefined : this.sessions.find((s) => s.nonce === nonce);
+        if (again !== undefined) {
+          this.touch(again);
+          return { answer: { ok: true, revision: this.revision, op: 'registerClient', clientId: again.id, existing: true }, events: [] };
+        }
+        // Full: refused, whoever is in the table stays (the proposer's bound counts too).
+        if (this.sessions.length >= Math.min(this.sessionsMax, command.sessionsMax ?? this.sessionsMax)) return { answer: this.error('RESOURCE_EXHAUSTED'), events: [] };
         const id = this.nextClientId;
         this.nextClientId += 1;
-        this.sessions.push({ id, lastActiveMs: now, ackedThrough: 0, results: new Map() });
-        while (this.sessions.length > this.sessionsMax) this.sessions.shift();
-        return { answer: { ok: true, revision: this.revision, op: 'registerClient', clientId: id }, events: [] };
+        this.sessions.push({ id, secret: command.secret, nonce, lastActiveMs: now, ackedThrough: 0, forgottenThrough: 0, results: new Map() });
+        return { answer: { ok: true, revision: this.revision, op: 'registerClient', clientId: id, existing: false }, events: [] };
       }
       case 'sessionKeepAlive': {
+        if (typeof command.secret !== 'string' || !SECRET_SHAPE.test(command.secret)) return { answer: this.error('INVALID_ARGUMENT'), events: [] };
         const session = this.sessions.find((s) => s.id === command.clientId);
         if (session === undefined) return { answer: this.error('SESSION_EXPIRED'), events: [] };
+        if (session.secret !== command.secret) return { answer: this.error('UNAUTHENTICATED'), events: [] };
         this.touch(session);
         return { answer: { ok: true, revision: this.revision, op: 'sessionKeepAlive' }, events: [] };
       }

@@ -22,6 +22,7 @@ import { StoreBacked } from './store-backed.js';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 const key = (...b: number[]): Uint8Array => new Uint8Array(b);
+const SECRET = '5ec7e70123456789abcdef0123456789';
 const put = (k: Uint8Array, v: string): KvWrite => ({ type: 'put', key: k, value: bytes(v) });
 /** A version recording that the path was deleted (nil, sealed with its checksum). */
 const TOMBSTONE = sealValue(null);
@@ -137,7 +138,7 @@ describe('the store layout', () => {
     expect(() => imageFromEntries(damaged)).toThrow(`cannot read the record at key ${Buffer.from(target).toString('hex')}`);
   });
 
-  it('keeps a lease as its ttl and grant time, and the lease epoch in the meta record (format 2)', () => {
+  it('keeps a lease as its ttl and grant time, and the lease epoch in the meta record (format 3)', () => {
     const sm = new StateMachine();
     sm.apply({ index: 1, timeMs: 7_000, command: { op: 'leaseGrant', ttlMs: 4_000 } });
     sm.apply({ index: 2, timeMs: 8_000, command: { op: 'leaseRefreshAll', term: 12 } });
@@ -147,7 +148,7 @@ describe('the store layout', () => {
     expect(record === undefined ? undefined : openValue(record[1])).toEqual([4_000, 7_000]);
     const meta = entries.find(([k]) => compareKeys(k, META_KEY) === 0)!;
     // format, applied index, log time, revision, compact revision, next lease, next client, session activity, lease epoch
-    expect(openValue(meta[1])).toEqual([2, 2, 8_000, 0, 0, 2, 1, 0, 12]);
+    expect(openValue(meta[1])).toEqual([3, 2, 8_000, 0, 0, 2, 1, 0, 12]);
     const image = imageFromEntries(entries)!;
     expect(image.leases).toEqual([{ id: 1, ttlMs: 4_000, grantedAtMs: 7_000 }]);
     expect(image.meta.leaseEpoch).toBe(12);
@@ -156,7 +157,29 @@ describe('the store layout', () => {
   it('refuses a format-1 store, whose leases held deadlines and whose meta had no lease epoch', () => {
     const entries = storeOf(new StateMachine()).entries();
     const old = entries.map(([k, v]): [Uint8Array, Uint8Array] => (compareKeys(k, META_KEY) === 0 ? [k, sealValue([1, 0, 0, 0, 0, 1, 1, 0])] : [k, v]));
-    expect(() => imageFromEntries(old)).toThrow(/store format 1 is not 2/);
+    expect(() => imageFromEntries(old)).toThrow(/store format 1 is not 3/);
+  });
+
+  it('refuses a format-2 store, whose sessions had no secret', () => {
+    const entries = storeOf(new StateMachine()).entries();
+    const old = entries.map(([k, v]): [Uint8Array, Uint8Array] => (compareKeys(k, META_KEY) === 0 ? [k, sealValue([2, 0, 0, 0, 0, 1, 1, 0, 0])] : [k, v]));
+    expect(() => imageFromEntries(old)).toThrow(/store format 2 is not 3/);
+  });
+
+  it('keeps a session with its secret, its nonce and the highest seq whose answer it dropped', () => {
+    const sm = new StateMachine({ resultsPerSessionMax: 1 });
+    sm.apply({ index: 1, timeMs: 0, command: { op: 'registerClient', secret: SECRET, nonce: 'nonce-0123456789ab' } });
+    sm.apply({ index: 2, timeMs: 0, command: { op: 'put', path: '/a', value: bytes('1') }, client: { id: 1, seq: 1, ackedThrough: 0, secret: SECRET } });
+    sm.apply({ index: 3, timeMs: 0, command: { op: 'put', path: '/a', value: bytes('2') }, client: { id: 1, seq: 2, ackedThrough: 0, secret: SECRET } });
+    const entries = storeOf(sm).entries();
+    const session = entries.find(([k]) => compareKeys(k, key(0x53, 0, 0, 0, 0, 0, 0, 0, 1)) === 0)!;
+    // lastActiveMs, lastActivity, ackedThrough, secret, nonce, forgottenThrough
+    expect(openValue(session[1])).toEqual([0, 3, 0, SECRET, 'nonce-0123456789ab', 1]);
+    const image = imageFromEntries(entries)!;
+    const restored = StateMachine.restore(image, { resultsPerSessionMax: 1 });
+    expect(restored.sessions.dump()).toEqual(sm.sessions.dump());
+    expect(restored.apply({ index: 4, timeMs: 0, command: { op: 'put', path: '/a', value: bytes('1') }, client: { id: 1, seq: 1, ackedThrough: 0, secret: SECRET } }).result).toMatchObject({ ok: false, code: 'OUTCOME_UNKNOWN' });
+    expect(restored.apply({ index: 5, timeMs: 0, command: { op: 'registerClient', secret: '0'.repeat(32), nonce: 'nonce-0123456789ab' } }).result).toMatchObject({ ok: true, clientId: 1, secret: SECRET });
   });
 
   it('refuses a meta record without the lease epoch', () => {
@@ -174,7 +197,7 @@ describe('the store layout', () => {
 describe('StateStore', () => {
   const commands: StateCommand[] = [
     { op: 'leaseGrant', ttlMs: 10_000 },
-    { op: 'registerClient' },
+    { op: 'registerClient', secret: SECRET },
     { op: 'create', path: '/svc/a', value: bytes('10.0.0.1'), lease: 1, parents: true },
     { op: 'create', path: '/q/job-', value: bytes('j'), sequential: true, parents: true },
     { op: 'put', path: '/config/db', value: bytes('v1') },
@@ -189,7 +212,7 @@ describe('StateStore', () => {
     const first = await StateStore.open(kv);
     expect(first.machine.appliedIndex).toBe(0);
     commands.forEach((command, i) => first.machine.apply({ index: i + 1, timeMs: 1_000 * (i + 1), command }));
-    first.machine.apply({ index: commands.length + 1, timeMs: 9_000, command: { op: 'put', path: '/x', value: bytes('x') }, client: { id: 1, seq: 1, ackedThrough: 0 } });
+    first.machine.apply({ index: commands.length + 1, timeMs: 9_000, command: { op: 'put', path: '/x', value: bytes('x') }, client: { id: 1, seq: 1, ackedThrough: 0, secret: SECRET } });
     await first.persist({ sync: true });
 
     const second = await StateStore.open(kv);
@@ -204,7 +227,7 @@ describe('StateStore', () => {
     expect(b.namespace.get('/svc/a')).toMatchObject({ ok: true, node: { stat: { lease: 1 } } });
     expect(b.sessions.dump()).toEqual(a.sessions.dump());
     // A retried write answers from the reopened store's record.
-    const retried = b.apply({ index: commands.length + 2, timeMs: 9_500, command: { op: 'put', path: '/x', value: bytes('x') }, client: { id: 1, seq: 1, ackedThrough: 0 } });
+    const retried = b.apply({ index: commands.length + 2, timeMs: 9_500, command: { op: 'put', path: '/x', value: bytes('x') }, client: { id: 1, seq: 1, ackedThrough: 0, secret: SECRET } });
     expect(retried.events).toEqual([]);
     expect(retried.result).toMatchObject({ ok: true, op: 'put', revision: a.revision });
   });
@@ -258,11 +281,11 @@ describe('StateStore', () => {
           i % 11 === 0 ? { op: 'leaseGrant', ttlMs: 1_000 + (i % 5) * 500 }
           : i % 13 === 0 ? { op: 'leaseExpire', leases: [1, 2, 3, 4, 5, 6, 7, 8], term: i % 5 } // stale or not: refreshes reach terms 0–3
           : i % 19 === 0 ? { op: 'leaseRefreshAll', term: i % 4 }
-          : i % 17 === 0 ? { op: 'registerClient' }
+          : i % 17 === 0 ? { op: 'registerClient', secret: SECRET }
           : i % 5 === 0 ? { op: 'create', path: '/s/q-', value: bytes(`${i}`), sequential: true, parents: true }
           : i % 3 === 0 ? { op: 'create', path: `/e${k}`, value: bytes(`${i}`), lease: (i % 8) + 1 }
           : { op: 'put', path: `/p/${k}`, value: bytes(`${i}`) };
-        const client = i % 4 === 1 && i > 17 ? { client: { id: 1, seq: i, ackedThrough: i - 8 > 0 ? i - 8 : 0 } } : {};
+        const client = i % 4 === 1 && i > 17 ? { client: { id: 1, seq: i, ackedThrough: i - 8 > 0 ? i - 8 : 0, secret: SECRET } } : {};
         backed.apply({ index: i + 1, timeMs: i * 100, command, ...client }, i % 3 !== 0);
       }
       backed.checkCanonical('after 300 entries');

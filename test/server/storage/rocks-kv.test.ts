@@ -260,7 +260,7 @@ describe('RocksKvEngine', () => {
 describe('StateStore on RocksDB', () => {
   const commands: StateCommand[] = [
     { op: 'leaseGrant', ttlMs: 10_000 },
-    { op: 'registerClient' },
+    { op: 'registerClient', secret: '00112233445566778899aabbccddeeff' },
     { op: 'create', path: '/svc/a', value: utf8('10.0.0.1'), lease: 1, parents: true },
     { op: 'create', path: '/q/job-', value: utf8('j'), sequential: true, parents: true },
     { op: 'put', path: '/config/db', value: utf8('v1') },
@@ -270,7 +270,7 @@ describe('StateStore on RocksDB', () => {
 
   function applyAll(machine: StateMachine): void {
     commands.forEach((command, i) => machine.apply({ index: i + 1, timeMs: 1_000 * i, command }));
-    machine.apply({ index: commands.length + 1, timeMs: 9_000, command: { op: 'put', path: '/x', value: utf8('x') }, client: { id: 1, seq: 1, ackedThrough: 0 } });
+    machine.apply({ index: commands.length + 1, timeMs: 9_000, command: { op: 'put', path: '/x', value: utf8('x') }, client: { id: 1, seq: 1, ackedThrough: 0, secret: '00112233445566778899aabbccddeeff' } });
   }
 
   function expectSameMachine(b: StateMachine, a: StateMachine): void {

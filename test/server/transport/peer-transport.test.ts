@@ -18,7 +18,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { HeartbeatMessage, Message, NodeId, SnapshotMessage } from '../../../server/raft/types.js';
 import type { StateResult } from '../../../server/state/state-machine.js';
-import { RetryableError } from '../../../server/node/waiting-list.js';
+import { RequestError } from '../../../server/node/waiting-list.js';
 import { PeerTransport } from '../../../server/transport/peer-transport.js';
 
 /** The bound on any one wait: generous for a loaded machine, yet far below the test timeout. */
@@ -421,22 +421,22 @@ describe('PeerTransport: forwarded writes', () => {
     expect(answers).toEqual([1, 2, 3].map((n) => ({ ok: true, revision: 10 + n, op: 'delete', deleted: n })));
   });
 
-  it('carries the leader’s refusal back as a RetryableError with its code and hint; fails promptly for a member that is down', async () => {
+  it('carries the leader’s refusal back as a RequestError with its code and hint; fails promptly for a member that is down', async () => {
     const { a, b } = await connectedPair([{ name: 'c', url: await downUrl() }]);
-    b.onForward = () => Promise.reject(new RetryableError('NOT_LEADER', 'b is not the leader', 'c'));
+    b.onForward = () => Promise.reject(new RequestError('NOT_LEADER', 'b is not the leader', 'c'));
     const refused = await within(a.transport!.forward('b', new Uint8Array([9])).catch((e: unknown) => e), BOUND_MS, 'the refused forward');
-    expect(refused).toBeInstanceOf(RetryableError);
+    expect(refused).toBeInstanceOf(RequestError);
     expect(refused).toMatchObject({ code: 'NOT_LEADER', leaderHint: 'c', message: 'b is not the leader' });
 
-    // Any other failure at the leader arrives as UNAVAILABLE, with no hint.
+    // Any other failure at the leader may have come after it proposed the write: OUTCOME_UNKNOWN, with no hint.
     b.onForward = () => Promise.reject(new Error('the store failed'));
     const failed = await within(a.transport!.forward('b', new Uint8Array([9])).catch((e: unknown) => e), BOUND_MS, 'the failed forward');
-    expect(failed).toBeInstanceOf(RetryableError);
-    expect(failed).toMatchObject({ code: 'UNAVAILABLE', leaderHint: null, message: 'the store failed' });
+    expect(failed).toBeInstanceOf(RequestError);
+    expect(failed).toMatchObject({ code: 'OUTCOME_UNKNOWN', leaderHint: null, message: 'the store failed' });
 
     // c is down: no waiting for the forward timeout (10 s).
     const down = await within(a.transport!.forward('c', new Uint8Array([9])).catch((e: unknown) => e), 500, 'the forward to a member that is down');
-    expect(down).toBeInstanceOf(RetryableError);
+    expect(down).toBeInstanceOf(RequestError);
     expect(down).toMatchObject({ code: 'UNAVAILABLE', leaderHint: 'c' });
 
     // b goes down: once a has seen the channel close, a forward to it fails at once too.
@@ -468,7 +468,7 @@ describe('PeerTransport: malformed frames from a member', () => {
 });
 
 describe('PeerTransport: lease requests', () => {
-  it('carries a follower\'s lease request to the leader and its answers back; a refusal comes back as a RetryableError', async () => {
+  it('carries a follower\'s lease request to the leader and its answers back; a refusal comes back as a RequestError', async () => {
     const { a, b } = await connectedPair();
     const asked: LeaseRequest[] = [];
     b.onLeaseRequest = (request) => {
@@ -483,16 +483,16 @@ describe('PeerTransport: lease requests', () => {
     expect(await within(a.transport!.leaseRequest('b', { op: 'timeToLive', lease: 9 }), BOUND_MS, 'the ttl answer')).toEqual([{ id: 9, ok: false, code: 'LEASE_NOT_FOUND', message: 'gone' }]);
     expect(asked).toEqual([{ op: 'keepAlive', leases: [3, 4] }, { op: 'timeToLive', lease: 9 }]);
     b.onLeaseRequest = () => {
-      throw new RetryableError('NOT_LEADER', 'b does not lead', 'c');
+      throw new RequestError('NOT_LEADER', 'b does not lead', 'c');
     };
     const refused = await within(a.transport!.leaseRequest('b', { op: 'keepAlive', leases: [1] }).catch((e: unknown) => e), BOUND_MS, 'the refusal');
-    expect(refused).toBeInstanceOf(RetryableError);
+    expect(refused).toBeInstanceOf(RequestError);
     expect(refused).toMatchObject({ code: 'NOT_LEADER', leaderHint: 'c' });
   });
 });
 
 describe('PeerTransport: channels that close', () => {
-  it('fails a forwarded write at once when its channel closes before the answer, not at the forward timeout', async () => {
+  it('fails a forwarded write at once when its channel closes before the answer, not at the forward timeout, as OUTCOME_UNKNOWN (the leader had it)', async () => {
     const { a, b } = await connectedPair();
     const arrived = new Feed<Uint8Array>();
     b.onForward = (entry) => {
@@ -503,8 +503,8 @@ describe('PeerTransport: channels that close', () => {
     await arrived.until((items) => items.length === 1, 'the forwarded write at b');
     b.transport!.close();
     const failed = await within(pending, 1_000, 'the forward failed when its channel closed');
-    expect(failed).toBeInstanceOf(RetryableError);
-    expect(failed).toMatchObject({ code: 'UNAVAILABLE', leaderHint: 'b' });
+    expect(failed).toBeInstanceOf(RequestError);
+    expect(failed).toMatchObject({ code: 'OUTCOME_UNKNOWN', leaderHint: 'b' });
   });
 
   it('a closed transport takes no new channel: a socket dialling it is turned away (1001), never left open unread', async () => {

@@ -1,0 +1,122 @@
+/**
+ * Every limit a member puts on what one client may ask of it, in one place (TigerBeetle's rule:
+ * put a limit on everything). Each has a name, a default, a `wardend` flag (and its `WARDEN_*`
+ * environment variable), and says what a client gets past it — an error that names the limit
+ * and its flag, or, where no answer can be sent, a close with a reason that does.
+ *
+ * Limits the replicated state machine must apply identically on every member (sessions, leases,
+ * nodes one delete may remove, answer bytes of a transaction) travel inside the proposed
+ * command: the proposer's setting decides, so members with different flags never diverge.
+ *
+ * Must never: hold a limit anywhere else in server/ (a module takes its bound from `Limits`);
+ * describe a limit here that the code does not enforce (the adversarial suite tries each one).
+ */
+
+import type { ErrorCode } from '../shared/errors.js';
+import { FRAME_BYTES_MAX_DEFAULT } from '../shared/protocol.js';
+import { PATH_BYTES_MAX } from '../shared/paths.js';
+
+export interface Limits {
+  /** The largest client frame read; a larger one closes its connection (1009) with a reason. */
+  readonly frameBytesMax: number;
+  /** The largest node value. */
+  readonly valueBytesMax: number;
+  /** The longest path, in UTF-8 bytes (at most the protocol's 4,096). */
+  readonly pathBytesMax: number;
+  /** Compares, and ops in each branch, of one transaction. */
+  readonly txnOpsMax: number;
+  /** The largest answer one request may have (a range page stops short of it instead). */
+  readonly answerBytesMax: number;
+  /** Answers a connection has not read, past which it is closed (1008). */
+  readonly unreadBytesPerConnectionMax: number;
+  /** Unread answers of all connections together, past which the connection holding the most is closed. */
+  readonly unreadBytesPerMemberMax: number;
+  /** Client connections a member holds at once. */
+  readonly connectionsMax: number;
+  /** Requests one connection may have in flight. */
+  readonly inFlightPerConnectionMax: number;
+  /** Bytes of the requests in flight on all connections together; past it new requests wait unread. */
+  readonly inFlightBytesPerMemberMax: number;
+  /** Watches open on one connection. */
+  readonly watchesPerConnectionMax: number;
+  /** Watches open on a member. */
+  readonly watchesMax: number;
+  /** Watch events a connection has not read, past which its watches are cancelled (SLOW_CONSUMER). */
+  readonly watchUnsentBytesMax: number;
+  /** Client sessions in the cluster; a full table refuses new ones (never evicts a live one). */
+  readonly sessionsMax: number;
+  /** Leases in the cluster. */
+  readonly leasesMax: number;
+  /** Nodes one delete may remove: a recursive delete, or the ephemeral nodes of one lease. */
+  readonly deleteNodesMax: number;
+  /** Node changes one turn of the update loop applies before it yields to the network. */
+  readonly turnChangesMax: number;
+}
+
+export interface LimitSpec {
+  readonly key: keyof Limits;
+  readonly flag: string;
+  readonly defaultValue: number;
+  readonly unit: 'bytes' | 'count';
+  /** What the limit bounds, for --help and the README. */
+  readonly what: string;
+  /** What a client meets past it. */
+  readonly past: string;
+  /** The error code a request past it is answered with, if it is answered. */
+  readonly code: ErrorCode | null;
+  /** The hard ceiling (what the protocol or the state machine can hold), if any. */
+  readonly ceiling?: number;
+}
+
+const MiB = 1024 * 1024;
+
+export const LIMIT_SPECS: readonly LimitSpec[] = [
+  { key: 'frameBytesMax', flag: 'max-frame-bytes', defaultValue: FRAME_BYTES_MAX_DEFAULT, unit: 'bytes', what: 'the largest client frame read', past: 'the connection is closed (1009) with a reason naming the limit', code: null },
+  { key: 'valueBytesMax', flag: 'max-value-bytes', defaultValue: 1 * MiB, unit: 'bytes', what: 'the largest node value (also a value compare operand)', past: 'TOO_LARGE, before anything is proposed', code: 'TOO_LARGE', ceiling: 16 * MiB },
+  { key: 'pathBytesMax', flag: 'max-path-bytes', defaultValue: PATH_BYTES_MAX, unit: 'bytes', what: 'the longest path, in UTF-8 bytes', past: 'TOO_LARGE, before anything is proposed', code: 'TOO_LARGE', ceiling: PATH_BYTES_MAX },
+  { key: 'txnOpsMax', flag: 'max-txn-ops', defaultValue: 128, unit: 'count', what: 'compares, and ops in each branch, of one transaction', past: 'TOO_LARGE, before anything is proposed', code: 'TOO_LARGE', ceiling: 1024 },
+  { key: 'answerBytesMax', flag: 'max-answer-bytes', defaultValue: 4 * MiB, unit: 'bytes', what: 'the largest answer to one request (a transaction\'s gets included)', past: 'TOO_LARGE and nothing applied; a range page ends early instead, with its continuation', code: 'TOO_LARGE' },
+  { key: 'unreadBytesPerConnectionMax', flag: 'max-unread-bytes', defaultValue: 16 * MiB, unit: 'bytes', what: 'answers one connection has not read', past: 'that connection is closed (1008) with a reason naming the limit', code: null },
+  { key: 'unreadBytesPerMemberMax', flag: 'max-member-unread-bytes', defaultValue: 64 * MiB, unit: 'bytes', what: 'unread answers and events of all connections together', past: 'the connection holding the most unread bytes is closed (1008) with a reason', code: null },
+  { key: 'connectionsMax', flag: 'max-connections', defaultValue: 4_096, unit: 'count', what: 'client connections open on a member', past: 'a new connection gets one RESOURCE_EXHAUSTED frame and is closed (1013)', code: 'RESOURCE_EXHAUSTED' },
+  { key: 'inFlightPerConnectionMax', flag: 'max-in-flight', defaultValue: 4_096, unit: 'count', what: 'requests one connection has in flight', past: 'RESOURCE_EXHAUSTED for each request past it (not applied; the connection stays)', code: 'RESOURCE_EXHAUSTED' },
+  { key: 'inFlightBytesPerMemberMax', flag: 'max-member-in-flight-bytes', defaultValue: 256 * MiB, unit: 'bytes', what: 'bytes of the requests in flight on all connections together', past: 'RESOURCE_EXHAUSTED for each request past it (not applied)', code: 'RESOURCE_EXHAUSTED' },
+  { key: 'watchesPerConnectionMax', flag: 'max-watches-per-connection', defaultValue: 10_000, unit: 'count', what: 'watches open on one connection', past: 'RESOURCE_EXHAUSTED for the watch', code: 'RESOURCE_EXHAUSTED' },
+  { key: 'watchesMax', flag: 'max-watches', defaultValue: 100_000, unit: 'count', what: 'watches open on a member', past: 'RESOURCE_EXHAUSTED for the watch', code: 'RESOURCE_EXHAUSTED' },
+  { key: 'watchUnsentBytesMax', flag: 'max-watch-unsent-bytes', defaultValue: 8 * MiB, unit: 'bytes', what: 'live watch events a connection has not read', past: 'its watches are cancelled with SLOW_CONSUMER and a resume revision (a replay waits for the reader instead)', code: 'SLOW_CONSUMER' },
+  { key: 'sessionsMax', flag: 'max-sessions', defaultValue: 100_000, unit: 'count', what: 'client sessions in the cluster', past: 'RESOURCE_EXHAUSTED for register (a live session is never evicted)', code: 'RESOURCE_EXHAUSTED' },
+  { key: 'leasesMax', flag: 'max-leases', defaultValue: 1_000_000, unit: 'count', what: 'leases in the cluster', past: 'RESOURCE_EXHAUSTED for leaseGrant', code: 'RESOURCE_EXHAUSTED' },
+  { key: 'deleteNodesMax', flag: 'max-delete-nodes', defaultValue: 10_000, unit: 'count', what: 'nodes one delete removes: a recursive delete, or the ephemeral nodes of one lease', past: 'TOO_LARGE for the delete (delete the subtree in pages); RESOURCE_EXHAUSTED for an ephemeral create on a full lease', code: 'TOO_LARGE' },
+  { key: 'turnChangesMax', flag: 'max-turn-changes', defaultValue: 10_000, unit: 'count', what: 'node changes one turn of the update loop applies before it lets the network in', past: 'the rest is applied on the next turn (no error)', code: null },
+];
+
+export const DEFAULT_LIMITS: Limits = Object.fromEntries(LIMIT_SPECS.map((spec) => [spec.key, spec.defaultValue])) as unknown as Limits;
+
+export function limitSpec(key: keyof Limits): LimitSpec {
+  return LIMIT_SPECS.find((spec) => spec.key === key)!;
+}
+
+/**
+ * The limits a member runs with: the defaults, overridden by `overrides`. Throws with the flag's
+ * name for a value that is not a positive integer or passes the limit's ceiling.
+ */
+export function resolveLimits(overrides: Partial<Limits> = {}): Limits {
+  const limits: Record<string, number> = {};
+  for (const spec of LIMIT_SPECS) {
+    const value = overrides[spec.key] ?? spec.defaultValue;
+    if (!Number.isSafeInteger(value) || value < 1) throw new Error(`--${spec.flag} must be a positive integer, got ${String(value)}`);
+    if (spec.ceiling !== undefined && value > spec.ceiling) throw new Error(`--${spec.flag} can be at most ${spec.ceiling}, got ${value}`);
+    limits[spec.key] = value;
+  }
+  return limits as unknown as Limits;
+}
+
+/** The `limit` field of an error frame: which limit was passed, its flag and its value. */
+export function limitField(limits: Limits, key: keyof Limits): { readonly name: keyof Limits; readonly flag: string; readonly value: number } {
+  return { name: key, flag: `--${limitSpec(key).flag}`, value: limits[key] };
+}
+
+/** "answer bytes per request (--max-answer-bytes 4194304)": how messages name a limit. */
+export function nameLimit(limits: Limits, key: keyof Limits): string {
+  return `--${limitSpec(key).flag} ${limits[key]}`;
+}
