@@ -22,7 +22,9 @@ export const FRAME_BYTES_MAX_DEFAULT = 1.5 * 1024 * 1024;
 /** The most compares, or ops in one branch, a transaction can ever hold (members may allow fewer). */
 export const TXN_OPS_CEILING = 1024;
 
-const path = { type: 'string', minLength: 1, maxLength: PATH_BYTES_MAX } as const;
+// Twice the path limit in characters: a path a little past a member's --max-path-bytes reaches
+// the size check, which names the limit (TOO_LARGE); far past it, the schema refuses it.
+const path = { type: 'string', minLength: 1, maxLength: 2 * PATH_BYTES_MAX } as const;
 const base64 = { type: 'string', contentEncoding: 'base64', pattern: '^[A-Za-z0-9+/]*={0,2}$' } as const;
 const revision = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
 const version = { type: 'integer', minimum: -1, maximum: Number.MAX_SAFE_INTEGER } as const;

@@ -163,6 +163,8 @@ export class MemberRuntime {
   private readonly snapshotEvery: number;
   private readonly keepEntries: number;
   private readonly turnChangesMax: number;
+  /** Snapshots streamed to followers and installed from a leader since start (for /status). */
+  readonly snapshots = { sent: 0, installed: 0 };
   /** Work applied in this turn (node changes + entries); past turnChangesMax the turn yields. */
   private turnChanges = 0;
 
@@ -558,6 +560,7 @@ export class MemberRuntime {
       await home.installStaged();
       this.stagedStepped = false;
       this.settleStaged();
+      this.snapshots.installed += 1;
       this.deps.logger.info({ event: 'snapshot_installed', index: rd.snapshot.meta.index, term: rd.snapshot.meta.term }, `installed the leader's snapshot at ${rd.snapshot.meta.index}`);
       this.deps.onStoreReplaced?.();
       // Whether a proposal below the snapshot committed is inside the snapshot, not in any answer here.
@@ -690,6 +693,7 @@ export class MemberRuntime {
         const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf: message.snapshot.meta.conf };
         this.deps.logger.info({ event: 'snapshot_sending', to, index: meta.index }, `streaming a snapshot at ${meta.index} to ${to}`);
         await this.deps.link.sendSnapshot({ ...message, snapshot: { meta, data: null } }, snapshot.chunks(meta));
+        this.snapshots.sent += 1;
       } catch (error) {
         this.deps.logger.warn({ event: 'snapshot_send_failed', to, error: (error as Error).message }, `a snapshot to ${to} did not go through`);
         this.enqueue(() => this.raft.reportSnapshot(to, false));

@@ -8,7 +8,7 @@
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
-import { checkPath, checkSequentialPath } from '../../shared/paths.js';
+import { checkPath, checkSequentialPath, SEQUENCE_DIGITS } from '../../shared/paths.js';
 import { TXN_OPS_CEILING } from '../../shared/protocol.js';
 
 export interface Problem {
@@ -156,15 +156,24 @@ function opProblem(op: Record<string, unknown>, limits: SizeLimits, inTxn: boole
   return null;
 }
 
+/** A path's size is checked first (TOO_LARGE names the limit), then its shape. */
 function pathProblemOf(path: unknown, limits: SizeLimits): Problem | null {
+  if (typeof path === 'string') {
+    const tooLong = pathBytesProblem(path, limits);
+    if (tooLong !== null) return tooLong;
+  }
   const checked = checkPath(path);
-  return checked.ok ? pathBytesProblem(checked.path, limits) : invalid(checked.error.message);
+  return checked.ok ? null : invalid(checked.error.message);
 }
 
 /** A sequential base makes a path SEQUENCE_DIGITS longer: that path must fit the bound. */
 function sequentialProblemOf(path: unknown, limits: SizeLimits): Problem | null {
+  if (typeof path === 'string') {
+    const tooLong = pathBytesProblem(`${path}${'0'.repeat(SEQUENCE_DIGITS)}`, limits);
+    if (tooLong !== null) return tooLong;
+  }
   const checked = checkSequentialPath(path, 0);
-  return checked.ok ? pathBytesProblem(checked.path, limits) : invalid(checked.error.message);
+  return checked.ok ? null : invalid(checked.error.message);
 }
 
 function pathBytesProblem(path: string, limits: SizeLimits): Problem | null {

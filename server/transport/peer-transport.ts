@@ -56,6 +56,8 @@ export interface PeerTransportOptions {
   readonly logger: RuntimeLogger;
   /** How long a dialler waits for the peer's hello before it dials again (default 3 s). */
   readonly helloTimeoutMs?: number;
+  /** A dial whose WebSocket upgrade has not completed by then is abandoned and redialled (default 3 s). */
+  readonly handshakeTimeoutMs?: number;
 }
 
 export interface PeerHandlers {
@@ -197,7 +199,7 @@ export class PeerTransport implements PeerLink {
     // Frames between members are not masked (an all-zero mask): masking guards proxies against
     // a browser's attacker-chosen bytes, and nothing here comes from a browser.
     // A dial whose upgrade is blackholed gives up after HANDSHAKE_TIMEOUT_MS (and redials), not when TCP does.
-    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, generateMask: (mask) => void mask.fill(0) });
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, generateMask: (mask) => void mask.fill(0) });
     socket.binaryType = 'nodebuffer';
     socket.on('upgrade', (response: IncomingMessage) => this.coalescers.set(socket, writeCoalescer(response.socket)));
     socket.on('open', () => {

@@ -43,6 +43,8 @@ export interface ClusterOptions {
   readonly extraArgs?: readonly string[];
   /** The server/main.ts to run (e.g. another worktree's, for before/after benchmarks); default this tree's. */
   readonly main?: string;
+  /** The Raft tick (default 50 ms here, to keep elections quick in tests; wardend's own default is 100). */
+  readonly tickMs?: number;
 }
 
 export class Cluster {
@@ -81,7 +83,7 @@ export class Cluster {
         '--listen-client', member.clientUrl,
         '--listen-peer', `ws://127.0.0.1:${this.peerPorts.get(member.name)}`,
         '--initial-cluster', this.initialCluster,
-        '--tick-ms', '50',
+        '--tick-ms', String(this.options.tickMs ?? 50),
         '--log-format', 'json',
         ...(this.options.extraArgs ?? []),
       ],
@@ -106,7 +108,8 @@ export class Cluster {
         child.kill('SIGKILL');
         reject(new Error(`${name} did not exit within ${timeoutMs} ms of ${signal}`));
       }, timeoutMs);
-      child.once('exit', (code) => {
+      // 'close', not 'exit': by then its stdout and stderr are drained, so its last log lines are in.
+      child.once('close', (code) => {
         clearTimeout(timer);
         resolve(code);
       });

@@ -42,6 +42,8 @@ export class LocalCluster {
       beforeInstall?: (id: NodeId, fs: MemoryFileSystem) => void;
       /** Deliver every snapshot stream twice, the second starting at once (a leader that gave up on the first). */
       snapshotTwice?: boolean;
+      /** Node changes applied per turn before the runtime yields. */
+      turnChangesMax?: number;
     } = {},
   ) {}
 
@@ -131,7 +133,7 @@ export class LocalCluster {
     };
     let state = this.seed++ * 2654435761;
     const runtime = new MemberRuntime(
-      { id, peers: this.ids, electionTicks: 10, heartbeatTicks: 1, ...(this.options.snapshotEvery === undefined ? {} : { snapshotEvery: this.options.snapshotEvery }), ...(this.options.keepEntries === undefined ? {} : { keepEntries: this.options.keepEntries }), ...(this.options.leaseReads === undefined ? {} : { leaseReads: this.options.leaseReads }) },
+      { id, peers: this.ids, electionTicks: 10, heartbeatTicks: 1, ...(this.options.snapshotEvery === undefined ? {} : { snapshotEvery: this.options.snapshotEvery }), ...(this.options.keepEntries === undefined ? {} : { keepEntries: this.options.keepEntries }), ...(this.options.leaseReads === undefined ? {} : { leaseReads: this.options.leaseReads }), ...(this.options.turnChangesMax === undefined ? {} : { turnChangesMax: this.options.turnChangesMax }) },
       {
         clock: { monotonicMs: () => this.wallMs, wallMs: () => this.wallMs },
         timers,

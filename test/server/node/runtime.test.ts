@@ -8,7 +8,7 @@
  * Must never: sleep; wait without a bound.
  */
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { StateResult } from '../../../server/state/state-machine.js';
 import { LocalCluster } from './local-cluster.js';
 import { Wal } from '../../../server/storage/wal/wal.js';
@@ -145,6 +145,40 @@ describe('MemberRuntime', () => {
     expect(cluster.fatal.get(away)).toBeUndefined();
     expect(await write(cluster, leader, '/after', 'yes')).toMatchObject({ ok: true });
     await cluster.until(() => valueAt(cluster, away, '/after') === 'yes', 100, 'the log after the snapshot');
+  });
+
+  it('answers a proposal already in the log when the member stops OUTCOME_UNKNOWN (it may yet commit), never "retry"', async () => {
+    const cluster = new LocalCluster(['a', 'b', 'c']);
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const leader = cluster.leader()!;
+    const runtime = cluster.runtime(leader);
+    // Cut off, the leader appends the write (and sends it nowhere) but cannot commit it.
+    cluster.isolate(leader);
+    const inTheLog = runtime.propose({ op: 'put', path: '/maybe', value: text('x') }).catch((error: Error) => error);
+    await cluster.until(() => runtime.status.lastIndex > runtime.status.commitIndex, 20, 'the write in the leader\'s log');
+    await runtime.stop();
+    expect(await inTheLog).toMatchObject({ code: 'OUTCOME_UNKNOWN' });
+  });
+
+  it('applies no more than its turn\'s work before letting the network in, and every entry exactly once across turns', async () => {
+    const cluster = new LocalCluster(['a', 'b', 'c'], { turnChangesMax: 2 });
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const leader = cluster.leader()!;
+    const runtime = cluster.runtime(leader);
+    const advance = vi.spyOn(runtime.raft, 'advance');
+    const answers = Array.from({ length: 30 }, (_, i) => runtime.propose({ op: 'put', path: `/t/${i}`, value: text(`${i}`) }));
+    let settled = 0;
+    for (const answer of answers) answer.then(() => void (settled += 1), () => void (settled += 1));
+    await cluster.until(() => settled === answers.length, 100, 'every write answered');
+    const results = await Promise.all(answers);
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(new Set(results.map((r) => r.revision)).size).toBe(30);
+    // Some turn stopped part way through its committed entries and yielded.
+    expect(advance.mock.calls.some(([appliedThrough]) => typeof appliedThrough === 'number')).toBe(true);
+    await cluster.until(() => cluster.ids.every((id) => cluster.runtime(id).machine.revision === 30), 100, 'every member applying all 30');
+    for (const id of cluster.ids) for (let i = 0; i < 30; i++) expect(valueAt(cluster, id, `/t/${i}`)).toBe(`${i}`);
   });
 
   it('answers every proposal still queued when the member stops (none hangs)', async () => {

@@ -52,3 +52,33 @@ describe('a single-member cluster', () => {
     expect(net.sent).toEqual([]);
   });
 });
+
+describe('applying committed entries in part (a caller whose turn ran out of work)', () => {
+  it('hands out again, in the next Ready, the committed entries the caller did not apply', () => {
+    const net = soloLeader();
+    const raft = net.raft('solo');
+    net.settle();
+    for (const text of ['a', 'b', 'c', 'd']) raft.propose(bytes(text));
+    const first = raft.ready();
+    expect(first.committedEntries.map((e) => e.index)).toEqual([2, 3, 4, 5]);
+    // The caller applied 2 and 3 only.
+    raft.advance(3);
+    expect(raft.status.appliedIndex).toBe(3);
+    expect(raft.hasReady()).toBe(true);
+    const second = raft.ready();
+    expect(second.committedEntries.map((e) => e.index)).toEqual([4, 5]);
+    expect(second.entries).toEqual([]); // persisting is not asked again
+    raft.advance();
+    expect(raft.status.appliedIndex).toBe(5);
+    expect(raft.hasReady()).toBe(false);
+  });
+
+  it('refuses an applied index past what the Ready handed out', () => {
+    const net = soloLeader();
+    const raft = net.raft('solo');
+    net.settle();
+    raft.propose(bytes('a'));
+    raft.ready();
+    expect(() => raft.advance(9)).toThrow(/applied through 9, past the 2 handed out/);
+  });
+});

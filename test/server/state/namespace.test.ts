@@ -14,7 +14,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { ErrorCode } from '../../../shared/errors.js';
-import { Namespace, type NamespaceOptions } from '../../../server/state/namespace.js';
+import { Namespace, RANGE_SCAN_MAX, type NamespaceOptions } from '../../../server/state/namespace.js';
 import type { ChangeEvent, CommandResult, Compare, NamespaceCommand, NodeView, TxnOp } from '../../../server/state/types.js';
 import { commandsArb, leaseExists, materialize } from './arbitraries.js';
 
@@ -951,5 +951,129 @@ describe('replay determinism', () => {
         expect(serialize(first.range('/', { limit: 1_000_000, revision }))).toBe(then);
       }
     }
+  });
+});
+
+describe('limits carried in the command (every member applies the proposer\'s)', () => {
+  const withLeases = (): Namespace => new Namespace({ leaseExists: (lease) => lease === 1 || lease === 2 });
+  /** /big with `n` children, and one grandchild under the first. */
+  function tree(n: number): Namespace {
+    const namespace = withLeases();
+    for (let i = 0; i < n; i++) ok(namespace, { op: 'create', path: `/big/c${i}`, value: EMPTY, parents: true }, 'create');
+    ok(namespace, { op: 'create', path: '/big/c0/g', value: EMPTY }, 'create');
+    return namespace;
+  }
+
+  it('refuses a recursive delete of more nodes than deleteNodesMax (TOO_LARGE, naming it), deleting nothing; exactly as many is deleted', () => {
+    const namespace = tree(4); // /big + 4 children + 1 grandchild = 6 nodes
+    refused(namespace, { op: 'delete', path: '/big', recursive: true, limits: { deleteNodesMax: 5 } }, 'TOO_LARGE');
+    expect(run(namespace, { op: 'delete', path: '/big', recursive: true, limits: { deleteNodesMax: 5 } }).result).toMatchObject({ limit: 'deleteNodesMax' });
+    // In pages: the children first, then the rest.
+    ok(namespace, { op: 'delete', path: '/big/c0', recursive: true, limits: { deleteNodesMax: 5 } }, 'delete');
+    const done = ok(namespace, { op: 'delete', path: '/big', recursive: true, limits: { deleteNodesMax: 4 } }, 'delete');
+    expect(done.result.deleted).toBe(4);
+    expect(namespace.get('/big')).toMatchObject({ ok: false, code: 'NO_NODE' });
+  });
+
+  it('counts nodes a transaction created before its recursive delete, and deletes them deepest first', () => {
+    const namespace = withLeases();
+    ok(namespace, { op: 'create', path: '/d', value: EMPTY }, 'create');
+    const txn = (deleteNodesMax: number): unknown => ({
+      op: 'txn',
+      compare: [],
+      success: [
+        { op: 'create', path: '/d/x', value: EMPTY },
+        { op: 'create', path: '/d/x/y', value: EMPTY },
+        { op: 'create', path: '/d/w', value: EMPTY },
+        { op: 'delete', path: '/d', recursive: true },
+      ],
+      failure: [],
+      limits: { deleteNodesMax },
+    });
+    refused(namespace, txn(3), 'TOO_LARGE');
+    const { result, events } = ok(namespace, txn(4), 'txn');
+    expect(result.results[3]).toEqual({ op: 'delete', deleted: 4 });
+    expect(events.filter((e) => e.kind === 'delete').map((e) => e.path)).toEqual(['/d/x/y', '/d/x', '/d/w', '/d']);
+    expect(namespace.childrenOf('/')).toMatchObject({ ok: true, names: [] });
+  });
+
+  it('lets a lease hold no more ephemeral nodes than one delete removes (RESOURCE_EXHAUSTED), counting a transaction\'s own', () => {
+    const namespace = withLeases();
+    const limits = { deleteNodesMax: 3 };
+    ok(namespace, { op: 'create', path: '/e1', value: EMPTY, lease: 1, limits }, 'create');
+    ok(namespace, { op: 'put', path: '/e2', value: EMPTY, lease: 1, limits }, 'put');
+    refused(namespace, { op: 'txn', compare: [], success: [{ op: 'create', path: '/e3', value: EMPTY, lease: 1 }, { op: 'create', path: '/e4', value: EMPTY, lease: 1 }], failure: [], limits }, 'RESOURCE_EXHAUSTED');
+    ok(namespace, { op: 'create', path: '/e3', value: EMPTY, lease: 1, limits }, 'create');
+    refused(namespace, { op: 'create', path: '/e4', value: EMPTY, lease: 1, limits }, 'RESOURCE_EXHAUSTED');
+    // Another lease has room of its own.
+    ok(namespace, { op: 'create', path: '/e4', value: EMPTY, lease: 2, limits }, 'create');
+    expect(namespace.pathsOfLease(1)).toEqual(['/e1', '/e2', '/e3']);
+  });
+
+  it('refuses a transaction whose gets would answer more than answerBytesMax, applying none of its writes', () => {
+    const namespace = withLeases();
+    ok(namespace, { op: 'put', path: '/v', value: new Uint8Array(3_000) }, 'put');
+    const txn = (answerBytesMax: number, gets: number): unknown => ({
+      op: 'txn',
+      compare: [],
+      success: [{ op: 'put', path: '/w', value: text('written') }, ...Array.from({ length: gets }, () => ({ op: 'get', path: '/v' }))],
+      failure: [],
+      limits: { answerBytesMax },
+    });
+    refused(namespace, txn(10_000, 3), 'TOO_LARGE');
+    expect(run(namespace, txn(10_000, 3)).result).toMatchObject({ limit: 'answerBytesMax' });
+    expect(namespace.get('/w')).toMatchObject({ ok: false, code: 'NO_NODE' });
+    const fits = ok(namespace, txn(10_000, 2), 'txn');
+    expect(fits.result.results).toHaveLength(3);
+  });
+
+  it('refuses carried limits that are not positive integers', () => {
+    const namespace = withLeases();
+    for (const limits of [{ deleteNodesMax: 0 }, { deleteNodesMax: 1.5 }, { answerBytesMax: '9' }, { other: 1 }, 'x']) {
+      refused(namespace, { op: 'put', path: '/x', value: EMPTY, limits }, 'INVALID_ARGUMENT');
+    }
+  });
+});
+
+describe('answers bounded in bytes and in work', () => {
+  it('ends a range page at its byte bound, with the continuation; a node larger than the bound alone is TOO_LARGE', () => {
+    const namespace = new Namespace();
+    for (let i = 0; i < 5; i++) ok(namespace, { op: 'put', path: `/r/k${i}`, value: new Uint8Array(1_000) }, 'put');
+    const page = namespace.range('/r', { limit: 100, bytesMax: 3_000 });
+    expect(page).toMatchObject({ ok: true });
+    if (!page.ok) return;
+    expect(page.nodes.length).toBeGreaterThan(0);
+    expect(page.nodes.length).toBeLessThan(5);
+    expect(page.next).toBe(page.nodes.at(-1)!.path);
+    const rest = namespace.range('/r', { limit: 100, after: page.next!, bytesMax: 100_000 });
+    expect(rest.ok && [...page.nodes, ...rest.nodes].map((n) => n.path)).toEqual([0, 1, 2, 3, 4].map((i) => `/r/k${i}`));
+    expect(namespace.range('/r', { limit: 100, bytesMax: 500 })).toMatchObject({ ok: false, code: 'TOO_LARGE', limit: 'answerBytesMax' });
+  });
+
+  it(`ends a range page after walking ${RANGE_SCAN_MAX} paths, even with no node in it (deleted paths with history), and goes on from there`, () => {
+    const namespace = new Namespace();
+    const dead = RANGE_SCAN_MAX + 10;
+    ok(namespace, { op: 'txn', compare: [], success: [{ op: 'put', path: '/s/a', value: EMPTY }], failure: [] }, 'txn');
+    for (let i = 0; i < dead; i++) {
+      ok(namespace, { op: 'put', path: `/s/b${String(i).padStart(6, '0')}`, value: EMPTY }, 'put');
+      ok(namespace, { op: 'delete', path: `/s/b${String(i).padStart(6, '0')}` }, 'delete');
+    }
+    ok(namespace, { op: 'put', path: '/s/c', value: EMPTY }, 'put');
+    const first = namespace.range('/s', { limit: 10 });
+    expect(first).toMatchObject({ ok: true });
+    if (!first.ok) return;
+    expect(first.nodes.map((n) => n.path)).toEqual(['/s/a']);
+    expect(first.next).not.toBeNull();
+    const second = namespace.range('/s', { limit: 10, after: first.next! });
+    expect(second.ok && second.nodes.map((n) => n.path)).toEqual(['/s/c']);
+  });
+
+  it('pages children by limit and after, and refuses (TOO_LARGE) to list more names than one answer holds without a limit', () => {
+    const namespace = new Namespace();
+    for (let i = 0; i < 6; i++) ok(namespace, { op: 'put', path: `/p/n${i}`, value: EMPTY }, 'put');
+    expect(namespace.childrenOf('/p', { limit: 4 })).toMatchObject({ ok: true, names: ['n0', 'n1', 'n2', 'n3'], next: 'n3' });
+    expect(namespace.childrenOf('/p', { limit: 4, after: 'n3' })).toMatchObject({ ok: true, names: ['n4', 'n5'], next: null });
+    expect(namespace.childrenOf('/p', { bytesMax: 260 })).toMatchObject({ ok: false, code: 'TOO_LARGE', limit: 'answerBytesMax' });
+    expect(namespace.childrenOf('/p', { limit: 100, bytesMax: 260 })).toMatchObject({ ok: true, names: ['n0', 'n1', 'n2', 'n3'], next: 'n3' });
   });
 });

@@ -16,6 +16,7 @@ import type { LeaseStatus } from '../../../server/node/lease-keeper.js';
 import { encode } from '@msgpack/msgpack';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import type { HeartbeatMessage, Message, NodeId, SnapshotMessage } from '../../../server/raft/types.js';
 import type { StateResult } from '../../../server/state/state-machine.js';
 import { RequestError } from '../../../server/node/waiting-list.js';
@@ -172,7 +173,7 @@ async function member(name: NodeId): Promise<Member> {
 const clientUrlOf = (name: NodeId): string => `ws://127.0.0.1/${name}-client`;
 
 /** Build `m`'s transport on its server (it answers hellos from now on), with a recording logger. */
-function build(m: Member, peers: ReadonlyMap<NodeId, string>, options: { helloTimeoutMs?: number } = {}): PeerTransport {
+function build(m: Member, peers: ReadonlyMap<NodeId, string>, options: { helloTimeoutMs?: number; handshakeTimeoutMs?: number } = {}): PeerTransport {
   const record =
     (level: LogEvent['level']) =>
     (fields: Record<string, unknown>): void =>
@@ -728,5 +729,31 @@ describe('PeerTransport: back-pressure on an arriving snapshot', () => {
     expect((await within(reader.next(), BOUND_MS, 'the end of the stream')).done).toBe(true);
     await within(sent, BOUND_MS, 'sendSnapshot resolving');
     expect(socket.isPaused).toBe(false);
+  });
+});
+
+describe('PeerTransport: dials that hang', () => {
+  it('abandons a dial whose upgrade never completes (a blackholed peer) and dials again, rather than wait for TCP', async () => {
+    // A peer port that accepts connections and never answers the upgrade.
+    const accepted: Socket[] = [];
+    const blackhole = createNetServer((socket) => accepted.push(socket));
+    await within(new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve)), BOUND_MS, 'the blackhole listening');
+    const port = (blackhole.address() as { port: number }).port;
+    try {
+      const a = await member('a');
+      build(a, new Map([['a', a.url], ['b', `ws://127.0.0.1:${port}`]]), { handshakeTimeoutMs: 200 });
+      start(a);
+      // Without a handshake timeout the first dial would hang until TCP gave up: one connection, ever.
+      const deadline = Date.now() + 10_000;
+      while (accepted.length < 2) {
+        if (Date.now() > deadline) throw new Error(`only ${accepted.length} dial(s) reached the blackhole`);
+        await new Promise((resolve) => setTimeout(resolve, 50)); // polling, bounded by the deadline
+      }
+      // The transport dials again only once the first attempt is closed: the first was given up.
+      expect(accepted.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      await new Promise<void>((resolve) => blackhole.close(() => resolve()));
+    }
   });
 });
