@@ -51,6 +51,8 @@ export interface Limits {
   readonly deleteNodesMax: number;
   /** Node changes one turn of the update loop applies before it yields to the network. */
   readonly turnChangesMax: number;
+  /** Answer bytes one turn of the event loop builds, member-wide, before the rest wait for the next. */
+  readonly turnAnswerBytesMax: number;
 }
 
 export interface LimitSpec {
@@ -88,6 +90,7 @@ export const LIMIT_SPECS: readonly LimitSpec[] = [
   { key: 'leasesMax', flag: 'max-leases', defaultValue: 1_000_000, unit: 'count', what: 'leases in the cluster', past: 'RESOURCE_EXHAUSTED for leaseGrant', code: 'RESOURCE_EXHAUSTED' },
   { key: 'deleteNodesMax', flag: 'max-delete-nodes', defaultValue: 10_000, unit: 'count', what: 'nodes one delete removes: a recursive delete, or the ephemeral nodes of one lease', past: 'TOO_LARGE for the delete (delete the subtree in pages); RESOURCE_EXHAUSTED for an ephemeral create on a full lease', code: 'TOO_LARGE' },
   { key: 'turnChangesMax', flag: 'max-turn-changes', defaultValue: 10_000, unit: 'count', what: 'node changes one turn of the update loop applies before it lets the network in', past: 'the rest is applied on the next turn (no error)', code: null },
+  { key: 'turnAnswerBytesMax', flag: 'max-turn-answer-bytes', defaultValue: 4 * MiB, unit: 'bytes', what: 'answer bytes one turn of the event loop builds, for every client together', past: 'the rest of the answers (and the reads not yet served) wait for the next turn (no error)', code: null },
 ];
 
 export const DEFAULT_LIMITS: Limits = Object.fromEntries(LIMIT_SPECS.map((spec) => [spec.key, spec.defaultValue])) as unknown as Limits;

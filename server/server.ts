@@ -23,6 +23,7 @@ import { Wal } from './storage/wal/wal.js';
 import { PeerTransport } from './transport/peer-transport.js';
 import { startClientServer, type ClientServer } from './api/client-server.js';
 import { createHandlers } from './api/handlers.js';
+import { TurnBudget } from './api/turn-budget.js';
 import { WatchHub } from './watch/hub.js';
 import type { NodeId } from './raft/types.js';
 import { LIMIT_SPECS, resolveLimits, type Limits } from './limits.js';
@@ -261,7 +262,16 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     const loopDelay = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
     loopDelay.enable();
     undo.push(() => void loopDelay.disable());
+    // The data directory's sizes, read at most once a second: a flood of status requests must
+    // not turn into a flood of directory scans.
+    let sizes: { at: number; dbSize: number | null; walSize: number | null } | null = null;
+    const diskSizes = (): { dbSize: number | null; walSize: number | null } => {
+      const now = performance.now();
+      if (sizes === null || now - sizes.at > 1_000) sizes = { at: now, dbSize: directoryBytes(join(dataDir, 'state')), walSize: directoryBytes(join(dataDir, 'wal')) };
+      return { dbSize: sizes.dbSize, walSize: sizes.walSize };
+    };
     let clientServer: ClientServer | null = null;
+    const answerBudget = new TurnBudget(limits.turnAnswerBytesMax);
     const status = (): Record<string, unknown> => {
       const s = runtime.status;
       const ms = (ns: number): number => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_SAMPLE_MS);
@@ -274,8 +284,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
         applied: runtime.machine.appliedIndex,
         revision: runtime.machine.revision,
         members: [...cluster].map(([member, url]) => ({ name: member, peerUrl: url, clientUrl: transport.clientUrlOf(member) })),
-        dbSize: directoryBytes(join(dataDir, 'state')),
-        walSize: directoryBytes(join(dataDir, 'wal')),
+        ...diskSizes(),
         loopLagMs: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) },
         connections: clientServer?.connections ?? 0,
         watches: hub.size,
@@ -289,8 +298,9 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       host: client.host,
       port: client.port,
       limits,
+      answerBudget,
       logger: log,
-      handlers: createHandlers({ runtime, hub, limits, leaderUrl: (leader) => transport.clientUrlOf(leader), status }),
+      handlers: createHandlers({ runtime, hub, limits, answerBudget, leaderUrl: (leader) => transport.clientUrlOf(leader), status }),
       healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < 1_000,
       status,
     }).catch((error: unknown) => {

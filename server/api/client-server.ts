@@ -23,6 +23,7 @@ import type { ClientConnection, RequestHandlers } from './handlers.js';
 import { writeCoalescer } from '../transport/coalesce.js';
 import { limitField, nameLimit, type Limits } from '../limits.js';
 import { errorFrame } from './wire.js';
+import type { TurnBudget } from './turn-budget.js';
 
 /** A request whose synchronous handling takes longer than this is logged with its type. */
 const SLOW_REQUEST_MS = 50;
@@ -33,6 +34,8 @@ export interface ClientServerOptions {
   readonly host: string;
   readonly port: number;
   readonly limits: Limits;
+  /** Answer bytes built per turn of the event loop, shared with the handlers (which wait on it before serving a read). */
+  readonly answerBudget: TurnBudget;
   readonly logger: RuntimeLogger;
   readonly handlers: RequestHandlers;
   /** /health: 200 when the member has a leader and is applied to within a bound. */
@@ -156,6 +159,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       inFlight: 0,
       lastUnread: 0,
       client: {
+        alive: () => socket.readyState === WebSocket.OPEN,
         sink: {
           push: (frame, force = false) => {
             if (!roomFor(connection, force ? limits.unreadBytesPerConnectionMax : limits.watchUnsentBytesMax, force)) return false;
@@ -176,8 +180,16 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     };
     connections.add(connection);
     const reply = (frame: Record<string, unknown>): void => {
+      // Past this turn's answer budget, the answer waits for the next turn (answers go in any order).
+      const wait = options.answerBudget.room();
+      if (wait !== null) {
+        void wait.then(() => reply(frame));
+        return;
+      }
       if (!roomFor(connection, limits.unreadBytesPerConnectionMax, true)) return;
-      send(JSON.stringify(frame));
+      const text = JSON.stringify(frame);
+      options.answerBudget.charge(text.length);
+      send(text);
     };
     const refuse = (id: unknown, code: ErrorCode, message: string, extra: Record<string, unknown> = {}): void => reply({ id: isRequestId(id) ? id : null, ...errorFrame(code, message, extra) });
 

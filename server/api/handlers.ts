@@ -30,10 +30,12 @@ import type { WatchHub, WatchScope, WatchSink } from '../watch/hub.js';
 import type { NodeId } from '../raft/types.js';
 import { limitField, type Limits } from '../limits.js';
 import { decodeBase64, errorFrame, wireValue } from './wire.js';
+import type { TurnBudget } from './turn-budget.js';
 
-/** One client connection, as the handlers see it: where its watches push. */
+/** One client connection, as the handlers see it: where its watches push, and whether it is still open. */
 export interface ClientConnection {
   readonly sink: WatchSink;
+  alive(): boolean;
 }
 
 export interface RequestHandlers {
@@ -48,6 +50,8 @@ export interface HandlerDeps {
   readonly runtime: MemberRuntime;
   readonly hub: WatchHub;
   readonly limits: Limits;
+  /** Answer bytes per turn of the event loop: a read waits for room before it is served. */
+  readonly answerBudget: TurnBudget;
   /** The client URL of a member, for NOT_LEADER hints. */
   readonly leaderUrl: (leader: NodeId) => string | null;
   readonly status: () => Record<string, unknown>;
@@ -106,13 +110,23 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     const carried = { ...command, limits: { deleteNodesMax: limits.deleteNodesMax, answerBytesMax: limits.answerBytesMax } } as StateCommand;
     return write(carried, client, shape);
   };
-  const read = async (frame: Record<string, unknown>, serve: (machine: StateMachine) => unknown): Promise<Answer> => {
+  const read = async (frame: Record<string, unknown>, connection: ClientConnection, serve: (machine: StateMachine) => unknown): Promise<Answer> => {
     try {
+      // Served only in a turn with answer room left, and only for a connection still open: a
+      // burst of reads released together is spread over turns, and one whose client went away
+      // costs nothing more.
+      // (Served later than confirmed is still linearizable: the state only moves on.)
+      const served = async (): Promise<unknown> => {
+        for (let wait = deps.answerBudget.room(); wait !== null; wait = deps.answerBudget.room()) await wait;
+        if (!connection.alive()) return errorFrame('UNAVAILABLE', 'the connection closed');
+        return runtime.readSerializable(serve); // refuses if the member stopped meanwhile
+      };
       if (frame['consistency'] === 'serializable') {
         if (typeof frame['minRevision'] === 'number') await runtime.whenRevision(frame['minRevision'], MIN_REVISION_WAIT_MS);
-        return toWire((await runtime.readSerializable(serve)) as Answer);
+        return toWire((await served()) as Answer);
       }
-      return toWire((await runtime.readLinearizable(serve)) as Answer);
+      await runtime.readLinearizable(() => null);
+      return toWire((await served()) as Answer);
     } catch (error) {
       return refusedAnswer(error, false);
     }
@@ -135,14 +149,14 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     delete: (f) => namespaceWrite({ op: 'delete', path: f['path'] as string, ...pick(f, ['ifVersion', 'recursive']) }, f['client']),
     txn: (f) => namespaceWrite(txnFromWire(f, value), f['client']),
     compact: (f) => write({ op: 'compact', revision: f['revision'] as number }, undefined),
-    get: (f) =>
-      read(f, (machine) => {
+    get: (f, connection) =>
+      read(f, connection, (machine) => {
         const got = machine.namespace.get(f['path'] as string, f['revision'] as number | undefined);
         if (got.ok && got.op === 'get' && nodeWireBytes(got.node) > limits.answerBytesMax) return answerTooLarge(`the node ${got.node.path}`);
         return got;
       }),
-    children: (f) => read(f, (machine) => machine.namespace.childrenOf(f['path'] as string, { ...(pick(f, ['limit', 'after']) as { limit?: number; after?: string }), bytesMax: limits.answerBytesMax })),
-    range: (f) => read(f, (machine) => machine.namespace.range(f['path'] as string, { limit: f['limit'] as number, ...pick(f, ['after', 'revision']), bytesMax: limits.answerBytesMax } as { limit: number })),
+    children: (f, connection) => read(f, connection, (machine) => machine.namespace.childrenOf(f['path'] as string, { ...(pick(f, ['limit', 'after']) as { limit?: number; after?: string }), bytesMax: limits.answerBytesMax })),
+    range: (f, connection) => read(f, connection, (machine) => machine.namespace.range(f['path'] as string, { limit: f['limit'] as number, ...pick(f, ['after', 'revision']), bytesMax: limits.answerBytesMax } as { limit: number })),
     status: () => ({ ok: true, revision: runtime.machine.revision, status: deps.status() }),
     leaseGrant: (f) => {
       const ttlMs = f['ttlMs'] as number;
@@ -174,8 +188,8 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
         return refusedAnswer(error, false);
       }
     },
-    leaseList: (f) =>
-      read(f, (machine) => {
+    leaseList: (f, connection) =>
+      read(f, connection, (machine) => {
         const limit = (f['limit'] as number | undefined) ?? LEASE_PAGE_MAX;
         const ids = machine.leases.idsAfter((f['after'] as number | undefined) ?? 0, limit + 1);
         const page = ids.slice(0, limit).map((id) => ({ id, ttlMs: machine.leases.get(id)!.ttlMs }));

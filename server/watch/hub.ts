@@ -68,6 +68,9 @@ const UNLIMITED: WatchLimits = { watchesPerConnectionMax: Number.POSITIVE_INFINI
 /** What one history slice may hold: events, and changed paths looked at. */
 const SLICE_EVENTS_MAX = 256;
 const SLICE_SCAN_MAX = 10_000;
+/** The slice read when a watch is answered (inside the request): small, so a flood of watches costs little. */
+const FIRST_SLICE_EVENTS_MAX = 64;
+const FIRST_SLICE_SCAN_MAX = 512;
 /** What one turn of the event loop may spend on one replay: slices read, and bytes sent. */
 const REPLAY_SLICES_PER_TURN = 4;
 const REPLAY_BYTES_PER_TURN = 1024 * 1024;
@@ -103,6 +106,9 @@ export class WatchHub {
   private readonly byParent = new Map<string, Set<Watcher>>();
   private readonly bySubtree = new PathTrie<Watcher>();
   private count = 0;
+  /** Per connection: the revision of its last bookmark round and how many watches it had been given. */
+  private readonly bookmarked = new Map<WatchSink, { revision: number; watchesStarted: number }>();
+  private readonly watchesStarted = new Map<WatchSink, number>();
   /** Applied revisions not yet fanned out: the apply loop only queues them (and its answers go first). */
   private pending: (readonly ChangeEvent[])[] = [];
   private flushScheduled = false;
@@ -136,7 +142,7 @@ export class WatchHub {
       // The first slice is read now, so the history it needs cannot be compacted before the
       // replay's turn; the rest is read slice by slice (a compaction that overtakes the replay
       // cancels it COMPACTED at the first revision it could not deliver).
-      const first = namespace.changesFrom(spec.fromRevision, spec.path, spec.scope, { eventsMax: SLICE_EVENTS_MAX, scanMax: SLICE_SCAN_MAX });
+      const first = namespace.changesFrom(spec.fromRevision, spec.path, spec.scope, { eventsMax: FIRST_SLICE_EVENTS_MAX, scanMax: FIRST_SLICE_SCAN_MAX });
       if (!first.ok) return { ok: false, code: first.code, message: first.message, compactRevision: first.compactRevision };
       watcher.lastRevision = spec.fromRevision - 1;
       watcher.replay = { next: first.nextRevision, events: first.events.filter((e) => passes(spec, e)), at: 0, waiting: false };
@@ -146,6 +152,7 @@ export class WatchHub {
     if (watchers === undefined) this.bySink.set(sink, (watchers = new Map()));
     watchers.set(id, watcher);
     this.count += 1;
+    this.watchesStarted.set(sink, (this.watchesStarted.get(sink) ?? 0) + 1);
     this.index(watcher, true);
     return { ok: true, revision };
   }
@@ -161,13 +168,29 @@ export class WatchHub {
   /** The connection is gone: every watch on it ends. */
   closed(sink: WatchSink): void {
     for (const watcher of [...(this.bySink.get(sink)?.values() ?? [])]) this.remove(watcher);
+    this.bookmarked.delete(sink);
+    this.watchesStarted.delete(sink);
   }
 
-  /** A progress frame for every watch on `sink` (a bookmark the client asked for). */
+  /**
+   * A progress frame for every watch on `sink` (a bookmark the client asked for). Asked again
+   * with nothing new — the same revision, no watch started since — the bookmarks already sent
+   * stand: answered without pushing them all again (a flood of these costs no more than one).
+   */
   progress(sink: WatchSink): number {
     this.flush(); // a bookmark at R promises every event at or below R was sent before it
     const revision = this.namespace().revision;
-    for (const watcher of this.bySink.get(sink)?.values() ?? []) this.pushProgress(watcher, revision, true);
+    const started = this.watchesStarted.get(sink) ?? 0;
+    const last = this.bookmarked.get(sink);
+    if (last !== undefined && last.revision === revision && last.watchesStarted === started) return revision;
+    let whole = true;
+    for (const watcher of this.bySink.get(sink)?.values() ?? []) {
+      if (watcher.replay !== null) whole = false;
+      else this.pushProgress(watcher, revision, true);
+    }
+    // Remembered only if every watch got its bookmark (a replaying one gets none yet).
+    if (whole) this.bookmarked.set(sink, { revision, watchesStarted: started });
+    else this.bookmarked.delete(sink);
     return revision;
   }
 

@@ -14,6 +14,7 @@ import { WebSocket } from 'ws';
 import { startClientServer, type ClientServer } from '../../../server/api/client-server.js';
 import type { ClientConnection, RequestHandlers } from '../../../server/api/handlers.js';
 import { resolveLimits, type Limits } from '../../../server/limits.js';
+import { TurnBudget } from '../../../server/api/turn-budget.js';
 
 const quiet = { info() {}, warn() {}, error() {} };
 const open: { server: ClientServer; sockets: WebSocket[] }[] = [];
@@ -48,7 +49,8 @@ function stubHandlers(): RequestHandlers & { held: (() => void)[]; thrown: numbe
 
 async function serve(overrides: Partial<Limits> = {}) {
   const handlers = stubHandlers();
-  const server = await startClientServer({ host: '127.0.0.1', port: 0, limits: resolveLimits(overrides), logger: quiet, handlers, healthy: () => true, status: () => ({ ok: 1 }) });
+  const limits = resolveLimits(overrides);
+  const server = await startClientServer({ host: '127.0.0.1', port: 0, limits, answerBudget: new TurnBudget(limits.turnAnswerBytesMax), logger: quiet, handlers, healthy: () => true, status: () => ({ ok: 1 }) });
   const entry = { server, sockets: [] as WebSocket[] };
   open.push(entry);
   const connect = async (): Promise<Client> => {

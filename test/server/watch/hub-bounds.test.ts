@@ -232,3 +232,20 @@ describe('matching along the changed path (PathTrie)', () => {
     expect(events.at(-1)!.path).toBe(deep);
   });
 });
+
+describe('bookmarks asked for again and again', () => {
+  it('pushes one round of bookmarks per revision, however often progress is asked with nothing new', () => {
+    const { hub, apply } = harness();
+    const sink = new ThrottledSink();
+    for (let id = 1; id <= 50; id++) hub.watch(sink, id, spec(`/b/${id}`, 'node'));
+    for (let i = 0; i < 1_000; i++) hub.progress(sink);
+    expect(sink.frames.filter((f) => f['progress'] === true)).toHaveLength(50);
+    // Something new (a revision, a watch) earns a new round.
+    apply(put('/elsewhere', 'x'));
+    hub.progress(sink);
+    expect(sink.frames.filter((f) => f['progress'] === true)).toHaveLength(100);
+    hub.watch(sink, 51, spec('/b/51', 'node'));
+    hub.progress(sink);
+    expect(sink.frames.filter((f) => f['progress'] === true)).toHaveLength(151);
+  });
+});
