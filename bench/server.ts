@@ -9,7 +9,9 @@
  *
  * Flags: --seconds N per case (default 4), --rounds N (default 2), --only warden (skip the
  * anchors), --cases put@64,read@64 (a subset), --profile (members write a CPU profile into
- * ./profiles on exit).
+ * ./profiles on exit), --baseline PATH (another build's server/main.ts, e.g. a worktree of an
+ * older commit: a second Warden cluster takes turns with this one, and the figures are also
+ * given as this build ÷ that one, per round).
  *
  * Must never: run in CI (it starts the anchors); be read as a test; leave members behind.
  */
@@ -29,6 +31,7 @@ const { values } = parseArgs({
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
     cases: { type: 'string' },
+    baseline: { type: 'string' },
   },
 });
 const seconds = Number(values.seconds);
@@ -76,8 +79,8 @@ async function drive(op: (k: number) => Promise<void>, inFlight: number, ms: num
   return { opsPerSecond: counted / ((performance.now() - countStart) / 1000), p50: at(0.5), p99: at(0.99) };
 }
 
-async function warden(): Promise<{ target: Target; cluster: Cluster }> {
-  const cluster = await Cluster.start(3, values.profile ? { cpuProfileDir: 'profiles' } : {});
+async function warden(name = 'warden', main?: string): Promise<{ target: Target; cluster: Cluster }> {
+  const cluster = await Cluster.start(3, { ...(values.profile ? { cpuProfileDir: 'profiles' } : {}), ...(main === undefined ? {} : { main }) });
   const leader = await cluster.leader();
   const socket = new WebSocket(cluster.member(leader).clientUrl, { perMessageDeflate: false });
   await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
@@ -98,7 +101,7 @@ async function warden(): Promise<{ target: Target; cluster: Cluster }> {
     });
   const value = VALUE.toString('base64');
   const target: Target = {
-    name: 'warden',
+    name,
     put: (k) => call({ type: 'put', path: `/bench/k${k}`, value }),
     read: (k) => call({ type: 'get', path: `/bench/k${k}` }),
     close: async () => {
@@ -164,6 +167,7 @@ const workloads = [
 
 const { target: w } = await warden();
 const targets: Target[] = [w];
+if (values.baseline !== undefined) targets.push((await warden('baseline', values.baseline)).target);
 if (values.only !== 'warden') targets.push(await etcd(), await zk());
 
 const results: { workload: string; round: number; system: string; figures: Figures }[] = [];
@@ -191,12 +195,24 @@ for (const workload of workloads) {
   for (let round = 1; round <= rounds; round++) {
     const inRound = results.filter((r) => r.workload === label && r.round === round);
     const mine = inRound.find((r) => r.system === 'warden')!;
-    const peers = inRound.filter((r) => r.system !== 'warden').sort((a, b) => b.figures.opsPerSecond - a.figures.opsPerSecond);
+    const peers = inRound.filter((r) => r.system !== 'warden' && r.system !== 'baseline').sort((a, b) => b.figures.opsPerSecond - a.figures.opsPerSecond);
     if (peers.length === 0) continue;
     const best = peers[0]!;
     process.stdout.write(
       `${label.padEnd(10)} round ${round}  ×${(mine.figures.opsPerSecond / best.figures.opsPerSecond).toFixed(2)} vs ${best.system}  p99 ${mine.figures.p99.toFixed(1)} vs ${best.figures.p99.toFixed(1)} ms\n`,
     );
+  }
+}
+if (values.baseline !== undefined) {
+  process.stdout.write('\nThis build ÷ baseline (per round, throughput; p99 this vs baseline):\n');
+  for (const workload of workloads) {
+    const label = `${workload.name}@${workload.inFlight}`;
+    for (let round = 1; round <= rounds; round++) {
+      const inRound = results.filter((r) => r.workload === label && r.round === round);
+      const mine = inRound.find((r) => r.system === 'warden')!;
+      const base = inRound.find((r) => r.system === 'baseline')!;
+      process.stdout.write(`${label.padEnd(10)} round ${round}  ×${(mine.figures.opsPerSecond / base.figures.opsPerSecond).toFixed(2)}  p99 ${mine.figures.p99.toFixed(1)} vs ${base.figures.p99.toFixed(1)} ms\n`);
+    }
   }
 }
 process.stdout.write(`${JSON.stringify({ bench: 'server', seconds, rounds, results })}\n`);

@@ -164,6 +164,11 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   async function start(): Promise<WardenServer> {
     const lock = await lockDataDir(dataDir);
     undo.push(() => lock.release());
+    // The client port is taken for good only once storage has recovered (which can take a
+    // while); a port already busy is found out now, before that.
+    await probePort(client.host, client.port).catch((error: unknown) => {
+      throw listenError(error, '--listen-client', client.host, client.port);
+    });
 
     // Peers first: with port 0 the real port is known only once listening, and it is this member's own entry.
     const peerServer = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
@@ -350,5 +355,14 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   }
 }
 
-/** Every limit as `wardend` flags would set it (for --help and the README's table). */
-export const LIMIT_FLAGS = LIMIT_SPECS;
+/** Listen on host:port and let go at once: rejects with the listen error (EADDRINUSE…) if it cannot. */
+function probePort(host: string, port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createHttpServer();
+    probe.once('error', reject);
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
+}
+
+export type { Limits } from './limits.js';
