@@ -27,6 +27,7 @@ const parser = yargs(hideBin(process.argv))
   .option('initial-cluster', { type: 'string', describe: 'every member as name=peerURL, comma-separated (default: this member alone)' })
   .option('tick-ms', { type: 'number', default: 100, describe: 'Raft tick: heartbeats every tick, elections after 10–20 ticks without a leader' })
   .option('snapshot-count', { type: 'number', default: 10_000, describe: 'applied entries between snapshots: the store is made durable and the log compacted up to it' })
+  .option('snapshot-bytes', { type: 'number', default: 64 * 1024 * 1024, describe: 'or this many bytes of applied entries between snapshots, whichever comes first (the log is held in memory until compacted); at most half of it is kept below a snapshot' })
   .option('catchup-entries', { type: 'number', default: 5_000, describe: 'entries kept below each snapshot, so a member a little behind catches up from the log, not a whole snapshot' })
   .option('lease-reads', { type: 'boolean', default: false, describe: 'serve linearizable reads on the leader from a read lease, without a heartbeat round (every member must set it alike)' })
   .option('lease-drift-percent', { type: 'number', default: 10, describe: 'with --lease-reads: how much faster any member\'s clock may run than another\'s; the lease shrinks by it' })
@@ -60,6 +61,7 @@ try {
     tickMs: argv['tick-ms'],
     limits,
     snapshotCount: argv['snapshot-count'],
+    snapshotBytes: argv['snapshot-bytes'],
     catchupEntries: argv['catchup-entries'],
     watchProgressMs: argv['watch-progress-ms'],
     leaseReads: argv['lease-reads'],

@@ -53,6 +53,8 @@ export interface ServerOptions {
   readonly snapshotCount?: number;
   /** Entries kept below each snapshot for members a little behind (default 5,000). */
   readonly catchupEntries?: number;
+  /** Or this many bytes of applied entries between snapshots, whichever first (default 64 MiB); half of it at most kept below. */
+  readonly snapshotBytes?: number;
   /**
    * Serve linearizable reads on the leader from a read lease instead of a heartbeat round
    * (default off). Every member must set it alike. `leaseDriftPercent` (default 10) is how much
@@ -228,6 +230,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
         turnChangesMax: limits.turnChangesMax,
         ...(options.snapshotCount === undefined ? {} : { snapshotEvery: options.snapshotCount }),
         ...(options.catchupEntries === undefined ? {} : { keepEntries: options.catchupEntries }),
+        ...(options.snapshotBytes === undefined ? {} : { snapshotBytes: options.snapshotBytes }),
         ...(options.leaseReads === true ? { leaseReads: { driftPercent: options.leaseDriftPercent ?? 10 } } : {}),
       },
       {

@@ -93,6 +93,12 @@ export interface RuntimeOptions {
   /** Entries kept below the low-water mark, for followers a little behind. */
   readonly keepEntries?: number;
   /**
+   * Bytes of applied entries between snapshots, whichever of this and `snapshotEvery` comes
+   * first (default 64 MiB); at most half of it is kept below the mark. The log lives in memory
+   * until it is compacted: with 1 MiB values, 10,000 entries would be 10 GiB.
+   */
+  readonly snapshotBytes?: number;
+  /**
    * Node changes (plus one per entry) one turn applies before it lets the network in: the rest of
    * the committed entries are applied on the next turn (default 10,000).
    */
@@ -162,6 +168,10 @@ export class MemberRuntime {
   private receiving: Promise<void> = Promise.resolve();
   private readonly snapshotEvery: number;
   private readonly keepEntries: number;
+  private readonly snapshotBytes: number;
+  /** Applied entries since the last compaction mark, [index, bytes], oldest first: what the log holds above it. */
+  private appliedSizes: [number, number][] = [];
+  private appliedBytesSinceDurable = 0;
   private readonly turnChangesMax: number;
   /** Snapshots streamed to followers and installed from a leader since start (for /status). */
   readonly snapshots = { sent: 0, installed: 0 };
@@ -174,6 +184,7 @@ export class MemberRuntime {
   ) {
     this.snapshotEvery = options.snapshotEvery ?? 10_000;
     this.keepEntries = options.keepEntries ?? 5_000;
+    this.snapshotBytes = options.snapshotBytes ?? 64 * 1024 * 1024;
     this.turnChangesMax = options.turnChangesMax ?? 10_000;
     const applied = this.machine.appliedIndex;
     this.lastDurableIndex = applied;
@@ -672,6 +683,8 @@ export class MemberRuntime {
     // unknown op, changes nothing, and moves its applied index on (log time stays where it is).
     const body = entry.type === 'normal' && entry.data.length > 0 ? decodeEntry(entry.data) : { timeMs: 0, command: { op: 'noop' } };
     const { result, events } = this.machine.apply({ index: entry.index, ...body });
+    this.appliedSizes.push([entry.index, entry.data.length]);
+    this.appliedBytesSinceDurable += entry.data.length;
     if (events.length > 0) this.deps.onApplied?.(events);
     this.proposals.applied(entry.index, entry.term, result, this.raft.status.leaderId);
     return events.length;
@@ -703,13 +716,28 @@ export class MemberRuntime {
     })();
   }
 
-  /** Every snapshotEvery entries: the store made durable, then the log's low-water mark moved up to it. */
+  /**
+   * Every snapshotEvery entries or snapshotBytes of them: the store made durable, then the log's
+   * low-water mark moved up to it, keeping at most keepEntries entries and snapshotBytes / 2
+   * bytes below for followers a little behind.
+   */
   private async maybeCompact(): Promise<void> {
     const applied = this.machine.appliedIndex;
-    if (applied - this.lastDurableIndex < this.snapshotEvery) return;
+    if (applied - this.lastDurableIndex < this.snapshotEvery && this.appliedBytesSinceDurable < this.snapshotBytes) return;
     await this.deps.home.store.persist({ sync: true });
     this.lastDurableIndex = applied;
-    const mark = applied - this.keepEntries;
+    this.appliedBytesSinceDurable = 0;
+    let mark = applied - this.keepEntries;
+    let kept = 0;
+    for (let i = this.appliedSizes.length - 1; i >= 0; i--) {
+      const [index, bytes] = this.appliedSizes[i]!;
+      if (index <= mark || kept + bytes > this.snapshotBytes / 2) {
+        mark = Math.max(mark, index);
+        break;
+      }
+      kept += bytes;
+    }
+    this.appliedSizes = this.appliedSizes.filter(([index]) => index > mark);
     const term = this.raft.termAt(mark);
     if (mark <= this.raft.status.snapshotIndex || term === undefined) return;
     this.raft.compact(mark);

@@ -44,6 +44,7 @@ export class LocalCluster {
       snapshotTwice?: boolean;
       /** Node changes applied per turn before the runtime yields. */
       turnChangesMax?: number;
+      snapshotBytes?: number;
     } = {},
   ) {}
 
@@ -133,7 +134,7 @@ export class LocalCluster {
     };
     let state = this.seed++ * 2654435761;
     const runtime = new MemberRuntime(
-      { id, peers: this.ids, electionTicks: 10, heartbeatTicks: 1, ...(this.options.snapshotEvery === undefined ? {} : { snapshotEvery: this.options.snapshotEvery }), ...(this.options.keepEntries === undefined ? {} : { keepEntries: this.options.keepEntries }), ...(this.options.leaseReads === undefined ? {} : { leaseReads: this.options.leaseReads }), ...(this.options.turnChangesMax === undefined ? {} : { turnChangesMax: this.options.turnChangesMax }) },
+      { id, peers: this.ids, electionTicks: 10, heartbeatTicks: 1, ...(this.options.snapshotEvery === undefined ? {} : { snapshotEvery: this.options.snapshotEvery }), ...(this.options.keepEntries === undefined ? {} : { keepEntries: this.options.keepEntries }), ...(this.options.leaseReads === undefined ? {} : { leaseReads: this.options.leaseReads }), ...(this.options.turnChangesMax === undefined ? {} : { turnChangesMax: this.options.turnChangesMax }), ...(this.options.snapshotBytes === undefined ? {} : { snapshotBytes: this.options.snapshotBytes }) },
       {
         clock: { monotonicMs: () => this.wallMs, wallMs: () => this.wallMs },
         timers,

@@ -181,6 +181,19 @@ describe('MemberRuntime', () => {
     for (const id of cluster.ids) for (let i = 0; i < 30; i++) expect(valueAt(cluster, id, `/t/${i}`)).toBe(`${i}`);
   });
 
+  it('compacts its log by bytes as well as by entries, keeping at most half the snapshot bytes below the mark', async () => {
+    const cluster = new LocalCluster(['a', 'b', 'c'], { snapshotEvery: 1_000_000, keepEntries: 1_000_000, snapshotBytes: 64 * 1024 });
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const leader = cluster.leader()!;
+    const value = 'x'.repeat(4 * 1024);
+    for (let i = 0; i < 40; i++) await write(cluster, leader, `/big/${i % 4}`, value);
+    const status = cluster.runtime(leader).status;
+    // 40 entries of ~4 KiB: past 64 KiB a snapshot was taken, keeping ~32 KiB (about 7 entries) below it.
+    expect(status.snapshotIndex).toBeGreaterThan(0);
+    expect(status.lastIndex - status.snapshotIndex).toBeLessThanOrEqual(8 + 16);
+  });
+
   it('answers every proposal still queued when the member stops (none hangs)', async () => {
     const cluster = new LocalCluster(['a', 'b', 'c']);
     await cluster.start();
