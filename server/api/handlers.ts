@@ -61,6 +61,8 @@ export interface HandlerDeps {
 const MIN_REVISION_WAIT_MS = 5_000;
 /** A page of leaseList, at most (and by default). */
 const LEASE_PAGE_MAX = 10_000;
+/** What a range page's walk (up to RANGE_SCAN_MAX paths) counts against the turn's answer budget, beyond its answer. */
+const RANGE_WALK_COST_BYTES = 128 * 1024;
 
 const WRITES: ReadonlySet<RequestType> = new Set(['register', 'keepalive', 'create', 'put', 'delete', 'txn', 'compact', 'leaseGrant', 'leaseRevoke']);
 
@@ -110,7 +112,12 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     const carried = { ...command, limits: { deleteNodesMax: limits.deleteNodesMax, answerBytesMax: limits.answerBytesMax } } as StateCommand;
     return write(carried, client, shape);
   };
-  const read = async (frame: Record<string, unknown>, connection: ClientConnection, serve: (machine: StateMachine) => unknown): Promise<Answer> => {
+  /**
+   * `work`: what serving cost beyond the answer's own bytes (which the reply charges), in the
+   * same unit: a range page walks up to 20,000 paths, a children list looks at every name it
+   * weighs — even when it ends refused with a small answer.
+   */
+  const read = async (frame: Record<string, unknown>, connection: ClientConnection, serve: (machine: StateMachine) => unknown, work: (answer: unknown) => number = () => 0): Promise<Answer> => {
     try {
       // Served only in a turn with answer room left, and only for a connection still open: a
       // burst of reads released together is spread over turns, and one whose client went away
@@ -119,7 +126,9 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
       const served = async (): Promise<unknown> => {
         for (let wait = deps.answerBudget.room(); wait !== null; wait = deps.answerBudget.room()) await wait;
         if (!connection.alive()) return errorFrame('UNAVAILABLE', 'the connection closed');
-        return runtime.readSerializable(serve); // refuses if the member stopped meanwhile
+        const answer = await runtime.readSerializable(serve); // refuses if the member stopped meanwhile
+        deps.answerBudget.charge(work(answer));
+        return answer;
       };
       if (frame['consistency'] === 'serializable') {
         if (typeof frame['minRevision'] === 'number') await runtime.whenRevision(frame['minRevision'], MIN_REVISION_WAIT_MS);
@@ -155,8 +164,21 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
         if (got.ok && got.op === 'get' && nodeWireBytes(got.node) > limits.answerBytesMax) return answerTooLarge(`the node ${got.node.path}`);
         return got;
       }),
-    children: (f, connection) => read(f, connection, (machine) => machine.namespace.childrenOf(f['path'] as string, { ...(pick(f, ['limit', 'after']) as { limit?: number; after?: string }), bytesMax: limits.answerBytesMax })),
-    range: (f, connection) => read(f, connection, (machine) => machine.namespace.range(f['path'] as string, { limit: f['limit'] as number, ...pick(f, ['after', 'revision']), bytesMax: limits.answerBytesMax } as { limit: number })),
+    children: (f, connection) =>
+      read(
+        f,
+        connection,
+        (machine) => machine.namespace.childrenOf(f['path'] as string, { ...(pick(f, ['limit', 'after']) as { limit?: number; after?: string }), bytesMax: limits.answerBytesMax }),
+        // A refused list weighed up to a whole answer's worth of names.
+        (answer) => ((answer as { ok?: boolean }).ok === false ? limits.answerBytesMax : 0),
+      ),
+    range: (f, connection) =>
+      read(
+        f,
+        connection,
+        (machine) => machine.namespace.range(f['path'] as string, { limit: f['limit'] as number, ...pick(f, ['after', 'revision']), bytesMax: limits.answerBytesMax } as { limit: number }),
+        () => RANGE_WALK_COST_BYTES,
+      ),
     status: () => ({ ok: true, revision: runtime.machine.revision, status: deps.status() }),
     leaseGrant: (f) => {
       const ttlMs = f['ttlMs'] as number;

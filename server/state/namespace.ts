@@ -19,8 +19,8 @@
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
-import { checkPath, checkSequentialPath, comparePaths, isAncestorOf, joinPath, parentOf, ROOT, sequentialPath } from '../../shared/paths.js';
-import { jsonStringBytes, nodeWireBytes } from '../../shared/wire-size.js';
+import { checkPath, checkSequentialPath, comparePaths, joinPath, parentOf, ROOT, sequentialPath } from '../../shared/paths.js';
+import { nodeWireBytes } from '../../shared/wire-size.js';
 import type { ChangeTracker, VersionChange } from './changes.js';
 import { ChildrenIndex } from './children-index.js';
 import { changesSlice, type ReplayBudget, type ReplaySlice, type Version } from './history-replay.js';
@@ -29,6 +29,7 @@ import { PathIndex } from './path-index.js';
 import { RevisionIndex } from './revision-index.js';
 import { commandProblem, describe } from './validate.js';
 import { WriteSet } from './write-set.js';
+import { childrenPage, rangePage, type ChildrenAnswer, type ChildrenOptions, type RangeAnswer, type RangeOptions, type ReadView } from './namespace-reads.js';
 import type {
   ChangeEvent,
   CommandLimits,
@@ -51,8 +52,7 @@ import type {
 export const VALUE_BYTES_MAX_DEFAULT = 1024 * 1024;
 /** Nodes one delete may remove when the command carries no limit of its own. */
 export const DELETE_NODES_MAX_DEFAULT = 10_000;
-/** Index entries one range page may walk (deleted paths with history included) before it ends early. */
-export const RANGE_SCAN_MAX = 20_000;
+export { RANGE_SCAN_MAX } from './namespace-reads.js';
 
 export interface NamespaceOptions {
   readonly valueBytesMax?: number;
@@ -87,7 +87,6 @@ class Refusal {
   ) {}
 }
 
-type ReadRefusal = { ok: false; code: ErrorCode; message: string; revision: number; limit?: StateLimitName };
 
 const EMPTY = new Uint8Array(0);
 const ROOT_NODE: StoredNode = { path: ROOT, value: EMPTY, stat: { createRevision: 0, modRevision: 0, version: 0, childrenVersion: 0, numChildren: 0, lease: null } };
@@ -218,90 +217,29 @@ export class Namespace {
 
   /**
    * The names of a node's children, in order, with the node's own view: at most `limit` of them
-   * (default all), after the name `after`, and no more than `bytesMax` of names (past it the read
-   * is refused TOO_LARGE when no limit was asked for, else the page ends early). `next` is the
-   * last name answered when more follow.
+   * (default all), after the name `after`, and no more than `bytesMax` of names (see namespace-reads.ts).
    */
-  childrenOf(
-    path: string,
-    options: { limit?: number; after?: string; bytesMax?: number } = {},
-  ): { ok: true; revision: number; node: NodeView; names: string[]; next: string | null } | ReadRefusal {
-    const checked = checkPath(path);
-    if (!checked.ok) return { ok: false, code: 'INVALID_ARGUMENT', message: checked.error.message, revision: this.revisionNow };
-    const node = this.live.get(path);
-    if (node === undefined) return { ok: false, code: 'NO_NODE', message: `${path} does not exist`, revision: this.revisionNow };
-    const limit = options.limit ?? Number.POSITIVE_INFINITY;
-    const bytesMax = (options.bytesMax ?? Number.POSITIVE_INFINITY) - nodeWireBytes(node);
-    const names: string[] = [];
-    let bytes = 0;
-    let next: string | null = null;
-    for (const name of this.liveChildren.names(path, options.after)) {
-      if (name === options.after) continue;
-      if (names.length === limit) {
-        next = names[names.length - 1]!;
-        break;
-      }
-      bytes += jsonStringBytes(name) + 1;
-      if (bytes > bytesMax) {
-        if (options.limit === undefined || names.length === 0) {
-          return { ok: false, code: 'TOO_LARGE', message: `${path} has ${node.stat.numChildren} children, more than one answer holds; list them in pages (limit and after)`, revision: this.revisionNow, limit: 'answerBytesMax' };
-        }
-        next = names[names.length - 1]!;
-        break;
-      }
-      names.push(name);
-    }
-    return { ok: true, revision: this.revisionNow, node, names, next };
+  childrenOf(path: string, options: ChildrenOptions = {}): ChildrenAnswer {
+    return childrenPage(this.readView(), path, options);
   }
 
   /**
    * Nodes strictly below `path`, in subtree order, as of `revision` (default: now), at most
-   * `limit` of them and `bytesMax` of answer, starting after `after` (the continuation a previous
-   * page returned). A page also ends once it has walked RANGE_SCAN_MAX paths (deleted ones with
-   * history count): it may then hold fewer than `limit` nodes, with `next` to go on from.
+   * `limit` of them and `bytesMax` of answer, starting after `after` (see namespace-reads.ts).
    */
-  range(
-    path: string,
-    options: { limit: number; after?: string; revision?: number; bytesMax?: number },
-  ): { ok: true; revision: number; nodes: NodeView[]; next: string | null } | ReadRefusal {
-    const checked = checkPath(path);
-    if (!checked.ok) return { ok: false, code: 'INVALID_ARGUMENT', message: checked.error.message, revision: this.revisionNow };
-    if (!Number.isInteger(options.limit) || options.limit < 1) {
-      return { ok: false, code: 'INVALID_ARGUMENT', message: `limit must be a positive integer, got ${String(options.limit)}`, revision: this.revisionNow };
-    }
-    const revision = options.revision ?? this.revisionNow;
-    const refusal = this.checkReadRevision(revision);
-    if (refusal !== null) return { ok: false, code: refusal.code, message: refusal.message, revision: this.revisionNow };
-    if (options.after !== undefined && !isAncestorOf(path, options.after)) {
-      return { ok: false, code: 'INVALID_ARGUMENT', message: `continuation ${options.after} is not below ${path}`, revision: this.revisionNow };
-    }
-    const bytesMax = options.bytesMax ?? Number.POSITIVE_INFINITY;
-    const nodes: NodeView[] = [];
-    let bytes = 0;
-    let next: string | null = null;
-    let scanned = 0;
-    for (const candidate of this.index.pathsAfter(options.after ?? path)) {
-      if (!isAncestorOf(path, candidate)) break;
-      const node = this.nodeAt(candidate, revision);
-      if (node !== null) {
-        const size = nodeWireBytes(node) + 1;
-        if (nodes.length === options.limit || bytes + size > bytesMax) {
-          if (nodes.length === 0) {
-            return { ok: false, code: 'TOO_LARGE', message: `the node ${candidate} alone is larger than one answer may be`, revision: this.revisionNow, limit: 'answerBytesMax' };
-          }
-          next = nodes[nodes.length - 1]!.path;
-          break;
-        }
-        nodes.push(node);
-        bytes += size;
-      }
-      if (++scanned >= RANGE_SCAN_MAX) {
-        // Many deleted paths in a row: end the page here rather than hold the loop; go on after it.
-        next = candidate;
-        break;
-      }
-    }
-    return { ok: true, revision, nodes, next };
+  range(path: string, options: RangeOptions): RangeAnswer {
+    return rangePage(this.readView(), path, options);
+  }
+
+  private readView(): ReadView {
+    return {
+      revision: this.revisionNow,
+      liveNode: (path) => this.live.get(path),
+      liveChildren: this.liveChildren,
+      pathsAfter: (after) => this.index.pathsAfter(after),
+      nodeAt: (path, revision) => this.nodeAt(path, revision),
+      readRevisionProblem: (revision) => this.checkReadRevision(revision),
+    };
   }
 
   /**
