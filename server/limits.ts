@@ -15,6 +15,7 @@
 import type { ErrorCode } from '../shared/errors.js';
 import { FRAME_BYTES_MAX_DEFAULT } from '../shared/protocol.js';
 import { PATH_BYTES_MAX } from '../shared/paths.js';
+import { LEASES_MAX } from './state/leases.js';
 
 export interface Limits {
   /** The largest client frame read; a larger one closes its connection (1009) with a reason. */
@@ -47,10 +48,12 @@ export interface Limits {
   readonly sessionsMax: number;
   /** Leases in the cluster. */
   readonly leasesMax: number;
-  /** Nodes one delete may remove: a recursive delete, or the ephemeral nodes of one lease. */
-  readonly deleteNodesMax: number;
+  /** Nodes one write creates or deletes in all, and the ephemeral nodes one lease holds. */
+  readonly writeNodesMax: number;
   /** Node changes one turn of the update loop applies before it yields to the network. */
   readonly turnChangesMax: number;
+  /** Milliseconds one turn of the update loop spends applying before it yields to the network. */
+  readonly turnApplyMsMax: number;
   /** Answer bytes one turn of the event loop builds, member-wide, before the rest wait for the next. */
   readonly turnAnswerBytesMax: number;
 }
@@ -59,7 +62,7 @@ export interface LimitSpec {
   readonly key: keyof Limits;
   readonly flag: string;
   readonly defaultValue: number;
-  readonly unit: 'bytes' | 'count';
+  readonly unit: 'bytes' | 'count' | 'ms';
   /** What the limit bounds, for --help and the README. */
   readonly what: string;
   /** What a client meets past it. */
@@ -71,6 +74,8 @@ export interface LimitSpec {
 }
 
 const MiB = 1024 * 1024;
+/** The most sessions a state machine keeps whatever its proposer says (server.ts builds it with this). */
+export const SESSIONS_CEILING = 1_000_000;
 
 export const LIMIT_SPECS: readonly LimitSpec[] = [
   { key: 'frameBytesMax', flag: 'max-frame-bytes', defaultValue: FRAME_BYTES_MAX_DEFAULT, unit: 'bytes', what: 'the largest client frame read', past: 'the connection is closed (1009) with a reason naming the limit', code: null },
@@ -86,10 +91,11 @@ export const LIMIT_SPECS: readonly LimitSpec[] = [
   { key: 'watchesPerConnectionMax', flag: 'max-watches-per-connection', defaultValue: 10_000, unit: 'count', what: 'watches open on one connection', past: 'RESOURCE_EXHAUSTED for the watch', code: 'RESOURCE_EXHAUSTED' },
   { key: 'watchesMax', flag: 'max-watches', defaultValue: 100_000, unit: 'count', what: 'watches open on a member', past: 'RESOURCE_EXHAUSTED for the watch', code: 'RESOURCE_EXHAUSTED' },
   { key: 'watchUnsentBytesMax', flag: 'max-watch-unsent-bytes', defaultValue: 8 * MiB, unit: 'bytes', what: 'live watch events a connection has not read', past: 'its watches are cancelled with SLOW_CONSUMER and a resume revision (a replay waits for the reader instead)', code: 'SLOW_CONSUMER' },
-  { key: 'sessionsMax', flag: 'max-sessions', defaultValue: 100_000, unit: 'count', what: 'client sessions in the cluster', past: 'RESOURCE_EXHAUSTED for register (a live session is never evicted)', code: 'RESOURCE_EXHAUSTED' },
-  { key: 'leasesMax', flag: 'max-leases', defaultValue: 1_000_000, unit: 'count', what: 'leases in the cluster', past: 'RESOURCE_EXHAUSTED for leaseGrant', code: 'RESOURCE_EXHAUSTED' },
-  { key: 'deleteNodesMax', flag: 'max-delete-nodes', defaultValue: 10_000, unit: 'count', what: 'nodes one delete removes: a recursive delete, or the ephemeral nodes of one lease', past: 'TOO_LARGE for the delete (delete the subtree in pages); RESOURCE_EXHAUSTED for an ephemeral create on a full lease', code: 'TOO_LARGE' },
+  { key: 'sessionsMax', flag: 'max-sessions', defaultValue: 100_000, unit: 'count', what: 'client sessions in the cluster', past: 'RESOURCE_EXHAUSTED for register (a live session is never evicted)', code: 'RESOURCE_EXHAUSTED', ceiling: SESSIONS_CEILING },
+  { key: 'leasesMax', flag: 'max-leases', defaultValue: 100_000, unit: 'count', what: 'leases in the cluster', past: 'RESOURCE_EXHAUSTED for leaseGrant', code: 'RESOURCE_EXHAUSTED', ceiling: LEASES_MAX },
+  { key: 'writeNodesMax', flag: 'max-write-nodes', defaultValue: 1_000, unit: 'count', what: 'nodes one write creates or deletes in all (parents a put makes, a recursive delete, a transaction\'s ops), and the ephemeral nodes one lease holds (they die in one write)', past: 'TOO_LARGE for the write, nothing applied (split it: delete a subtree in pages); RESOURCE_EXHAUSTED for an ephemeral create on a full lease', code: 'TOO_LARGE' },
   { key: 'turnChangesMax', flag: 'max-turn-changes', defaultValue: 10_000, unit: 'count', what: 'node changes one turn of the update loop applies before it lets the network in', past: 'the rest is applied on the next turn (no error)', code: null },
+  { key: 'turnApplyMsMax', flag: 'max-turn-apply-ms', defaultValue: 20, unit: 'ms', what: 'milliseconds one turn of the update loop spends applying entries before it lets the network in', past: 'the rest is applied on the next turn (no error; at least one entry per turn)', code: null },
   { key: 'turnAnswerBytesMax', flag: 'max-turn-answer-bytes', defaultValue: 4 * MiB, unit: 'bytes', what: 'answer bytes one turn of the event loop builds, for every client together', past: 'the rest of the answers (and the reads not yet served) wait for the next turn (no error)', code: null },
 ];
 
@@ -111,6 +117,11 @@ export function resolveLimits(overrides: Partial<Limits> = {}): Limits {
     if (spec.ceiling !== undefined && value > spec.ceiling) throw new Error(`--${spec.flag} can be at most ${spec.ceiling}, got ${value}`);
     limits[spec.key] = value;
   }
+  // One node at the biggest value and path must fit a frame (to be written) and an answer (to be
+  // read back): a value that can be stored but never read is refused here, not met later.
+  const node = 4 * Math.ceil(limits['valueBytesMax']! / 3) + 2 * limits['pathBytesMax']! + 1024;
+  if (limits['frameBytesMax']! < node) throw new Error(`--max-frame-bytes must hold one value of --max-value-bytes in base64 with its path: at least ${node}, got ${limits['frameBytesMax']}`);
+  if (limits['answerBytesMax']! < node) throw new Error(`--max-answer-bytes must hold one node of --max-value-bytes in base64 with its path: at least ${node}, got ${limits['answerBytesMax']}`);
   return limits as unknown as Limits;
 }
 

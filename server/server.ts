@@ -26,7 +26,7 @@ import { createHandlers } from './api/handlers.js';
 import { TurnBudget } from './api/turn-budget.js';
 import { WatchHub } from './watch/hub.js';
 import type { NodeId } from './raft/types.js';
-import { LIMIT_SPECS, resolveLimits, type Limits } from './limits.js';
+import { LIMIT_SPECS, resolveLimits, SESSIONS_CEILING, type Limits } from './limits.js';
 import { lockDataDir } from './storage/data-dir-lock.js';
 
 export const WARDEN_VERSION = '0.1.0';
@@ -210,7 +210,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     // memory and disk stay bounded under a steady write load; reads below it answer COMPACTED.
     // The state machine refuses only values past the ceiling of --max-value-bytes: the member's
     // own bound is checked before a write is proposed, so members with different flags agree.
-    const home = await RocksStoreHome.open(join(dataDir, 'state'), { historyRevisions: HISTORY_REVISIONS_DEFAULT, valueBytesMax: VALUE_BYTES_CEILING });
+    const home = await RocksStoreHome.open(join(dataDir, 'state'), { historyRevisions: HISTORY_REVISIONS_DEFAULT, valueBytesMax: VALUE_BYTES_CEILING, sessionsMax: SESSIONS_CEILING });
     undo.push(() => home.close());
     const { wal, log: recovered } = Wal.open(new NodeFileSystem(), join(dataDir, 'wal'), { logger: log });
     undo.push(() => wal.close());
@@ -228,6 +228,8 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
         peers: [...cluster.keys()].sort(),
         tickMs: options.tickMs ?? 100,
         turnChangesMax: limits.turnChangesMax,
+        turnApplyMsMax: limits.turnApplyMsMax,
+        writeNodesMax: limits.writeNodesMax,
         ...(options.snapshotCount === undefined ? {} : { snapshotEvery: options.snapshotCount }),
         ...(options.catchupEntries === undefined ? {} : { keepEntries: options.catchupEntries }),
         ...(options.snapshotBytes === undefined ? {} : { snapshotBytes: options.snapshotBytes }),

@@ -55,7 +55,7 @@ export const ERROR_OUTCOMES: { readonly [code in ErrorCode]: ErrorOutcome } = {
   OUTCOME_UNKNOWN: 'unknown',
   UNAUTHENTICATED: 'final',
   PERMISSION_DENIED: 'final',
-  SESSION_EXPIRED: 'final',
+  SESSION_EXPIRED: 'unknown',
   WATCH_NOT_FOUND: 'final',
   SLOW_CONSUMER: 'retry',
 };

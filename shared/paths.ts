@@ -120,13 +120,20 @@ export function isAncestorOf(ancestor: string, path: string): boolean {
  */
 export function comparePaths(a: string, b: string): number {
   const sharedLength = Math.min(a.length, b.length);
-  for (let index = 0; index < sharedLength; index++) {
+  // Deep paths share long prefixes (a subtree's paths all begin with its root): skip equal
+  // stretches a block at a time with the engine's own string equality before comparing units.
+  let index = 0;
+  while (index + PREFIX_BLOCK <= sharedLength && a.slice(index, index + PREFIX_BLOCK) === b.slice(index, index + PREFIX_BLOCK)) index += PREFIX_BLOCK;
+  for (; index < sharedLength; index++) {
     const unitA = a.charCodeAt(index);
     const unitB = b.charCodeAt(index);
     if (unitA !== unitB) return orderKey(unitA) - orderKey(unitB);
   }
   return a.length - b.length;
 }
+
+/** Code units compared at once while skipping a shared prefix (comparePaths). */
+const PREFIX_BLOCK = 64;
 
 /**
  * The sequential node path for `counter` under `basePath`: the counter zero-padded to

@@ -35,3 +35,8 @@ export function base64Bytes(byteLength: number): number {
 export function nodeWireBytes(node: { readonly path: string; readonly value: Uint8Array }): number {
   return 32 + jsonStringBytes(node.path) + base64Bytes(node.value.byteLength) + STAT_WIRE_BYTES_MAX;
 }
+
+/** A node without its value `{path, stat}` in JSON, at most: what a write answers. */
+export function statWireBytes(path: string): number {
+  return 32 + jsonStringBytes(path) + STAT_WIRE_BYTES_MAX;
+}

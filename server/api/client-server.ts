@@ -27,6 +27,8 @@ import type { TurnBudget } from './turn-budget.js';
 
 /** A request whose synchronous handling takes longer than this is logged with its type. */
 const SLOW_REQUEST_MS = 50;
+/** How long a cut connection has to take its close before it is dropped (and what it left unread freed). */
+const CUT_GRACE_MS = 1_000;
 /** What a request in flight counts against the member's in-flight bytes, at least. */
 const REQUEST_COST_MIN_BYTES = 1024;
 
@@ -103,6 +105,19 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   });
   http.on('clientError', (_error, socket: Duplex) => socket.destroy());
 
+  /**
+   * Cut a connection that does not read: closed with a reason (a client that reads on gets it),
+   * and, since a client that never reads never completes the close, dropped after a grace period
+   * — what it left unread is freed then, not when the close handshake times out.
+   */
+  const cut = (c: Connection, reason: string): void => {
+    connections.delete(c);
+    unreadTotal -= c.lastUnread;
+    c.lastUnread = 0;
+    c.socket.close(1008, reason);
+    setTimeout(() => c.socket.terminate(), CUT_GRACE_MS).unref();
+  };
+
   /** Count every connection's unread bytes exactly; cut the biggest readers-not until under the member's bound. */
   const enforceMemberUnread = (): void => {
     unreadTotal = 0;
@@ -115,10 +130,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     for (const c of biggest) {
       if (unreadTotal <= limits.unreadBytesPerMemberMax) break;
       logger.warn({ event: 'client_cut', reason: 'member_unread', unreadBytes: c.lastUnread }, 'closed the connection holding the most unread answers');
-      unreadTotal -= c.lastUnread;
-      c.lastUnread = 0;
-      connections.delete(c);
-      c.socket.close(1008, `member's unread answers passed ${nameLimit(limits, 'unreadBytesPerMemberMax')}; read your answers`);
+      cut(c, `member's unread answers passed ${nameLimit(limits, 'unreadBytesPerMemberMax')}; read your answers`);
     }
   };
 
@@ -131,7 +143,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     if (unread > bound) {
       if (closeIfOver) {
         logger.warn({ event: 'client_cut', reason: 'unread', unreadBytes: unread }, 'closed a connection that does not read its answers');
-        c.socket.close(1008, `unread answers passed ${nameLimit(limits, 'unreadBytesPerConnectionMax')}; read your answers`);
+        cut(c, `unread answers passed ${nameLimit(limits, 'unreadBytesPerConnectionMax')}; read your answers`);
       }
       return false;
     }
@@ -179,16 +191,21 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       },
     };
     connections.add(connection);
-    const reply = (frame: Record<string, unknown>): void => {
-      // Past this turn's answer budget, the answer waits for the next turn (answers go in any order).
-      const wait = options.answerBudget.room();
-      if (wait !== null) {
-        void wait.then(() => reply(frame));
-        return;
+    /**
+     * Send an answer. Past this turn's answer budget it waits for the next turn (answers go in any
+     * order) — unless it was charged already, as a read is when it is served.
+     */
+    const reply = (frame: Record<string, unknown>, charged = false): void => {
+      if (!charged) {
+        const wait = options.answerBudget.room();
+        if (wait !== null) {
+          void wait.then(() => reply(frame));
+          return;
+        }
       }
       if (!roomFor(connection, limits.unreadBytesPerConnectionMax, true)) return;
       const text = JSON.stringify(frame);
-      options.answerBudget.charge(text.length);
+      if (!charged) options.answerBudget.charge(text.length);
       send(text);
     };
     const refuse = (id: unknown, code: ErrorCode, message: string, extra: Record<string, unknown> = {}): void => reply({ id: isRequestId(id) ? id : null, ...errorFrame(code, message, extra) });
@@ -196,6 +213,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     socket.on('close', () => {
       connections.delete(connection);
       unreadTotal -= connection.lastUnread;
+      connection.lastUnread = 0;
       try {
         options.handlers.disconnected(connection.client);
       } catch (error) {
@@ -267,7 +285,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       options.handlers.handle(type as RequestType, frame as unknown as Record<string, unknown>, connection.client).then(
         (answer) => {
           done();
-          reply({ id, ...answer });
+          reply({ id, ...answer }, options.handlers.chargedWhenServed(type as RequestType));
         },
         (error: Error) => {
           done();

@@ -40,6 +40,8 @@ export interface ClientConnection {
 
 export interface RequestHandlers {
   handle(type: RequestType, frame: Record<string, unknown>, connection: ClientConnection): Promise<Record<string, unknown>>;
+  /** Whether a request of this type charged its answer to the turn's budget already (a read does, when served). */
+  chargedWhenServed(type: RequestType): boolean;
   /** The connection closed: its watches end. */
   disconnected(connection: ClientConnection): void;
   /** Whether a request of this type is a write (its outcome may be unknown when its answer is lost). */
@@ -65,6 +67,8 @@ const LEASE_PAGE_MAX = 10_000;
 const RANGE_WALK_COST_BYTES = 128 * 1024;
 
 const WRITES: ReadonlySet<RequestType> = new Set(['register', 'keepalive', 'create', 'put', 'delete', 'txn', 'compact', 'leaseGrant', 'leaseRevoke']);
+/** Reads served through `read`: their answers are charged to the turn's budget as they are served. */
+const SERVED_READS: ReadonlySet<RequestType> = new Set(['get', 'children', 'range', 'leaseList']);
 
 type Answer = Record<string, unknown>;
 
@@ -109,7 +113,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     if (problem !== null) {
       return Promise.resolve(errorFrame(problem.code, problem.message, problem.limit === undefined ? {} : { limit: limitField(limits, problem.limit) }));
     }
-    const carried = { ...command, limits: { deleteNodesMax: limits.deleteNodesMax, answerBytesMax: limits.answerBytesMax } } as StateCommand;
+    const carried = { ...command, limits: { writeNodesMax: limits.writeNodesMax, answerBytesMax: limits.answerBytesMax } } as StateCommand;
     return write(carried, client, shape);
   };
   /**
@@ -123,11 +127,13 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
       // burst of reads released together is spread over turns, and one whose client went away
       // costs nothing more.
       // (Served later than confirmed is still linearizable: the state only moves on.)
+      // Served and charged in one synchronous step: reads released together each see the
+      // budget the ones before them spent (charged after an await, they all found it open).
       const served = async (): Promise<unknown> => {
         for (let wait = deps.answerBudget.room(); wait !== null; wait = deps.answerBudget.room()) await wait;
-        if (!connection.alive()) return errorFrame('UNAVAILABLE', 'the connection closed');
-        const answer = await runtime.readSerializable(serve); // refuses if the member stopped meanwhile
-        deps.answerBudget.charge(work(answer));
+        if (!connection.alive()) return { ok: false, code: 'UNAVAILABLE', message: 'the connection closed', revision: runtime.machine.revision };
+        const answer = runtime.readNow(serve); // refuses if the member stopped meanwhile
+        deps.answerBudget.charge(work(answer) + answerBytes(answer));
         return answer;
       };
       if (frame['consistency'] === 'serializable') {
@@ -147,8 +153,8 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     if (bytes === null) throw new Refused('INVALID_ARGUMENT', `${what} is not canonical base64 (padded to a multiple of 4, no stray bits)`);
     return bytes;
   };
-  const answerTooLarge = (what: string): Answer =>
-    errorFrame('TOO_LARGE', `${what} would pass the answer bound`, { limit: limitField(limits, 'answerBytesMax') });
+  /** A refusal for an answer past the bound, in the state machine's shape (toWire turns it into a frame). */
+  const answerTooLarge = (what: string, revision: number): Answer => ({ ok: false, code: 'TOO_LARGE', message: `${what} would pass the answer bound`, revision, limit: 'answerBytesMax' });
 
   const handlers: Record<RequestType, (f: Record<string, unknown>, connection: ClientConnection) => Promise<Answer> | Answer> = {
     register: (f) => write({ op: 'registerClient', secret: randomBytes(16).toString('hex'), ...(typeof f['nonce'] === 'string' ? { nonce: f['nonce'] } : {}), sessionsMax: limits.sessionsMax }, undefined),
@@ -156,12 +162,12 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     create: (f) => namespaceWrite({ op: 'create', path: f['path'] as string, value: value(f['value'], 'value'), ...pick(f, ['sequential', 'lease', 'parents']) }, f['client'], withoutValues(false)),
     put: (f) => namespaceWrite({ op: 'put', path: f['path'] as string, value: value(f['value'], 'value'), ...pick(f, ['ifVersion', 'lease']) }, f['client'], withoutValues(f['prevNode'] === true)),
     delete: (f) => namespaceWrite({ op: 'delete', path: f['path'] as string, ...pick(f, ['ifVersion', 'recursive']) }, f['client']),
-    txn: (f) => namespaceWrite(txnFromWire(f, value), f['client']),
+    txn: (f) => namespaceWrite(txnFromWire(f, value), f['client'], txnWithoutValues),
     compact: (f) => write({ op: 'compact', revision: f['revision'] as number }, undefined),
     get: (f, connection) =>
       read(f, connection, (machine) => {
         const got = machine.namespace.get(f['path'] as string, f['revision'] as number | undefined);
-        if (got.ok && got.op === 'get' && nodeWireBytes(got.node) > limits.answerBytesMax) return answerTooLarge(`the node ${got.node.path}`);
+        if (got.ok && got.op === 'get' && nodeWireBytes(got.node) > limits.answerBytesMax) return answerTooLarge(`the node ${got.node.path}`, got.revision);
         return got;
       }),
     children: (f, connection) =>
@@ -204,7 +210,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
         const paths = await runtime.readLinearizable((machine) => machine.namespace.pathsOfLease(lease.id));
         let bytes = 0;
         for (const path of paths) bytes += jsonStringBytes(path) + 1;
-        if (bytes > limits.answerBytesMax) return answerTooLarge(`the ${paths.length} paths of lease ${lease.id}`);
+        if (bytes > limits.answerBytesMax) return toWire(answerTooLarge(`the ${paths.length} paths of lease ${lease.id}`, runtime.machine.revision));
         return { ok: true, lease, paths };
       } catch (error) {
         return refusedAnswer(error, false);
@@ -249,6 +255,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
       hub.closed(connection.sink);
     },
     isWrite: (type) => WRITES.has(type),
+    chargedWhenServed: (type) => SERVED_READS.has(type),
     async handle(type, frame, connection) {
       try {
         return await handlers[type](frame, connection);
@@ -271,6 +278,37 @@ function withoutValues(keepPrevNode: boolean): (result: StateResult) => StateRes
     const { prevNode, ...rest } = r;
     return { ...rest, node: { path: node.path, stat: node.stat }, ...(keepPrevNode && prevNode !== undefined ? { prevNode } : {}) } as unknown as StateResult;
   };
+}
+
+/**
+ * A transaction's answer: its gets with their nodes whole (what a get is for; bounded by the
+ * state machine), its writes without values — the paths and stats, and a put's previous stat —
+ * so writing big values never makes a big answer.
+ */
+function txnWithoutValues(result: StateResult): StateResult {
+  const r = result as Record<string, unknown>;
+  if (r['ok'] !== true || r['op'] !== 'txn' || !Array.isArray(r['results'])) return result;
+  const strip = (node: unknown): unknown => (node === null || typeof node !== 'object' ? node : { path: (node as { path: string }).path, stat: (node as { stat: unknown }).stat });
+  const results = (r['results'] as Record<string, unknown>[]).map((op) =>
+    op['op'] === 'create' || op['op'] === 'put' ? { ...op, node: strip(op['node']), ...(op['op'] === 'put' ? { prevNode: strip(op['prevNode']) } : {}) } : op,
+  );
+  return { ...r, results } as unknown as StateResult;
+}
+
+/** An answer's size in JSON, estimated without building it: its nodes (with values), names, leases. */
+function answerBytes(answer: unknown): number {
+  if (answer === null || typeof answer !== 'object') return 0;
+  const a = answer as { node?: unknown; nodes?: unknown; names?: unknown; leases?: unknown };
+  let bytes = 64;
+  if (isNodeView(a.node)) bytes += nodeWireBytes(a.node);
+  if (Array.isArray(a.nodes)) for (const node of a.nodes) if (isNodeView(node)) bytes += nodeWireBytes(node) + 1;
+  if (Array.isArray(a.names)) for (const name of a.names) if (typeof name === 'string') bytes += jsonStringBytes(name) + 1;
+  if (Array.isArray(a.leases)) bytes += 48 * a.leases.length;
+  return bytes;
+}
+
+function isNodeView(value: unknown): value is { path: string; value: Uint8Array } {
+  return typeof value === 'object' && value !== null && typeof (value as { path?: unknown }).path === 'string' && (value as { value?: unknown }).value instanceof Uint8Array;
 }
 
 function pick(frame: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {

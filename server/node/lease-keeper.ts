@@ -20,6 +20,7 @@
  */
 
 import type { LeaseId } from '../state/types.js';
+import type { LeaseTable } from '../state/leases.js';
 import type { StateMachine, StateResult } from '../state/state-machine.js';
 
 /** What a keep-alive or time-to-live answers for one lease. */
@@ -47,14 +48,17 @@ export class LeaseKeeper {
   private refreshing = false;
   private readonly deadlines = new Map<LeaseId, number>();
   private readonly expiring = new Set<LeaseId>();
-  /** The lease table as last reconciled: (size, next id) changes whenever a lease comes or goes. */
-  private seen = { size: -1, nextId: -1 };
+  /** The lease table (a snapshot install replaces it) and its version as last reconciled (every grant and revoke moves it). */
+  private seenTable: LeaseTable | null = null;
+  private seenVersion = -1;
   private lastTickMs: number | null = null;
 
   constructor(
     private readonly deps: LeaseKeeperDeps,
     /** A gap between ticks beyond this means this member was not running (the election timeout). */
     private readonly stallMs: number,
+    /** The ephemeral nodes one expiry entry may delete (about): a lease holds at most this many. */
+    private readonly expireNodesMax = Number.POSITIVE_INFINITY,
   ) {}
 
   /** This member became leader in `term`: announce the epoch, and keep time once it is applied. */
@@ -147,9 +151,17 @@ export class LeaseKeeper {
       return;
     }
     this.reconcile();
+    // An expiry deletes its leases' nodes in one entry: a batch stops at about one write's
+    // worth of nodes (at least one lease), so one entry's work stays bounded.
+    const namespace = this.deps.machine().namespace;
     const due: LeaseId[] = [];
+    let nodes = 0;
     for (const [id, deadline] of this.deadlines) {
-      if (deadline <= now && !this.expiring.has(id)) due.push(id);
+      if (deadline > now || this.expiring.has(id)) continue;
+      const held = namespace.leaseNodeCount(id);
+      if (due.length > 0 && nodes + held > this.expireNodesMax) break;
+      due.push(id);
+      nodes += held;
       if (due.length === EXPIRE_BATCH_MAX) break;
     }
     if (due.length === 0) return;
@@ -188,18 +200,33 @@ export class LeaseKeeper {
     const machine = this.deps.machine();
     this.deadlines.clear();
     for (const id of machine.leases.ids()) this.deadlines.set(id, now + machine.leases.get(id)!.ttlMs);
-    this.seen = { size: machine.leases.size, nextId: machine.leases.nextLeaseId };
+    this.seenTable = machine.leases;
+    this.seenVersion = machine.leases.version;
   }
 
-  /** Follow the lease table: a granted lease gets a full TTL from now, an ended one is dropped. */
+  /**
+   * Follow the lease table: a lease granted (or granted again under its id) gets a full TTL from
+   * now, an ended one is dropped. By the table's change list, not a scan — unless the list no
+   * longer reaches back (or the table was replaced), then by a scan.
+   */
   private reconcile(): void {
     if (!this.armed) return;
     const leases = this.deps.machine().leases;
-    if (leases.size === this.seen.size && leases.nextLeaseId === this.seen.nextId) return;
+    if (leases === this.seenTable && leases.version === this.seenVersion) return;
     const now = this.deps.monotonicMs();
-    for (const id of this.deadlines.keys()) if (!leases.has(id)) this.deadlines.delete(id);
-    for (const id of leases.ids()) if (!this.deadlines.has(id)) this.deadlines.set(id, now + leases.get(id)!.ttlMs);
-    this.seen = { size: leases.size, nextId: leases.nextLeaseId };
+    const changed = leases === this.seenTable ? leases.changesSince(this.seenVersion) : null;
+    if (changed === null) {
+      for (const id of this.deadlines.keys()) if (!leases.has(id)) this.deadlines.delete(id);
+      for (const id of leases.ids()) if (!this.deadlines.has(id)) this.deadlines.set(id, now + leases.get(id)!.ttlMs);
+    } else {
+      for (const id of new Set(changed)) {
+        const lease = leases.get(id);
+        if (lease === undefined) this.deadlines.delete(id);
+        else this.deadlines.set(id, now + lease.ttlMs);
+      }
+    }
+    this.seenTable = leases;
+    this.seenVersion = leases.version;
   }
 }
 

@@ -70,6 +70,9 @@ export interface StoreHome {
   discardStaged(): Promise<void>;
 }
 
+/** A linearizable read whose read index has not come by then fails (retry): it never waits forever. */
+const READ_INDEX_WAIT_MS = 5_000;
+
 /** A part of a turn (its inputs, its apply) taking longer than this is logged with what it did. */
 const SLOW_TURN_PART_MS = 100;
 
@@ -103,6 +106,10 @@ export interface RuntimeOptions {
    * the committed entries are applied on the next turn (default 10,000).
    */
   readonly turnChangesMax?: number;
+  /** Milliseconds of applying one turn may spend before it yields (default 20; measured on the injected clock). */
+  readonly turnApplyMsMax?: number;
+  /** The nodes one write may create or delete (--max-write-nodes): one lease expiry entry deletes about that many at most. */
+  readonly writeNodesMax?: number;
   /**
    * Lease-based linearizable reads on the leader (Clock-Bound Wait), off by default. The leader
    * serves a read from its own state, without a heartbeat round, while a quorum confirmed its
@@ -177,6 +184,9 @@ export class MemberRuntime {
   readonly snapshots = { sent: 0, installed: 0 };
   /** Work applied in this turn (node changes + entries); past turnChangesMax the turn yields. */
   private turnChanges = 0;
+  /** Time spent applying in this turn; past turnApplyMsMax the turn yields. */
+  private turnApplyMs = 0;
+  private readonly turnApplyMsMax: number;
 
   constructor(
     private readonly options: RuntimeOptions,
@@ -186,6 +196,7 @@ export class MemberRuntime {
     this.keepEntries = options.keepEntries ?? 5_000;
     this.snapshotBytes = options.snapshotBytes ?? 64 * 1024 * 1024;
     this.turnChangesMax = options.turnChangesMax ?? 10_000;
+    this.turnApplyMsMax = options.turnApplyMsMax ?? 20;
     const applied = this.machine.appliedIndex;
     this.lastDurableIndex = applied;
     const { recovered } = deps;
@@ -227,6 +238,7 @@ export class MemberRuntime {
         warn: (fields, message) => this.deps.logger.warn(fields, message),
       },
       this.electionTimeoutMs,
+      options.writeNodesMax,
     );
   }
 
@@ -288,6 +300,7 @@ export class MemberRuntime {
       this.enqueue(() => this.raft.tick());
       if (this.options.leaseReads !== undefined) this.enqueue(() => this.probeLease());
       this.leaseKeeper.tick();
+      this.reads.failOverdue(this.deps.clock.monotonicMs(), new RequestError('UNAVAILABLE', `no leader confirmed the read within ${READ_INDEX_WAIT_MS} ms; try again`, this.raft.status.leaderId));
       this.releaseRevisionWaiters();
       this.settleHandOff();
     }, this.options.tickMs ?? 100);
@@ -380,7 +393,7 @@ export class MemberRuntime {
     // Within the read lease no other leader can exist: the commit index here is the latest.
     if (this.leaseValid() && this.machine.appliedIndex >= this.raft.status.commitIndex) return read(this.machine);
     const requestId = `${this.options.id}/${++this.readSeq}`;
-    const waiting = this.reads.add(requestId);
+    const waiting = this.reads.add(requestId, this.deps.clock.monotonicMs() + READ_INDEX_WAIT_MS);
     this.enqueue(() => {
       const result = this.raft.readIndex(requestId);
       if (!result.ok) {
@@ -393,6 +406,11 @@ export class MemberRuntime {
 
   /** A serializable read: this member's state as it is now. */
   async readSerializable<T>(read: (machine: StateMachine) => T): Promise<T> {
+    return this.readNow(read);
+  }
+
+  /** `read` of this member's state now, synchronously (what a read already confirmed serves from); refused once stopped. */
+  readNow<T>(read: (machine: StateMachine) => T): T {
     this.refuseIfStopped();
     return read(this.machine);
   }
@@ -496,6 +514,7 @@ export class MemberRuntime {
     this.turning = true;
     let yielded = false;
     this.turnChanges = 0;
+    this.turnApplyMs = 0;
     try {
       for (;;) {
         const inputs = this.inbox;
@@ -605,12 +624,15 @@ export class MemberRuntime {
     const applyStarted = this.deps.clock.monotonicMs();
     const changesBefore = this.turnChanges;
     for (const entry of rd.committedEntries) {
-      if (this.turnChanges >= this.turnChangesMax) {
+      // At least one entry per turn; then, past the turn's work or time, the rest wait.
+      const spentMs = this.turnApplyMs + (this.deps.clock.monotonicMs() - applyStarted);
+      if (this.turnChanges > 0 && (this.turnChanges >= this.turnChangesMax || spentMs >= this.turnApplyMsMax)) {
         appliedThrough = entry.index - 1;
         break;
       }
       this.turnChanges += 1 + this.apply(entry);
     }
+    this.turnApplyMs += this.deps.clock.monotonicMs() - applyStarted;
     this.noteSlow('apply', applyStarted, { entries: rd.committedEntries.length, changes: this.turnChanges - changesBefore, yielded: appliedThrough !== null });
     // The store is written behind the apply (the WAL holds everything above its durable index),
     // after the answers have gone out (building the batch is not on a client's path); a failed

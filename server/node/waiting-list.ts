@@ -71,12 +71,26 @@ export class ProposalWaitingList<T> {
   }
 }
 
-/** Linearizable reads by request id: first their read index, then the apply that reaches it. */
+/**
+ * Linearizable reads by request id: first their read index, then the apply that reaches it. A
+ * read whose index never comes (its ReadIndex lost on the way, or dropped by a leader whose read
+ * queue is full) fails at its deadline rather than wait forever.
+ */
 export class ReadWaitingList {
-  private readonly pending = new Map<string, Waiter<void> & { index: number | null }>();
+  private readonly pending = new Map<string, Waiter<void> & { index: number | null; readonly deadline: number }>();
 
-  add(requestId: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => this.pending.set(requestId, { resolve, reject, index: null }));
+  /** `deadline`: when, on the caller's clock, the read gives up waiting for its read index. */
+  add(requestId: string, deadline = Number.POSITIVE_INFINITY): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.pending.set(requestId, { resolve, reject, index: null, deadline }));
+  }
+
+  /** Fail the reads still without a read index whose deadline is at or before `now` (in insertion order: oldest first). */
+  failOverdue(now: number, error: Error): void {
+    for (const [requestId, waiter] of this.pending) {
+      if (waiter.index !== null || waiter.deadline > now) continue;
+      this.pending.delete(requestId);
+      waiter.reject(error);
+    }
   }
 
   /** The leader confirmed `requestId` may be served once `index` is applied. */

@@ -24,11 +24,23 @@ export interface Lease {
 
 export const LEASE_TTL_MS_MIN = 1_000;
 export const LEASE_TTL_MS_MAX = 24 * 60 * 60 * 1_000;
+/** The most leases a table holds whatever a proposer asks (the ceiling of --max-leases). */
 export const LEASES_MAX = 1_000_000;
 
 export type LeaseAnswer = { readonly ok: true; readonly lease: Lease; readonly existing: boolean } | { readonly ok: false; readonly code: ErrorCode; readonly message: string };
 
+/** Grants and revokes remembered for changesSince (older ones: the follower rescans the table). */
+const RECENT_CHANGES_MAX = 65_536;
+
 export class LeaseTable {
+  /**
+   * Leases granted or ended, in order, since `recentBase` changes ago (`version` counts them all):
+   * what lets the leader's keeper follow the table without scanning it. In memory only, not
+   * replicated state (a restarted keeper rescans).
+   */
+  private recent: LeaseId[] = [];
+  private recentBase = 0;
+  private versionNow = 0;
   /** By id, in id order (a B+ tree: a page of leaseList costs its page, not a sort of all). */
   private readonly leases = new BTree<LeaseId, Lease>();
   private nextId = 1;
@@ -91,7 +103,29 @@ export class LeaseTable {
     const lease: Lease = { id: id ?? this.nextId++, ttlMs, grantedAtMs: nowMs };
     this.leases.set(lease.id, lease);
     this.changes?.leases.add(lease.id);
+    this.noteChange(lease.id);
     return { ok: true, lease, existing: false };
+  }
+
+  /** How many grants and revokes this table has seen (in this process). */
+  get version(): number {
+    return this.versionNow;
+  }
+
+  /** The ids granted or ended since `version` (in order, maybe repeated), or null if that is no longer remembered. */
+  changesSince(version: number): readonly LeaseId[] | null {
+    if (version < this.recentBase || version > this.versionNow) return null;
+    return this.recent.slice(version - this.recentBase);
+  }
+
+  private noteChange(id: LeaseId): void {
+    this.recent.push(id);
+    this.versionNow += 1;
+    if (this.recent.length > RECENT_CHANGES_MAX) {
+      const drop = this.recent.length - RECENT_CHANGES_MAX / 2;
+      this.recent = this.recent.slice(drop);
+      this.recentBase += drop;
+    }
   }
 
   /** Up to `limit` lease ids above `after`, in order (a page of leaseList). */
@@ -107,6 +141,7 @@ export class LeaseTable {
   /** Remove the lease; the caller deletes its nodes. */
   revoke(id: LeaseId): boolean {
     this.changes?.leases.add(id);
+    this.noteChange(id);
     return this.leases.delete(id);
   }
 

@@ -20,7 +20,7 @@
 
 import type { ErrorCode } from '../../shared/errors.js';
 import { checkPath, checkSequentialPath, comparePaths, joinPath, parentOf, ROOT, sequentialPath } from '../../shared/paths.js';
-import { nodeWireBytes } from '../../shared/wire-size.js';
+import { nodeWireBytes, statWireBytes } from '../../shared/wire-size.js';
 import type { ChangeTracker, VersionChange } from './changes.js';
 import { ChildrenIndex } from './children-index.js';
 import { changesSlice, type ReplayBudget, type ReplaySlice, type Version } from './history-replay.js';
@@ -51,7 +51,7 @@ import type {
 
 export const VALUE_BYTES_MAX_DEFAULT = 1024 * 1024;
 /** Nodes one delete may remove when the command carries no limit of its own. */
-export const DELETE_NODES_MAX_DEFAULT = 10_000;
+export const WRITE_NODES_MAX_DEFAULT = 10_000;
 export { RANGE_SCAN_MAX } from './namespace-reads.js';
 
 export interface NamespaceOptions {
@@ -102,7 +102,7 @@ export class Namespace {
   /** Which paths each revision above the compaction mark changed, for replays and compaction. */
   private revisions = new RevisionIndex();
   /** The limits of the command being applied (carried in it, so every member applies the same). */
-  private commandLimits: Required<CommandLimits> = { deleteNodesMax: DELETE_NODES_MAX_DEFAULT, answerBytesMax: Number.POSITIVE_INFINITY };
+  private commandLimits: Required<CommandLimits> = { writeNodesMax: WRITE_NODES_MAX_DEFAULT, answerBytesMax: Number.POSITIVE_INFINITY };
   private readonly valueBytesMax: number;
   private readonly historyRevisions: number;
   private readonly leaseExists: (lease: LeaseId) => boolean;
@@ -182,7 +182,7 @@ export class Namespace {
     if (problem !== null) return this.refused(new Refusal(problem.code, problem.message));
     const carried = (command as { limits?: CommandLimits }).limits;
     this.commandLimits = {
-      deleteNodesMax: carried?.deleteNodesMax ?? DELETE_NODES_MAX_DEFAULT,
+      writeNodesMax: carried?.writeNodesMax ?? WRITE_NODES_MAX_DEFAULT,
       answerBytesMax: carried?.answerBytesMax ?? Number.POSITIVE_INFINITY,
     };
     try {
@@ -279,10 +279,20 @@ export class Namespace {
     return [...(this.pathsByLease.get(lease) ?? [])].sort(comparePaths);
   }
 
-  /** Delete every node attached to these leases at one revision (revoked or expired together). */
+  /** How many ephemeral nodes die with `lease`. */
+  leaseNodeCount(lease: LeaseId): number {
+    return this.pathsByLease.get(lease)?.size ?? 0;
+  }
+
+  /**
+   * Delete every node attached to these leases at one revision (revoked or expired together).
+   * Never refused for its size: a lease's end must happen. Each lease holds at most
+   * writeNodesMax nodes, and the leader batches expiries to about that many (lease-keeper.ts).
+   */
   deleteLeaseNodes(leases: readonly LeaseId[]): { result: CommandResult; events: ChangeEvent[] } {
     const paths = [...new Set(leases)].sort((a, b) => a - b).flatMap((lease) => this.pathsOfLease(lease));
     if (paths.length === 0) return { result: { ok: true, revision: this.revisionNow, op: 'delete', deleted: 0 }, events: [] };
+    this.commandLimits = { writeNodesMax: Number.POSITIVE_INFINITY, answerBytesMax: Number.POSITIVE_INFINITY };
     return this.single((ws) => {
       let deleted = 0;
       for (const path of paths) if (ws.node(path) !== null) deleted += this.deleteNode(ws, path, false);
@@ -292,10 +302,18 @@ export class Namespace {
 
   // ─── writes ────────────────────────────────────────────────────────────────────────────────
 
-  /** Run one command's steps in a write set and commit them at the next revision, all or nothing. */
+  /**
+   * Run one command's steps in a write set and commit them at the next revision, all or nothing.
+   * A command that creates or deletes more than writeNodesMax nodes in all (parents a put makes,
+   * recursive deletes, a transaction's ops together) is refused: one log entry's work is bounded.
+   */
   private write(run: (ws: WriteSet) => OpResult[]): { results: OpResult[]; events: ChangeEvent[]; revision: number } {
     const ws = new WriteSet(this, this.revisionNow + 1);
     const results = run(ws);
+    const max = this.commandLimits.writeNodesMax;
+    if (ws.nodesChanged > max) {
+      throw new Refusal('TOO_LARGE', `the write creates or deletes ${ws.nodesChanged} nodes; one write may change at most ${max}: split it`, 'writeNodesMax');
+    }
     const events = this.commit(ws);
     return { results, events, revision: this.revisionNow };
   }
@@ -318,12 +336,11 @@ export class Namespace {
           if (error instanceof Refusal) throw new Refusal(error.code, `txn op ${i} (${describeOp(op)}): ${error.message}`, error.limit);
           throw error;
         }
-        // Only a get answers a value: the rest answer paths and stats (or nothing), bounded by the request.
-        if (result.op === 'get') {
-          answerBytes += nodeWireBytes(result.node);
-          if (answerBytes > this.commandLimits.answerBytesMax) {
-            throw new Refusal('TOO_LARGE', `txn op ${i} (${describeOp(op)}): the transaction's gets would answer more than ${this.commandLimits.answerBytesMax} bytes; read the nodes apart`, 'answerBytesMax');
-          }
+        // A get answers its node with the value; a write answers paths and stats only (the
+        // member strips values from a transaction's write results).
+        answerBytes += result.op === 'get' ? nodeWireBytes(result.node) : result.op === 'delete' ? 32 : 2 * statWireBytes(result.op === 'create' ? result.path : result.node.path);
+        if (answerBytes > this.commandLimits.answerBytesMax) {
+          throw new Refusal('TOO_LARGE', `txn op ${i} (${describeOp(op)}): the transaction would answer more than ${this.commandLimits.answerBytesMax} bytes; read the nodes apart`, 'answerBytesMax');
         }
         return result;
       });
@@ -404,9 +421,11 @@ export class Namespace {
     if (node === null) throw new Refusal('NO_NODE', `${path} does not exist`);
     if (op.ifVersion !== undefined && op.ifVersion !== node.stat.version) throw new Refusal('BAD_VERSION', `${path} is at version ${node.stat.version}, not ${op.ifVersion}`);
     if (node.stat.numChildren > 0 && op.recursive !== true) throw new Refusal('NOT_EMPTY', `${path} has ${node.stat.numChildren} children`);
-    const max = this.commandLimits.deleteNodesMax;
-    if (node.stat.numChildren > 0 && this.subtreeLarger(ws, path, max)) {
-      throw new Refusal('TOO_LARGE', `${path} and its descendants are more than ${max} nodes, more than one delete removes; delete its children in pages first`, 'deleteNodesMax');
+    // Counted before anything is deleted (at most the room left in this write), so a subtree too
+    // big for one write costs no more than that room to find out.
+    const room = this.commandLimits.writeNodesMax - ws.nodesChanged;
+    if (node.stat.numChildren > 0 && this.subtreeLarger(ws, path, room)) {
+      throw new Refusal('TOO_LARGE', `${path} and its descendants are more than the ${room} nodes this write may still delete (at most ${this.commandLimits.writeNodesMax} per write); delete its children in pages first`, 'writeNodesMax');
     }
     return { op: 'delete', deleted: this.deleteNode(ws, path, true) };
   }
@@ -629,11 +648,11 @@ export class Namespace {
     return lease;
   }
 
-  /** A lease's nodes all die in one delete, so it may hold no more than one delete removes. */
+  /** A lease's nodes all die in one write, so it may hold no more than one write changes. */
   private requireLeaseRoom(ws: WriteSet, lease: LeaseId): void {
     const held = (this.pathsByLease.get(lease)?.size ?? 0) + ws.leaseGain(lease);
-    const max = this.commandLimits.deleteNodesMax;
-    if (held >= max) throw new Refusal('RESOURCE_EXHAUSTED', `lease ${lease} holds ${held} nodes, as many as one delete removes (${max}); use another lease`, 'deleteNodesMax');
+    const max = this.commandLimits.writeNodesMax;
+    if (held >= max) throw new Refusal('RESOURCE_EXHAUSTED', `lease ${lease} holds ${held} nodes, as many as one write may delete (${max}); use another lease`, 'writeNodesMax');
   }
 
   private refused(refusal: Refusal): { result: CommandResult; events: ChangeEvent[] } {

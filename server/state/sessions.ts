@@ -270,16 +270,19 @@ function isStamp(value: unknown): value is ClientStamp {
 }
 
 /**
- * An answer as a session records it: paths, stats and counts, never a node's value (the answer
- * first sent had them; a retry gets the record). Nodes become `{path, stat}`.
+ * An answer as a session records it: stats and counts, never a node's value, and no path the
+ * client sent itself (the answer first sent had them; a retry gets the record). A create keeps
+ * the path it made (a sequential name is news to the client) — as long as the node it names, so
+ * records grow with what a client creates, not with what it reads or overwrites.
  */
 export function recordable(result: unknown): unknown {
   if (typeof result !== 'object' || result === null) return result;
   const r = result as Record<string, unknown>;
   if (r['ok'] !== true) return result;
   const out: Record<string, unknown> = { ...r };
-  if (isNode(r['node'])) out['node'] = withoutValue(r['node']);
-  if (isNode(r['prevNode'])) out['prevNode'] = withoutValue(r['prevNode']);
+  const keepPath = r['op'] === 'create';
+  if (isNode(r['node'])) out['node'] = statOnly(r['node'], keepPath);
+  if (isNode(r['prevNode'])) out['prevNode'] = statOnly(r['prevNode'], false);
   if (Array.isArray(r['results'])) out['results'] = (r['results'] as unknown[]).map((op) => recordable({ ok: true, ...(op as Record<string, unknown>) })).map((op) => {
     const { ok: _ok, ...rest } = op as Record<string, unknown>;
     return rest;
@@ -291,6 +294,6 @@ function isNode(value: unknown): value is { path: string; stat: unknown } {
   return typeof value === 'object' && value !== null && 'path' in value && 'stat' in value;
 }
 
-function withoutValue(node: { path: string; stat: unknown }): { path: string; stat: unknown } {
-  return { path: node.path, stat: node.stat };
+function statOnly(node: { path: string; stat: unknown }, keepPath: boolean): { path?: string; stat: unknown } {
+  return keepPath ? { path: node.path, stat: node.stat } : { stat: node.stat };
 }

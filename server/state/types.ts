@@ -37,14 +37,14 @@ export interface NodeView {
  * carried inside the command (a member's flags may differ from another's; the log may not).
  */
 export interface CommandLimits {
-  /** Nodes one delete may remove (a recursive delete); also the ephemeral nodes one lease may hold. */
-  readonly deleteNodesMax?: number;
+  /** Nodes one write may create or delete in all (parents, recursive deletes, a transaction's ops); also the ephemeral nodes one lease may hold. */
+  readonly writeNodesMax?: number;
   /** Bytes a transaction's answer may take (its gets' nodes). */
   readonly answerBytesMax?: number;
 }
 
 /** The replicated limits an error may name (the member maps each to its flag). */
-export type StateLimitName = 'deleteNodesMax' | 'answerBytesMax' | 'sessionsMax' | 'leasesMax';
+export type StateLimitName = 'writeNodesMax' | 'answerBytesMax' | 'sessionsMax' | 'leasesMax';
 
 export interface CreateOp {
   readonly op: 'create';

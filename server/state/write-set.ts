@@ -26,6 +26,8 @@ export class WriteSet {
   private readonly childChanges = new Map<string, Map<string, boolean>>();
   /** Ephemeral nodes each lease gained in this command. */
   private readonly leaseGains = new Map<LeaseId, number>();
+  /** Nodes this command created or deleted (a path's existence changed), for the per-write bound. */
+  nodesChanged = 0;
 
   constructor(
     private readonly live: LiveView,
@@ -42,6 +44,7 @@ export class WriteSet {
     this.changes.set(path, node);
     if (kind !== null) this.events.push({ kind, path, node });
     if ((before === null) === (node === null) || path === ROOT) return;
+    this.nodesChanged += 1;
     const parent = parentOf(path)!;
     const name = path.slice(parent === ROOT ? 1 : parent.length + 1);
     let names = this.childChanges.get(parent);

@@ -71,8 +71,14 @@ const SLICE_SCAN_MAX = 10_000;
 /** The slice read when a watch is answered (inside the request): small, so a flood of watches costs little. */
 const FIRST_SLICE_EVENTS_MAX = 64;
 const FIRST_SLICE_SCAN_MAX = 512;
-/** What one turn of the event loop may spend on one replay: slices read, and bytes sent. */
-const REPLAY_SLICES_PER_TURN = 4;
+/** Live frames one turn of the event loop pushes before the queued revisions left wait for the next. */
+const FANOUT_FRAMES_PER_TURN = 20_000;
+
+/**
+ * What one turn of the event loop may spend on replays, all watchers together: history slices
+ * read, and bytes sent. Replays take turns (round robin), one slice each per visit.
+ */
+const REPLAY_SLICES_PER_TURN = 8;
 const REPLAY_BYTES_PER_TURN = 1024 * 1024;
 
 /** A replay under way: the history from `next` on is still to be read; `events[at..]` read and not yet sent. */
@@ -82,6 +88,8 @@ interface Replay {
   at: number;
   /** Waiting for the connection to drain (a resume is registered). */
   waiting: boolean;
+  /** In the hub's queue of replays to run. */
+  queued: boolean;
 }
 
 interface Watcher {
@@ -112,6 +120,9 @@ export class WatchHub {
   /** Applied revisions not yet fanned out: the apply loop only queues them (and its answers go first). */
   private pending: (readonly ChangeEvent[])[] = [];
   private flushScheduled = false;
+  /** Replays with work to do, in turn order; run from a later turn of the event loop. */
+  private replayQueue: Watcher[] = [];
+  private replaysScheduled = false;
 
   constructor(
     private readonly namespace: () => Namespace,
@@ -145,9 +156,9 @@ export class WatchHub {
       const first = namespace.changesFrom(spec.fromRevision, spec.path, spec.scope, { eventsMax: FIRST_SLICE_EVENTS_MAX, scanMax: FIRST_SLICE_SCAN_MAX });
       if (!first.ok) return { ok: false, code: first.code, message: first.message, compactRevision: first.compactRevision };
       watcher.lastRevision = spec.fromRevision - 1;
-      watcher.replay = { next: first.nextRevision, events: first.events.filter((e) => passes(spec, e)), at: 0, waiting: false };
+      watcher.replay = { next: first.nextRevision, events: first.events.filter((e) => passes(spec, e)), at: 0, waiting: false, queued: false };
       // After the answer has gone out (a later turn of the event loop).
-      setImmediate(() => this.pump(watcher));
+      this.queueReplay(watcher);
     }
     if (watchers === undefined) this.bySink.set(sink, (watchers = new Map()));
     watchers.set(id, watcher);
@@ -201,21 +212,32 @@ export class WatchHub {
   publish(events: readonly ChangeEvent[]): void {
     if (events.length === 0 || this.bySink.size === 0) return;
     this.pending.push(events);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    setImmediate(() => this.flush(FANOUT_FRAMES_PER_TURN));
   }
 
-  /** Fan out every queued revision, oldest first. */
-  flush(): void {
+  /**
+   * Fan out queued revisions, oldest first: all of them (a bookmark or a new watch needs every
+   * revision out before it), or, from the event loop, until `framesMax` frames went out in this
+   * turn — the rest go on the next turn, in order (10,000 watchers of one key and a burst of
+   * revisions must not hold the loop).
+   */
+  flush(framesMax = Number.POSITIVE_INFINITY): void {
     this.flushScheduled = false;
-    if (this.pending.length === 0) return;
-    const batches = this.pending;
-    this.pending = [];
-    for (const events of batches) this.fanOut(events);
+    let frames = 0;
+    let done = 0;
+    while (done < this.pending.length && frames < framesMax) frames += this.fanOut(this.pending[done++]!);
+    this.pending = done === this.pending.length ? [] : this.pending.slice(done);
+    if (this.pending.length > 0) this.scheduleFlush();
   }
 
-  private fanOut(events: readonly ChangeEvent[]): void {
+  /** Push one revision to the watchers it matches; answers how many frames went out. */
+  private fanOut(events: readonly ChangeEvent[]): number {
     const revision = events[0]!.revision;
     const changes = onePerPath(events, this.namespace());
     const matched = new Map<Watcher, ChangeEvent[]>();
@@ -227,7 +249,8 @@ export class WatchHub {
         list.push(change);
       }
     }
-    if (matched.size === 0) return;
+    if (matched.size === 0) return 0;
+    let frames = 0;
     // The wire form of a revision's events is built once per shape, not once per watcher — when
     // it is one frame. A revision too big for one is built fragment by fragment for each
     // watcher, and no further than its connection takes.
@@ -240,22 +263,28 @@ export class WatchHub {
         let json = shapes.get(key);
         if (json === undefined) shapes.set(key, (json = `[${list.map((c) => JSON.stringify(wireEvent(c, prevNode))).join(',')}]`));
         this.deliver(watcher, revision, json, false);
+        frames += 1;
         continue;
       }
       const fragments = fragmentsOf(list, prevNode, this.limits.fragmentBytesMax);
       let fragment = fragments.next();
       while (!fragment.done) {
         const following = fragments.next();
+        frames += 1;
         if (!this.deliver(watcher, revision, fragment.value, !following.done)) break;
         fragment = following;
       }
     }
+    return frames;
   }
 
   /** Periodic: a progress frame for each idle watch that asked for them. */
   tick(progressIntervalMs: number): void {
     if (this.bySink.size === 0) return;
-    this.flush();
+    // Idle bookmarks can wait a tick: with revisions still queued (a burst being fanned out a
+    // turn's worth at a time) none is due — a bookmark at R must follow every event up to R.
+    this.flush(FANOUT_FRAMES_PER_TURN);
+    if (this.pending.length > 0) return;
     const now = this.nowMs();
     const revision = this.namespace().revision;
     for (const watchers of this.bySink.values()) {
@@ -277,30 +306,61 @@ export class WatchHub {
     }
   }
 
-  /**
-   * One turn of a replay: send what was read while the connection takes it, read the next
-   * slices of history, within the turn's budget; then go on next turn, or once the connection
-   * drains, or hand over to live delivery when history has caught up with the present.
-   */
-  private pump(watcher: Watcher): void {
+  private queueReplay(watcher: Watcher): void {
     const replay = watcher.replay;
-    if (watcher.cancelled || replay === null) return;
+    if (watcher.cancelled || replay === null || replay.queued) return;
+    replay.queued = true;
+    this.replayQueue.push(watcher);
+    if (this.replaysScheduled) return;
+    this.replaysScheduled = true;
+    setImmediate(() => this.runReplays());
+  }
+
+  /**
+   * One turn of replays, for every watcher together: each in turn (the ones queued when the turn
+   * began) sends what it read while its connection takes it and reads its next slice, until the
+   * turn's budget is spent; the rest go on next turn, or once their connection drains.
+   */
+  private runReplays(): void {
+    this.replaysScheduled = false;
+    const budget = { slices: REPLAY_SLICES_PER_TURN, bytes: REPLAY_BYTES_PER_TURN };
+    const queue = this.replayQueue;
+    this.replayQueue = [];
+    let at = 0;
+    for (; at < queue.length && budget.slices > 0 && budget.bytes > 0; at++) {
+      const watcher = queue[at]!;
+      if (watcher.replay !== null) watcher.replay.queued = false;
+      if (this.pump(watcher, budget)) this.queueReplay(watcher);
+    }
+    // Not reached this turn: first in line next turn.
+    const waiting = queue.slice(at).filter((w) => !w.cancelled && w.replay !== null);
+    this.replayQueue = [...waiting, ...this.replayQueue];
+    if (this.replayQueue.length > 0 && !this.replaysScheduled) {
+      this.replaysScheduled = true;
+      setImmediate(() => this.runReplays());
+    }
+  }
+
+  /**
+   * One visit to a replay: send what was read while the connection takes it, read one more slice
+   * of history if the budget allows; hand over to live delivery when history has caught up with
+   * the present. True if it has more to do now (queue it again).
+   */
+  private pump(watcher: Watcher, budget: { slices: number; bytes: number }): boolean {
+    const replay = watcher.replay;
+    if (watcher.cancelled || replay === null) return false;
     replay.waiting = false;
-    let slices = 0;
-    let bytes = 0;
+    let sliceRead = false;
     for (;;) {
       while (replay.at < replay.events.length) {
         if (watcher.sink.writable !== undefined && !watcher.sink.writable()) {
           this.waitForDrain(watcher, replay);
-          return;
+          return false;
         }
-        if (bytes >= REPLAY_BYTES_PER_TURN) {
-          setImmediate(() => this.pump(watcher));
-          return;
-        }
+        if (budget.bytes <= 0) return true;
         const sent = this.sendReplayed(watcher, replay);
-        if (sent < 0) return; // cancelled
-        bytes += sent;
+        if (sent < 0) return false; // cancelled
+        budget.bytes -= sent;
       }
       // Everything read is sent. Revisions applied meanwhile are in history too: if the replay
       // has reached the present, live delivery takes over from the next revision on.
@@ -308,17 +368,15 @@ export class WatchHub {
       if (replay.next > namespace.revision) {
         watcher.lastRevision = Math.max(watcher.lastRevision, replay.next - 1);
         watcher.replay = null;
-        return;
+        return false;
       }
-      if (slices >= REPLAY_SLICES_PER_TURN) {
-        setImmediate(() => this.pump(watcher));
-        return;
-      }
+      if (sliceRead || budget.slices <= 0) return true;
       const slice = namespace.changesFrom(replay.next, watcher.spec.path, watcher.spec.scope, { eventsMax: SLICE_EVENTS_MAX, scanMax: SLICE_SCAN_MAX });
-      slices += 1;
+      sliceRead = true;
+      budget.slices -= 1;
       if (!slice.ok) {
         this.cancelWith(watcher, 'COMPACTED', slice.message);
-        return;
+        return false;
       }
       replay.next = slice.nextRevision;
       replay.events = slice.events.filter((e) => e.revision > watcher.lastRevision && passes(watcher.spec, e));
@@ -352,7 +410,7 @@ export class WatchHub {
   private waitForDrain(watcher: Watcher, replay: Replay): void {
     if (replay.waiting) return;
     replay.waiting = true;
-    watcher.sink.whenWritable?.(() => setImmediate(() => this.pump(watcher)));
+    watcher.sink.whenWritable?.(() => this.queueReplay(watcher));
   }
 
   /** Push one revision's events (or one fragment of them) to a watcher; on a full connection, cancel it instead. */

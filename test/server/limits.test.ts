@@ -14,7 +14,7 @@ const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 
 /** "1.5 MiB", "4,096 B", "10,000" → a number. */
 function parseDefault(text: string): number {
-  const match = /^([\d.,]+)( MiB| B)?$/.exec(text.trim());
+  const match = /^([\d.,]+)( MiB| B| ms)?$/.exec(text.trim());
   if (match === null) throw new Error(`cannot read the default ${JSON.stringify(text)}`);
   const value = Number(match[1]!.replaceAll(',', ''));
   return match[2] === ' MiB' ? value * 1024 * 1024 : value;
@@ -32,9 +32,17 @@ describe('limits', () => {
     expect(() => resolveLimits({ txnOpsMax: 1.5 })).toThrow('--max-txn-ops must be a positive integer');
     expect(() => resolveLimits({ pathBytesMax: 4097 })).toThrow('--max-path-bytes can be at most 4096');
     expect(resolveLimits({ sessionsMax: 7 }).sessionsMax).toBe(7);
+    expect(() => resolveLimits({ sessionsMax: 2_000_000 })).toThrow('--max-sessions can be at most 1000000');
+    expect(() => resolveLimits({ leasesMax: 2_000_000 })).toThrow('--max-leases can be at most 1000000');
+  });
+
+  it('refuses a value bound that no frame could carry or no answer could read back', () => {
+    expect(() => resolveLimits({ valueBytesMax: 2 * 1024 * 1024 })).toThrow('--max-frame-bytes must hold one value of --max-value-bytes');
+    expect(() => resolveLimits({ answerBytesMax: 1024 * 1024 })).toThrow('--max-answer-bytes must hold one node of --max-value-bytes');
+    expect(resolveLimits({ valueBytesMax: 2 * 1024 * 1024, frameBytesMax: 3 * 1024 * 1024 }).valueBytesMax).toBe(2 * 1024 * 1024);
   });
 
   it('names a limit in an error frame by key, flag and value', () => {
-    expect(limitField(resolveLimits({ answerBytesMax: 99 }), 'answerBytesMax')).toEqual({ name: 'answerBytesMax', flag: '--max-answer-bytes', value: 99 });
+    expect(limitField(resolveLimits({ answerBytesMax: 2_000_000 }), 'answerBytesMax')).toEqual({ name: 'answerBytesMax', flag: '--max-answer-bytes', value: 2_000_000 });
   });
 });

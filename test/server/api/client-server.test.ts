@@ -33,6 +33,7 @@ function stubHandlers(): RequestHandlers & { held: (() => void)[]; thrown: numbe
     held,
     thrown: 0,
     isWrite: () => false,
+    chargedWhenServed: () => false,
     disconnected: (_c: ClientConnection) => undefined,
     async handle(type: string, frame: Record<string, unknown>): Promise<Record<string, unknown>> {
       if (type === 'get') return { ok: true, node: { path: '/x', value: 'A'.repeat((frame['revision'] as number | undefined) ?? 10), stat: {} } };
@@ -156,10 +157,10 @@ describe('bounds', () => {
   });
 
   it('closes a connection whose frame passes --max-frame-bytes with 1009 and a reason naming the limit', async () => {
-    const { connect } = await serve({ frameBytesMax: 1_000 });
+    const { connect } = await serve({ frameBytesMax: 2_000, valueBytesMax: 100, pathBytesMax: 100 });
     const client = await connect();
-    client.send({ id: 1, type: 'status', pad: 'x'.repeat(2_000) });
-    expect(await client.closed).toMatchObject({ code: 1009, reason: expect.stringContaining('--max-frame-bytes 1000') });
+    client.send({ id: 1, type: 'status', pad: 'x'.repeat(3_000) });
+    expect(await client.closed).toMatchObject({ code: 1009, reason: expect.stringContaining('--max-frame-bytes 2000') });
   });
 
   it('closes the connection holding the most unread answers once the member\'s total passes its bound, and serves a reader', async () => {

@@ -40,7 +40,7 @@ class Harness {
   readonly keeper: LeaseKeeper;
   private index = 0;
 
-  constructor(stallMs = STALL_MS) {
+  constructor(stallMs = STALL_MS, expireNodesMax?: number) {
     this.keeper = new LeaseKeeper(
       {
         monotonicMs: () => this.now,
@@ -58,6 +58,7 @@ class Harness {
         warn: (fields, message) => void this.warnings.push({ fields, message }),
       },
       stallMs,
+      expireNodesMax,
     );
   }
 
@@ -271,6 +272,36 @@ describe('LeaseKeeper', () => {
     expect(h.commands).toHaveLength(2);
     h.tickUntil(armed + 600 + TTL);
     expect(h.commands.slice(2)).toEqual([expire([b])]);
+  });
+
+  it('gives a lease granted under a client-chosen id a deadline even when a revoke between two ticks leaves the table\'s size and counter unchanged (was a bug: it never expired)', async () => {
+    const h = new Harness();
+    const old = h.grant(TTL);
+    const armed = await h.lead();
+    h.tickUntil(armed + 500);
+    h.revoke(old);
+    const chosen = h.apply({ op: 'leaseGrant', ttlMs: TTL, lease: 777 });
+    expect(chosen).toMatchObject({ ok: true, lease: { id: 777 } });
+    h.tickUntil(armed + 600); // sees the revoke and the grant: same size, same next id as before
+    h.tickUntil(armed + 600 + TTL);
+    expect(h.commands.slice(1)).toEqual([expire([777])]);
+    expect(h.keeper.timeToLive(777)).toMatchObject({ ok: false, code: 'LEASE_NOT_FOUND' }); // its expiry is in flight
+  });
+
+  it('stops an expiry batch at about one write\'s worth of ephemeral nodes (at least one lease per entry)', async () => {
+    const h = new Harness(STALL_MS, 3);
+    const ids = [h.grant(TTL), h.grant(TTL), h.grant(TTL)];
+    const nodes = [2, 2, 5];
+    ids.forEach((id, i) => {
+      for (let n = 0; n < nodes[i]!; n++) expect(h.apply({ op: 'create', path: `/e${id}-${n}`, value: new Uint8Array(0), lease: id })).toMatchObject({ ok: true });
+    });
+    const armed = await h.lead();
+    h.tickUntil(armed + TTL);
+    expect(h.commands.slice(1)).toEqual([expire([ids[0]!])]);
+    h.tickUntil(armed + TTL + TICK_MS);
+    expect(h.commands.slice(2)).toEqual([expire([ids[1]!])]);
+    h.tickUntil(armed + TTL + 2 * TICK_MS);
+    expect(h.commands.slice(3)).toEqual([expire([ids[2]!])]); // more than the bound alone: still expires
   });
 
   it('gives a lease granted after arming a full TTL from the time-to-live that sees it first', async () => {

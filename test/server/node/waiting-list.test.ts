@@ -37,3 +37,22 @@ describe('ReadWaitingList', () => {
     expect(released).toBe(true);
   });
 });
+
+describe('ReadWaitingList deadlines', () => {
+  it('fails a read whose read index never came once its deadline passes (a lost ReadIndex never hangs a read), and only such a read', async () => {
+    const list = new ReadWaitingList();
+    const lost = list.add('lost', 100);
+    const confirmed = list.add('confirmed', 100);
+    const later = list.add('later', 200);
+    list.readIndex('confirmed', 5);
+    list.failOverdue(99, new RequestError('UNAVAILABLE', 'no read index', null));
+    list.failOverdue(100, new RequestError('UNAVAILABLE', 'no read index', null));
+    await expect(lost).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    list.applied(5);
+    await expect(confirmed).resolves.toBeUndefined();
+    let settled = false;
+    void later.then(() => (settled = true), () => (settled = true));
+    await Promise.resolve();
+    expect(settled).toBe(false);
+  });
+});

@@ -964,13 +964,13 @@ describe('limits carried in the command (every member applies the proposer\'s)',
     return namespace;
   }
 
-  it('refuses a recursive delete of more nodes than deleteNodesMax (TOO_LARGE, naming it), deleting nothing; exactly as many is deleted', () => {
+  it('refuses a recursive delete of more nodes than writeNodesMax (TOO_LARGE, naming it), deleting nothing; exactly as many is deleted', () => {
     const namespace = tree(4); // /big + 4 children + 1 grandchild = 6 nodes
-    refused(namespace, { op: 'delete', path: '/big', recursive: true, limits: { deleteNodesMax: 5 } }, 'TOO_LARGE');
-    expect(run(namespace, { op: 'delete', path: '/big', recursive: true, limits: { deleteNodesMax: 5 } }).result).toMatchObject({ limit: 'deleteNodesMax' });
+    refused(namespace, { op: 'delete', path: '/big', recursive: true, limits: { writeNodesMax: 5 } }, 'TOO_LARGE');
+    expect(run(namespace, { op: 'delete', path: '/big', recursive: true, limits: { writeNodesMax: 5 } }).result).toMatchObject({ limit: 'writeNodesMax' });
     // In pages: the children first, then the rest.
-    ok(namespace, { op: 'delete', path: '/big/c0', recursive: true, limits: { deleteNodesMax: 5 } }, 'delete');
-    const done = ok(namespace, { op: 'delete', path: '/big', recursive: true, limits: { deleteNodesMax: 4 } }, 'delete');
+    ok(namespace, { op: 'delete', path: '/big/c0', recursive: true, limits: { writeNodesMax: 5 } }, 'delete');
+    const done = ok(namespace, { op: 'delete', path: '/big', recursive: true, limits: { writeNodesMax: 4 } }, 'delete');
     expect(done.result.deleted).toBe(4);
     expect(namespace.get('/big')).toMatchObject({ ok: false, code: 'NO_NODE' });
   });
@@ -978,7 +978,7 @@ describe('limits carried in the command (every member applies the proposer\'s)',
   it('counts nodes a transaction created before its recursive delete, and deletes them deepest first', () => {
     const namespace = withLeases();
     ok(namespace, { op: 'create', path: '/d', value: EMPTY }, 'create');
-    const txn = (deleteNodesMax: number): unknown => ({
+    const txn = (writeNodesMax: number): unknown => ({
       op: 'txn',
       compare: [],
       success: [
@@ -988,18 +988,31 @@ describe('limits carried in the command (every member applies the proposer\'s)',
         { op: 'delete', path: '/d', recursive: true },
       ],
       failure: [],
-      limits: { deleteNodesMax },
+      limits: { writeNodesMax },
     });
-    refused(namespace, txn(3), 'TOO_LARGE');
-    const { result, events } = ok(namespace, txn(4), 'txn');
+    // 3 created, then 4 deleted: 7 nodes changed by one write.
+    refused(namespace, txn(6), 'TOO_LARGE');
+    const { result, events } = ok(namespace, txn(7), 'txn');
     expect(result.results[3]).toEqual({ op: 'delete', deleted: 4 });
     expect(events.filter((e) => e.kind === 'delete').map((e) => e.path)).toEqual(['/d/x/y', '/d/x', '/d/w', '/d']);
     expect(namespace.childrenOf('/')).toMatchObject({ ok: true, names: [] });
   });
 
+  it('refuses a write that creates or deletes more nodes in all than writeNodesMax: parents a put makes, deletes across a transaction', () => {
+    const namespace = withLeases();
+    refused(namespace, { op: 'put', path: '/p/q/r/s', value: EMPTY, limits: { writeNodesMax: 3 } }, 'TOO_LARGE');
+    expect(run(namespace, { op: 'put', path: '/p/q/r/s', value: EMPTY, limits: { writeNodesMax: 3 } }).result).toMatchObject({ limit: 'writeNodesMax' });
+    ok(namespace, { op: 'put', path: '/p/q/r/s', value: EMPTY, limits: { writeNodesMax: 4 } }, 'put');
+    for (const name of ['a', 'b', 'c']) ok(namespace, { op: 'put', path: `/t/${name}/x`, value: EMPTY }, 'put');
+    const deletes = (writeNodesMax: number): unknown => ({ op: 'txn', compare: [], success: ['a', 'b', 'c'].map((name) => ({ op: 'delete', path: `/t/${name}`, recursive: true })), failure: [], limits: { writeNodesMax } });
+    // Each subtree is 2 nodes, within the bound alone; together 6.
+    refused(namespace, deletes(5), 'TOO_LARGE');
+    ok(namespace, deletes(6), 'txn');
+  });
+
   it('lets a lease hold no more ephemeral nodes than one delete removes (RESOURCE_EXHAUSTED), counting a transaction\'s own', () => {
     const namespace = withLeases();
-    const limits = { deleteNodesMax: 3 };
+    const limits = { writeNodesMax: 3 };
     ok(namespace, { op: 'create', path: '/e1', value: EMPTY, lease: 1, limits }, 'create');
     ok(namespace, { op: 'put', path: '/e2', value: EMPTY, lease: 1, limits }, 'put');
     refused(namespace, { op: 'txn', compare: [], success: [{ op: 'create', path: '/e3', value: EMPTY, lease: 1 }, { op: 'create', path: '/e4', value: EMPTY, lease: 1 }], failure: [], limits }, 'RESOURCE_EXHAUSTED');
@@ -1029,7 +1042,7 @@ describe('limits carried in the command (every member applies the proposer\'s)',
 
   it('refuses carried limits that are not positive integers', () => {
     const namespace = withLeases();
-    for (const limits of [{ deleteNodesMax: 0 }, { deleteNodesMax: 1.5 }, { answerBytesMax: '9' }, { other: 1 }, 'x']) {
+    for (const limits of [{ writeNodesMax: 0 }, { writeNodesMax: 1.5 }, { answerBytesMax: '9' }, { other: 1 }, 'x']) {
       refused(namespace, { op: 'put', path: '/x', value: EMPTY, limits }, 'INVALID_ARGUMENT');
     }
   });

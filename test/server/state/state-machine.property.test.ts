@@ -236,7 +236,8 @@ function answerOf(result: StateResult): Answer {
       if (result.node.path !== result.path) throw new Error(`create answered path ${result.path} with node ${result.node.path}`);
       return { ok: true, revision: result.revision, op: 'create', path: result.path, lease: result.node.stat.lease };
     case 'put':
-      return { ok: true, revision: result.revision, op: 'put', path: result.node.path, lease: result.node.stat.lease, created: result.prevNode === null };
+      // A recorded put keeps no path (the client sent it itself): null then, as the model records it.
+      return { ok: true, revision: result.revision, op: 'put', path: result.node.path ?? null, lease: result.node.stat.lease, created: result.prevNode === null };
     case 'delete':
       return { ok: true, revision: result.revision, op: 'delete', deleted: result.deleted };
     default:

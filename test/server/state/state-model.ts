@@ -76,7 +76,8 @@ export type Answer =
   | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number; readonly existing: boolean }
   | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' }
   | { readonly ok: true; readonly revision: number; readonly op: 'create'; readonly path: string; readonly lease: number | null }
-  | { readonly ok: true; readonly revision: number; readonly op: 'put'; readonly path: string; readonly lease: number | null; readonly created: boolean }
+  /** `path`: null in a recorded answer (a session keeps no path the client sent itself). */
+  | { readonly ok: true; readonly revision: number; readonly op: 'put'; readonly path: string | null; readonly lease: number | null; readonly created: boolean }
   | { readonly ok: true; readonly revision: number; readonly op: 'delete'; readonly deleted: number };
 
 export interface ModelStamp {
@@ -164,7 +165,7 @@ export class StateModel {
     // Its answer is gone (acknowledged, or pushed out): it may be a retry of one applied.
     if ((seq as number) <= session.ackedThrough || (seq as number) <= session.forgottenThrough) return { answer: this.error('OUTCOME_UNKNOWN'), events: [] };
     const applied = this.run(entry.command);
-    session.results.set(seq as number, applied.answer);
+    session.results.set(seq as number, applied.answer.ok && applied.answer.op === 'put' ? { ...applied.answer, path: null } : applied.answer);
     if (session.results.size > this.resultsMax) {
       const oldest = Math.min(...session.results.keys());
       session.results.delete(oldest);

@@ -249,3 +249,33 @@ describe('bookmarks asked for again and again', () => {
     expect(sink.frames.filter((f) => f['progress'] === true)).toHaveLength(151);
   });
 });
+
+describe('work per turn, for every watcher together', () => {
+  it('fans a burst of revisions out a turn\'s worth of frames at a time, in order, missing none', async () => {
+    const { hub, namespace } = harness();
+    const sinks = Array.from({ length: 10 }, () => new ThrottledSink());
+    sinks.forEach((sink, i) => hub.watch(sink, i + 1, spec('/burst', 'subtree')));
+    // 3,000 revisions queued before the hub gets a turn: 30,000 frames in all.
+    for (let i = 1; i <= 3_000; i++) hub.publish(namespace.apply(put('/burst/k', `v${i}`)).events);
+    await turn();
+    const afterOne = sinks.reduce((n, s) => n + s.revisions().length, 0);
+    expect(afterOne).toBeGreaterThan(0);
+    expect(afterOne).toBeLessThan(30_000);
+    await turnsUntil(() => sinks.every((s) => s.revisions().length === 3_000), 20);
+    for (const sink of sinks) expect(sink.revisions()).toEqual(Array.from({ length: 3_000 }, (_, i) => i + 1));
+  });
+
+  it('shares one turn\'s replay budget among replaying watchers, each getting a turn', async () => {
+    const { hub, apply } = harness();
+    for (let i = 1; i <= 4_000; i++) apply(put('/r/k', `v${i}`));
+    const sinks = Array.from({ length: 3 }, () => new ThrottledSink());
+    sinks.forEach((sink, i) => hub.watch(sink, 1, spec('/r', 'subtree', { fromRevision: 1 + i })));
+    await turn();
+    // Every replay moved in the first turn, none finished: the turn's budget was shared.
+    for (const sink of sinks) {
+      expect(sink.revisions().length).toBeGreaterThan(0);
+      expect(sink.revisions().length).toBeLessThan(3_990);
+    }
+    await turnsUntil(() => sinks.every((s, i) => s.revisions().length === 4_000 - i), 100);
+  });
+});
