@@ -27,8 +27,18 @@ import type { TurnBudget } from './turn-budget.js';
 
 /** A request whose synchronous handling takes longer than this is logged with its type. */
 const SLOW_REQUEST_MS = 50;
+/**
+ * Backpressure: a connection with this many requests in flight is no longer read (TCP holds the
+ * rest at the client) until its answers bring it down to READ_RESUME_IN_FLIGHT. A pipelining
+ * client is paced by its answers instead of refused, and a burst from one socket cannot fill
+ * every turn of the event loop.
+ */
+const READ_PAUSE_IN_FLIGHT = 256;
+const READ_RESUME_IN_FLIGHT = 128;
 /** How long a cut connection has to take its close before it is dropped (and what it left unread freed). */
 const CUT_GRACE_MS = 1_000;
+/** A cut connection with more unread than this is dropped at once, not sent a close behind it. */
+const CUT_CLOSE_UNREAD_MAX = 1024 * 1024;
 /** What a request in flight counts against the member's in-flight bytes, at least. */
 const REQUEST_COST_MIN_BYTES = 1024;
 
@@ -106,14 +116,20 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   http.on('clientError', (_error, socket: Duplex) => socket.destroy());
 
   /**
-   * Cut a connection that does not read: closed with a reason (a client that reads on gets it),
-   * and, since a client that never reads never completes the close, dropped after a grace period
-   * — what it left unread is freed then, not when the close handshake times out.
+   * Cut a connection that does not read. With little left unread it is closed with a reason
+   * (1008) and dropped after a grace if the client does not take the close; with more, the
+   * reason would sit behind all of it, reaching only a client that reads it all, while the member
+   * holds it: it is dropped at once (1006) — its reason is in the member's log (client_cut).
    */
   const cut = (c: Connection, reason: string): void => {
     connections.delete(c);
+    const unread = c.socket.bufferedAmount;
     unreadTotal -= c.lastUnread;
     c.lastUnread = 0;
+    if (unread > CUT_CLOSE_UNREAD_MAX) {
+      c.socket.terminate();
+      return;
+    }
     c.socket.close(1008, reason);
     setTimeout(() => c.socket.terminate(), CUT_GRACE_MS).unref();
   };
@@ -278,9 +294,11 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       }
       connection.inFlight += 1;
       inFlightBytes += cost;
+      if (connection.inFlight >= READ_PAUSE_IN_FLIGHT && !socket.isPaused) socket.pause();
       const done = (): void => {
         connection.inFlight -= 1;
         inFlightBytes -= cost;
+        if (socket.isPaused && connection.inFlight <= READ_RESUME_IN_FLIGHT) socket.resume();
       };
       options.handlers.handle(type as RequestType, frame as unknown as Record<string, unknown>, connection.client).then(
         (answer) => {

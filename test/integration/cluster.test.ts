@@ -74,11 +74,12 @@ describe('a three-member wardend cluster', () => {
     // Meanwhile another client is served as usual.
     expect(await writer.request('put', { path: '/it/while-slow', value: b64('ok') })).toMatchObject({ ok: true });
     (sleeper.socket as unknown as { _socket: { resume(): void } })._socket.resume();
-    expect(await closed).toBe(1008);
+    // Dropped (1006): a close and its reason would sit behind the 16 MiB it did not read.
+    expect(await closed).toBe(1006);
     writer.close();
   }, 60_000);
 
-  it('answers a flood from one socket (some refused as over its in-flight bound), serves another client meanwhile, and keeps every acknowledged write', async () => {
+  it('answers a flood from one socket (read at the pace of its answers: the member stops reading it at 256 in flight), serves another client meanwhile, and keeps every acknowledged write', async () => {
     const leader = await cluster.leader();
     const member = cluster.member(leader);
     const flooder = await ProtocolClient.connect(member.clientUrl);
@@ -97,8 +98,10 @@ describe('a three-member wardend cluster', () => {
     // Another client is served while the flood is being worked through.
     expect(await other.request('put', { path: '/flood/other', value: b64('not starved') })).toMatchObject({ ok: true });
     await allAnswered;
+    // Backpressure, not refusals: a frame past the in-flight bound could only come from data
+    // already read when the socket was paused; any such refusal names the bound.
     const refused = [...answers.values()].filter((a) => a['ok'] === false);
-    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.length).toBeLessThan(FLOOD / 2);
     for (const answer of refused) expect(answer).toMatchObject({ error: { code: 'RESOURCE_EXHAUSTED', outcome: 'retry', message: expect.stringContaining('in flight'), limit: { name: 'inFlightPerConnectionMax', flag: '--max-in-flight', value: 4096 } } });
     // The last acknowledged write of each key is what the key holds.
     const lastAcked = new Map<string, { value: string; revision: number }>();
