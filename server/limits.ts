@@ -13,7 +13,7 @@
  */
 
 import type { ErrorCode } from '../shared/errors.js';
-import { FRAME_BYTES_MAX_DEFAULT } from '../shared/protocol.js';
+import { ANSWER_BYTES_MAX_DEFAULT, FRAME_BYTES_MAX_DEFAULT, WRITE_NODES_MAX_DEFAULT, WRITE_PATH_BYTES_MAX_DEFAULT } from '../shared/protocol.js';
 import { PATH_BYTES_MAX } from '../shared/paths.js';
 import { LEASES_MAX } from './state/leases.js';
 
@@ -50,6 +50,8 @@ export interface Limits {
   readonly leasesMax: number;
   /** Nodes one write creates or deletes in all, and the ephemeral nodes one lease holds. */
   readonly writeNodesMax: number;
+  /** The UTF-8 bytes of those nodes' paths, in all (and of one lease's nodes). */
+  readonly writePathBytesMax: number;
   /** Node changes one turn of the update loop applies before it yields to the network. */
   readonly turnChangesMax: number;
   /** Milliseconds one turn of the update loop spends taking inputs, and again applying, before it yields to the network. */
@@ -82,7 +84,7 @@ export const LIMIT_SPECS: readonly LimitSpec[] = [
   { key: 'valueBytesMax', flag: 'max-value-bytes', defaultValue: 1 * MiB, unit: 'bytes', what: 'the largest node value (also a value compare operand)', past: 'TOO_LARGE, before anything is proposed', code: 'TOO_LARGE', ceiling: 16 * MiB },
   { key: 'pathBytesMax', flag: 'max-path-bytes', defaultValue: PATH_BYTES_MAX, unit: 'bytes', what: 'the longest path, in UTF-8 bytes', past: 'TOO_LARGE, before anything is proposed', code: 'TOO_LARGE', ceiling: PATH_BYTES_MAX },
   { key: 'txnOpsMax', flag: 'max-txn-ops', defaultValue: 128, unit: 'count', what: 'compares, and ops in each branch, of one transaction', past: 'TOO_LARGE, before anything is proposed', code: 'TOO_LARGE', ceiling: 1024 },
-  { key: 'answerBytesMax', flag: 'max-answer-bytes', defaultValue: 4 * MiB, unit: 'bytes', what: 'the largest answer to one request (a transaction\'s gets included)', past: 'TOO_LARGE and nothing applied; a range page ends early instead, with its continuation', code: 'TOO_LARGE' },
+  { key: 'answerBytesMax', flag: 'max-answer-bytes', defaultValue: ANSWER_BYTES_MAX_DEFAULT, unit: 'bytes', what: 'the largest answer to one request (a transaction\'s gets included)', past: 'TOO_LARGE and nothing applied; a range page ends early instead, with its continuation', code: 'TOO_LARGE' },
   { key: 'unreadBytesPerConnectionMax', flag: 'max-unread-bytes', defaultValue: 16 * MiB, unit: 'bytes', what: 'answers one connection has not read', past: 'that connection is dropped (the limit is named in the member\'s log, client_cut)', code: null },
   { key: 'unreadBytesPerMemberMax', flag: 'max-member-unread-bytes', defaultValue: 64 * MiB, unit: 'bytes', what: 'unread answers and events of all connections together', past: 'the connection holding the most unread bytes is dropped (logged, client_cut)', code: null },
   { key: 'connectionsMax', flag: 'max-connections', defaultValue: 4_096, unit: 'count', what: 'client connections open on a member', past: 'a new connection gets one RESOURCE_EXHAUSTED frame and is closed (1013)', code: 'RESOURCE_EXHAUSTED' },
@@ -93,7 +95,8 @@ export const LIMIT_SPECS: readonly LimitSpec[] = [
   { key: 'watchUnsentBytesMax', flag: 'max-watch-unsent-bytes', defaultValue: 8 * MiB, unit: 'bytes', what: 'live watch events a connection has not read', past: 'its watches are cancelled with SLOW_CONSUMER and a resume revision (a replay waits for the reader instead)', code: 'SLOW_CONSUMER' },
   { key: 'sessionsMax', flag: 'max-sessions', defaultValue: 100_000, unit: 'count', what: 'client sessions in the cluster', past: 'RESOURCE_EXHAUSTED for register (a live session is never evicted)', code: 'RESOURCE_EXHAUSTED', ceiling: SESSIONS_CEILING },
   { key: 'leasesMax', flag: 'max-leases', defaultValue: 100_000, unit: 'count', what: 'leases in the cluster', past: 'RESOURCE_EXHAUSTED for leaseGrant', code: 'RESOURCE_EXHAUSTED', ceiling: LEASES_MAX },
-  { key: 'writeNodesMax', flag: 'max-write-nodes', defaultValue: 1_000, unit: 'count', what: 'nodes one write creates or deletes in all (parents a put makes, a recursive delete, a transaction\'s ops), and the ephemeral nodes one lease holds (they die in one write)', past: 'TOO_LARGE for the write, nothing applied (split it: delete a subtree in pages); RESOURCE_EXHAUSTED for an ephemeral create on a full lease', code: 'TOO_LARGE' },
+  { key: 'writeNodesMax', flag: 'max-write-nodes', defaultValue: WRITE_NODES_MAX_DEFAULT, unit: 'count', what: 'nodes one write creates or deletes in all (parents a put makes, a recursive delete, a transaction\'s ops), and the ephemeral nodes one lease holds (they die in one write)', past: 'TOO_LARGE for the write, nothing applied (split it: delete a subtree in pages); RESOURCE_EXHAUSTED for an ephemeral create on a full lease', code: 'TOO_LARGE' },
+  { key: 'writePathBytesMax', flag: 'max-write-path-bytes', defaultValue: WRITE_PATH_BYTES_MAX_DEFAULT, unit: 'bytes', what: 'the paths of the nodes one write creates or deletes, in UTF-8 bytes in all (a node costs its path\'s length), and of one lease\'s nodes', past: 'TOO_LARGE for the write, nothing applied (split it); RESOURCE_EXHAUSTED for an ephemeral create on a full lease', code: 'TOO_LARGE' },
   { key: 'turnChangesMax', flag: 'max-turn-changes', defaultValue: 10_000, unit: 'count', what: 'node changes one turn of the update loop applies before it lets the network in', past: 'the rest is applied on the next turn (no error)', code: null },
   { key: 'turnApplyMsMax', flag: 'max-turn-apply-ms', defaultValue: 10, unit: 'ms', what: 'milliseconds one turn of the update loop spends taking requests in, and again applying entries, before it lets the network in', past: 'the rest is taken or applied on the next turn (no error; at least one of each per turn)', code: null },
   { key: 'turnAnswerBytesMax', flag: 'max-turn-answer-bytes', defaultValue: 4 * MiB, unit: 'bytes', what: 'answer bytes one turn of the event loop builds, for every client together', past: 'the rest of the answers (and the reads not yet served) wait for the next turn (no error)', code: null },

@@ -230,6 +230,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
         turnChangesMax: limits.turnChangesMax,
         turnApplyMsMax: limits.turnApplyMsMax,
         writeNodesMax: limits.writeNodesMax,
+        writePathBytesMax: limits.writePathBytesMax,
         ...(options.snapshotCount === undefined ? {} : { snapshotEvery: options.snapshotCount }),
         ...(options.catchupEntries === undefined ? {} : { keepEntries: options.catchupEntries }),
         ...(options.snapshotBytes === undefined ? {} : { snapshotBytes: options.snapshotBytes }),

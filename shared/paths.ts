@@ -93,6 +93,21 @@ export function segmentsOf(path: string): string[] {
   return path === ROOT ? [] : path.slice(1).split('/');
 }
 
+/** The UTF-8 bytes of `text` (a path's size, as the path limits count it). */
+export function utf8Bytes(text: string): number {
+  let bytes = text.length;
+  for (let index = 0; index < text.length; index++) {
+    const unit = text.charCodeAt(index);
+    if (unit < 0x80) continue;
+    if (unit < 0x800) bytes += 1;
+    else if (unit >= 0xd800 && unit <= 0xdbff) {
+      bytes += 2; // a surrogate pair: 4 bytes for 2 units
+      index += 1;
+    } else bytes += 2;
+  }
+  return bytes;
+}
+
 /** How many segments a path has: the root is 0, `/a` is 1, `/a/b` is 2. */
 export function depthOf(path: string): number {
   if (path === ROOT) return 0;

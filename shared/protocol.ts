@@ -19,6 +19,15 @@ import { PATH_BYTES_MAX } from './paths.js';
 /** The largest frame a member reads by default (a 1 MiB value in base64, and room around it). */
 export const FRAME_BYTES_MAX_DEFAULT = 1.5 * 1024 * 1024;
 
+/**
+ * The limits a write applies when its log entry carries none (a member's flags at their
+ * defaults: it then leaves them out, saving every entry their bytes). They give meaning to
+ * entries already written: changing one needs a new entry format (server/state/codec.ts).
+ */
+export const WRITE_NODES_MAX_DEFAULT = 1_000;
+export const WRITE_PATH_BYTES_MAX_DEFAULT = 256 * 1024;
+export const ANSWER_BYTES_MAX_DEFAULT = 4 * 1024 * 1024;
+
 /** The most compares, or ops in one branch, a transaction can ever hold (members may allow fewer). */
 export const TXN_OPS_CEILING = 1024;
 

@@ -33,8 +33,10 @@ const SLOW_REQUEST_MS = 50;
  * client is paced by its answers instead of refused, and a burst from one socket cannot fill
  * every turn of the event loop.
  */
-const READ_PAUSE_IN_FLIGHT = 256;
-const READ_RESUME_IN_FLIGHT = 128;
+const READ_PAUSE_IN_FLIGHT = 1_024;
+const READ_RESUME_IN_FLIGHT = 512;
+/** TCP connections beyond --max-connections (upgrades under way, health checks) the port accepts. */
+const HTTP_CONNECTIONS_MARGIN = 64;
 /** How long a cut connection has to take its close before it is dropped (and what it left unread freed). */
 const CUT_GRACE_MS = 1_000;
 /** A cut connection with more unread than this is dropped at once, not sent a close behind it. */
@@ -114,6 +116,9 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     }
   });
   http.on('clientError', (_error, socket: Duplex) => socket.destroy());
+  // TCP connections of any kind (upgrades not yet done, /health probes) are bounded too: past
+  // the WebSocket bound and a margin for probes, the kernel's accept is answered with a close.
+  http.maxConnections = limits.connectionsMax + HTTP_CONNECTIONS_MARGIN;
 
   /**
    * Cut a connection that does not read. With little left unread it is closed with a reason
@@ -179,6 +184,8 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     if (connections.size >= limits.connectionsMax) {
       send(JSON.stringify({ id: null, ...errorFrame('RESOURCE_EXHAUSTED', `this member holds ${limits.connectionsMax} connections already; try another member or later`, { limit: limitField(limits, 'connectionsMax') }) }));
       socket.close(1013, `too many connections (${nameLimit(limits, 'connectionsMax')})`);
+      // Not counted, so not held either: a client that does not complete the close is dropped.
+      setTimeout(() => socket.terminate(), CUT_GRACE_MS).unref();
       return;
     }
     const connection: Connection = {

@@ -18,7 +18,7 @@
 
 import { randomBytes } from 'node:crypto';
 import type { ErrorCode } from '../../shared/errors.js';
-import type { RequestType } from '../../shared/protocol.js';
+import { ANSWER_BYTES_MAX_DEFAULT, WRITE_NODES_MAX_DEFAULT, WRITE_PATH_BYTES_MAX_DEFAULT, type RequestType } from '../../shared/protocol.js';
 import { checkPath } from '../../shared/paths.js';
 import { jsonStringBytes, nodeWireBytes } from '../../shared/wire-size.js';
 import type { StateCommand, StateMachine, StateResult } from '../state/state-machine.js';
@@ -108,13 +108,21 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     }
   };
   /** A namespace write: checked whole against this member's limits first, then proposed with the limits the log must carry. */
+  // The limits the log must carry: only those that differ from the defaults an entry without them means.
+  const carried = (() => {
+    const differing = {
+      ...(limits.writeNodesMax === WRITE_NODES_MAX_DEFAULT ? {} : { writeNodesMax: limits.writeNodesMax }),
+      ...(limits.writePathBytesMax === WRITE_PATH_BYTES_MAX_DEFAULT ? {} : { writePathBytesMax: limits.writePathBytesMax }),
+      ...(limits.answerBytesMax === ANSWER_BYTES_MAX_DEFAULT ? {} : { answerBytesMax: limits.answerBytesMax }),
+    };
+    return Object.keys(differing).length === 0 ? null : differing;
+  })();
   const namespaceWrite = (command: StateCommand, client: unknown, shape?: (result: StateResult) => StateResult): Promise<Answer> => {
     const problem = commandProblem(command, { valueBytesMax: limits.valueBytesMax, operandBytesMax: limits.valueBytesMax, pathBytesMax: limits.pathBytesMax, txnOpsMax: limits.txnOpsMax });
     if (problem !== null) {
       return Promise.resolve(errorFrame(problem.code, problem.message, problem.limit === undefined ? {} : { limit: limitField(limits, problem.limit) }));
     }
-    const carried = { ...command, limits: { writeNodesMax: limits.writeNodesMax, answerBytesMax: limits.answerBytesMax } } as StateCommand;
-    return write(carried, client, shape);
+    return write(carried === null ? command : ({ ...command, limits: carried } as StateCommand), client, shape);
   };
   /**
    * `work`: what serving cost beyond the answer's own bytes (which the reply charges), in the

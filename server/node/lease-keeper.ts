@@ -57,8 +57,9 @@ export class LeaseKeeper {
     private readonly deps: LeaseKeeperDeps,
     /** A gap between ticks beyond this means this member was not running (the election timeout). */
     private readonly stallMs: number,
-    /** The ephemeral nodes one expiry entry may delete (about): a lease holds at most this many. */
+    /** The ephemeral nodes one expiry entry may delete (about), and their paths' bytes: a lease holds at most so much. */
     private readonly expireNodesMax = Number.POSITIVE_INFINITY,
+    private readonly expirePathBytesMax = Number.POSITIVE_INFINITY,
   ) {}
 
   /** This member became leader in `term`: announce the epoch, and keep time once it is applied. */
@@ -156,12 +157,15 @@ export class LeaseKeeper {
     const namespace = this.deps.machine().namespace;
     const due: LeaseId[] = [];
     let nodes = 0;
+    let bytes = 0;
     for (const [id, deadline] of this.deadlines) {
       if (deadline > now || this.expiring.has(id)) continue;
       const held = namespace.leaseNodeCount(id);
-      if (due.length > 0 && nodes + held > this.expireNodesMax) break;
+      const heldBytes = namespace.leaseNodeBytes(id);
+      if (due.length > 0 && (nodes + held > this.expireNodesMax || bytes + heldBytes > this.expirePathBytesMax)) break;
       due.push(id);
       nodes += held;
+      bytes += heldBytes;
       if (due.length === EXPIRE_BATCH_MAX) break;
     }
     if (due.length === 0) return;

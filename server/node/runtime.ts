@@ -108,8 +108,9 @@ export interface RuntimeOptions {
   readonly turnChangesMax?: number;
   /** Milliseconds one turn may spend taking inputs, and applying, before it yields (default 10; on the injected clock). */
   readonly turnApplyMsMax?: number;
-  /** The nodes one write may create or delete (--max-write-nodes): one lease expiry entry deletes about that many at most. */
+  /** The nodes one write may create or delete (--max-write-nodes), and their paths' bytes: one lease expiry entry deletes about that much at most. */
   readonly writeNodesMax?: number;
+  readonly writePathBytesMax?: number;
   /**
    * Lease-based linearizable reads on the leader (Clock-Bound Wait), off by default. The leader
    * serves a read from its own state, without a heartbeat round, while a quorum confirmed its
@@ -239,6 +240,7 @@ export class MemberRuntime {
       },
       this.electionTimeoutMs,
       options.writeNodesMax,
+      options.writePathBytesMax,
     );
   }
 

@@ -19,8 +19,9 @@
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
-import { checkPath, checkSequentialPath, comparePaths, joinPath, parentOf, ROOT, sequentialPath } from '../../shared/paths.js';
+import { checkPath, checkSequentialPath, comparePaths, joinPath, parentOf, ROOT, sequentialPath, utf8Bytes } from '../../shared/paths.js';
 import { nodeWireBytes, statWireBytes } from '../../shared/wire-size.js';
+import { ANSWER_BYTES_MAX_DEFAULT, WRITE_NODES_MAX_DEFAULT, WRITE_PATH_BYTES_MAX_DEFAULT } from '../../shared/protocol.js';
 import type { ChangeTracker, VersionChange } from './changes.js';
 import { ChildrenIndex } from './children-index.js';
 import { changesSlice, type ReplayBudget, type ReplaySlice, type Version } from './history-replay.js';
@@ -50,8 +51,7 @@ import type {
 } from './types.js';
 
 export const VALUE_BYTES_MAX_DEFAULT = 1024 * 1024;
-/** Nodes one delete may remove when the command carries no limit of its own. */
-export const WRITE_NODES_MAX_DEFAULT = 10_000;
+export { WRITE_NODES_MAX_DEFAULT } from '../../shared/protocol.js';
 export { RANGE_SCAN_MAX } from './namespace-reads.js';
 
 export interface NamespaceOptions {
@@ -102,7 +102,9 @@ export class Namespace {
   /** Which paths each revision above the compaction mark changed, for replays and compaction. */
   private revisions = new RevisionIndex();
   /** The limits of the command being applied (carried in it, so every member applies the same). */
-  private commandLimits: Required<CommandLimits> = { writeNodesMax: WRITE_NODES_MAX_DEFAULT, answerBytesMax: Number.POSITIVE_INFINITY };
+  private commandLimits: Required<CommandLimits> = { writeNodesMax: WRITE_NODES_MAX_DEFAULT, writePathBytesMax: WRITE_PATH_BYTES_MAX_DEFAULT, answerBytesMax: ANSWER_BYTES_MAX_DEFAULT };
+  /** The UTF-8 bytes of each lease's ephemeral nodes' paths (they all die in one write). */
+  private readonly leasePathBytes = new Map<LeaseId, number>();
   private readonly valueBytesMax: number;
   private readonly historyRevisions: number;
   private readonly leaseExists: (lease: LeaseId) => boolean;
@@ -183,7 +185,8 @@ export class Namespace {
     const carried = (command as { limits?: CommandLimits }).limits;
     this.commandLimits = {
       writeNodesMax: carried?.writeNodesMax ?? WRITE_NODES_MAX_DEFAULT,
-      answerBytesMax: carried?.answerBytesMax ?? Number.POSITIVE_INFINITY,
+      writePathBytesMax: carried?.writePathBytesMax ?? WRITE_PATH_BYTES_MAX_DEFAULT,
+      answerBytesMax: carried?.answerBytesMax ?? ANSWER_BYTES_MAX_DEFAULT,
     };
     try {
       switch (command.op) {
@@ -292,7 +295,7 @@ export class Namespace {
   deleteLeaseNodes(leases: readonly LeaseId[]): { result: CommandResult; events: ChangeEvent[] } {
     const paths = [...new Set(leases)].sort((a, b) => a - b).flatMap((lease) => this.pathsOfLease(lease));
     if (paths.length === 0) return { result: { ok: true, revision: this.revisionNow, op: 'delete', deleted: 0 }, events: [] };
-    this.commandLimits = { writeNodesMax: Number.POSITIVE_INFINITY, answerBytesMax: Number.POSITIVE_INFINITY };
+    this.commandLimits = { writeNodesMax: Number.POSITIVE_INFINITY, writePathBytesMax: Number.POSITIVE_INFINITY, answerBytesMax: Number.POSITIVE_INFINITY };
     return this.single((ws) => {
       let deleted = 0;
       for (const path of paths) if (ws.node(path) !== null) deleted += this.deleteNode(ws, path, false);
@@ -313,6 +316,10 @@ export class Namespace {
     const max = this.commandLimits.writeNodesMax;
     if (ws.nodesChanged > max) {
       throw new Refusal('TOO_LARGE', `the write creates or deletes ${ws.nodesChanged} nodes; one write may change at most ${max}: split it`, 'writeNodesMax');
+    }
+    const bytesMax = this.commandLimits.writePathBytesMax;
+    if (ws.pathBytesChanged > bytesMax) {
+      throw new Refusal('TOO_LARGE', `the write creates or deletes nodes whose paths are ${ws.pathBytesChanged} bytes in all; one write may change at most ${bytesMax}: split it`, 'writePathBytesMax');
     }
     const events = this.commit(ws);
     return { results, events, revision: this.revisionNow };
@@ -380,7 +387,7 @@ export class Namespace {
       path = sequential.path;
     }
     if (ws.node(path) !== null) throw new Refusal('NODE_EXISTS', `${path} already exists`);
-    if (lease !== null) this.requireLeaseRoom(ws, lease);
+    if (lease !== null) this.requireLeaseRoom(ws, lease, path);
     const node = this.addNode(ws, path, op.value.slice(), lease);
     return { op: 'create', path, node: node };
   }
@@ -395,7 +402,7 @@ export class Namespace {
       if (parentPath === null) throw new Refusal('INVALID_ARGUMENT', 'the root holds no value');
       this.createAncestors(ws, parentPath);
       if (ws.node(parentPath)!.stat.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
-      if (lease !== null) this.requireLeaseRoom(ws, lease);
+      if (lease !== null) this.requireLeaseRoom(ws, lease, path);
       const node = this.addNode(ws, path, op.value.slice(), lease);
       return { op: 'put', node: node, prevNode: null };
     }
@@ -424,25 +431,40 @@ export class Namespace {
     // Counted before anything is deleted (at most the room left in this write), so a subtree too
     // big for one write costs no more than that room to find out.
     const room = this.commandLimits.writeNodesMax - ws.nodesChanged;
-    if (node.stat.numChildren > 0 && this.subtreeLarger(ws, path, room)) {
+    const bytesRoom = this.commandLimits.writePathBytesMax - ws.pathBytesChanged;
+    const over = node.stat.numChildren > 0 ? this.subtreeLarger(ws, path, room, bytesRoom) : null;
+    if (over === 'nodes') {
       throw new Refusal('TOO_LARGE', `${path} and its descendants are more than the ${room} nodes this write may still delete (at most ${this.commandLimits.writeNodesMax} per write); delete its children in pages first`, 'writeNodesMax');
+    }
+    if (over === 'bytes') {
+      throw new Refusal('TOO_LARGE', `the paths of ${path} and its descendants are more than the ${bytesRoom} bytes this write may still delete (at most ${this.commandLimits.writePathBytesMax} per write); delete its children in pages first`, 'writePathBytesMax');
     }
     return { op: 'delete', deleted: this.deleteNode(ws, path, true) };
   }
 
-  /** Whether `path`'s subtree (itself included) holds more than `max` nodes; costs at most `max` nodes' visits. */
-  private subtreeLarger(ws: WriteSet, path: string, max: number): boolean {
+  /**
+   * Whether `path`'s subtree (itself included) holds more than `max` nodes, or paths of more than
+   * `bytesMax` bytes in all: 'nodes', 'bytes' or null. Costs at most that many nodes' visits.
+   */
+  private subtreeLarger(ws: WriteSet, path: string, max: number, bytesMax: number): 'nodes' | 'bytes' | null {
     let count = 1;
+    let bytes = utf8Bytes(path);
+    if (bytes > bytesMax) return 'bytes';
     const pending = [path];
     while (pending.length > 0) {
       const at = pending.pop()!;
       const children = ws.node(at)!.stat.numChildren;
       if (children === 0) continue;
       count += children;
-      if (count > max) return true;
-      for (const name of ws.childNamesReversed(at)) pending.push(joinPath(at, name));
+      if (count > max) return 'nodes';
+      for (const name of ws.childNamesReversed(at)) {
+        const child = joinPath(at, name);
+        bytes += utf8Bytes(child);
+        if (bytes > bytesMax) return 'bytes';
+        pending.push(child);
+      }
     }
-    return false;
+    return null;
   }
 
   /** Delete `path` and (if it has any) its descendants, deepest first. Returns how many went. */
@@ -469,10 +491,33 @@ export class Namespace {
     return node;
   }
 
+  /**
+   * Create `path` and its missing ancestors. The missing ones are counted first (walking up to
+   * the first that exists): a write whose parents would pass the per-write bounds is refused
+   * before any is made, so a path 2,000 levels deep costs its depth to refuse, not its nodes.
+   */
   private createAncestors(ws: WriteSet, path: string): void {
+    let missing = 0;
+    let bytes = 0;
+    for (let at: string | null = path; at !== null && ws.node(at) === null; at = parentOf(at)) {
+      missing += 1;
+      bytes += utf8Bytes(at);
+    }
+    if (missing === 0) return;
+    const { writeNodesMax, writePathBytesMax } = this.commandLimits;
+    if (ws.nodesChanged + missing + 1 > writeNodesMax) {
+      throw new Refusal('TOO_LARGE', `${path} needs ${missing} missing ancestors made; one write may create at most ${writeNodesMax} nodes: make the upper ones first`, 'writeNodesMax');
+    }
+    if (ws.pathBytesChanged + bytes > writePathBytesMax) {
+      throw new Refusal('TOO_LARGE', `the ${missing} missing ancestors of ${path} have paths of ${bytes} bytes; one write may create at most ${writePathBytesMax}: make the upper ones first`, 'writePathBytesMax');
+    }
+    this.makeAncestors(ws, path);
+  }
+
+  private makeAncestors(ws: WriteSet, path: string): void {
     if (ws.node(path) !== null) return;
     const parentPath = parentOf(path)!;
-    this.createAncestors(ws, parentPath);
+    this.makeAncestors(ws, parentPath);
     if (ws.node(parentPath)!.stat.lease !== null) throw new Refusal('INVALID_ARGUMENT', `${parentPath} is ephemeral and cannot have children`);
     this.addNode(ws, path, EMPTY, null);
   }
@@ -528,13 +573,19 @@ export class Namespace {
   private joinLease(path: string, lease: LeaseId): void {
     let paths = this.pathsByLease.get(lease);
     if (paths === undefined) this.pathsByLease.set(lease, (paths = new Set()));
+    if (paths.has(path)) return;
     paths.add(path);
+    this.leasePathBytes.set(lease, (this.leasePathBytes.get(lease) ?? 0) + utf8Bytes(path));
   }
 
   private leaveLease(path: string, lease: LeaseId): void {
     const paths = this.pathsByLease.get(lease);
-    paths?.delete(path);
-    if (paths?.size === 0) this.pathsByLease.delete(lease);
+    if (paths === undefined || !paths.delete(path)) return;
+    const bytes = (this.leasePathBytes.get(lease) ?? 0) - utf8Bytes(path);
+    if (paths.size === 0) {
+      this.pathsByLease.delete(lease);
+      this.leasePathBytes.delete(lease);
+    } else this.leasePathBytes.set(lease, bytes);
   }
 
   // ─── reads ─────────────────────────────────────────────────────────────────────────────────
@@ -648,11 +699,20 @@ export class Namespace {
     return lease;
   }
 
-  /** A lease's nodes all die in one write, so it may hold no more than one write changes. */
-  private requireLeaseRoom(ws: WriteSet, lease: LeaseId): void {
-    const held = (this.pathsByLease.get(lease)?.size ?? 0) + ws.leaseGain(lease);
+  /** A lease's nodes all die in one write, so it may hold no more than one write changes (nodes, and their paths' bytes with `path`). */
+  private requireLeaseRoom(ws: WriteSet, lease: LeaseId, path: string): void {
+    const gain = ws.leaseGain(lease);
+    const held = (this.pathsByLease.get(lease)?.size ?? 0) + gain.nodes;
     const max = this.commandLimits.writeNodesMax;
     if (held >= max) throw new Refusal('RESOURCE_EXHAUSTED', `lease ${lease} holds ${held} nodes, as many as one write may delete (${max}); use another lease`, 'writeNodesMax');
+    const bytes = (this.leasePathBytes.get(lease) ?? 0) + gain.pathBytes + utf8Bytes(path);
+    const bytesMax = this.commandLimits.writePathBytesMax;
+    if (bytes > bytesMax) throw new Refusal('RESOURCE_EXHAUSTED', `lease ${lease}'s nodes would have paths of ${bytes} bytes in all, more than one write may delete (${bytesMax}); use another lease`, 'writePathBytesMax');
+  }
+
+  /** The UTF-8 bytes of the paths of the ephemeral nodes that die with `lease`. */
+  leaseNodeBytes(lease: LeaseId): number {
+    return this.leasePathBytes.get(lease) ?? 0;
   }
 
   private refused(refusal: Refusal): { result: CommandResult; events: ChangeEvent[] } {

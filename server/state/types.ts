@@ -39,12 +39,14 @@ export interface NodeView {
 export interface CommandLimits {
   /** Nodes one write may create or delete in all (parents, recursive deletes, a transaction's ops); also the ephemeral nodes one lease may hold. */
   readonly writeNodesMax?: number;
+  /** The UTF-8 bytes of the paths of those nodes, in all (a node's work grows with its path); also of one lease's nodes. */
+  readonly writePathBytesMax?: number;
   /** Bytes a transaction's answer may take (its gets' nodes). */
   readonly answerBytesMax?: number;
 }
 
 /** The replicated limits an error may name (the member maps each to its flag). */
-export type StateLimitName = 'writeNodesMax' | 'answerBytesMax' | 'sessionsMax' | 'leasesMax';
+export type StateLimitName = 'writeNodesMax' | 'writePathBytesMax' | 'answerBytesMax' | 'sessionsMax' | 'leasesMax';
 
 export interface CreateOp {
   readonly op: 'create';

@@ -84,7 +84,7 @@ function limitsProblem(limits: unknown): Problem | null {
   if (limits === undefined) return null;
   if (!isRecord(limits)) return invalid(`limits must be an object, got ${describe(limits)}`);
   for (const [name, value] of Object.entries(limits)) {
-    if (name !== 'writeNodesMax' && name !== 'answerBytesMax') return invalid(`unknown limit ${describe(name)}`);
+    if (name !== 'writeNodesMax' && name !== 'writePathBytesMax' && name !== 'answerBytesMax') return invalid(`unknown limit ${describe(name)}`);
     if (!Number.isSafeInteger(value) || (value as number) < 1) return invalid(`limit ${name} must be a positive integer, got ${describe(value)}`);
   }
   return null;

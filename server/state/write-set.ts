@@ -9,7 +9,7 @@
  * comparePaths order.
  */
 
-import { comparePaths, parentOf, ROOT } from '../../shared/paths.js';
+import { comparePaths, parentOf, ROOT, utf8Bytes } from '../../shared/paths.js';
 import type { ChildrenIndex } from './children-index.js';
 import type { ChangeEvent, LeaseId, NodeView } from './types.js';
 
@@ -24,10 +24,11 @@ export class WriteSet {
   readonly events: { kind: ChangeEvent['kind']; path: string; node: NodeView | null }[] = [];
   /** parent → child name → present (true) or gone (false), relative to the live state. */
   private readonly childChanges = new Map<string, Map<string, boolean>>();
-  /** Ephemeral nodes each lease gained in this command. */
-  private readonly leaseGains = new Map<LeaseId, number>();
-  /** Nodes this command created or deleted (a path's existence changed), for the per-write bound. */
+  /** Ephemeral nodes (and their paths' bytes) each lease gained in this command. */
+  private readonly leaseGains = new Map<LeaseId, { nodes: number; pathBytes: number }>();
+  /** Nodes this command created or deleted (a path's existence changed), and their paths' UTF-8 bytes, for the per-write bounds. */
   nodesChanged = 0;
+  pathBytesChanged = 0;
 
   constructor(
     private readonly live: LiveView,
@@ -45,6 +46,7 @@ export class WriteSet {
     if (kind !== null) this.events.push({ kind, path, node });
     if ((before === null) === (node === null) || path === ROOT) return;
     this.nodesChanged += 1;
+    this.pathBytesChanged += utf8Bytes(path);
     const parent = parentOf(path)!;
     const name = path.slice(parent === ROOT ? 1 : parent.length + 1);
     let names = this.childChanges.get(parent);
@@ -52,7 +54,10 @@ export class WriteSet {
     const live = this.live.liveChildren.has(parent, name);
     if (live === (node !== null)) names.delete(name);
     else names.set(name, node !== null);
-    if (node !== null && node.stat.lease !== null) this.leaseGains.set(node.stat.lease, (this.leaseGains.get(node.stat.lease) ?? 0) + 1);
+    if (node !== null && node.stat.lease !== null) {
+      const gain = this.leaseGains.get(node.stat.lease) ?? { nodes: 0, pathBytes: 0 };
+      this.leaseGains.set(node.stat.lease, { nodes: gain.nodes + 1, pathBytes: gain.pathBytes + utf8Bytes(path) });
+    }
   }
 
   /** The child names of `path` as this command sees them, last first (comparePaths order reversed). */
@@ -67,8 +72,8 @@ export class WriteSet {
     return [...names].sort((a, b) => comparePaths(b, a));
   }
 
-  /** Ephemeral nodes `lease` gained in this command (deleted ones not subtracted: a bound, not a count). */
-  leaseGain(lease: LeaseId): number {
-    return this.leaseGains.get(lease) ?? 0;
+  /** Ephemeral nodes `lease` gained in this command, and their paths' bytes (deleted ones not subtracted: a bound, not a count). */
+  leaseGain(lease: LeaseId): { readonly nodes: number; readonly pathBytes: number } {
+    return this.leaseGains.get(lease) ?? { nodes: 0, pathBytes: 0 };
   }
 }

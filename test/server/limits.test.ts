@@ -14,10 +14,10 @@ const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
 
 /** "1.5 MiB", "4,096 B", "10,000" → a number. */
 function parseDefault(text: string): number {
-  const match = /^([\d.,]+)( MiB| B| ms)?$/.exec(text.trim());
+  const match = /^([\d.,]+)( MiB| KiB| B| ms)?$/.exec(text.trim());
   if (match === null) throw new Error(`cannot read the default ${JSON.stringify(text)}`);
   const value = Number(match[1]!.replaceAll(',', ''));
-  return match[2] === ' MiB' ? value * 1024 * 1024 : value;
+  return match[2] === ' MiB' ? value * 1024 * 1024 : match[2] === ' KiB' ? value * 1024 : value;
 }
 
 describe('limits', () => {

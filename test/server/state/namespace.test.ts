@@ -1010,6 +1010,32 @@ describe('limits carried in the command (every member applies the proposer\'s)',
     ok(namespace, deletes(6), 'txn');
   });
 
+  it('refuses a write whose created or deleted nodes\' paths pass writePathBytesMax in all: deep parents refused before any is made, long names deleted in pages', () => {
+    const namespace = withLeases();
+    const limits = { writePathBytesMax: 100 };
+    // /aaaaaaaaa and /aaaaaaaaa/bbbbbbbbb...: 10 + 20 + 30 + ... bytes of parents.
+    const deep = ['a', 'b', 'c', 'd', 'e'].map((c) => `/${c.repeat(9)}`).join('');
+    refused(namespace, { op: 'put', path: deep, value: EMPTY, limits }, 'TOO_LARGE');
+    expect(run(namespace, { op: 'put', path: deep, value: EMPTY, limits }).result).toMatchObject({ limit: 'writePathBytesMax' });
+    ok(namespace, { op: 'put', path: deep.slice(0, 30), value: EMPTY, limits }, 'put'); // 10 + 20 + 30 bytes
+    ok(namespace, { op: 'put', path: deep, value: EMPTY, limits }, 'put'); // 40 + 50 more
+    for (const n of [1, 2, 3]) ok(namespace, { op: 'put', path: `/long/${String(n).repeat(40)}`, value: EMPTY }, 'put');
+    refused(namespace, { op: 'delete', path: '/long', recursive: true, limits }, 'TOO_LARGE');
+    expect(run(namespace, { op: 'delete', path: '/long', recursive: true, limits }).result).toMatchObject({ limit: 'writePathBytesMax' });
+    ok(namespace, { op: 'delete', path: `/long/${'1'.repeat(40)}`, limits }, 'delete');
+    ok(namespace, { op: 'delete', path: '/long', recursive: true, limits }, 'delete');
+  });
+
+  it('lets a lease\'s nodes have paths of no more bytes than one write deletes (RESOURCE_EXHAUSTED)', () => {
+    const namespace = withLeases();
+    const limits = { writePathBytesMax: 50 };
+    ok(namespace, { op: 'create', path: `/${'e'.repeat(20)}`, value: EMPTY, lease: 1, limits }, 'create');
+    ok(namespace, { op: 'create', path: `/${'f'.repeat(20)}`, value: EMPTY, lease: 1, limits }, 'create');
+    refused(namespace, { op: 'create', path: `/${'g'.repeat(20)}`, value: EMPTY, lease: 1, limits }, 'RESOURCE_EXHAUSTED');
+    ok(namespace, { op: 'delete', path: `/${'e'.repeat(20)}`, limits }, 'delete');
+    ok(namespace, { op: 'create', path: `/${'g'.repeat(20)}`, value: EMPTY, lease: 1, limits }, 'create');
+  });
+
   it('lets a lease hold no more ephemeral nodes than one delete removes (RESOURCE_EXHAUSTED), counting a transaction\'s own', () => {
     const namespace = withLeases();
     const limits = { writeNodesMax: 3 };

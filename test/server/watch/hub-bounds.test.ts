@@ -224,7 +224,7 @@ describe('matching along the changed path (PathTrie)', () => {
     hub.watch(unrelated, 1, spec('/unrelated', 'subtree'));
     hub.watch(above, 1, spec('/a/a/a', 'subtree'));
     const deep = '/a'.repeat(2_000);
-    const revision = apply(put(deep, 'deep'));
+    const revision = apply({ ...put(deep, 'deep'), limits: { writeNodesMax: 2_000, writePathBytesMax: 8 * 1024 * 1024 } } as NamespaceCommand);
     await turn();
     expect(unrelated.frames).toEqual([]);
     const events = above.frames.filter((f) => f['revision'] === revision).flatMap((f) => f['events'] as { path: string }[]);
