@@ -102,7 +102,14 @@ export const LIMIT_SPECS: readonly LimitSpec[] = [
   { key: 'turnAnswerBytesMax', flag: 'max-turn-answer-bytes', defaultValue: 4 * MiB, unit: 'bytes', what: 'answer bytes one turn of the event loop builds, for every client together', past: 'the rest of the answers (and the reads not yet served) wait for the next turn (no error)', code: null },
 ];
 
-export const DEFAULT_LIMITS: Limits = Object.fromEntries(LIMIT_SPECS.map((spec) => [spec.key, spec.defaultValue])) as unknown as Limits;
+/** A full set of limits, one value per spec (every key of `Limits` has exactly one spec). */
+export function limitsFrom(valueOf: (spec: LimitSpec) => number): Limits {
+  const limits: Partial<Record<keyof Limits, number>> = {};
+  for (const spec of LIMIT_SPECS) limits[spec.key] = valueOf(spec);
+  return limits as Limits;
+}
+
+export const DEFAULT_LIMITS: Limits = limitsFrom((spec) => spec.defaultValue);
 
 export function limitSpec(key: keyof Limits): LimitSpec {
   return LIMIT_SPECS.find((spec) => spec.key === key)!;
@@ -113,19 +120,18 @@ export function limitSpec(key: keyof Limits): LimitSpec {
  * name for a value that is not a positive integer or passes the limit's ceiling.
  */
 export function resolveLimits(overrides: Partial<Limits> = {}): Limits {
-  const limits: Record<string, number> = {};
-  for (const spec of LIMIT_SPECS) {
+  const limits = limitsFrom((spec) => {
     const value = overrides[spec.key] ?? spec.defaultValue;
     if (!Number.isSafeInteger(value) || value < 1) throw new Error(`--${spec.flag} must be a positive integer, got ${String(value)}`);
     if (spec.ceiling !== undefined && value > spec.ceiling) throw new Error(`--${spec.flag} can be at most ${spec.ceiling}, got ${value}`);
-    limits[spec.key] = value;
-  }
+    return value;
+  });
   // One node at the biggest value and path must fit a frame (to be written) and an answer (to be
   // read back): a value that can be stored but never read is refused here, not met later.
-  const node = 4 * Math.ceil(limits['valueBytesMax']! / 3) + 2 * limits['pathBytesMax']! + 1024;
-  if (limits['frameBytesMax']! < node) throw new Error(`--max-frame-bytes must hold one value of --max-value-bytes in base64 with its path: at least ${node}, got ${limits['frameBytesMax']}`);
-  if (limits['answerBytesMax']! < node) throw new Error(`--max-answer-bytes must hold one node of --max-value-bytes in base64 with its path: at least ${node}, got ${limits['answerBytesMax']}`);
-  return limits as unknown as Limits;
+  const node = 4 * Math.ceil(limits.valueBytesMax / 3) + 2 * limits.pathBytesMax + 1024;
+  if (limits.frameBytesMax < node) throw new Error(`--max-frame-bytes must hold one value of --max-value-bytes in base64 with its path: at least ${node}, got ${limits.frameBytesMax}`);
+  if (limits.answerBytesMax < node) throw new Error(`--max-answer-bytes must hold one node of --max-value-bytes in base64 with its path: at least ${node}, got ${limits.answerBytesMax}`);
+  return limits;
 }
 
 /** The `limit` field of an error frame: which limit was passed, its flag and its value. */

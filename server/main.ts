@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { startServer } from './server.js';
-import { LIMIT_SPECS, type Limits } from './limits.js';
+import { LIMIT_SPECS, limitsFrom } from './limits.js';
 
 const parser = yargs(hideBin(process.argv))
   .scriptName('wardend')
@@ -43,7 +43,7 @@ for (const spec of LIMIT_SPECS) {
   parser.option(spec.flag, { type: 'number', default: spec.defaultValue, group: 'Limits:', describe: `${spec.what} (${spec.unit}); past it: ${spec.past}` });
 }
 const argv = await parser.parse();
-const limits = Object.fromEntries(LIMIT_SPECS.map((spec) => [spec.key, argv[spec.flag] as number])) as unknown as Limits;
+const limits = limitsFrom((spec) => argv[spec.flag] as number);
 
 const logger = pino({
   level: argv['log-level'],
