@@ -65,12 +65,34 @@ export function outcomeUnknown(code: ErrorCode): boolean {
   return ERROR_OUTCOMES[code] === 'unknown';
 }
 
+/** What an error frame may add to its code: the leader hint, the limit passed, where history begins. */
+export interface WardenErrorDetails {
+  /** NOT_LEADER: the leader this member knows of, and its client URL when known. */
+  readonly leader?: { readonly name: string; readonly url: string | null };
+  /** The limit the request passed: its name, the member's flag for it, and its value. */
+  readonly limit?: { readonly name: string; readonly flag: string; readonly value: number };
+  /** COMPACTED: the revision history now starts after (resync from a fresh read). */
+  readonly compactRevision?: number;
+}
+
 export class WardenError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string = ERROR_CODES[code]) {
+  readonly details: WardenErrorDetails;
+  constructor(code: ErrorCode, message: string = ERROR_CODES[code], details: WardenErrorDetails = {}) {
     super(message);
     this.name = 'WardenError';
     this.code = code;
+    this.details = details;
+  }
+
+  /** Certainly not applied, and worth trying again as it is (elsewhere, or a little later). */
+  get retryable(): boolean {
+    return ERROR_OUTCOMES[this.code] === 'retry';
+  }
+
+  /** May have been applied: retry a write only with its session stamp (the client does). */
+  get outcomeUnknown(): boolean {
+    return ERROR_OUTCOMES[this.code] === 'unknown';
   }
 }
 

@@ -1,0 +1,336 @@
+/**
+ * The client's Single-Socket Channel: one WebSocket to one member at a time, requests
+ * pipelined over it (Request Pipeline) and matched to answers by id, pushes (watch events)
+ * handed on. When the member is lost — its socket closes, it does not answer within the attempt
+ * deadline (a frozen member), or the caller finds it unable to serve — the channel leaves it
+ * and dials the next endpoint (the leader's, when a member named it), after a capped
+ * exponential backoff with jitter.
+ *
+ * It does not retry anything itself: a request whose member was lost fails with `ChannelLost`
+ * (saying whether it had been sent), and the client decides — a read is retried freely, a write
+ * only with its session stamp.
+ *
+ * Must never: answer a request with another request's answer; keep a request pending past its
+ * deadline; hold more than `maxInFlight` requests on the socket (the rest wait their turn);
+ * dial while a dial is in progress.
+ */
+
+import { backoffMs, type BackoffPolicy } from './backoff.js';
+import { SOCKET_OPEN, type ClientClock, type OpenSocket, type SocketLike } from './transport.js';
+
+/** A pino-compatible logger, or any object with these methods. */
+export interface ClientLogger {
+  debug(obj: Record<string, unknown>, msg?: string): void;
+  warn(obj: Record<string, unknown>, msg?: string): void;
+}
+
+/** A request that did not get its answer because its member was lost (or its deadline passed). */
+export class ChannelLost extends Error {
+  constructor(
+    message: string,
+    /** Whether the frame had been handed to a socket: if so, a write may have been applied. */
+    readonly sent: boolean,
+    /** True when the caller's own deadline passed (the member may be fine). */
+    readonly deadline = false,
+  ) {
+    super(message);
+    this.name = 'ChannelLost';
+  }
+}
+
+export interface ChannelOptions {
+  readonly endpoints: readonly string[];
+  readonly open: OpenSocket;
+  readonly clock: ClientClock;
+  readonly random: () => number;
+  readonly backoff: BackoffPolicy;
+  /** A member that answers nothing for this long, with a request waiting, is left. */
+  readonly attemptTimeoutMs: number;
+  /** Requests on the socket at once; more wait in the channel. */
+  readonly maxInFlight: number;
+  readonly logger?: ClientLogger;
+  /** A frame without a request id: a watch push. */
+  readonly onPush: (frame: Record<string, unknown>) => void;
+  /** A socket opened to `url` (generation counts connections): watches resubscribe, keep-alives go out. */
+  readonly onConnected: (url: string, generation: number) => void;
+}
+
+export type Answer = Record<string, unknown> & { readonly ok: boolean };
+
+interface Pending {
+  readonly id: number;
+  readonly frame: Record<string, unknown>;
+  readonly resolve: (answer: Answer & { readonly generation: number }) => void;
+  readonly reject: (error: Error) => void;
+  readonly deadline: number;
+  readonly attemptMs: number;
+  timer: unknown;
+  sent: boolean;
+  generation: number;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: () => void;
+}
+
+export class Channel {
+  private socket: SocketLike | null = null;
+  private socketUrl: string | null = null;
+  private connected = false;
+  private dialing = false;
+  /** Counts sockets opened: an answer or a failure names the connection it came from. */
+  private generation = 0;
+  private failures = 0;
+  private endpointIndex = 0;
+  private preferredUrl: string | null = null;
+  private nextId = 1;
+  private closed = false;
+  private retryTimer: unknown = null;
+  /** Sent, waiting for an answer, by request id. */
+  private readonly inFlight = new Map<number, Pending>();
+  /** Not yet sent: no socket, or maxInFlight reached. */
+  private readonly queue: Pending[] = [];
+
+  constructor(private readonly options: ChannelOptions) {
+    if (options.endpoints.length === 0) throw new Error('connect: at least one endpoint is needed');
+  }
+
+  /** The URL of the member the channel speaks to now, if connected. */
+  get url(): string | null {
+    return this.connected ? this.socketUrl : null;
+  }
+
+  get currentGeneration(): number {
+    return this.generation;
+  }
+
+  /**
+   * Sends `frame` (its `id` is assigned here) and resolves with the answer. `deadline` is on the
+   * client clock; `attemptMs` bounds the wait for this member's answer before it is left.
+   */
+  request(frame: Record<string, unknown>, deadline: number, signal?: AbortSignal, attemptMs = this.options.attemptTimeoutMs): Promise<Answer & { readonly generation: number }> {
+    if (this.closed) return Promise.reject(new ChannelLost('the client is closed', false));
+    if (signal?.aborted) return Promise.reject(new ChannelLost('aborted', false, true));
+    return new Promise((resolve, reject) => {
+      const pending: Pending = {
+        id: this.nextId++,
+        frame,
+        resolve,
+        reject,
+        deadline,
+        attemptMs,
+        timer: null,
+        sent: false,
+        generation: 0,
+        signal,
+        onAbort: () => this.fail(pending, new ChannelLost('aborted', pending.sent, true)),
+      };
+      signal?.addEventListener('abort', pending.onAbort, { once: true });
+      this.arm(pending, Math.max(0, deadline - this.options.clock.now()), true);
+      this.queue.push(pending);
+      this.pump();
+    });
+  }
+
+  /**
+   * Leave the current member (if `generation` is still the current connection) and dial
+   * another — `preferUrl` first when given (a leader hint). Pending requests fail `ChannelLost`.
+   */
+  leave(generation: number, reason: string, preferUrl: string | null = null): void {
+    if (generation !== this.generation || this.socket === null) return;
+    if (preferUrl !== null && this.options.endpoints.includes(preferUrl)) this.preferredUrl = preferUrl;
+    this.options.logger?.debug({ event: 'member_left', url: this.socketUrl, reason }, 'leaving member');
+    this.drop(reason);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.retryTimer !== null) this.options.clock.clearTimeout(this.retryTimer);
+    const socket = this.socket;
+    this.drop('the client is closed');
+    for (const pending of this.queue.splice(0)) this.fail(pending, new ChannelLost('the client is closed', false));
+    socket?.close(1000, 'client closed');
+  }
+
+  private arm(pending: Pending, ms: number, isDeadline: boolean): void {
+    if (pending.timer !== null) this.options.clock.clearTimeout(pending.timer);
+    pending.timer = null;
+    if (!Number.isFinite(ms)) return; // no deadline (a watch subscription waits as long as its socket lives)
+    pending.timer = this.options.clock.setTimeout(() => {
+      pending.timer = null;
+      if (isDeadline || this.options.clock.now() >= pending.deadline) {
+        this.fail(pending, new ChannelLost('the request timed out', pending.sent, true));
+      } else {
+        // The member took a request and said nothing for attemptMs: frozen, or worse. Leave it.
+        this.leave(pending.generation, `no answer in ${pending.attemptMs} ms`);
+      }
+    }, ms);
+  }
+
+  /** Stops a request's timer and abort listener: it is being settled. */
+  private settle(pending: Pending): void {
+    if (pending.timer !== null) this.options.clock.clearTimeout(pending.timer);
+    pending.timer = null;
+    pending.signal?.removeEventListener('abort', pending.onAbort);
+  }
+
+  private fail(pending: Pending, error: ChannelLost): void {
+    this.settle(pending);
+    if (this.inFlight.get(pending.id) === pending) {
+      this.inFlight.delete(pending.id);
+      this.pump();
+    } else {
+      const at = this.queue.indexOf(pending);
+      if (at >= 0) this.queue.splice(at, 1);
+      else return; // already settled
+    }
+    pending.reject(error);
+  }
+
+  /** Send what waits, while the socket is open and has room; dial when there is none. */
+  private pump(): void {
+    if (this.closed) return;
+    if (!this.connected) {
+      if (this.queue.length > 0 || this.inFlight.size > 0) this.dial();
+      return;
+    }
+    const socket = this.socket!;
+    while (this.queue.length > 0 && this.inFlight.size < this.options.maxInFlight) {
+      const pending = this.queue.shift()!;
+      pending.sent = true;
+      pending.generation = this.generation;
+      this.inFlight.set(pending.id, pending);
+      const remaining = pending.deadline - this.options.clock.now();
+      this.arm(pending, Math.max(0, Math.min(remaining, pending.attemptMs)), remaining <= pending.attemptMs);
+      try {
+        socket.send(JSON.stringify({ ...pending.frame, id: pending.id }));
+      } catch (error) {
+        this.drop(`send failed: ${(error as Error).message}`);
+        return;
+      }
+    }
+  }
+
+  /** Dial the next endpoint, after the backoff its failures earned. Dials only while someone waits (or watches live). */
+  dial(): void {
+    if (this.closed || this.connected || this.dialing || this.retryTimer !== null) return;
+    const wait = this.failures === 0 ? 0 : backoffMs(this.options.backoff, this.failures - 1, this.options.random);
+    if (wait > 0) {
+      this.retryTimer = this.options.clock.setTimeout(() => {
+        this.retryTimer = null;
+        this.openNext();
+      }, wait);
+    } else this.openNext();
+  }
+
+  private openNext(): void {
+    if (this.closed || this.connected || this.dialing) return;
+    const { endpoints } = this.options;
+    let url: string;
+    if (this.preferredUrl !== null) {
+      url = this.preferredUrl;
+      this.preferredUrl = null;
+      this.endpointIndex = endpoints.indexOf(url);
+    } else {
+      url = endpoints[this.endpointIndex % endpoints.length]!;
+    }
+    this.dialing = true;
+    const generation = ++this.generation;
+    let socket: SocketLike;
+    try {
+      socket = this.options.open(url);
+    } catch (error) {
+      this.dialing = false;
+      this.failed(`cannot open ${url}: ${(error as Error).message}`);
+      return;
+    }
+    this.socket = socket;
+    this.socketUrl = url;
+    // A dial the member never answers (a frozen process whose kernel took the TCP connection).
+    const dialTimer = this.options.clock.setTimeout(() => {
+      if (this.socket === socket && !this.connected) this.drop(`no WebSocket handshake from ${url} in ${this.options.attemptTimeoutMs} ms`);
+    }, this.options.attemptTimeoutMs);
+    socket.onopen = () => {
+      this.options.clock.clearTimeout(dialTimer);
+      if (this.socket !== socket) return;
+      this.dialing = false;
+      this.connected = true;
+      this.options.logger?.debug({ event: 'member_connected', url }, 'connected');
+      this.options.onConnected(url, generation);
+      this.pump();
+    };
+    socket.onmessage = (event) => {
+      if (this.socket !== socket) return;
+      this.received(event.data);
+    };
+    socket.onerror = () => {
+      // onclose follows with the reason.
+    };
+    socket.onclose = (event) => {
+      this.options.clock.clearTimeout(dialTimer);
+      if (this.socket !== socket) return;
+      this.drop(`the connection to ${url} closed (${event.code}${event.reason === '' ? '' : `: ${event.reason}`})`);
+    };
+  }
+
+  /** The socket is gone (or being left): fail what was on it, count the failure, dial again if needed. */
+  private drop(reason: string): void {
+    const socket = this.socket;
+    const wasConnected = this.connected;
+    this.socket = null;
+    this.connected = false;
+    this.dialing = false;
+    if (socket !== null) {
+      socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
+      try {
+        socket.close(1000, 'leaving');
+      } catch {
+        // already closed
+      }
+    }
+    const lost = [...this.inFlight.values()];
+    this.inFlight.clear();
+    for (const pending of lost) {
+      this.settle(pending);
+      pending.reject(new ChannelLost(reason, true));
+    }
+    if (wasConnected) this.options.logger?.debug({ event: 'member_lost', reason }, 'member lost');
+    this.failed(reason);
+  }
+
+  private failed(reason: string): void {
+    this.failures += 1;
+    this.endpointIndex = (this.endpointIndex + 1) % this.options.endpoints.length;
+    if (this.failures % this.options.endpoints.length === 0) this.options.logger?.warn({ event: 'no_member_reachable', reason, failures: this.failures }, 'no member answered; still trying');
+    if (!this.closed && (this.queue.length > 0 || this.wantConnection())) this.dial();
+  }
+
+  /** Whether the client wants a connection with nothing queued (live watches, kept leases). */
+  wantConnection: () => boolean = () => false;
+
+  private received(data: unknown): void {
+    let frame: Record<string, unknown>;
+    try {
+      frame = JSON.parse(typeof data === 'string' ? data : new TextDecoder().decode(data as Uint8Array)) as Record<string, unknown>;
+    } catch {
+      this.drop('the member sent a frame that is not JSON');
+      return;
+    }
+    if (typeof frame['watch'] === 'number' && frame['id'] === undefined) {
+      this.options.onPush(frame);
+      return;
+    }
+    const id = frame['id'];
+    if (typeof id !== 'number') {
+      // An answer to a frame the member could not read (id null): ours are always well-formed.
+      this.options.logger?.warn({ event: 'unmatched_answer', frame }, 'an answer without a request id');
+      return;
+    }
+    const pending = this.inFlight.get(id);
+    if (pending === undefined) return; // its caller gave up (deadline or abort)
+    this.inFlight.delete(id);
+    this.settle(pending);
+    this.failures = 0;
+    pending.resolve({ ...(frame as Answer), generation: pending.generation });
+    this.pump();
+  }
+}

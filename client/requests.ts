@@ -1,0 +1,211 @@
+/**
+ * How the client carries one request to an answer across member failures: reads are retried
+ * freely (on a lost member, NOT_LEADER, UNAVAILABLE, RESOURCE_EXHAUSTED) until their deadline;
+ * writes carry their session stamp and are retried with the same stamp — on a lost member, an
+ * unknown outcome (TIMEOUT, OUTCOME_UNKNOWN) or a refusal that says "retry" — so a write is
+ * applied at most once however often it is sent. Every answer's revision raises the highest
+ * revision the client has seen, which serializable reads carry as `minRevision` so that a read
+ * after a switch of member never sees older state.
+ *
+ * Must never: report a write as "certainly not applied" once a frame of it may have reached a
+ * member (it is OUTCOME_UNKNOWN then, unless a stamped retry got its real answer); retry a
+ * write without its stamp; wait between tries longer than the backoff's cap.
+ */
+
+import { isErrorCode, WardenError, type ErrorCode, type WardenErrorDetails } from '../shared/errors.js';
+import { backoffMs, type BackoffPolicy } from './backoff.js';
+import { ChannelLost, type Answer, type Channel, type ClientLogger } from './channel.js';
+import { randomNonce, WriteSession, type Registration } from './exactly-once.js';
+import type { ClientClock } from './transport.js';
+
+/** What every call takes: an AbortSignal and a deadline of its own. */
+export interface CallOptions {
+  readonly signal?: AbortSignal;
+  /** The whole call, retries included, in ms (the client's `timeoutMs` by default). */
+  readonly timeoutMs?: number;
+}
+
+export interface RequestsOptions {
+  readonly channel: Channel;
+  readonly clock: ClientClock;
+  readonly random: () => number;
+  readonly backoff: BackoffPolicy;
+  readonly timeoutMs: number;
+  readonly logger?: ClientLogger;
+}
+
+/** The WardenError of an error answer. */
+export function errorOfAnswer(answer: Answer): WardenError {
+  const error = (answer['error'] ?? {}) as { code?: unknown; message?: unknown } & WardenErrorDetails;
+  const code: ErrorCode = isErrorCode(error.code) ? error.code : 'UNAVAILABLE';
+  const details: WardenErrorDetails = {
+    ...(error.leader === undefined ? {} : { leader: error.leader }),
+    ...(error.limit === undefined ? {} : { limit: error.limit }),
+    ...(error.compactRevision === undefined ? {} : { compactRevision: error.compactRevision }),
+  };
+  return new WardenError(code, typeof error.message === 'string' ? error.message : code, details);
+}
+
+const RETRY_AS_IS: ReadonlySet<ErrorCode> = new Set(['NOT_LEADER', 'UNAVAILABLE', 'RESOURCE_EXHAUSTED']);
+const UNKNOWN: ReadonlySet<ErrorCode> = new Set(['TIMEOUT', 'OUTCOME_UNKNOWN']);
+
+export class Requests {
+  /** The highest revision any answer or event carried: the client's causal token. */
+  highestRevision = 0;
+  private session: WriteSession | null = null;
+  private registering: Promise<WriteSession> | null = null;
+  private keepaliveTimer: unknown = null;
+
+  constructor(private readonly options: RequestsOptions) {}
+
+  /** Raise the highest revision seen (an answer, a watch event). */
+  saw(revision: unknown): void {
+    if (typeof revision === 'number' && revision > this.highestRevision) this.highestRevision = revision;
+  }
+
+  private deadlineOf(call: CallOptions): number {
+    return this.options.clock.now() + (call.timeoutMs ?? this.options.timeoutMs);
+  }
+
+  private async pause(attempt: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const wait = Math.min(backoffMs(this.options.backoff, attempt, this.options.random), Math.max(0, deadline - this.options.clock.now()));
+    if (wait <= 0) return;
+    await new Promise<void>((resolve) => {
+      const timer = this.options.clock.setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, wait);
+      const onAbort = (): void => {
+        this.options.clock.clearTimeout(timer);
+        resolve();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Leave the member an answer came from when it cannot serve (another may). */
+  private leaveOn(answer: Answer & { generation: number }, error: WardenError): void {
+    if (error.code === 'NOT_LEADER' || error.code === 'UNAVAILABLE') {
+      this.options.channel.leave(answer.generation, `${error.code}: ${error.message}`, error.details.leader?.url ?? null);
+    }
+  }
+
+  /**
+   * A request that changes nothing (or is idempotent by itself): retried freely until an answer
+   * that is not "retry", or the deadline. `retryOn` adds codes worth retrying for this request.
+   */
+  async read(frame: Record<string, unknown>, call: CallOptions = {}, attemptMs?: number): Promise<Answer> {
+    const deadline = this.deadlineOf(call);
+    let lastError: Error | null = null;
+    for (let attempt = 0; ; attempt++) {
+      if (call.signal?.aborted) throw new WardenError('UNAVAILABLE', 'aborted by the caller (nothing was changed)');
+      if (this.options.clock.now() >= deadline) throw new WardenError('UNAVAILABLE', `no answer before the deadline (${lastError?.message ?? 'no member answered'}); nothing was changed`);
+      try {
+        const answer = await this.options.channel.request(frame, deadline, call.signal, attemptMs);
+        this.saw(answer['revision']);
+        if (answer.ok) return answer;
+        const error = errorOfAnswer(answer);
+        if (!RETRY_AS_IS.has(error.code)) throw error;
+        this.leaveOn(answer, error);
+        lastError = error;
+      } catch (error) {
+        if (!(error instanceof ChannelLost)) throw error;
+        lastError = error;
+      }
+      await this.pause(attempt, deadline, call.signal);
+    }
+  }
+
+  /**
+   * A namespace write, exactly once: stamped with the client's session and retried with the
+   * same stamp until it has its answer. An error tells whether it may have been applied.
+   */
+  async write(frame: Record<string, unknown>, call: CallOptions = {}): Promise<Answer> {
+    const deadline = this.deadlineOf(call);
+    const session = await this.writeSession(deadline, call.signal);
+    const seq = await session.begin();
+    let mayHaveApplied = false;
+    let lastError: Error | null = null;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        if (call.signal?.aborted || this.options.clock.now() >= deadline) {
+          const why = call.signal?.aborted ? 'aborted by the caller' : 'no answer before the deadline';
+          if (mayHaveApplied) throw new WardenError('OUTCOME_UNKNOWN', `${why}; the write may have been applied (${lastError?.message ?? ''})`);
+          throw new WardenError('UNAVAILABLE', `${why}; the write was not sent (${lastError?.message ?? 'no member answered'})`);
+        }
+        try {
+          const answer = await this.options.channel.request({ ...frame, client: session.stamp(seq) }, deadline, call.signal);
+          this.saw(answer['revision']);
+          if (answer.ok) return answer;
+          const error = errorOfAnswer(answer);
+          if (error.code === 'SESSION_EXPIRED') {
+            if (this.session === session) this.session = null; // the next write registers anew
+            throw error;
+          }
+          if (UNKNOWN.has(error.code)) mayHaveApplied = true;
+          else if (!RETRY_AS_IS.has(error.code)) {
+            // A final refusal — unless an earlier try may have been applied and this answer is
+            // a refusal of the retry because of it (the stamp is answered from the record, so a
+            // real answer would have come back): final refusals come from the state, so pass it on.
+            throw error;
+          }
+          this.leaveOn(answer, error);
+          lastError = error;
+        } catch (error) {
+          if (!(error instanceof ChannelLost)) throw error;
+          if (error.sent) mayHaveApplied = true;
+          lastError = error;
+        }
+        await this.pause(attempt, deadline, call.signal);
+      }
+    } finally {
+      session.done(seq);
+    }
+  }
+
+  /** The session writes are stamped with, registered on first use (the nonce makes a retried register answer the same one). */
+  private writeSession(deadline: number, signal: AbortSignal | undefined): Promise<WriteSession> {
+    if (this.session !== null) return Promise.resolve(this.session);
+    if (this.registering !== null) return this.registering;
+    const nonce = randomNonce();
+    this.registering = (async () => {
+      try {
+        const answer = await this.read({ type: 'register', nonce }, { timeoutMs: Math.max(1, deadline - this.options.clock.now()), ...(signal === undefined ? {} : { signal }) });
+        const registration: Registration = { clientId: answer['clientId'] as number, secret: answer['secret'] as string };
+        this.session = new WriteSession(registration);
+        this.keepSessionAlive();
+        return this.session;
+      } finally {
+        this.registering = null;
+      }
+    })();
+    return this.registering;
+  }
+
+  /** A session idle for 60 s expires at the members: a keepalive every 20 s while the client lives. */
+  private keepSessionAlive(): void {
+    if (this.keepaliveTimer !== null) return;
+    const tick = (): void => {
+      this.keepaliveTimer = this.options.clock.setTimeout(() => {
+        const session = this.session;
+        if (session === null) {
+          this.keepaliveTimer = null;
+          return;
+        }
+        this.read({ type: 'keepalive', clientId: session.registration.clientId, secret: session.registration.secret }, { timeoutMs: 15_000 }).then(
+          () => undefined,
+          (error: unknown) => {
+            if (error instanceof WardenError && error.code === 'SESSION_EXPIRED' && this.session === session) this.session = null;
+          },
+        );
+        tick();
+      }, 20_000);
+    };
+    tick();
+  }
+
+  close(): void {
+    if (this.keepaliveTimer !== null) this.options.clock.clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = null;
+  }
+}
