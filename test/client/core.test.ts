@@ -198,10 +198,11 @@ describe('writes', () => {
 describe('leases and sessions', () => {
   it('keep every kept lease alive in one frame a round, and call a session lost only when a member says its lease is gone', async () => {
     let gone = false;
+    let unknownToLeader = false;
     const keeper = (frame: Frame, member: FakeMember): Frame | null => {
       if (frame['type'] === 'leaseGrant') return { ok: true, revision: 1, lease: { id: frame['lease'], ttlMs: frame['ttlMs'] } };
       if (frame['type'] === 'leaseKeepAlive') {
-        return { ok: true, leases: (frame['leases'] as number[]).map((id) => (gone ? { id, ok: false, code: 'LEASE_NOT_FOUND' } : { id, ok: true, ttlMs: 3_000, remainingMs: 3_000 })) };
+        return { ok: true, leases: (frame['leases'] as number[]).map((id) => (gone ? { id, ok: false, code: 'LEASE_NOT_FOUND' } : unknownToLeader ? { id, ok: false, code: 'UNAVAILABLE' } : { id, ok: true, ttlMs: 3_000, remainingMs: 3_000 })) };
       }
       return okBehaviour()(frame, member);
     };
@@ -216,6 +217,11 @@ describe('leases and sessions', () => {
     expect(rounds.length).toBeGreaterThanOrEqual(2);
     expect(rounds.length).toBeLessThanOrEqual(4);
     for (const round of rounds) expect(new Set(round['leases'] as number[])).toEqual(new Set([a.lease, b.lease]));
+    // A new leader that has not applied its refresh yet answers UNAVAILABLE per lease: not lost.
+    unknownToLeader = true;
+    await clock.advance(3_000);
+    expect(lost).toBe(0);
+    unknownToLeader = false;
     // Unreachable for a while: not lost.
     members[0]!.frozen = true;
     await clock.advance(10_000);

@@ -1,0 +1,345 @@
+/**
+ * The Election recipe against a real 3-member cluster (processes, tick 50 ms): candidates are
+ * elected in line, each with a greater fencing token; observe() sees every change of leader;
+ * a campaign that times out or is aborted leaves no candidacy behind; a leader whose node is
+ * deleted or whose lease is revoked hears `lost` and its proclaim is refused. Then the safety
+ * run: four clients campaign, proclaim and resign while cluster members are SIGKILLed and
+ * restarted and a leader's lease is revoked; a raw watch of the election records the truth
+ * (which candidate node was first in line at every revision), and the run is judged against it:
+ * every term a client claimed was a real term (its token the node's createRevision), tokens
+ * only grow, every proclaim that succeeded landed while its term was the real one (so no two
+ * terms overlap in what they wrote), every term ended (resigned or lost), and observe() saw
+ * exactly the real sequence of leaders.
+ *
+ * Must never: wait without a bound; sleep to synchronise; pass if the behaviour it names breaks.
+ */
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { connect, WardenError, type Session, type WardenClient, type WatchEvent } from '../../client/index.js';
+import { Election, leaderOf, type Leader, type Term } from '../../client/recipes/election.js';
+import type { Cluster } from '../integration/cluster.js';
+import { clusterForSuite } from '../integration/suite.js';
+
+let cluster: Cluster;
+clusterForSuite((started) => (cluster = started));
+
+const TTL_MS = 3_000;
+const clients: WardenClient[] = [];
+afterAll(async () => {
+  for (const client of clients) await client.close();
+});
+
+function client(): WardenClient {
+  const made = connect({ endpoints: cluster.members.map((m) => m.clientUrl), timeoutMs: 20_000 });
+  clients.push(made);
+  return made;
+}
+
+/** `promise`, or a failure naming `what` after `ms`. */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`not within ${ms} ms: ${what}`)), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Collects what an async iterable yields, and lets a test wait (bounded) for a condition on it. */
+class Collector<T> {
+  readonly items: T[] = [];
+  private waiters: (() => void)[] = [];
+  failure: unknown = null;
+  readonly done: Promise<void>;
+
+  constructor(source: AsyncIterable<T>) {
+    this.done = (async () => {
+      try {
+        for await (const item of source) {
+          this.items.push(item);
+          for (const wake of this.waiters.splice(0)) wake();
+        }
+      } catch (error) {
+        this.failure = error;
+      }
+    })();
+  }
+
+  async until(what: string, condition: (items: readonly T[]) => boolean, ms = 15_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!condition(this.items)) {
+      if (this.failure !== null) throw this.failure;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`not within ${ms} ms: ${what}; saw ${JSON.stringify(this.items)}`);
+      await within(new Promise<void>((resolve) => this.waiters.push(resolve)), left, what).catch(() => undefined);
+    }
+  }
+}
+
+const shape = (leader: Leader | null): string | null => (leader === null ? null : `${leader.value}@${leader.token}`);
+
+describe('Election', () => {
+  it('elects candidates in line with growing tokens; observe() and leader() follow; proclaim changes the value', async () => {
+    const path = '/it/election/basic';
+    const watcher = client();
+    const observer = new Election(watcher, path, await watcher.session({ ttlMs: TTL_MS }));
+    const stop = new AbortController();
+    const seen = new Collector(observer.observe({ signal: stop.signal }));
+    await seen.until('the empty election', (items) => items.length === 1);
+    expect(seen.items).toEqual([null]);
+
+    const candidates = await Promise.all(['a', 'b', 'c'].map(async () => {
+      const c = client();
+      return new Election(c, path, await c.session({ ttlMs: TTL_MS }));
+    }));
+    const termA = await within(candidates[0]!.campaign('a'), 10_000, 'a elected');
+    const pendingB = candidates[1]!.campaign('b');
+    const pendingC = candidates[2]!.campaign('c');
+    let bSettled = false;
+    void pendingB.finally(() => (bSettled = true));
+    expect(await observer.leader()).toEqual({ value: 'a', path: termA.path, token: termA.token });
+    await candidates[0]!.proclaim('a2');
+    expect((await observer.leader())?.value).toBe('a2');
+    expect(bSettled).toBe(false);
+
+    await candidates[0]!.resign();
+    expect(termA.signal.aborted).toBe(true);
+    expect(candidates[0]!.isLeader).toBe(false);
+    const termB = await within(pendingB, 10_000, 'b elected');
+    expect(termB.token).toBeGreaterThan(termA.token);
+    await expect(candidates[0]!.proclaim('a3')).rejects.toMatchObject({ code: 'NO_NODE' });
+    await candidates[1]!.resign();
+    const termC = await within(pendingC, 10_000, 'c elected');
+    expect(termC.token).toBeGreaterThan(termB.token);
+    await candidates[2]!.resign();
+    expect(await observer.leader()).toBeNull();
+
+    await seen.until('every change', (items) => items.length === 6);
+    expect(seen.items.map(shape)).toEqual([null, `a@${termA.token}`, `a2@${termA.token}`, `b@${termB.token}`, `c@${termC.token}`, null]);
+    stop.abort();
+    await within(seen.done, 5_000, 'observe ends on abort');
+  });
+
+  it('a campaign that times out or is aborted leaves no candidacy; resign stops a campaign', async () => {
+    const path = '/it/election/withdraw';
+    const make = async (): Promise<{ election: Election; session: Session; client: WardenClient }> => {
+      const c = client();
+      const session = await c.session({ ttlMs: TTL_MS });
+      return { election: new Election(c, path, session), session, client: c };
+    };
+    const holder = await make();
+    const term = await holder.election.campaign('holder');
+    const late = await make();
+    await expect(late.election.campaign('late', { timeoutMs: 300 })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const aborter = new AbortController();
+    const aborted = late.election.campaign('late', { signal: aborter.signal });
+    aborter.abort();
+    await expect(aborted).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const resigned = late.election.campaign('late');
+    const rejected = expect(resigned).rejects.toBeInstanceOf(WardenError);
+    await late.election.resign();
+    await rejected;
+    const names = await holder.client.children(path);
+    expect(names).toEqual([term.path.slice(path.length + 1)]); // only the holder's node is in line
+    await holder.election.resign();
+    expect(await holder.client.children(path)).toEqual([]);
+  });
+
+  it('a leader whose node is deleted or whose lease is revoked hears lost; its proclaim is refused; the next leads', async () => {
+    const path = '/it/election/lost';
+    const admin = client();
+    const make = async (): Promise<Election> => {
+      const c = client();
+      return new Election(c, path, await c.session({ ttlMs: TTL_MS }));
+    };
+    const first = await make();
+    const second = await make();
+    const third = await make();
+    const losses: Term[] = [];
+    first.on('lost', ({ term }) => losses.push(term));
+    second.on('lost', ({ term }) => losses.push(term));
+
+    const t1 = await first.campaign('one');
+    const pending2 = second.campaign('two');
+    await admin.delete(t1.path);
+    await expect(first.proclaim('one again')).rejects.toMatchObject({ code: 'NO_NODE' });
+    const t2 = await within(pending2, 10_000, 'second elected');
+    await within(new Promise((resolve) => (t1.signal.aborted ? resolve(null) : t1.signal.addEventListener('abort', resolve))), 5_000, 'first hears lost');
+    expect(losses).toEqual([t1]);
+    expect(t2.token).toBeGreaterThan(t1.token);
+
+    const pending3 = third.campaign('three');
+    const lease = (await admin.get(t2.path))!.stat.lease!;
+    await admin.leases.revoke(lease);
+    await expect(second.proclaim('two again')).rejects.toMatchObject({ code: 'NO_NODE' });
+    const t3 = await within(pending3, 10_000, 'third elected');
+    await within(new Promise((resolve) => (t2.signal.aborted ? resolve(null) : t2.signal.addEventListener('abort', resolve))), 5_000, 'second hears lost');
+    expect(losses).toEqual([t1, t2]);
+    expect((await admin.get(t3.path))?.value).toBe('three');
+    expect(shape(await third.leader())).toBe(`three@${t3.token}`);
+    await third.resign();
+  });
+
+  it('at most one leader per term of office while cluster members are killed and restarted', async () => {
+    const path = '/it/election/chaos';
+    const admin = client();
+    const made = await admin.create(path, '', { parents: true });
+
+    // The truth: every change to the election's children, from the revision after it was made.
+    const history: WatchEvent[] = [];
+    let historyWake: (() => void) | null = null;
+    const raw = admin.watch(path, { scope: 'children', fromRevision: made.revision + 1 });
+    const recording = (async () => {
+      for await (const event of raw) {
+        history.push(event);
+        historyWake?.();
+      }
+    })();
+    const observing = new Election(client(), path);
+    const stopObserving = new AbortController();
+    const observed = new Collector(observing.observe({ signal: stopObserving.signal }));
+    await observed.until('the empty election', (items) => items.length === 1);
+
+    // What the candidates claim, in the order they claim it.
+    type Entry =
+      | { kind: 'elected'; who: string; token: number; path: string }
+      | { kind: 'proclaimed'; who: string; token: number; revision: number }
+      | { kind: 'refused' | 'unknown'; who: string; token: number }
+      | { kind: 'ended'; how: 'lost' | 'resigned'; who: string; token: number };
+    const log: Entry[] = [];
+    let logWake: (() => void) | null = null;
+    const note = (entry: Entry): void => {
+      log.push(entry);
+      logWake?.();
+    };
+    const elections = (): number => log.filter((e) => e.kind === 'elected').length;
+    const moreElections = async (more: number, what: string): Promise<void> => {
+      const target = elections() + more;
+      const deadline = Date.now() + 30_000;
+      while (elections() < target) {
+        if (Date.now() > deadline) throw new Error(`fewer than ${target} elections after ${what}`);
+        await within(new Promise<void>((resolve) => (logWake = resolve)), deadline - Date.now(), what).catch(() => undefined);
+      }
+    };
+
+    const stop = new AbortController();
+    const candidate = async (who: string): Promise<void> => {
+      const c = client();
+      for (let round = 0; round < 400 && !stop.signal.aborted; ) {
+        let session: Session;
+        try {
+          session = await c.session({ ttlMs: TTL_MS, timeoutMs: 10_000 });
+        } catch {
+          round++;
+          continue;
+        }
+        const election = new Election(c, path, session);
+        election.on('lost', ({ term }) => note({ kind: 'ended', how: 'lost', who, token: term.token }));
+        election.on('resigned', (term) => note({ kind: 'ended', how: 'resigned', who, token: term.token }));
+        while (round < 400 && !stop.signal.aborted && !session.signal.aborted) {
+          round++;
+          let term: Term;
+          try {
+            term = await election.campaign(`${who}-${round}`, { signal: stop.signal, timeoutMs: 20_000 });
+          } catch {
+            continue;
+          }
+          note({ kind: 'elected', who, token: term.token, path: term.path });
+          for (let j = 0; j < 2 && !term.signal.aborted; j++) {
+            try {
+              note({ kind: 'proclaimed', who, token: term.token, revision: await election.proclaim(`${who}-${round}-${j}`) });
+            } catch (error) {
+              note({ kind: error instanceof WardenError && error.code === 'NO_NODE' ? 'refused' : 'unknown', who, token: term.token });
+            }
+          }
+          await election.resign().catch(() => undefined);
+        }
+        await session.close().catch(() => undefined);
+      }
+    };
+    const running = ['w1', 'w2', 'w3', 'w4'].map((who) => candidate(who));
+
+    const restart = async (name: string): Promise<void> => {
+      await cluster.kill(name, 'SIGKILL');
+      await cluster.leader();
+      cluster.launch(cluster.member(name));
+      await cluster.leader();
+    };
+    await moreElections(3, 'the start');
+    await restart(await cluster.leader());
+    await moreElections(3, 'the leader was killed');
+    await restart(cluster.members.find((m) => m.process !== null && m.name !== 'n1')!.name === (await cluster.leader()) ? 'n1' : cluster.members.find((m) => m.name !== 'n1')!.name);
+    await moreElections(3, 'a member was killed');
+    const leading = await observing.leader();
+    if (leading !== null) {
+      const node = await admin.get(leading.path);
+      if (node?.stat.lease !== null && node !== null) await admin.leases.revoke(node.stat.lease!);
+    }
+    await moreElections(3, 'the leader\'s lease was revoked');
+    await restart(await cluster.leader());
+    await moreElections(3, 'the leader was killed again');
+    stop.abort();
+    await within(Promise.all(running), 40_000, 'the candidates stop');
+    const sentinel = await admin.create(`${path}/zz-end`, '');
+    const historyDeadline = Date.now() + 15_000;
+    while (!history.some((e) => e.revision >= sentinel.revision)) {
+      if (Date.now() > historyDeadline) throw new Error('the raw watch did not reach the end of the run');
+      await within(new Promise<void>((resolve) => (historyWake = resolve)), historyDeadline - Date.now(), 'history').catch(() => undefined);
+    }
+    await raw.cancel();
+    await recording;
+
+    // The truth, revision by revision: the first candidate in line, and each term's span.
+    const line = new Map<string, { value: string; stat: { createRevision: number } }>();
+    const spans = new Map<string, { token: number; from: number; to: number }>();
+    const truth: (string | null)[] = [null];
+    let current: Leader | null = null;
+    const puts: WatchEvent[] = [];
+    for (let i = 0; i < history.length; ) {
+      const revision = history[i]!.revision;
+      for (; i < history.length && history[i]!.revision === revision; i++) {
+        const event = history[i]!;
+        if (event.type === 'delete') line.delete(event.path);
+        else line.set(event.path, event.node!);
+        if (event.type === 'put') puts.push(event);
+      }
+      const now = leaderOf([...line].map(([p, n]) => ({ path: p, value: n.value, stat: n.stat as never })));
+      if (now?.path !== current?.path) {
+        if (current !== null) spans.get(current.path)!.to = revision;
+        if (now !== null) spans.set(now.path, { token: now.token, from: revision, to: Number.POSITIVE_INFINITY });
+      }
+      if (shape(now) !== truth[truth.length - 1]) truth.push(shape(now));
+      current = now;
+    }
+
+    const claimed = log.filter((e): e is Extract<Entry, { kind: 'elected' }> => e.kind === 'elected');
+    expect(claimed.length).toBeGreaterThanOrEqual(15);
+    let lastToken = 0;
+    for (const claim of claimed) {
+      const span = spans.get(claim.path);
+      expect(span, `${claim.who}'s term ${claim.token} was a real term`).toBeDefined();
+      expect(span!.token).toBe(claim.token);
+      expect(claim.token, 'tokens only grow').toBeGreaterThan(lastToken);
+      lastToken = claim.token;
+      const ends = log.filter((e) => e.kind === 'ended' && e.token === claim.token && e.who === claim.who);
+      expect(ends.length, `${claim.who}'s term ${claim.token} ended once`).toBe(1);
+    }
+    // Every write as leader landed inside its own term: no two terms overlap in what they did.
+    for (const put of puts) {
+      const span = spans.get(put.path);
+      expect(span, `a put on ${put.path} at ${put.revision} by a node that never led`).toBeDefined();
+      expect(put.revision).toBeGreaterThanOrEqual(span!.from);
+      expect(put.revision).toBeLessThan(span!.to);
+    }
+    const proclaimed = log.filter((e): e is Extract<Entry, { kind: 'proclaimed' }> => e.kind === 'proclaimed');
+    expect(proclaimed.length).toBeGreaterThan(0);
+    for (const p of proclaimed) expect(puts.some((put) => put.revision === p.revision && spans.get(put.path)?.token === p.token)).toBe(true);
+    expect(log.some((e) => e.kind === 'ended' && e.how === 'lost'), 'the revoked leader heard lost').toBe(true);
+
+    // observe() saw exactly the real sequence of leaders (and values), across the kills.
+    await observed.until('observe reaches the end', (items) => items.length >= truth.length);
+    expect(observed.items.map(shape)).toEqual(truth);
+    stopObserving.abort();
+    await within(observed.done, 5_000, 'observe ends');
+  });
+});
