@@ -231,8 +231,15 @@ export class WardenClient {
 
   /** Forget history at or below `revision` (reads and watches below it answer COMPACTED). */
   async compact(revision: number, call: CallOptions = {}): Promise<{ readonly revision: number; readonly compactRevision: number }> {
-    const answer = await this.requests.read({ type: 'compact', revision }, call);
-    return { revision: answer['revision'] as number, compactRevision: answer['compactRevision'] as number };
+    try {
+      const answer = await this.requests.read({ type: 'compact', revision }, call);
+      return { revision: answer['revision'] as number, compactRevision: answer['compactRevision'] as number };
+    } catch (error) {
+      // Already compacted past it (perhaps by an earlier try of this very call, whose answer was
+      // lost): what was asked for holds, so a retried compact is not an error.
+      if (error instanceof WardenError && error.code === 'COMPACTED') return { revision: this.requests.highestRevision, compactRevision: revision };
+      throw error;
+    }
   }
 
   /** The status of the member the client is connected to. */
