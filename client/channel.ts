@@ -84,6 +84,8 @@ export class Channel {
   private nextId = 1;
   private closed = false;
   private retryTimer: unknown = null;
+  /** The client clock's time of the last frame the member sent (answer or push). */
+  private lastHeardAt = 0;
   /** Sent, waiting for an answer, by request id. */
   private readonly inFlight = new Map<number, Pending>();
   /** Not yet sent: no socket, or maxInFlight reached. */
@@ -100,6 +102,11 @@ export class Channel {
 
   get currentGeneration(): number {
     return this.generation;
+  }
+
+  /** How long the connected member has said nothing (0 when not connected). */
+  silentForMs(): number {
+    return this.connected ? this.options.clock.now() - this.lastHeardAt : 0;
   }
 
   /**
@@ -254,6 +261,7 @@ export class Channel {
       if (this.socket !== socket) return;
       this.dialing = false;
       this.connected = true;
+      this.lastHeardAt = this.options.clock.now();
       this.options.logger?.debug({ event: 'member_connected', url }, 'connected');
       this.options.onConnected(url, generation);
       this.pump();
@@ -308,6 +316,7 @@ export class Channel {
   wantConnection: () => boolean = () => false;
 
   private received(data: unknown): void {
+    this.lastHeardAt = this.options.clock.now();
     let frame: Record<string, unknown>;
     try {
       frame = JSON.parse(typeof data === 'string' ? data : new TextDecoder().decode(data as Uint8Array)) as Record<string, unknown>;

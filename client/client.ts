@@ -95,6 +95,9 @@ export class WardenClient {
   private readonly watches: WatchRegistry;
   private readonly keeper: LeaseKeeper;
   private closed = false;
+  private probeTimer: unknown = null;
+  private readonly clock: ClientClock;
+  private readonly attemptTimeoutMs: number;
 
   /** @internal use `connect()`. */
   constructor(options: ConnectOptions, open: OpenSocket) {
@@ -123,7 +126,27 @@ export class WardenClient {
     this.watches = new WatchRegistry(this.channel, this.requests, clock);
     this.keeper = new LeaseKeeper(this.requests, this.channel, clock);
     this.channel.wantConnection = () => this.watches.live.size > 0 || this.keeper.size > 0;
+    this.clock = clock;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;
+    this.probe();
     options.signal?.addEventListener('abort', () => void this.close(), { once: true });
+  }
+
+  /**
+   * A client that only watches sends nothing after subscribing, so a frozen member would keep it
+   * forever: when its member has been silent for half the attempt deadline, ask for a bookmark
+   * (`watchProgress`) — a member that does not answer within the attempt deadline is left, and the
+   * bookmark moves each watch's resume point on.
+   */
+  private probe(): void {
+    const half = Math.max(1, Math.floor(this.attemptTimeoutMs / 2));
+    this.probeTimer = this.clock.setTimeout(() => {
+      if (this.closed) return;
+      if (this.watches.live.size > 0 && this.channel.url !== null && this.channel.silentForMs() >= half) {
+        this.channel.request({ type: 'watchProgress' }, this.clock.now() + 2 * this.attemptTimeoutMs).catch(() => undefined);
+      }
+      this.probe();
+    }, half);
   }
 
   /** The highest revision this client has seen: its reads never see older state. */
@@ -189,7 +212,7 @@ export class WardenClient {
     return names;
   }
 
-  /** The nodes of a subtree (the node and all below), in path order, a page at a time, all at one revision. */
+  /** The nodes strictly below `path` (not the node itself), in path order, a page at a time, all at one revision. */
   async *range<A extends ValueAs = 'string'>(path: string, options: RangeOptions<A> = {}): AsyncGenerator<WardenNode<ValueOf<A>>, void, undefined> {
     let revision = options.revision;
     let after: string | null = null;
@@ -285,6 +308,7 @@ export class WardenClient {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.probeTimer !== null) this.clock.clearTimeout(this.probeTimer);
     for (const watch of [...this.watches.live]) await watch.cancel();
     this.keeper.close();
     this.requests.close();

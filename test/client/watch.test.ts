@@ -121,4 +121,17 @@ describe('watch', () => {
     expect(revisions).toEqual(Array.from({ length: HIGH_WATER }, (_, i) => i + 1));
     await watch.cancel();
   });
+
+  it('leaves a frozen member even when the client only watches (a bookmark request finds it silent)', async () => {
+    const { clock, members, client } = setup();
+    const watch = client.watch('/a');
+    await clock.advance(10);
+    const [m1, m2] = members as [FakeMember, FakeMember];
+    expect(watchFrames(m1)).toHaveLength(1);
+    m1.frozen = true;
+    await clock.advance(2_500); // attempt deadline 1 s: probed after 0.5 s of silence, left 1 s later
+    expect(m1.received.some((f) => f['type'] === 'watchProgress')).toBe(true);
+    expect(watchFrames(m2)).toHaveLength(1);
+    await watch.cancel();
+  });
 });
