@@ -64,7 +64,8 @@ interface Pending {
   readonly reject: (error: Error) => void;
   readonly deadline: number;
   readonly attemptMs: number;
-  timer: unknown;
+  /** When the frame went on the socket (client clock), for the attempt deadline. */
+  sentAt: number;
   sent: boolean;
   generation: number;
   readonly signal: AbortSignal | undefined;
@@ -84,6 +85,7 @@ export class Channel {
   private nextId = 1;
   private closed = false;
   private retryTimer: unknown = null;
+  private sweepTimer: unknown = null;
   /** The client clock's time of the last frame the member sent (answer or push). */
   private lastHeardAt = 0;
   /** Sent, waiting for an answer, by request id. */
@@ -124,16 +126,16 @@ export class Channel {
         reject,
         deadline,
         attemptMs,
-        timer: null,
+        sentAt: 0,
         sent: false,
         generation: 0,
         signal,
         onAbort: () => this.fail(pending, new ChannelLost('aborted', pending.sent, true)),
       };
       signal?.addEventListener('abort', pending.onAbort, { once: true });
-      this.arm(pending, Math.max(0, deadline - this.options.clock.now()), true);
       this.queue.push(pending);
       this.pump();
+      this.startSweep();
     });
   }
 
@@ -152,31 +154,47 @@ export class Channel {
     if (this.closed) return;
     this.closed = true;
     if (this.retryTimer !== null) this.options.clock.clearTimeout(this.retryTimer);
+    if (this.sweepTimer !== null) this.options.clock.clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
     const socket = this.socket;
     this.drop('the client is closed');
     for (const pending of this.queue.splice(0)) this.fail(pending, new ChannelLost('the client is closed', false));
     socket?.close(1000, 'client closed');
   }
 
-  private arm(pending: Pending, ms: number, isDeadline: boolean): void {
-    if (pending.timer !== null) this.options.clock.clearTimeout(pending.timer);
-    pending.timer = null;
-    if (!Number.isFinite(ms)) return; // no deadline (a watch subscription waits as long as its socket lives)
-    pending.timer = this.options.clock.setTimeout(() => {
-      pending.timer = null;
-      if (isDeadline || this.options.clock.now() >= pending.deadline) {
-        this.fail(pending, new ChannelLost('the request timed out', pending.sent, true));
-      } else {
-        // The member took a request and said nothing for attemptMs: frozen, or worse. Leave it.
-        this.leave(pending.generation, `no answer in ${pending.attemptMs} ms`);
-      }
-    }, ms);
+  /**
+   * One timer for every deadline, not one per request (a timer per request costs more CPU than
+   * the rest of a request's trip through the client): every SWEEP_MS while anything waits, fail
+   * what passed its deadline and leave a member that sat on a request past its attempt deadline.
+   */
+  private startSweep(): void {
+    if (this.sweepTimer !== null || this.closed) return;
+    const every = Math.min(250, Math.max(5, Math.floor(this.options.attemptTimeoutMs / 10)));
+    this.sweepTimer = this.options.clock.setTimeout(() => {
+      this.sweepTimer = null;
+      this.sweep();
+      if (this.queue.length > 0 || this.inFlight.size > 0) this.startSweep();
+    }, every);
   }
 
-  /** Stops a request's timer and abort listener: it is being settled. */
+  private sweep(): void {
+    const now = this.options.clock.now();
+    for (const pending of [...this.queue]) if (now >= pending.deadline) this.fail(pending, new ChannelLost('the request timed out', false, true));
+    let silentOn: number | null = null;
+    let silentMs = 0;
+    for (const pending of [...this.inFlight.values()]) {
+      if (now >= pending.deadline) this.fail(pending, new ChannelLost('the request timed out', true, true));
+      else if (now - pending.sentAt >= pending.attemptMs) {
+        silentOn = pending.generation;
+        silentMs = pending.attemptMs;
+      }
+    }
+    // The member took a request and said nothing for its attempt deadline: frozen, or worse.
+    if (silentOn !== null) this.leave(silentOn, `no answer in ${silentMs} ms`);
+  }
+
+  /** Stops a request's abort listener: it is being settled. */
   private settle(pending: Pending): void {
-    if (pending.timer !== null) this.options.clock.clearTimeout(pending.timer);
-    pending.timer = null;
     pending.signal?.removeEventListener('abort', pending.onAbort);
   }
 
@@ -205,9 +223,8 @@ export class Channel {
       const pending = this.queue.shift()!;
       pending.sent = true;
       pending.generation = this.generation;
+      pending.sentAt = this.options.clock.now();
       this.inFlight.set(pending.id, pending);
-      const remaining = pending.deadline - this.options.clock.now();
-      this.arm(pending, Math.max(0, Math.min(remaining, pending.attemptMs)), remaining <= pending.attemptMs);
       try {
         socket.send(JSON.stringify({ ...pending.frame, id: pending.id }));
       } catch (error) {
@@ -339,7 +356,8 @@ export class Channel {
     this.inFlight.delete(id);
     this.settle(pending);
     this.failures = 0;
-    pending.resolve({ ...(frame as Answer), generation: pending.generation });
+    frame['generation'] = pending.generation; // the parsed frame is ours to annotate
+    pending.resolve(frame as Answer & { generation: number });
     this.pump();
   }
 }

@@ -31,12 +31,9 @@ export interface ClientClock {
 
 export const REAL_CLOCK: ClientClock = {
   now: () => performance.now(),
-  setTimeout: (fn, ms) => {
-    const handle = setTimeout(fn, ms);
-    // A timer of the client's must not keep a Node process alive on its own (a browser has no unref).
-    (handle as { unref?: () => void }).unref?.();
-    return handle;
-  },
+  // Timers keep a Node process alive, as the open socket does: a call waiting between two dials
+  // must not let the process exit under it. `close()` ends them all.
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
