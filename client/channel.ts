@@ -11,10 +11,12 @@
  * only with its session stamp.
  *
  * Must never: answer a request with another request's answer; keep a request pending past its
- * deadline; hold more than `maxInFlight` requests on the socket (the rest wait their turn);
+ * deadline; hold more than `maxInFlight` requests on the socket (the rest wait their turn, up
+ * to maxQueued: past it a call is refused RESOURCE_EXHAUSTED, not sent);
  * dial while a dial is in progress.
  */
 
+import { WardenError } from '../shared/errors.js';
 import { backoffMs, type BackoffPolicy } from './backoff.js';
 import { SOCKET_OPEN, type ClientClock, type OpenSocket, type SocketLike } from './transport.js';
 
@@ -48,6 +50,8 @@ export interface ChannelOptions {
   readonly attemptTimeoutMs: number;
   /** Requests on the socket at once; more wait in the channel. */
   readonly maxInFlight: number;
+  /** Requests that may wait in the channel; more are refused RESOURCE_EXHAUSTED. */
+  readonly maxQueued: number;
   readonly logger?: ClientLogger;
   /** A frame without a request id: a watch push. */
   readonly onPush: (frame: Record<string, unknown>) => void;
@@ -56,6 +60,9 @@ export interface ChannelOptions {
 }
 
 export type Answer = Record<string, unknown> & { readonly ok: boolean };
+
+/** Requests one client lets wait for a socket (past maxInFlight, or between members) before it refuses more, by default. */
+export const QUEUED_MAX_DEFAULT = 100_000;
 
 interface Pending {
   readonly id: number;
@@ -117,6 +124,10 @@ export class Channel {
    */
   request(frame: Record<string, unknown>, deadline: number, signal?: AbortSignal, attemptMs = this.options.attemptTimeoutMs): Promise<Answer & { readonly generation: number }> {
     if (this.closed) return Promise.reject(new ChannelLost('the client is closed', false));
+    if (this.queue.length >= this.options.maxQueued) {
+      const max = this.options.maxQueued;
+      return Promise.reject(new WardenError('RESOURCE_EXHAUSTED', `${max} requests already wait for a socket in this client (connect option maxQueued); nothing was sent`, { limit: { name: 'maxQueued', flag: 'maxQueued', value: max } }));
+    }
     if (signal?.aborted) return Promise.reject(new ChannelLost('aborted', false, true));
     return new Promise((resolve, reject) => {
       const pending: Pending = {

@@ -11,7 +11,7 @@
 
 import { WardenError } from '../shared/errors.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
-import { Channel, type Answer, type ClientLogger } from './channel.js';
+import { Channel, QUEUED_MAX_DEFAULT, type Answer, type ClientLogger } from './channel.js';
 import { LeaseKeeper, type LeaseInfo, type LeaseTimeToLive, type Session } from './leases.js';
 import { Requests, type CallOptions } from './requests.js';
 import { REAL_CLOCK, type ClientClock, type OpenSocket } from './transport.js';
@@ -28,6 +28,8 @@ export interface ConnectOptions {
   readonly attemptTimeoutMs?: number;
   /** Requests on the socket at once (default 512); more wait in the client. */
   readonly maxInFlight?: number;
+  /** Requests that may wait in the client for a socket (default 100,000); more are refused RESOURCE_EXHAUSTED, unsent. */
+  readonly maxQueued?: number;
   /** A pino logger (or anything with `debug` and `warn`): connection changes are logged. */
   readonly logger?: ClientLogger;
   /** Aborting it closes the client. */
@@ -115,6 +117,7 @@ export class WardenClient {
       backoff: options.backoff ?? DEFAULT_BACKOFF,
       attemptTimeoutMs: options.attemptTimeoutMs ?? 2_000,
       maxInFlight: options.maxInFlight ?? 512,
+      maxQueued: options.maxQueued ?? QUEUED_MAX_DEFAULT,
       ...(options.logger === undefined ? {} : { logger: options.logger }),
       onPush: (frame) => this.watches.push(frame),
       onConnected: () => {

@@ -141,6 +141,18 @@ describe('reads', () => {
     expect(dials).toBeLessThan(20);
   });
 
+  it('refuse a call, unsent, once maxQueued calls wait for a socket', async () => {
+    const clock = new FakeClock();
+    const member = new FakeMember('ws://m1', okBehaviour());
+    member.down = true;
+    const client = new WardenClient({ endpoints: [member.url], clock, random: () => 0, maxQueued: 2, timeoutMs: 1_000 }, fakeCluster([member]));
+    const waiting = [client.get('/a').catch((e: unknown) => e), client.get('/b').catch((e: unknown) => e)];
+    const refused = await client.get('/c').catch((e: unknown) => e);
+    expect((refused as WardenError).code).toBe('RESOURCE_EXHAUSTED');
+    expect((refused as WardenError).details.limit?.name).toBe('maxQueued');
+    for (const error of await drive(clock, Promise.all(waiting))) expect((error as WardenError).code).toBe('UNAVAILABLE');
+  });
+
   it('end at once, changing nothing, when the caller aborts', async () => {
     const { clock, client } = setup([() => null]);
     const controller = new AbortController();
