@@ -1,16 +1,16 @@
 /**
- * What the package exports besides `connect` (the same for Node and browsers): the client's
- * types, errors and the txn builders. Recipes are exported from here too, once each is built
- * on the public client only.
+ * Everything the package exports besides `connect` (the same for Node and browsers): the public
+ * client (public.ts) and the recipes built on it.
  */
 
-export { WardenClient } from './client.js';
-export type { ConnectOptions, Consistency, GetOptions, MemberStatus, PutResult, RangeOptions, ReadOptions, TxnOpResult, TxnResult, WriteResult } from './client.js';
-export { WardenError, ERROR_CODES, type ErrorCode } from '../shared/errors.js';
-export { cmp, op, TxnBuilder, type Compare, type CompareOperator, type CreateOptions, type DeleteOptions, type PutOptions, type TxnOp } from './txn.js';
-export { Session, type LeaseInfo, type LeaseTimeToLive, type SessionEvents } from './leases.js';
-export { Watch, type WatchEvent, type WatchOptions, type WatchScope, type EventType } from './watch.js';
-export type { Stat, Value, ValueAs, WardenNode } from './values.js';
-export type { CallOptions } from './requests.js';
-export type { ClientLogger } from './channel.js';
-export type { ClientClock, OpenSocket, SocketLike } from './transport.js';
+export * from './public.js';
+export { Lock, RELEASED_MARKER, LOCK_DELAY_MAX_MS, type LockOptions } from './recipes/lock.js';
+export { ReadWriteLock, ReadLock, WriteLock, type ReadWriteLockOptions } from './recipes/rw-lock.js';
+export { Semaphore, SEMAPHORE_PERMITS_MAX, type SemaphoreOptions } from './recipes/semaphore.js';
+export { LockLostError, QueueLock, QUEUE_ENTRIES_MAX, type AcquireOptions, type QueueLockOptions } from './recipes/queue.js';
+export { Election, leaderOf, isCandidateName, type ElectionEvents, type ElectionOptions, type Leader, type Term } from './recipes/election.js';
+export { Barrier, DoubleBarrier, type DoubleBarrierOptions } from './recipes/barrier.js';
+export { Registration, ServiceRegistry, type Member, type ServiceRegistryOptions } from './recipes/service-registry.js';
+export { assignPartitions, PartitionAssignment, PARTITIONS_MAX, type PartitionAssignmentEvents, type PartitionAssignmentOptions, type PartitionMap, type PartitionsChange } from './recipes/partition-assignment.js';
+export { Cache, type CacheChange, type CacheEvents, type CacheOptions, type CacheResync } from './recipes/cache.js';
+export type { WaitOptions } from './recipes/waits.js';

@@ -268,20 +268,34 @@ export class Watch<V = string> implements AsyncIterable<WatchEvent<V>> {
   }
 
   next(): Promise<IteratorResult<WatchEvent<V>>> {
-    if (this.queueHead < this.queue.length) {
-      const value = this.queue[this.queueHead++]!;
-      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-        this.queue.splice(0, this.queueHead);
-        this.queueHead = 0;
-      }
-      if (this.paused && this.queue.length - this.queueHead <= LOW_WATER) {
-        this.paused = false;
-        this.subscribe();
-      }
-      return Promise.resolve({ value, done: false });
-    }
+    if (this.queueHead < this.queue.length) return Promise.resolve({ value: this.takeQueued(), done: false });
     if (this.ended) return this.failure !== null ? Promise.reject(this.failure) : Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  /**
+   * The next revision's events, all of them (a revision reaches the queue whole), or null when
+   * the watch ended; throws the watch's error. For callers that apply a revision at a time.
+   */
+  async nextRevision(): Promise<WatchEvent<V>[] | null> {
+    const first = await this.next();
+    if (first.done === true) return null;
+    const batch = [first.value];
+    while (this.queueHead < this.queue.length && this.queue[this.queueHead]!.revision === first.value.revision) batch.push(this.takeQueued());
+    return batch;
+  }
+
+  private takeQueued(): WatchEvent<V> {
+    const value = this.queue[this.queueHead++]!;
+    if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue.splice(0, this.queueHead);
+      this.queueHead = 0;
+    }
+    if (this.paused && this.queue.length - this.queueHead <= LOW_WATER) {
+      this.paused = false;
+      this.subscribe();
+    }
+    return value;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<WatchEvent<V>> {

@@ -76,6 +76,20 @@ class Collector<T> {
   }
 }
 
+/** Waits (bounded, on the children watch) until `path` has `count` children: candidates in line. */
+async function inLine(c: WardenClient, path: string, count: number, ms = 10_000): Promise<void> {
+  const watch = c.watch(path, { scope: 'children' });
+  try {
+    await within(watch.started, ms, 'the watch starts');
+    if ((await c.children(path)).length === count) return;
+    await within((async () => {
+      for await (const _event of watch) if ((await c.children(path)).length === count) return;
+    })(), ms, `${count} in line under ${path}`);
+  } finally {
+    await watch.cancel();
+  }
+}
+
 const shape = (leader: Leader | null): string | null => (leader === null ? null : `${leader.value}@${leader.token}`);
 
 describe('Election', () => {
@@ -94,7 +108,9 @@ describe('Election', () => {
     }));
     const termA = await within(candidates[0]!.campaign('a'), 10_000, 'a elected');
     const pendingB = candidates[1]!.campaign('b');
+    await inLine(watcher, path, 2); // b stands before c: the line is the order of arrival
     const pendingC = candidates[2]!.campaign('c');
+    await inLine(watcher, path, 3);
     let bSettled = false;
     void pendingB.finally(() => (bSettled = true));
     expect(await observer.leader()).toEqual({ value: 'a', path: termA.path, token: termA.token });
@@ -187,12 +203,12 @@ describe('Election', () => {
 
     // The truth: every change to the election's children, from the revision after it was made.
     const history: WatchEvent[] = [];
-    let historyWake: (() => void) | null = null;
+    const historyWake = { wake: (): void => undefined };
     const raw = admin.watch(path, { scope: 'children', fromRevision: made.revision + 1 });
     const recording = (async () => {
       for await (const event of raw) {
         history.push(event);
-        historyWake?.();
+        historyWake.wake();
       }
     })();
     const observing = new Election(client(), path);
@@ -207,10 +223,10 @@ describe('Election', () => {
       | { kind: 'refused' | 'unknown'; who: string; token: number }
       | { kind: 'ended'; how: 'lost' | 'resigned'; who: string; token: number };
     const log: Entry[] = [];
-    let logWake: (() => void) | null = null;
+    const logWake = { wake: (): void => undefined };
     const note = (entry: Entry): void => {
       log.push(entry);
-      logWake?.();
+      logWake.wake();
     };
     const elections = (): number => log.filter((e) => e.kind === 'elected').length;
     const moreElections = async (more: number, what: string): Promise<void> => {
@@ -218,9 +234,15 @@ describe('Election', () => {
       const deadline = Date.now() + 30_000;
       while (elections() < target) {
         if (Date.now() > deadline) throw new Error(`fewer than ${target} elections after ${what}`);
-        await within(new Promise<void>((resolve) => (logWake = resolve)), deadline - Date.now(), what).catch(() => undefined);
+        await within(new Promise<void>((resolve) => (logWake.wake = resolve)), deadline - Date.now(), what).catch(() => undefined);
       }
     };
+
+    // A leader asked to hold office: once the test has revoked its lease it proclaims at once
+    // (likely before it has heard of the loss: the fence must refuse it), then waits for its term to end.
+    type Held = { who: string; token: number; lease: number; revoked: () => void };
+    let holdWanted: ((held: Held) => void) | null = null;
+    const holdOffice = (): Promise<Held> => new Promise((resolve) => (holdWanted = resolve));
 
     const stop = new AbortController();
     const candidate = async (who: string): Promise<void> => {
@@ -252,6 +274,18 @@ describe('Election', () => {
               note({ kind: error instanceof WardenError && error.code === 'NO_NODE' ? 'refused' : 'unknown', who, token: term.token });
             }
           }
+          const tellHeld = holdWanted as ((held: Held) => void) | null;
+          if (tellHeld !== null && !term.signal.aborted) {
+            holdWanted = null;
+            const ended = new Promise((resolve) => term.signal.addEventListener('abort', resolve, { once: true }));
+            await within(new Promise<void>((revoked) => tellHeld({ who, token: term.token, lease: session.lease, revoked })), 20_000, 'the test revokes');
+            try {
+              note({ kind: 'proclaimed', who, token: term.token, revision: await election.proclaim(`${who}-${round}-late`) });
+            } catch (error) {
+              note({ kind: error instanceof WardenError && error.code === 'NO_NODE' ? 'refused' : 'unknown', who, token: term.token });
+            }
+            await within(ended, 20_000, `${who} hears its term ${term.token} end`).catch(() => undefined);
+          }
           await election.resign().catch(() => undefined);
         }
         await session.close().catch(() => undefined);
@@ -265,26 +299,24 @@ describe('Election', () => {
       cluster.launch(cluster.member(name));
       await cluster.leader();
     };
+    expect(cluster.members.filter((m) => m.process === null).map((m) => `${m.name}: ${m.logs.slice(-3).join(' | ')}`), 'every member runs before one is killed').toEqual([]);
     await moreElections(3, 'the start');
     await restart(await cluster.leader());
-    await moreElections(3, 'the leader was killed');
-    await restart(cluster.members.find((m) => m.process !== null && m.name !== 'n1')!.name === (await cluster.leader()) ? 'n1' : cluster.members.find((m) => m.name !== 'n1')!.name);
-    await moreElections(3, 'a member was killed');
-    const leading = await observing.leader();
-    if (leading !== null) {
-      const node = await admin.get(leading.path);
-      if (node?.stat.lease !== null && node !== null) await admin.leases.revoke(node.stat.lease!);
-    }
+    await moreElections(3, 'the leader was killed and restarted');
+    const held = await within(holdOffice(), 20_000, 'a leader holds office');
+    await admin.leases.revoke(held.lease);
+    held.revoked();
     await moreElections(3, 'the leader\'s lease was revoked');
-    await restart(await cluster.leader());
-    await moreElections(3, 'the leader was killed again');
+    const raftLeader = await cluster.leader();
+    await restart(cluster.members.find((m) => m.name !== raftLeader)!.name);
+    await moreElections(3, 'a follower was killed and restarted');
     stop.abort();
     await within(Promise.all(running), 40_000, 'the candidates stop');
     const sentinel = await admin.create(`${path}/zz-end`, '');
     const historyDeadline = Date.now() + 15_000;
     while (!history.some((e) => e.revision >= sentinel.revision)) {
       if (Date.now() > historyDeadline) throw new Error('the raw watch did not reach the end of the run');
-      await within(new Promise<void>((resolve) => (historyWake = resolve)), historyDeadline - Date.now(), 'history').catch(() => undefined);
+      await within(new Promise<void>((resolve) => (historyWake.wake = resolve)), historyDeadline - Date.now(), 'history').catch(() => undefined);
     }
     await raw.cancel();
     await recording;
@@ -293,7 +325,7 @@ describe('Election', () => {
     const line = new Map<string, { value: string; stat: { createRevision: number } }>();
     const spans = new Map<string, { token: number; from: number; to: number }>();
     const truth: (string | null)[] = [null];
-    let current: Leader | null = null;
+    let current = null as Leader | null;
     const puts: WatchEvent[] = [];
     for (let i = 0; i < history.length; ) {
       const revision = history[i]!.revision;
@@ -334,7 +366,9 @@ describe('Election', () => {
     const proclaimed = log.filter((e): e is Extract<Entry, { kind: 'proclaimed' }> => e.kind === 'proclaimed');
     expect(proclaimed.length).toBeGreaterThan(0);
     for (const p of proclaimed) expect(puts.some((put) => put.revision === p.revision && spans.get(put.path)?.token === p.token)).toBe(true);
-    expect(log.some((e) => e.kind === 'ended' && e.how === 'lost'), 'the revoked leader heard lost').toBe(true);
+    expect(log.some((e) => e.kind === 'ended' && e.how === 'lost' && e.token === held.token), 'the revoked leader heard lost').toBe(true);
+    expect(log.some((e) => e.kind === 'refused' && e.token === held.token), 'the revoked leader\'s proclaim was refused').toBe(true);
+    console.log(`election run: ${claimed.length} terms, ${proclaimed.length} proclaims, ${log.filter((e) => e.kind === 'refused').length} refused, ${log.filter((e) => e.kind === 'ended' && e.how === 'lost').length} lost, ${truth.length} leader changes observed`);
 
     // observe() saw exactly the real sequence of leaders (and values), across the kills.
     await observed.until('observe reaches the end', (items) => items.length >= truth.length);

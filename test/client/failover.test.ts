@@ -1,18 +1,20 @@
 /**
  * The client core's connection behaviour against a real 3-member cluster (processes, tick
- * 50 ms): a watch across a member kill sees every event exactly once; a session whose member is
- * frozen past its TTL fails over without losing its lease; sequential creates pipelined across
- * a leader kill are applied exactly once each; a serializable read after a change of member
- * never sees state older than the client's own write; and the Cache recipe equals a fresh read
- * after a burst of writes, a member kill, and a compaction past its revision while its
- * connection was cut (TCP proxies in front of the members make the cut exact).
+ * 50 ms): a watch across a member kill sees every event exactly once; a watch alone on a frozen
+ * member leaves it; a session whose member is frozen past its TTL fails over without losing its
+ * lease; sequential creates pipelined across a cut connection and a leader kill are applied
+ * exactly once each; a serializable read after a change of member never sees state older than
+ * the client's own write; and the Cache recipe equals a fresh read after a burst of writes, a
+ * member kill, and a compaction past its revision while its connection was cut. TCP proxies in
+ * front of the members make cuts exact (and can drop a member's answers while its requests go
+ * through: writes applied whose answers are lost).
  *
  * Must never: wait without a bound; leave a process, a proxy or a stopped (SIGSTOP) member
  * behind; pass if the behaviour it names breaks.
  */
 
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, op, WardenError, type WardenClient, type WardenNode } from '../../client/index.js';
 import { Cache, type CacheChange, type CacheResync } from '../../client/recipes/cache.js';
 import type { Cluster, MemberProcess } from '../integration/cluster.js';
@@ -20,6 +22,101 @@ import { clusterForSuite } from '../integration/suite.js';
 
 let cluster: Cluster;
 clusterForSuite((started) => (cluster = started));
+
+/**
+ * A TCP proxy in front of one member: `cut()` drops every connection and refuses new ones until
+ * `mend()`; `swallowAnswers(n)` lets requests through but drops what the member answers until
+ * it has dropped `n` successful answers (writes applied whose answers are lost).
+ */
+class Proxy {
+  private readonly sockets = new Set<Socket>();
+  private refusing = false;
+  private swallowing: { wanted: number; seen: number; done: () => void } | null = null;
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    readonly member: MemberProcess,
+  ) {}
+
+  static async start(member: MemberProcess): Promise<Proxy> {
+    const target = new URL(member.clientUrl);
+    let proxy: Proxy | null = null;
+    const server = createServer((downstream) => {
+      if (proxy === null || proxy.refusing) {
+        downstream.destroy();
+        return;
+      }
+      const self = proxy;
+      const upstream = tcpConnect(Number(target.port), target.hostname);
+      for (const [a, b] of [
+        [downstream, upstream],
+        [upstream, downstream],
+      ] as const) {
+        self.sockets.add(a);
+        a.on('error', () => b.destroy());
+        a.on('close', () => {
+          self.sockets.delete(a);
+          b.destroy();
+        });
+      }
+      downstream.on('data', (chunk: Buffer) => upstream.write(chunk));
+      upstream.on('data', (chunk: Buffer) => {
+        const swallowing = self.swallowing;
+        if (swallowing === null) {
+          downstream.write(chunk);
+          return;
+        }
+        // Frames from a member are unmasked text: count the successful answers dropped.
+        swallowing.seen += chunk.toString('latin1').split('"ok":true').length - 1;
+        if (swallowing.seen >= swallowing.wanted) swallowing.done();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    proxy = new Proxy(server, `ws://127.0.0.1:${port}`, member);
+    return proxy;
+  }
+
+  /** Resolves once `wanted` successful answers were dropped (rejects after 10 s). */
+  swallowAnswers(wanted: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`swallowed ${this.swallowing?.seen ?? 0} of ${wanted} answers in 10 s`)), 10_000);
+      this.swallowing = {
+        wanted,
+        seen: 0,
+        done: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+    });
+  }
+
+  cut(): void {
+    this.refusing = true;
+    this.swallowing = null;
+    for (const socket of [...this.sockets]) socket.destroy();
+  }
+
+  mend(): void {
+    this.refusing = false;
+  }
+
+  close(): Promise<void> {
+    this.cut();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** One proxy per member, in member order, for the whole suite. */
+const proxies: Proxy[] = [];
+beforeAll(async () => {
+  for (const member of cluster.members) proxies.push(await Proxy.start(member));
+});
+afterAll(async () => {
+  for (const proxy of proxies) await proxy.close();
+});
 
 const clients: WardenClient[] = [];
 afterAll(async () => {
@@ -35,7 +132,7 @@ function client(endpoints: readonly string[], options: { first?: string; timeout
     list = [options.first, ...endpoints.filter((e) => e !== options.first)];
     random = () => 0;
   }
-  const made = connect({ endpoints: list, timeoutMs: options.timeoutMs ?? 20_000, ...(random === undefined ? {} : { random }) } as Parameters<typeof connect>[0]);
+  const made = connect({ endpoints: list, timeoutMs: options.timeoutMs ?? 20_000, ...(random === undefined ? {} : { random }) });
   clients.push(made);
   return made;
 }
@@ -105,9 +202,35 @@ describe('connection behaviour with real members', () => {
     }
     await Promise.race([collecting, new Promise((_, reject) => setTimeout(() => reject(new Error(`the watch saw ${seen.length} of ${N} events`)), 20_000))]);
     await watch.cancel();
-    expect(watcher.endpoint).not.toBe(null);
+    expect(watcher.endpoint).not.toBe(watched.clientUrl); // it did move
     expect(seen.map((s) => s.value)).toEqual(Array.from({ length: N }, (_, i) => String(i)));
     for (let i = 1; i < seen.length; i++) expect(seen[i]!.revision).toBeGreaterThan(seen[i - 1]!.revision);
+    await healthy();
+  }, 60_000);
+
+  it('a watch alone on a frozen member leaves it and goes on (the client asks that member nothing else)', async () => {
+    const watcher = client(urls());
+    const watch = watcher.watch('/a-frozen', { scope: 'children' });
+    await watch.started;
+    const frozen = memberAt(watcher.endpoint);
+    const writer = client(cluster.members.filter((m) => m !== frozen).map((m) => m.clientUrl));
+    await writer.create('/a-frozen', '');
+    const thaw = freeze(frozen);
+    try {
+      const put = await writer.create('/a-frozen/x', 'written while its member was frozen');
+      const events = watch[Symbol.asyncIterator]();
+      const next = await Promise.race([
+        events.next(),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error(`no event 10 s after the write: the watcher is still on the frozen member (${String(watcher.endpoint)}, frozen: ${frozen.clientUrl})`)), 10_000),
+        ),
+      ]);
+      expect(next.value).toMatchObject({ type: 'create', path: '/a-frozen/x', revision: put.revision });
+      expect(watcher.endpoint).not.toBe(frozen.clientUrl);
+    } finally {
+      thaw();
+      await watch.cancel();
+    }
     await healthy();
   }, 60_000);
 
@@ -148,15 +271,19 @@ describe('connection behaviour with real members', () => {
 
   it('sequential creates pipelined across a leader kill: one node per acknowledged create, no duplicate', async () => {
     const leaderName = await cluster.leader();
-    const leader = cluster.member(leaderName);
-    const writer = client(urls(), { first: leader.clientUrl, timeoutMs: 20_000 });
+    const leaderProxy = proxies.find((p) => p.member.name === leaderName)!;
+    const writer = client(
+      proxies.map((p) => p.url),
+      { first: leaderProxy.url, timeoutMs: 20_000 },
+    );
     await writer.create('/c-once', '');
-    expect(writer.endpoint).toBe(leader.clientUrl);
+    expect(writer.endpoint).toBe(leaderProxy.url);
     const TOTAL = 600;
     const LANES = 24;
     const acked = new Map<string, string>(); // id → path made
     const failed = new Map<string, WardenError>();
     let issued = 0;
+    let cut: Promise<void> | null = null;
     let killed: Promise<unknown> | null = null;
     const lane = async (): Promise<void> => {
       while (issued < TOTAL) {
@@ -167,12 +294,20 @@ describe('connection behaviour with real members', () => {
         } catch (error) {
           failed.set(id, error as WardenError);
         }
-        if (killed === null && acked.size >= TOTAL / 4) killed = cluster.kill(leaderName, 'SIGKILL');
+        if (cut === null && acked.size >= TOTAL / 4) {
+          // Creates reach the leader and are applied, their answers are lost, then the connection
+          // is cut: the client must retry them through another member without applying any twice.
+          cut = leaderProxy.swallowAnswers(LANES / 2).then(() => leaderProxy.cut());
+        }
+        if (killed === null && acked.size >= TOTAL / 2) killed = cluster.kill(leaderName, 'SIGKILL'); // and then the leader itself dies
       }
     };
     await Promise.all(Array.from({ length: LANES }, lane));
+    expect(cut).not.toBe(null);
     expect(killed).not.toBe(null);
+    await cut;
     await killed;
+    leaderProxy.mend();
     await healthy();
     const reader = client(urls());
     const nodes: WardenNode[] = [];
@@ -183,7 +318,7 @@ describe('connection behaviour with real members', () => {
     expect(duplicates).toEqual([]);
     for (const [id, path] of acked) expect(byValue.get(id), `acknowledged ${id} at ${path}`).toEqual([path]);
     for (const [id, error] of failed) if (!error.outcomeUnknown) expect(byValue.has(id), `${id} failed ${error.code} (not applied) yet exists`).toBe(false);
-    // Within a 20 s deadline a single leader kill must not cost any write its answer.
+    // Within a 20 s deadline one cut and one leader kill must not cost any write its answer.
     expect([...failed].map(([id, e]) => `${id}: ${e.code} ${e.message}`)).toEqual([]);
     expect(nodes.length).toBe(acked.size);
     expect((await reader.children('/c-once')).length).toBe(TOTAL);
@@ -201,78 +336,30 @@ describe('connection behaviour with real members', () => {
     let last = { revision: 0 };
     for (let i = 1; i <= 30; i++) last = await reader.put('/d-ryw', `v${i}`);
     expect(reader.revision).toBeGreaterThanOrEqual(last.revision);
-    // The two that hold the writes go; the one that missed them comes back alone and cannot learn them.
-    await Promise.all([cluster.kill(leaderName, 'SIGKILL'), cluster.kill(third.name, 'SIGKILL')]);
-    cluster.launch(behind);
-    let settled = false;
-    const read = reader.get('/d-ryw', { consistency: 'serializable' }).finally(() => (settled = true));
-    read.catch(() => undefined);
-    await until('the reader switched to the member that missed the writes', () => reader.endpoint === behind.clientUrl, 20_000);
-    // A window in which a stale answer (v0, from its own state) would have come back: it must wait instead.
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-    expect(settled).toBe(false);
-    cluster.launch(third); // a quorum again: the member catches up and answers
-    expect(await read).toMatchObject({ value: 'v30', stat: { modRevision: last.revision } });
-    expect(reader.endpoint).toBe(behind.clientUrl);
+    // The two that hold the writes freeze; the one that missed them comes back, alone, and cannot learn them.
+    const thawLeader = freeze(leader);
+    const thawThird = freeze(third);
+    try {
+      cluster.launch(behind);
+      let settled = false;
+      const read = reader.get('/d-ryw', { consistency: 'serializable' }).finally(() => (settled = true));
+      read.catch(() => undefined);
+      await until('the reader left the frozen leader for the member that missed the writes', () => reader.endpoint === behind.clientUrl, 20_000);
+      // A window in which a stale answer (v0, from its own state) would have come back: it must wait instead.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(settled).toBe(false);
+      thawThird(); // a quorum again: the member catches up and answers
+      expect(await read).toMatchObject({ value: 'v30', stat: { modRevision: last.revision } });
+      expect(reader.endpoint).toBe(behind.clientUrl);
+    } finally {
+      thawThird();
+      thawLeader();
+    }
     await healthy();
   }, 60_000);
 });
 
 // ─── the Cache recipe ───────────────────────────────────────────────────────────────────────
-
-/** A TCP proxy in front of one member: `cut()` drops every connection and refuses new ones until `mend()`. */
-class Proxy {
-  private readonly sockets = new Set<Socket>();
-  private refusing = false;
-  private constructor(
-    private readonly server: Server,
-    readonly url: string,
-    readonly member: MemberProcess,
-  ) {}
-
-  static async start(member: MemberProcess): Promise<Proxy> {
-    const target = new URL(member.clientUrl);
-    let proxy: Proxy | null = null;
-    const server = createServer((downstream) => {
-      if (proxy === null || proxy.refusing) {
-        downstream.destroy();
-        return;
-      }
-      const upstream = tcpConnect(Number(target.port), target.hostname);
-      for (const [a, b] of [
-        [downstream, upstream],
-        [upstream, downstream],
-      ] as const) {
-        proxy.sockets.add(a);
-        a.on('error', () => b.destroy());
-        a.on('close', () => {
-          proxy?.sockets.delete(a);
-          b.destroy();
-        });
-        a.pipe(b);
-      }
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const address = server.address();
-    const port = typeof address === 'object' && address !== null ? address.port : 0;
-    proxy = new Proxy(server, `ws://127.0.0.1:${port}`, member);
-    return proxy;
-  }
-
-  cut(): void {
-    this.refusing = true;
-    for (const socket of [...this.sockets]) socket.destroy();
-  }
-
-  mend(): void {
-    this.refusing = false;
-  }
-
-  close(): Promise<void> {
-    this.cut();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 /** The subtree as a fresh read sees it at `revision`: the root (if any) then everything below, in path order. */
 async function freshRead(reader: WardenClient, path: string, revision?: number): Promise<WardenNode[]> {
@@ -323,13 +410,7 @@ async function burst(writer: WardenClient, root: string, count: number, seed: nu
 }
 
 describe('Cache', () => {
-  const proxies: Proxy[] = [];
-  afterAll(async () => {
-    for (const proxy of proxies) await proxy.close();
-  });
-
   it('equals a fresh read after a burst with a member kill, and after a compaction past it while cut off (resync)', async () => {
-    for (const member of cluster.members) proxies.push(await Proxy.start(member));
     const writer = client(urls());
     const reader = client(urls());
     await writer.create('/e-cache', 'root');
@@ -348,14 +429,15 @@ describe('Cache', () => {
     expect(cache.nodes()).toEqual(await freshRead(reader, '/e-cache', cache.revision));
 
     // A burst, and the member the cache reads from killed in the middle of it.
-    const victim = proxies.find((p) => p.url === cached.endpoint)!.member;
+    const victimProxy = proxies.find((p) => p.url === cached.endpoint)!;
+    const victim = victimProxy.member;
     let killed: Promise<unknown> | null = null;
     const first = await burst(writer, '/e-cache', 200, 2, (i) => {
       if (i === 80) killed = cluster.kill(victim.name, 'SIGKILL');
     });
     await killed;
     await cache.whenRevision(first, { timeoutMs: 20_000 });
-    expect(cached.endpoint).not.toBe(victim.clientUrl);
+    expect(cached.endpoint).not.toBe(victimProxy.url);
     expect(resyncs).toEqual([]);
     expect(cache.nodes()).toEqual(await freshRead(reader, '/e-cache', cache.revision));
     await healthy();

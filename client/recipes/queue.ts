@@ -1,0 +1,324 @@
+/**
+ * The fair queue every lock recipe stands on (ZooKeeper's lock recipe, as Curator's
+ * InterProcessMutex, ReadWriteLock and Semaphore build it): a participant creates a sequential
+ * ephemeral node under the lock's path, with its Session's lease, and is granted once the nodes
+ * ahead of it allow (a recipe's `blockers`). It watches only those blockers — for a mutex, its
+ * one predecessor — so a release wakes the next waiter, never the herd. The node's create
+ * revision is the **fencing token**: `guard`, `fencedTxn` and `fencedPut` make a write that only
+ * applies while the node still exists with that revision, so a holder that lost its lease (a
+ * paused process, a partition) cannot write (Kleppmann's fencing; Chubby's sequencer).
+ *
+ * The queue itself (entry names, listing, the wait) is in queue-entries.ts. One instance is one
+ * participant; `lost` and `signal` tell it when its hold ended without a release.
+ *
+ * Must never: grant while a blocker that existed when it was listed still exists; leave its own
+ * entry behind after a timeout, an abort or a failed acquire; let a fenced write apply once its
+ * entry is gone; wait or loop without a bound.
+ */
+
+import { cmp, op, TxnBuilder, WardenError, type CallOptions, type Compare, type Session, type TxnOp, type TxnResult, type Value, type WardenClient, type WriteResult } from '../public.js';
+import { awaitTurn, LockLostError, parseEntry, randomEntryId, sweepEntries, type EntryKind, type QueueEntry } from './queue-entries.js';
+
+export { BLOCKER_WATCHES_MAX, LockLostError, QUEUE_ENTRIES_MAX, sleep, type EntryKind, type QueueEntry } from './queue-entries.js';
+
+export interface QueueLockOptions {
+  /**
+   * The session whose lease the queue entries live on. Shared: the recipe never closes it, and a
+   * lost session ends every hold on it. Without one the recipe makes its own on first acquire
+   * (with `ttlMs`), makes a new one after a loss, and closes it in `close()`.
+   */
+  readonly session?: Session;
+  /** The TTL of the recipe's own session (default 10,000 ms; the cluster's minimum applies). */
+  readonly ttlMs?: number;
+}
+
+export interface AcquireOptions {
+  readonly signal?: AbortSignal;
+  /** Give up after this long (UNAVAILABLE, nothing held, the queue entry removed). */
+  readonly timeoutMs?: number;
+}
+
+interface Hold {
+  readonly entry: QueueEntry;
+  readonly token: number;
+  readonly session: Session;
+  readonly ended: AbortController;
+  offLost: () => void;
+  lost: boolean;
+  released: boolean;
+}
+
+const ABORTED = (() => {
+  const controller = new AbortController();
+  controller.abort(new LockLostError(null, null, 'not held'));
+  return controller.signal;
+})();
+
+/**
+ * The queue, its participant's hold and its fenced writes. A subclass says which entries block
+ * it (`blockers`), and may delay a grant (`beforeGrant`) or add ops to a clean release.
+ * One instance is one participant: it holds at most once at a time (not reentrant).
+ */
+export abstract class QueueLock {
+  private hold: Hold | null = null;
+  private acquiring: AbortController | null = null;
+  private ownSession: Session | null = null;
+  private readonly lostListeners = new Set<(error: WardenError) => void>();
+
+  protected abstract readonly kind: EntryKind;
+
+  /** Entries ahead that keep `queue[index]` waiting; watched for deletion. Empty: granted. */
+  protected abstract blockers(queue: readonly QueueEntry[], index: number): readonly QueueEntry[];
+
+  /** Runs once the entry is unblocked, before the grant (Lock's lock-delay). */
+  protected beforeGrant(_entry: QueueEntry, _signal: AbortSignal): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** More ops for a clean release's txn (Lock's release marker). */
+  protected releaseOps(_entry: QueueEntry): TxnOp[] {
+    return [];
+  }
+
+  constructor(
+    protected readonly client: WardenClient,
+    /** The lock's path: the queue's parent (`/locks/orders`). */
+    readonly path: string,
+    private readonly options: QueueLockOptions = {},
+  ) {
+    if (!path.startsWith('/') || path === '/' || path.endsWith('/')) throw new WardenError('INVALID_ARGUMENT', `a lock's path must be a node below the root, got ${JSON.stringify(path)}`);
+  }
+
+  /** Whether this participant holds now, as far as it knows (the fence, not this flag, protects writes). */
+  get held(): boolean {
+    return this.hold !== null && !this.hold.lost && !this.hold.released;
+  }
+
+  /** The fencing token of the current (or lost, not yet released) hold: its queue node's create revision. */
+  get token(): number | null {
+    return this.hold?.token ?? null;
+  }
+
+  /** The queue node of the current hold. */
+  get entryPath(): string | null {
+    return this.hold?.entry.path ?? null;
+  }
+
+  /** Aborted when the hold ends (lost or released); already aborted when nothing is held. */
+  get signal(): AbortSignal {
+    return this.hold?.ended.signal ?? ABORTED;
+  }
+
+  /** `lost`: the hold ended without a release (its session died, or a fenced write found its node gone). */
+  on(event: 'lost', listener: (error: WardenError) => void): () => void {
+    if (event !== 'lost') throw new WardenError('INVALID_ARGUMENT', `unknown event ${String(event)}`);
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
+  }
+
+  /** Wait for the turn; resolves with the fencing token. Rejections leave no queue entry behind. */
+  async acquire(options: AcquireOptions = {}): Promise<number> {
+    if (this.hold !== null && this.hold.lost) this.clearHold(this.hold);
+    if (this.hold !== null || this.acquiring !== null) {
+      throw new WardenError('INVALID_ARGUMENT', `${this.path}: this participant already ${this.acquiring !== null ? 'waits' : 'holds'}; release() first (a participant holds once at a time)`);
+    }
+    const cancel = new AbortController();
+    this.acquiring = cancel;
+    const disposers: (() => void)[] = [];
+    const onAbort = (target: AbortSignal, why: () => WardenError): void => {
+      const handler = (): void => cancel.abort(why());
+      if (target.aborted) handler();
+      else {
+        target.addEventListener('abort', handler, { once: true });
+        disposers.push(() => target.removeEventListener('abort', handler));
+      }
+    };
+    if (options.timeoutMs !== undefined) {
+      const timer = globalThis.setTimeout(() => cancel.abort(new WardenError('UNAVAILABLE', `${this.path} was not acquired within ${options.timeoutMs} ms; its queue entry was removed`)), options.timeoutMs);
+      disposers.push(() => globalThis.clearTimeout(timer));
+    }
+    if (options.signal !== undefined) onAbort(options.signal, () => new WardenError('UNAVAILABLE', `acquiring ${this.path} was aborted by the caller; its queue entry was removed`));
+    let entry: (QueueEntry & { readonly token: number }) | null = null;
+    try {
+      const session = await this.sessionFor(cancel.signal);
+      onAbort(session.signal, () => new WardenError('LEASE_NOT_FOUND', `the session (lease ${session.lease}) ended while waiting for ${this.path}`));
+      entry = await this.enqueue(session);
+      cancel.signal.throwIfAborted();
+      const token = entry.token;
+      await awaitTurn(this.client, this.path, entry, (queue, index) => this.blockers(queue, index), cancel.signal);
+      await this.beforeGrant(entry, cancel.signal);
+      cancel.signal.throwIfAborted();
+      this.grant(entry, token, session);
+      return token;
+    } catch (error) {
+      if (entry !== null) await this.withdraw(entry);
+      throw cancel.signal.aborted ? cancel.signal.reason : error;
+    } finally {
+      for (const dispose of disposers) dispose();
+      this.acquiring = null;
+    }
+  }
+
+  /**
+   * Release the hold (or give up a pending acquire): its queue node is deleted in a txn that
+   * only applies while the node is still ours. Idempotent. Resolves with the release's revision,
+   * or null when there was nothing left to release (never held, already released, or lost).
+   */
+  async release(call: CallOptions = {}): Promise<number | null> {
+    this.acquiring?.abort(new WardenError('UNAVAILABLE', `release() was called while waiting for ${this.path}; its queue entry was removed`));
+    const hold = this.hold;
+    if (hold === null) return null;
+    hold.released = true;
+    if (!hold.ended.signal.aborted) hold.ended.abort(new LockLostError(hold.entry.path, hold.token, `${this.path} was released`));
+    hold.offLost();
+    if (hold.lost) {
+      this.clearHold(hold);
+      return null;
+    }
+    // On a failure the hold stays (released, no longer `held`) so that release() can be called again.
+    const result = await this.client
+      .txn()
+      .if(cmp.createRevision(hold.entry.path, '=', hold.token))
+      .do(op.delete(hold.entry.path), ...this.releaseOps(hold.entry))
+      .commit(call);
+    this.clearHold(hold);
+    return result.succeeded ? result.revision : null;
+  }
+
+  /** Release, stop waiting, and close the recipe's own session (a session passed in stays open). */
+  async close(): Promise<void> {
+    try {
+      await this.release();
+    } finally {
+      const own = this.ownSession;
+      this.ownSession = null;
+      await own?.close();
+    }
+  }
+
+  /**
+   * Fence a txn: it also compares "my queue node exists with my token as its create revision",
+   * and its else branch reads that node. A txn fenced out is refused whole (NO_NODE for the
+   * queue node; nothing applies, not even its else ops) — `fencedTxn` turns that into
+   * LockLostError. A txn whose own compares fail answers `succeeded: false` with one extra
+   * result at the end (the node read).
+   */
+  guard<B extends TxnBuilder<unknown>>(txn: B): B {
+    const hold = this.requireHold();
+    txn.if(cmp.createRevision(hold.entry.path, '=', hold.token)).else(op.get(hold.entry.path));
+    return txn;
+  }
+
+  /** A txn builder whose commit is fenced: LockLostError (nothing applied) when the hold is gone. */
+  fencedTxn(): TxnBuilder<TxnResult> {
+    return new TxnBuilder<TxnResult>(async (frame, signal, timeoutMs) => {
+      const hold = this.requireHold();
+      const txn = this.guard(
+        this.client
+          .txn()
+          .if(...(frame['compare'] as Compare[]))
+          .do(...(frame['success'] as TxnOp[]))
+          .else(...(frame['failure'] as TxnOp[])),
+      );
+      let result: TxnResult;
+      try {
+        result = await txn.commit({ ...(signal === undefined ? {} : { signal }), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+      } catch (error) {
+        if (error instanceof WardenError && error.code === 'NO_NODE' && !(await this.entryStands(hold))) throw this.fencedOut(hold);
+        throw error;
+      }
+      if (result.succeeded) return result;
+      const read = result.results[result.results.length - 1];
+      if (read?.op !== 'get' || read.node.stat.createRevision !== hold.token) throw this.fencedOut(hold);
+      return { ...result, results: result.results.slice(0, -1) };
+    });
+  }
+
+  /** Put `value` at `path` only while this hold stands; LockLostError (nothing written) otherwise. */
+  async fencedPut(path: string, value: Value, call: CallOptions = {}): Promise<WriteResult> {
+    const result = await this.fencedTxn().do(op.put(path, value)).commit(call);
+    const put = result.results[0];
+    if (put?.op !== 'put') throw new WardenError('UNAVAILABLE', `a fenced put of ${path} answered no put result`);
+    return { revision: result.revision, path: put.path, stat: put.stat };
+  }
+
+  private requireHold(): Hold {
+    const hold = this.hold;
+    if (hold === null || hold.released) throw new LockLostError(hold?.entry.path ?? null, hold?.token ?? null, `${this.path} is not held by this participant (acquire() first)`);
+    // A hold known lost still goes to the cluster: the fence there, not this flag, decides.
+    return hold;
+  }
+
+  private async entryStands(hold: Hold): Promise<boolean> {
+    const node = await this.client.get(hold.entry.path);
+    return node !== null && node.stat.createRevision === hold.token;
+  }
+
+  private fencedOut(hold: Hold): LockLostError {
+    const error = new LockLostError(hold.entry.path, hold.token, `fenced: ${hold.entry.path} (token ${hold.token}) is gone, so ${this.path} is no longer held; nothing was written`);
+    this.markLost(hold, error);
+    return error;
+  }
+
+  private markLost(hold: Hold, error: WardenError): void {
+    if (hold.lost || hold.released || this.hold !== hold) return;
+    hold.lost = true;
+    hold.offLost();
+    hold.ended.abort(error);
+    for (const listener of [...this.lostListeners]) {
+      try {
+        listener(error);
+      } catch {
+        // A listener's failure is its own.
+      }
+    }
+  }
+
+  private clearHold(hold: Hold): void {
+    hold.offLost();
+    if (this.hold === hold) this.hold = null;
+  }
+
+  private grant(entry: QueueEntry, token: number, session: Session): void {
+    if (session.signal.aborted) throw new WardenError('LEASE_NOT_FOUND', `the session (lease ${session.lease}) ended while waiting for ${this.path}`);
+    const hold: Hold = { entry, token, session, ended: new AbortController(), offLost: () => undefined, lost: false, released: false };
+    this.hold = hold;
+    const off = session.on('lost', (error) => this.markLost(hold, error));
+    hold.offLost = off;
+  }
+
+  private async sessionFor(signal: AbortSignal): Promise<Session> {
+    if (this.options.session !== undefined) {
+      if (this.options.session.signal.aborted) throw new WardenError('LEASE_NOT_FOUND', `the session given for ${this.path} (lease ${this.options.session.lease}) has ended`);
+      return this.options.session;
+    }
+    if (this.ownSession !== null && !this.ownSession.signal.aborted) return this.ownSession;
+    this.ownSession = await this.client.session({ ttlMs: this.options.ttlMs ?? 10_000, signal });
+    return this.ownSession;
+  }
+
+  /** Create the entry. Not cut short by the caller's signal: an entry must not be made unseen. */
+  private async enqueue(session: Session): Promise<QueueEntry & { readonly token: number }> {
+    const id = randomEntryId();
+    try {
+      const made = await this.client.create(`${this.path}/${this.kind}-${id}-`, '', { sequential: true, lease: session.lease, parents: true });
+      const name = made.path.slice(this.path.length + 1);
+      const entry = parseEntry(this.path, name);
+      if (entry === null || entry.id !== id) throw new WardenError('INVALID_ARGUMENT', `the queue entry was made as ${made.path}, not a name this recipe reads`);
+      return { ...entry, token: made.stat.createRevision };
+    } catch (error) {
+      if (error instanceof WardenError && error.outcomeUnknown) await sweepEntries(this.client, this.path, id);
+      throw error;
+    }
+  }
+
+  /** Delete our entry after a failed or abandoned acquire (bounded by the client's deadline). */
+  private async withdraw(entry: QueueEntry): Promise<void> {
+    try {
+      await this.client.delete(entry.path);
+    } catch (error) {
+      if (error instanceof WardenError && error.code === 'NO_NODE') return;
+      await sweepEntries(this.client, this.path, entry.id); // once more, by id; after that the lease is the last word
+    }
+  }
+}
