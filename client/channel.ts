@@ -18,7 +18,7 @@
 
 import { WardenError } from '../shared/errors.js';
 import { backoffMs, type BackoffPolicy } from './backoff.js';
-import { SOCKET_OPEN, type ClientClock, type OpenSocket, type SocketLike } from './transport.js';
+import type { ClientClock, OpenSocket, SocketLike } from './transport.js';
 
 /** A pino-compatible logger, or any object with these methods. */
 export interface ClientLogger {
@@ -77,6 +77,16 @@ interface Pending {
   generation: number;
   readonly signal: AbortSignal | undefined;
   readonly onAbort: () => void;
+  /** Answered or failed: a settled request still in a waiting line is skipped and purged. */
+  settled: boolean;
+}
+
+/** How a request waits for the socket: `urgent` ones (keep-alives, watch subscriptions, retries of sent writes) go first and are never refused for a full line. */
+export interface RequestOptions {
+  readonly signal?: AbortSignal;
+  /** Bounds the wait for this member's answer before it is left (default: the channel's). */
+  readonly attemptMs?: number;
+  readonly urgent?: boolean;
 }
 
 export class Channel {
@@ -97,8 +107,10 @@ export class Channel {
   private lastHeardAt = 0;
   /** Sent, waiting for an answer, by request id. */
   private readonly inFlight = new Map<number, Pending>();
-  /** Not yet sent: no socket, or maxInFlight reached. */
-  private readonly queue: Pending[] = [];
+  /** Not yet sent (no socket, or maxInFlight reached), oldest first from queueHead; `urgent` before them. */
+  private queue: Pending[] = [];
+  private queueHead = 0;
+  private urgent: Pending[] = [];
 
   constructor(private readonly options: ChannelOptions) {
     if (options.endpoints.length === 0) throw new Error('connect: at least one endpoint is needed');
@@ -107,6 +119,15 @@ export class Channel {
   /** The URL of the member the channel speaks to now, if connected. */
   get url(): string | null {
     return this.connected ? this.socketUrl : null;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** Requests waiting for the socket (settled ones not yet purged included). */
+  private get waiting(): number {
+    return this.queue.length - this.queueHead + this.urgent.length;
   }
 
   get currentGeneration(): number {
@@ -122,9 +143,10 @@ export class Channel {
    * Sends `frame` (its `id` is assigned here) and resolves with the answer. `deadline` is on the
    * client clock; `attemptMs` bounds the wait for this member's answer before it is left.
    */
-  request(frame: Record<string, unknown>, deadline: number, signal?: AbortSignal, attemptMs = this.options.attemptTimeoutMs): Promise<Answer & { readonly generation: number }> {
+  request(frame: Record<string, unknown>, deadline: number, options: RequestOptions = {}): Promise<Answer & { readonly generation: number }> {
+    const { signal, attemptMs = this.options.attemptTimeoutMs, urgent = false } = options;
     if (this.closed) return Promise.reject(new ChannelLost('the client is closed', false));
-    if (this.queue.length >= this.options.maxQueued) {
+    if (!urgent && this.queue.length - this.queueHead >= this.options.maxQueued) {
       const max = this.options.maxQueued;
       return Promise.reject(new WardenError('RESOURCE_EXHAUSTED', `${max} requests already wait for a socket in this client (connect option maxQueued); nothing was sent`, { limit: { name: 'maxQueued', flag: 'maxQueued', value: max } }));
     }
@@ -142,9 +164,10 @@ export class Channel {
         generation: 0,
         signal,
         onAbort: () => this.fail(pending, new ChannelLost('aborted', pending.sent, true)),
+        settled: false,
       };
       signal?.addEventListener('abort', pending.onAbort, { once: true });
-      this.queue.push(pending);
+      (urgent ? this.urgent : this.queue).push(pending);
       this.pump();
       this.startSweep();
     });
@@ -169,7 +192,10 @@ export class Channel {
     this.sweepTimer = null;
     const socket = this.socket;
     this.drop('the client is closed');
-    for (const pending of this.queue.splice(0)) this.fail(pending, new ChannelLost('the client is closed', false));
+    for (const pending of [...this.urgent, ...this.queue.slice(this.queueHead)]) this.fail(pending, new ChannelLost('the client is closed', false));
+    this.urgent = [];
+    this.queue = [];
+    this.queueHead = 0;
     socket?.close(1000, 'client closed');
   }
 
@@ -184,18 +210,25 @@ export class Channel {
     this.sweepTimer = this.options.clock.setTimeout(() => {
       this.sweepTimer = null;
       this.sweep();
-      if (this.queue.length > 0 || this.inFlight.size > 0) this.startSweep();
+      if (this.waiting > 0 || this.inFlight.size > 0) this.startSweep();
     }, every);
   }
 
   private sweep(): void {
     const now = this.options.clock.now();
-    for (const pending of [...this.queue]) if (now >= pending.deadline) this.fail(pending, new ChannelLost('the request timed out', false, true));
+    const waiting = [...this.urgent, ...this.queue.slice(this.queueHead)];
+    for (const pending of waiting) if (!pending.settled && now >= pending.deadline) this.fail(pending, new ChannelLost('the request timed out', false, true));
+    // Purge what was settled while waiting (timed out, aborted): the lines hold only live requests.
+    this.urgent = this.urgent.filter((pending) => !pending.settled);
+    this.queue = this.queue.slice(this.queueHead).filter((pending) => !pending.settled);
+    this.queueHead = 0;
     let silentOn: number | null = null;
     let silentMs = 0;
     for (const pending of [...this.inFlight.values()]) {
       if (now >= pending.deadline) this.fail(pending, new ChannelLost('the request timed out', true, true));
-      else if (now - pending.sentAt >= pending.attemptMs) {
+      // Left only when the member said nothing at all for the attempt deadline: one slow request
+      // (a write waiting on an election) on a member that answers everything else is no reason.
+      else if (now - Math.max(pending.sentAt, this.lastHeardAt) >= pending.attemptMs) {
         silentOn = pending.generation;
         silentMs = pending.attemptMs;
       }
@@ -210,28 +243,44 @@ export class Channel {
   }
 
   private fail(pending: Pending, error: ChannelLost): void {
+    if (pending.settled) return;
+    pending.settled = true;
     this.settle(pending);
     if (this.inFlight.get(pending.id) === pending) {
       this.inFlight.delete(pending.id);
       this.pump();
-    } else {
-      const at = this.queue.indexOf(pending);
-      if (at >= 0) this.queue.splice(at, 1);
-      else return; // already settled
-    }
+    } // else it waits in a line, where pump skips it and sweep purges it
     pending.reject(error);
+  }
+
+  /** The next request to send: urgent ones first, then the line, skipping settled ones. */
+  private nextWaiting(): Pending | null {
+    while (this.urgent.length > 0) {
+      const pending = this.urgent.shift()!;
+      if (!pending.settled) return pending;
+    }
+    while (this.queueHead < this.queue.length) {
+      const pending = this.queue[this.queueHead++]!;
+      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+        this.queue = this.queue.slice(this.queueHead);
+        this.queueHead = 0;
+      }
+      if (!pending.settled) return pending;
+    }
+    return null;
   }
 
   /** Send what waits, while the socket is open and has room; dial when there is none. */
   private pump(): void {
     if (this.closed) return;
     if (!this.connected) {
-      if (this.queue.length > 0 || this.inFlight.size > 0) this.dial();
+      if (this.waiting > 0 || this.inFlight.size > 0) this.dial();
       return;
     }
     const socket = this.socket!;
-    while (this.queue.length > 0 && this.inFlight.size < this.options.maxInFlight) {
-      const pending = this.queue.shift()!;
+    while (this.inFlight.size < this.options.maxInFlight) {
+      const pending = this.nextWaiting();
+      if (pending === null) break;
       pending.sent = true;
       pending.generation = this.generation;
       pending.sentAt = this.options.clock.now();
@@ -326,6 +375,7 @@ export class Channel {
     const lost = [...this.inFlight.values()];
     this.inFlight.clear();
     for (const pending of lost) {
+      pending.settled = true;
       this.settle(pending);
       pending.reject(new ChannelLost(reason, true));
     }
@@ -337,7 +387,7 @@ export class Channel {
     this.failures += 1;
     this.endpointIndex = (this.endpointIndex + 1) % this.options.endpoints.length;
     if (this.failures % this.options.endpoints.length === 0) this.options.logger?.warn({ event: 'no_member_reachable', reason, failures: this.failures }, 'no member answered; still trying');
-    if (!this.closed && (this.queue.length > 0 || this.wantConnection())) this.dial();
+    if (!this.closed && (this.waiting > 0 || this.wantConnection())) this.dial();
   }
 
   /** Whether the client wants a connection with nothing queued (live watches, kept leases). */
@@ -365,6 +415,7 @@ export class Channel {
     const pending = this.inFlight.get(id);
     if (pending === undefined) return; // its caller gave up (deadline or abort)
     this.inFlight.delete(id);
+    pending.settled = true;
     this.settle(pending);
     this.failures = 0;
     frame['generation'] = pending.generation; // the parsed frame is ours to annotate

@@ -127,7 +127,7 @@ export class WardenClient {
     });
     this.requests = new Requests({ channel: this.channel, clock, random, backoff: options.backoff ?? DEFAULT_BACKOFF, timeoutMs: options.timeoutMs ?? 10_000, ...(options.logger === undefined ? {} : { logger: options.logger }) });
     this.watches = new WatchRegistry(this.channel, this.requests, clock);
-    this.keeper = new LeaseKeeper(this.requests, this.channel, clock);
+    this.keeper = new LeaseKeeper(this.requests, clock);
     this.channel.wantConnection = () => this.watches.live.size > 0 || this.keeper.size > 0;
     this.clock = clock;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;
@@ -146,7 +146,7 @@ export class WardenClient {
     this.probeTimer = this.clock.setTimeout(() => {
       if (this.closed) return;
       if (this.watches.live.size > 0 && this.channel.url !== null && this.channel.silentForMs() >= half) {
-        this.channel.request({ type: 'watchProgress' }, this.clock.now() + 2 * this.attemptTimeoutMs).catch(() => undefined);
+        this.channel.request({ type: 'watchProgress' }, this.clock.now() + 2 * this.attemptTimeoutMs, { urgent: true }).catch(() => undefined);
       }
       this.probe();
     }, half);
@@ -258,7 +258,7 @@ export class WardenClient {
   /** Forget history at or below `revision` (reads and watches below it answer COMPACTED). */
   async compact(revision: number, call: CallOptions = {}): Promise<{ readonly revision: number; readonly compactRevision: number }> {
     try {
-      const answer = await this.requests.read({ type: 'compact', revision }, call);
+      const answer = await this.requests.read({ type: 'compact', revision }, call, { idempotent: true });
       return { revision: answer['revision'] as number, compactRevision: answer['compactRevision'] as number };
     } catch (error) {
       // Already compacted past it (perhaps by an earlier try of this very call, whose answer was

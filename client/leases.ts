@@ -12,7 +12,6 @@
  */
 
 import { WardenError } from '../shared/errors.js';
-import type { Channel } from './channel.js';
 import { Emitter } from './emitter.js';
 import type { CallOptions, Requests } from './requests.js';
 import type { ClientClock } from './transport.js';
@@ -38,6 +37,8 @@ export interface SessionEvents extends Record<string, unknown> {
 
 /** Keep-alive leases per frame, at most (the protocol's bound). */
 const KEEPALIVE_BATCH_MAX = 10_000;
+/** How soon a round follows one the cluster did not answer. */
+const RETRY_ROUND_MS = 250;
 
 /** A random lease id in [1, 2^53): a retried grant with it answers the first grant's lease. */
 export function randomLeaseId(): number {
@@ -95,6 +96,13 @@ export class Session extends Emitter<SessionEvents> {
     this.emit('lost', error);
   }
 
+  /** @internal the client closed: the session is no longer kept (not lost: its lease lives out its TTL). */
+  detach(reason: WardenError): void {
+    if (this.closedFlag) return;
+    this.closedFlag = true;
+    this.controller.abort(reason);
+  }
+
   /** Stop keeping the lease alive and revoke it (its ephemeral nodes are deleted now). */
   async close(call: CallOptions = {}): Promise<void> {
     if (this.closedFlag) return;
@@ -110,10 +118,10 @@ export class LeaseKeeper {
   private readonly kept = new Map<number, Session>();
   private timer: unknown = null;
   private inRound = false;
+  private closed = false;
 
   constructor(
     private readonly requests: Requests,
-    private readonly channel: Channel,
     private readonly clock: ClientClock,
   ) {}
 
@@ -123,7 +131,7 @@ export class LeaseKeeper {
 
   async grant(ttlMs: number, call: CallOptions & { readonly id?: number } = {}): Promise<LeaseInfo> {
     const id = call.id ?? randomLeaseId();
-    const answer = await this.requests.read({ type: 'leaseGrant', ttlMs, lease: id }, call);
+    const answer = await this.requests.read({ type: 'leaseGrant', ttlMs, lease: id }, call, { idempotent: true });
     const lease = answer['lease'] as { id: number; ttlMs: number } | number | undefined;
     if (typeof lease === 'object' && lease !== null) return { id: lease.id, ttlMs: lease.ttlMs };
     return { id: typeof lease === 'number' ? lease : id, ttlMs: (answer['ttlMs'] as number | undefined) ?? ttlMs };
@@ -132,7 +140,7 @@ export class LeaseKeeper {
   /** Revoke `lease`; a lease already gone (or revoked by an earlier try of this call) is fine. */
   async revoke(lease: number, call: CallOptions = {}): Promise<void> {
     try {
-      await this.requests.read({ type: 'leaseRevoke', lease }, call);
+      await this.requests.read({ type: 'leaseRevoke', lease }, call, { idempotent: true });
     } catch (error) {
       if (!(error instanceof WardenError && error.code === 'LEASE_NOT_FOUND')) throw error;
     }
@@ -155,20 +163,29 @@ export class LeaseKeeper {
     if (this.kept.size > 0) void this.round();
   }
 
-  private schedule(): void {
-    if (this.timer !== null || this.kept.size === 0) return;
+  /**
+   * The next round: a third of the shortest TTL after a round the cluster answered; soon after
+   * one it did not (a round that failed must not leave a whole TTL between renewals).
+   */
+  private schedule(afterFailure = false): void {
+    if (this.closed || this.timer !== null || this.kept.size === 0) return;
     let shortest = Number.POSITIVE_INFINITY;
     for (const session of this.kept.values()) shortest = Math.min(shortest, session.ttlMs);
-    this.timer = this.clock.setTimeout(() => {
-      this.timer = null;
-      void this.round().finally(() => this.schedule());
-    }, Math.max(50, Math.floor(shortest / 3)));
+    const every = Math.max(50, Math.floor(shortest / 3));
+    this.timer = this.clock.setTimeout(
+      () => {
+        this.timer = null;
+        void this.round().then((answered) => this.schedule(!answered));
+      },
+      afterFailure ? Math.min(every, RETRY_ROUND_MS) : every,
+    );
   }
 
-  /** One keep-alive frame (per 10,000 leases) for every kept lease. */
-  private async round(): Promise<void> {
-    if (this.inRound || this.kept.size === 0) return;
+  /** One keep-alive frame (per 10,000 leases) for every kept lease; answers whether the cluster answered every frame. */
+  private async round(): Promise<boolean> {
+    if (this.closed || this.inRound || this.kept.size === 0) return true;
     this.inRound = true;
+    let answered = true;
     try {
       const ids = [...this.kept.keys()];
       let shortest = Number.POSITIVE_INFINITY;
@@ -178,12 +195,15 @@ export class LeaseKeeper {
       for (let at = 0; at < ids.length; at += KEEPALIVE_BATCH_MAX) {
         const batch = ids.slice(at, at + KEEPALIVE_BATCH_MAX);
         let answer;
+        // Renewed as of when the keep-alive left, not when its answer came: the estimate errs early.
+        const sentAt = this.clock.now();
         try {
-          answer = await this.requests.read({ type: 'leaseKeepAlive', leases: batch }, { timeoutMs: Math.max(attemptMs, Math.floor(shortest / 3)) }, attemptMs);
+          answer = await this.requests.read({ type: 'leaseKeepAlive', leases: batch }, { timeoutMs: Math.max(attemptMs, Math.floor(shortest / 3)) }, { attemptMs, urgent: true });
         } catch {
-          continue; // no member answered in time: the next round tries again (the lease is not lost for that)
+          answered = false;
+          continue; // no member answered in time: the next round, soon, tries again (the lease is not lost for that)
         }
-        const now = this.clock.now();
+        const now = sentAt;
         for (const result of (answer['leases'] as Record<string, unknown>[] | undefined) ?? []) {
           const session = this.kept.get(result['id'] as number);
           if (session === undefined) continue;
@@ -194,15 +214,15 @@ export class LeaseKeeper {
     } finally {
       this.inRound = false;
     }
+    return answered;
   }
 
+  /** The client closed: no more rounds, and every kept session ends (its lease expires after its TTL). */
   close(): void {
+    this.closed = true;
     if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
-  }
-
-  /** Whether the channel should stay connected for the keeper's sake. */
-  get wantsConnection(): boolean {
-    return this.kept.size > 0 && this.channel !== null;
+    for (const session of [...this.kept.values()]) session.detach(new WardenError('UNAVAILABLE', 'the client is closed: the session is no longer kept alive'));
+    this.kept.clear();
   }
 }

@@ -34,10 +34,13 @@ export interface RequestsOptions {
   readonly logger?: ClientLogger;
 }
 
-/** The WardenError of an error answer. */
-export function errorOfAnswer(answer: Answer): WardenError {
+/**
+ * The WardenError of an error answer. A code this client does not know (a newer member's) says
+ * nothing certain: for a write it is OUTCOME_UNKNOWN, never a code that invites a blind retry.
+ */
+export function errorOfAnswer(answer: Answer, isWrite = false): WardenError {
   const error = (answer['error'] ?? {}) as { code?: unknown; message?: unknown } & WardenErrorDetails;
-  const code: ErrorCode = isErrorCode(error.code) ? error.code : 'UNAVAILABLE';
+  const code: ErrorCode = isErrorCode(error.code) ? error.code : isWrite ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE';
   const details: WardenErrorDetails = {
     ...(error.leader === undefined ? {} : { leader: error.leader }),
     ...(error.limit === undefined ? {} : { limit: error.limit }),
@@ -91,25 +94,37 @@ export class Requests {
   }
 
   /**
-   * A request that changes nothing (or is idempotent by itself): retried freely until an answer
-   * that is not "retry", or the deadline. `retryOn` adds codes worth retrying for this request.
+   * A request that changes nothing — or one idempotent by itself (`idempotent: true`: a compact,
+   * a lease grant with its chosen id, a revoke), whose failure after it may have been sent says
+   * OUTCOME_UNKNOWN — retried freely until an answer that is not "retry", or the deadline.
    */
-  async read(frame: Record<string, unknown>, call: CallOptions = {}, attemptMs?: number): Promise<Answer> {
+  async read(frame: Record<string, unknown>, call: CallOptions = {}, options: { readonly attemptMs?: number; readonly urgent?: boolean; readonly idempotent?: boolean } = {}): Promise<Answer> {
     const deadline = this.deadlineOf(call);
     let lastError: Error | null = null;
+    let mayHaveApplied = false;
+    const giveUp = (why: string): WardenError =>
+      options.idempotent === true && mayHaveApplied
+        ? new WardenError('OUTCOME_UNKNOWN', `${why}; it may have been applied (${lastError?.message ?? ''}): retrying it is safe`)
+        : new WardenError('UNAVAILABLE', `${why} (${lastError?.message ?? 'no member answered'}); nothing was changed`);
     for (let attempt = 0; ; attempt++) {
-      if (call.signal?.aborted) throw new WardenError('UNAVAILABLE', 'aborted by the caller (nothing was changed)');
-      if (this.options.clock.now() >= deadline) throw new WardenError('UNAVAILABLE', `no answer before the deadline (${lastError?.message ?? 'no member answered'}); nothing was changed`);
+      if (call.signal?.aborted) throw giveUp('aborted by the caller');
+      if (this.options.clock.now() >= deadline) throw giveUp('no answer before the deadline');
+      if (this.options.channel.isClosed) throw giveUp('the client is closed');
       try {
-        const answer = await this.options.channel.request(frame, deadline, call.signal, attemptMs);
+        const answer = await this.options.channel.request(frame, deadline, {
+          ...(call.signal === undefined ? {} : { signal: call.signal }),
+          ...(options.attemptMs === undefined ? {} : { attemptMs: options.attemptMs }),
+          urgent: options.urgent === true || (options.idempotent === true && mayHaveApplied),
+        });
         this.saw(answer['revision']);
         if (answer.ok) return answer;
-        const error = errorOfAnswer(answer);
+        const error = errorOfAnswer(answer, options.idempotent === true);
         if (!RETRY_AS_IS.has(error.code)) throw error;
         this.leaveOn(answer, error);
         lastError = error;
       } catch (error) {
         if (!(error instanceof ChannelLost)) throw error;
+        if (error.sent) mayHaveApplied = true;
         lastError = error;
       }
       await this.pause(attempt, deadline, call.signal);
@@ -122,36 +137,42 @@ export class Requests {
    */
   async write(frame: Record<string, unknown>, call: CallOptions = {}): Promise<Answer> {
     const deadline = this.deadlineOf(call);
-    const session = await this.writeSession(deadline, call.signal);
+    const session = await this.writeSession();
     const seq = await session.begin();
     let mayHaveApplied = false;
     let lastError: Error | null = null;
+    const giveUp = (why: string): WardenError =>
+      mayHaveApplied
+        ? new WardenError('OUTCOME_UNKNOWN', `${why}; the write may have been applied (${lastError?.message ?? ''})`)
+        : new WardenError('UNAVAILABLE', `${why}; the write was not sent (${lastError?.message ?? 'no member answered'})`);
     try {
       for (let attempt = 0; ; attempt++) {
-        if (call.signal?.aborted || this.options.clock.now() >= deadline) {
-          const why = call.signal?.aborted ? 'aborted by the caller' : 'no answer before the deadline';
-          if (mayHaveApplied) throw new WardenError('OUTCOME_UNKNOWN', `${why}; the write may have been applied (${lastError?.message ?? ''})`);
-          throw new WardenError('UNAVAILABLE', `${why}; the write was not sent (${lastError?.message ?? 'no member answered'})`);
-        }
+        if (call.signal?.aborted) throw giveUp('aborted by the caller');
+        if (this.options.clock.now() >= deadline) throw giveUp('no answer before the deadline');
+        if (this.options.channel.isClosed) throw giveUp('the client is closed');
         try {
-          const answer = await this.options.channel.request({ ...frame, client: session.stamp(seq) }, deadline, call.signal);
+          // A retry of a write that may have been applied goes ahead of the line and is never
+          // refused for a full one: its seq is open, and only its real answer can close it.
+          const answer = await this.options.channel.request({ ...frame, client: session.stamp(seq) }, deadline, { ...(call.signal === undefined ? {} : { signal: call.signal }), urgent: mayHaveApplied });
           this.saw(answer['revision']);
           if (answer.ok) return answer;
-          const error = errorOfAnswer(answer);
+          const error = errorOfAnswer(answer, true);
           if (error.code === 'SESSION_EXPIRED') {
             if (this.session === session) this.session = null; // the next write registers anew
             throw error;
           }
           if (UNKNOWN.has(error.code)) mayHaveApplied = true;
-          else if (!RETRY_AS_IS.has(error.code)) {
-            // A final refusal — unless an earlier try may have been applied and this answer is
-            // a refusal of the retry because of it (the stamp is answered from the record, so a
-            // real answer would have come back): final refusals come from the state, so pass it on.
-            throw error;
-          }
+          // A final refusal comes from the state: a stamped retry of a write that was applied
+          // would have been answered from the record instead, so it is the write's true answer.
+          else if (!RETRY_AS_IS.has(error.code)) throw error;
           this.leaveOn(answer, error);
           lastError = error;
         } catch (error) {
+          if (error instanceof WardenError) {
+            // The client's own refusal (its waiting line is full) of a write already sent says nothing of that write.
+            if (mayHaveApplied && error.retryable && error.details.limit?.name === 'maxQueued') throw giveUp(error.message);
+            throw error;
+          }
           if (!(error instanceof ChannelLost)) throw error;
           if (error.sent) mayHaveApplied = true;
           lastError = error;
@@ -163,14 +184,18 @@ export class Requests {
     }
   }
 
-  /** The session writes are stamped with, registered on first use (the nonce makes a retried register answer the same one). */
-  private writeSession(deadline: number, signal: AbortSignal | undefined): Promise<WriteSession> {
+  /**
+   * The session writes are stamped with, registered on first use (the nonce makes a retried
+   * register answer the same one). Registered under the client's own deadline, not a caller's:
+   * writers share it, and one caller giving up must not fail the others.
+   */
+  private writeSession(): Promise<WriteSession> {
     if (this.session !== null) return Promise.resolve(this.session);
     if (this.registering !== null) return this.registering;
     const nonce = randomNonce();
     this.registering = (async () => {
       try {
-        const answer = await this.read({ type: 'register', nonce }, { timeoutMs: Math.max(1, deadline - this.options.clock.now()), ...(signal === undefined ? {} : { signal }) });
+        const answer = await this.read({ type: 'register', nonce }, {}, { urgent: true });
         const registration: Registration = { clientId: answer['clientId'] as number, secret: answer['secret'] as string };
         this.session = new WriteSession(registration);
         this.keepSessionAlive();
@@ -192,7 +217,7 @@ export class Requests {
           this.keepaliveTimer = null;
           return;
         }
-        this.read({ type: 'keepalive', clientId: session.registration.clientId, secret: session.registration.secret }, { timeoutMs: 15_000 }).then(
+        this.read({ type: 'keepalive', clientId: session.registration.clientId, secret: session.registration.secret }, { timeoutMs: 15_000 }, { urgent: true }).then(
           () => undefined,
           (error: unknown) => {
             if (error instanceof WardenError && error.code === 'SESSION_EXPIRED' && this.session === session) this.session = null;

@@ -117,7 +117,7 @@ export class Watch<V = string> implements AsyncIterable<WatchEvent<V>> {
       this.startedReject = reject;
     });
     this.started.catch(() => undefined);
-    options.signal?.addEventListener('abort', () => void this.cancel(), { once: true });
+    options.signal?.addEventListener('abort', this.onAbort, { once: true });
     registry.live.add(this as Watch<unknown>);
     this.subscribe();
   }
@@ -155,11 +155,12 @@ export class Watch<V = string> implements AsyncIterable<WatchEvent<V>> {
       };
       let answer: Answer & { generation: number };
       try {
-        answer = await channel.request(frame, Number.POSITIVE_INFINITY);
+        answer = await channel.request(frame, Number.POSITIVE_INFINITY, { urgent: true });
       } catch (error) {
         // The socket went: the registry subscribes again when the next one opens.
-        if (error instanceof ChannelLost) return;
-        throw error;
+        if (error instanceof ChannelLost && !channel.isClosed) return;
+        this.fail(error instanceof ChannelLost ? new WardenError('UNAVAILABLE', 'the client is closed') : error);
+        return;
       }
       if (this.wireId !== wireId) return;
       if (answer.ok) {
@@ -183,6 +184,7 @@ export class Watch<V = string> implements AsyncIterable<WatchEvent<V>> {
   pushed(frame: Record<string, unknown>): void {
     if (this.ended || this.paused) return;
     if (frame['canceled'] === true) {
+      if (this.wireId !== null) this.registry.forget(this.wireId);
       this.wireId = null;
       const code = frame['code'];
       if (code === 'SLOW_CONSUMER' || code === 'UNAVAILABLE') {
@@ -236,7 +238,8 @@ export class Watch<V = string> implements AsyncIterable<WatchEvent<V>> {
     this.wireId = null;
     if (wireId === null) return;
     this.registry.forget(wireId);
-    this.registry.channel.request({ type: 'cancelWatch', watchId: wireId }, Number.POSITIVE_INFINITY).catch(() => undefined);
+    // Bounded: a member that never answers is left by the channel, failing this with it.
+    this.registry.channel.request({ type: 'cancelWatch', watchId: wireId }, Number.POSITIVE_INFINITY, { urgent: true }).catch(() => undefined);
   }
 
   private fail(error: unknown): void {
@@ -246,8 +249,12 @@ export class Watch<V = string> implements AsyncIterable<WatchEvent<V>> {
     this.end();
   }
 
+  private readonly onAbort = (): void => void this.cancel();
+
   private end(): void {
     this.ended = true;
+    // A long-lived signal outlives many watches: an ended one must not stay reachable through it.
+    this.options.signal?.removeEventListener('abort', this.onAbort);
     this.registry.live.delete(this as Watch<unknown>);
     this.cancelAtMember();
     if (this.queue.length - this.queueHead === 0) this.flushWaiters();
