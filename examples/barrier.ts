@@ -7,8 +7,7 @@
  * Must never: leave its paths behind (it deletes them before it exits).
  */
 
-import { connect } from '../client/index.js';
-import { Barrier, DoubleBarrier } from '../client/recipes/barrier.js';
+import { connect, Barrier, DoubleBarrier } from '../client/index.js';
 
 const endpoints = process.env['WARDEN_ENDPOINTS'] ?? 'ws://127.0.0.1:7071,ws://127.0.0.1:7072,ws://127.0.0.1:7073';
 const root = `/examples/barrier-${process.pid}`;

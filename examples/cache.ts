@@ -6,8 +6,7 @@
  * Must never: leave its nodes behind (it deletes the subtree it made before it exits).
  */
 
-import { connect, WardenError } from '../client/index.js';
-import { Cache } from '../client/recipes/cache.js';
+import { connect, WardenError, Cache } from '../client/index.js';
 
 const endpoints = process.env['WARDEN_ENDPOINTS'] ?? 'ws://127.0.0.1:7071,ws://127.0.0.1:7072,ws://127.0.0.1:7073';
 const client = connect({ endpoints, timeoutMs: 5_000 });

@@ -8,8 +8,7 @@
  * Must never: leave its election path behind (it deletes it before it exits).
  */
 
-import { connect, WardenError } from '../client/index.js';
-import { Election } from '../client/recipes/election.js';
+import { connect, WardenError, Election } from '../client/index.js';
 
 const endpoints = process.env['WARDEN_ENDPOINTS'] ?? 'ws://127.0.0.1:7071,ws://127.0.0.1:7072,ws://127.0.0.1:7073';
 const path = `/examples/election-${process.pid}`;

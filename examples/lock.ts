@@ -7,9 +7,7 @@
  * (another run may be queued under it — the empty path stays, as Curator's lock paths do).
  */
 
-import { connect } from '../client/index.js';
-import { Lock } from '../client/recipes/lock.js';
-import { LockLostError } from '../client/recipes/queue.js';
+import { connect, Lock, LockLostError } from '../client/index.js';
 
 const endpoints = process.env['WARDEN_ENDPOINTS'] ?? 'ws://127.0.0.1:7071,ws://127.0.0.1:7072,ws://127.0.0.1:7073';
 const client = connect({ endpoints, timeoutMs: 5_000 });

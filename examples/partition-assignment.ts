@@ -8,8 +8,7 @@
  * Must never: leave its path behind (it deletes it before it exits).
  */
 
-import { connect, type WardenClient } from '../client/index.js';
-import { PartitionAssignment } from '../client/recipes/partition-assignment.js';
+import { connect, type WardenClient, PartitionAssignment } from '../client/index.js';
 
 const endpoints = process.env['WARDEN_ENDPOINTS'] ?? 'ws://127.0.0.1:7071,ws://127.0.0.1:7072,ws://127.0.0.1:7073';
 const path = `/examples/partitions-${process.pid}`;

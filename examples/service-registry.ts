@@ -6,8 +6,7 @@
  * Must never: leave its group behind (it deletes it before it exits).
  */
 
-import { connect } from '../client/index.js';
-import { ServiceRegistry } from '../client/recipes/service-registry.js';
+import { connect, ServiceRegistry } from '../client/index.js';
 
 interface Endpoint {
   readonly host: string;

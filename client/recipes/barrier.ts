@@ -13,11 +13,12 @@
  * deleted instead of obeyed. A new round begins once everyone of the previous one has left.
  *
  * Must never: let `enter` pass before n participants were in at once (or a current round's
- * marker exists); let `leave` return while a participant's node exists; wait without a way out.
+ * marker exists); let `leave` return while a participant's node exists; leave a failed enter's
+ * node on a live session without retrying its delete; wait without a way out.
  */
 
 import { cmp, op, WardenError, type CallOptions, type Session, type WardenClient, type WardenNode } from '../public.js';
-import { childPath, childrenSnapshots, deadline, reasonOr, untilDeleted, type WaitOptions } from './waits.js';
+import { childPath, childrenSnapshots, deadline, keepTrying, reasonOr, untilDeleted, type WaitOptions } from './waits.js';
 
 const isNodeExists = (error: unknown): boolean => error instanceof WardenError && error.code === 'NODE_EXISTS';
 
@@ -77,6 +78,8 @@ export interface DoubleBarrierOptions {
 export class DoubleBarrier {
   readonly id: string;
   private entered = false;
+  /** A failed enter's delete still being retried (the next enter stops it: the node is its own again). */
+  private withdrawal: { readonly stop: AbortController; readonly settled: Promise<unknown> } | null = null;
 
   constructor(
     private readonly client: WardenClient,
@@ -98,6 +101,11 @@ export class DoubleBarrier {
   /** Join, and wait until `participants` are in. On failure (timeout, abort, lost session) this participant is out again. */
   async enter(options: WaitOptions = {}): Promise<void> {
     if (this.entered) throw new WardenError('INVALID_ARGUMENT', `${this.id} is already in ${this.path}`);
+    const withdrawal = this.withdrawal;
+    if (withdrawal !== null) {
+      withdrawal.stop.abort();
+      await withdrawal.settled; // a delete in flight must not take the node this enter is about to own
+    }
     const wait = deadline(options, `enter the double barrier ${this.path}`, [this.session.signal]);
     try {
       await this.join(wait.signal);
@@ -120,7 +128,7 @@ export class DoubleBarrier {
       throw reasonOr(wait.signal, new WardenError('UNAVAILABLE', `watching ${this.path} ended`));
     } catch (error) {
       this.entered = false;
-      await this.client.delete(this.ownPath).catch(() => undefined);
+      await this.withdraw();
       throw reasonOr(wait.signal, error);
     } finally {
       wait.done();
@@ -149,14 +157,37 @@ export class DoubleBarrier {
     }
   }
 
+  /** Not cut short by the caller's signal: an aborted create landing after the withdrawal would count a participant that left. */
   private async join(signal: AbortSignal): Promise<void> {
     try {
-      await this.client.create(this.ownPath, '', { lease: this.session.lease, parents: true, signal });
+      await this.client.create(this.ownPath, '', { lease: this.session.lease, parents: true });
     } catch (error) {
       if (!isNodeExists(error)) throw error;
       const node = await this.client.get(this.ownPath, { signal });
       if (node?.stat.lease !== this.session.lease) throw new WardenError('NODE_EXISTS', `another participant is in ${this.path} as ${this.id}`);
     }
+  }
+
+  /** Out again after a failed enter: a node left on a live session would count as one of the n. */
+  private async withdraw(): Promise<void> {
+    const gone = async (): Promise<boolean> => {
+      await this.client.delete(this.ownPath).catch((error: unknown) => {
+        if (!(error instanceof WardenError && error.code === 'NO_NODE')) throw error;
+      });
+      return true;
+    };
+    if (await gone().catch(() => false)) return;
+    // In the background, until done, the session ends (its lease takes the node) or a new enter makes the node its own.
+    const stop = new AbortController();
+    const until = deadline({}, `withdraw ${this.ownPath}`, [this.session.signal, stop.signal]);
+    const withdrawal = {
+      stop,
+      settled: keepTrying(gone, until.signal).finally(() => {
+        until.done();
+        if (this.withdrawal === withdrawal) this.withdrawal = null;
+      }),
+    };
+    this.withdrawal = withdrawal;
   }
 
   private async makeMarker(signal: AbortSignal): Promise<void> {

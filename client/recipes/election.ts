@@ -9,18 +9,24 @@
  * compares the leader's own node's createRevision: once the term has ended (the node is gone —
  * the session expired or was revoked) the write is refused, however late the old leader is.
  * A term ends with `resigned` or `lost` (the session died, the node was deleted, or a fenced
- * write was refused); its `signal` aborts then.
+ * write was refused); its `signal` aborts then. A leader's writes to other keys go through
+ * `guard(txn)` / `fencedTxn` / `fencedPut` (as Lock's): the txn also compares the leader's node's
+ * createRevision and reads the node in its else branch, so a deposed leader's txn is refused
+ * whole (NO_NODE), nothing of it applied.
  *
  * One candidacy per Session per election path (as etcd): a node found under the session's lease
  * (left by a create whose outcome was unknown, or a resign that could not reach the cluster) is
- * deleted before a campaign makes its own.
+ * deleted before a campaign makes its own. A candidate node whose delete failed (a resign, or a
+ * failed campaign's withdrawal) is remembered, and the next `resign()` deletes it: a node at the
+ * head of the line on a live session would keep everyone else out.
  *
  * Must never: report a term that a linearizable read did not show first in line; write as
  * leader without the fence; hand out a token not greater than the previous term's of this
- * candidate; leave its candidate node behind after a campaign that failed, if it can delete it.
+ * candidate; leave its candidate node behind after a campaign that failed, if it can delete it;
+ * forget a candidate node it failed to delete while its session lives.
  */
 
-import { cmp, op, WardenError, Emitter, type CallOptions, type Session, type Value, type WardenClient, type WardenNode } from '../public.js';
+import { cmp, op, TxnBuilder, WardenError, Emitter, type CallOptions, type Compare, type Session, type TxnOp, type TxnResult, type Value, type WardenClient, type WardenNode, type WriteResult } from '../public.js';
 import { childPath, childrenSnapshots, deadline, invariant, nameOf, reasonOr, untilDeleted, type WaitOptions } from './waits.js';
 
 /** The prefix of candidate nodes (the server appends a 10-digit counter). */
@@ -62,6 +68,9 @@ interface Office {
   readonly controller: AbortController;
 }
 
+/** A candidate node of ours that should be gone but may not be: known by path and token, or only by our lease. */
+type Stray = { readonly path: string; readonly token: number } | 'unknown';
+
 export const isCandidateName = (name: string): boolean => CANDIDATE_NAME.test(name);
 
 /** The leader among candidate nodes: the lowest counter. */
@@ -78,6 +87,8 @@ export class Election extends Emitter<ElectionEvents> {
   private office: Office | null = null;
   private campaignRun: { readonly controller: AbortController; readonly settled: Promise<unknown> } | null = null;
   private lastToken = 0;
+  /** Our node whose delete failed: the next resign() (or campaign) deletes it. */
+  private stray: Stray | null = null;
   private readonly candidatesMax: number;
 
   constructor(
@@ -142,7 +153,8 @@ export class Election extends Emitter<ElectionEvents> {
     } catch (error) {
       const failure = reasonOr(signal, error);
       if (!(await this.withdraw())) {
-        throw new WardenError('OUTCOME_UNKNOWN', `${failure instanceof Error ? failure.message : String(failure)}; and the candidacy could not be withdrawn: it stays in line until the session ends`);
+        this.stray = candidate ?? 'unknown';
+        throw new WardenError('OUTCOME_UNKNOWN', `${failure instanceof Error ? failure.message : String(failure)}; and the candidacy could not be withdrawn: resign() deletes it (until then, or until the session ends, it stays in line)`);
       }
       throw failure;
     }
@@ -151,13 +163,21 @@ export class Election extends Emitter<ElectionEvents> {
   /**
    * Our candidate node, made afresh. One left under our lease (a resign or withdrawal that could
    * not reach the cluster, a create whose outcome was unknown) is deleted first, so every term
-   * has a token of its own.
+   * has a token of its own. The create is not cut short by the caller's signal (as the lock's
+   * enqueue): an aborted create could land after the withdrawal and leave a candidacy unseen;
+   * the campaign's next read sees the abort, and its withdrawal finds the node by our lease.
    */
   private async enlist(value: Value, signal: AbortSignal): Promise<{ path: string; token: number }> {
     const leftover = await this.ownCandidacy({ signal });
-    if (leftover !== null) await this.client.txn().if(cmp.createRevision(leftover.path, '=', leftover.stat.createRevision)).do(op.delete(leftover.path)).commit({ signal });
-    const made = await this.client.create(childPath(this.path, CANDIDATE_PREFIX), value, { sequential: true, lease: this.session.lease, parents: true, signal });
+    if (leftover !== null) await this.deleteCandidacy({ path: leftover.path, token: leftover.stat.createRevision }, { signal });
+    this.stray = null;
+    const made = await this.client.create(childPath(this.path, CANDIDATE_PREFIX), value, { sequential: true, lease: this.session.lease, parents: true });
     return { path: made.path, token: made.stat.createRevision };
+  }
+
+  /** Delete a candidate node of ours, only while it is the one we made (its createRevision). */
+  private async deleteCandidacy(node: { readonly path: string; readonly token: number }, call: CallOptions): Promise<void> {
+    await this.client.txn().if(cmp.createRevision(node.path, '=', node.token)).do(op.delete(node.path)).commit(call);
   }
 
   private async ownCandidacy(call: CallOptions): Promise<WardenNode | null> {
@@ -174,7 +194,7 @@ export class Election extends Emitter<ElectionEvents> {
     if (this.session.signal.aborted) return true; // the lease is gone or revoked: so are its nodes
     try {
       const mine = await this.ownCandidacy({});
-      if (mine !== null) await this.client.txn().if(cmp.createRevision(mine.path, '=', mine.stat.createRevision)).do(op.delete(mine.path)).commit();
+      if (mine !== null) await this.deleteCandidacy({ path: mine.path, token: mine.stat.createRevision }, {});
       return true;
     } catch {
       return this.session.signal.aborted;
@@ -212,26 +232,95 @@ export class Election extends Emitter<ElectionEvents> {
     if (office === null) throw new WardenError('NO_NODE', `not the leader of ${this.path}`);
     const { path, token } = office.term;
     const result = await this.client.txn().if(cmp.createRevision(path, '=', token)).do(op.put(path, value)).commit(call);
-    if (!result.succeeded) {
-      const error = new WardenError('NO_NODE', `the term of office with token ${token} has ended: ${path} is gone`);
-      this.endTerm('lost', error, office.term);
-      throw error;
-    }
+    if (!result.succeeded) throw this.fencedOut(office.term);
     return result.revision;
   }
 
-  /** Step down (or stop campaigning): the term ends first, then the node is deleted so the next candidate leads. */
+  /**
+   * Fence a txn by a term of office (this candidate's current one by default): it also compares
+   * "the leader's node exists with the term's token as its createRevision", and its else branch
+   * reads that node. A txn of a term that has ended is refused whole (NO_NODE; nothing applies,
+   * not even its else ops) — `fencedTxn` turns that into the term's end. A txn whose own
+   * compares fail answers `succeeded: false` with one extra result at the end (the node read).
+   */
+  guard<B extends TxnBuilder<unknown>>(txn: B, term: Term | null = this.term): B {
+    if (term === null) throw new WardenError('NO_NODE', `not the leader of ${this.path}`);
+    txn.if(cmp.createRevision(term.path, '=', term.token)).else(op.get(term.path));
+    return txn;
+  }
+
+  /** A txn builder whose commit is fenced by the current term: NO_NODE (nothing applied, the term ended) once it is over. */
+  fencedTxn(): TxnBuilder<TxnResult> {
+    return new TxnBuilder<TxnResult>(async (frame, signal, timeoutMs) => {
+      const term = this.term;
+      if (term === null) throw new WardenError('NO_NODE', `not the leader of ${this.path}`);
+      const txn = this.guard(
+        this.client
+          .txn()
+          .if(...(frame['compare'] as Compare[]))
+          .do(...(frame['success'] as TxnOp[]))
+          .else(...(frame['failure'] as TxnOp[])),
+        term,
+      );
+      let result: TxnResult;
+      try {
+        result = await txn.commit({ ...(signal === undefined ? {} : { signal }), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
+      } catch (error) {
+        // NO_NODE may be a get of the caller's own: only a missing leader's node is the fence.
+        if (error instanceof WardenError && error.code === 'NO_NODE' && (await this.client.get(term.path))?.stat.createRevision !== term.token) throw this.fencedOut(term);
+        throw error;
+      }
+      if (result.succeeded) return result;
+      const read = result.results[result.results.length - 1];
+      if (read?.op !== 'get' || read.node.stat.createRevision !== term.token) throw this.fencedOut(term);
+      return { ...result, results: result.results.slice(0, -1) };
+    });
+  }
+
+  /** Put `value` at `path` only while this candidate leads; NO_NODE (nothing written, the term ended) otherwise. */
+  async fencedPut(path: string, value: Value, call: CallOptions = {}): Promise<WriteResult> {
+    const result = await this.fencedTxn().do(op.put(path, value)).commit(call);
+    const put = result.results[0];
+    if (put?.op !== 'put') throw new WardenError('UNAVAILABLE', `a fenced put of ${path} answered no put result`);
+    return { revision: result.revision, path: put.path, stat: put.stat };
+  }
+
+  /** The term was fenced out at the cluster: it has ended (heard as `lost`). */
+  private fencedOut(term: Term): WardenError {
+    const error = new WardenError('NO_NODE', `the term of office with token ${term.token} has ended: ${term.path} is gone; nothing was written`);
+    this.endTerm('lost', error, term);
+    return error;
+  }
+
+  /**
+   * Step down (or stop campaigning): the term ends first, then the node is deleted so the next
+   * candidate leads. If the delete fails, the node is remembered: calling resign() again deletes
+   * it (as does the next campaign), and until then it keeps the line behind it waiting.
+   */
   async resign(call: CallOptions = {}): Promise<void> {
     const run = this.campaignRun;
     if (run !== null) {
       run.controller.abort(new WardenError('UNAVAILABLE', `campaign for ${this.path}: resigned`));
-      await run.settled; // the campaign withdraws its own candidacy
+      await run.settled; // the campaign withdraws its own candidacy (or leaves it as a stray)
     }
     const office = this.office;
-    if (office === null) return;
-    this.endTerm('resigned', new WardenError('NO_NODE', `resigned from ${this.path}`));
-    const { path, token } = office.term;
-    await this.client.txn().if(cmp.createRevision(path, '=', token)).do(op.delete(path)).commit(call);
+    if (office !== null) {
+      this.stray = { path: office.term.path, token: office.term.token };
+      this.endTerm('resigned', new WardenError('NO_NODE', `resigned from ${this.path}`));
+    }
+    const stray = this.stray;
+    if (stray === null) return;
+    if (this.session.signal.aborted) {
+      this.stray = null; // the lease is gone or revoked: so are its nodes
+      return;
+    }
+    if (stray === 'unknown') {
+      const mine = await this.ownCandidacy(call);
+      if (mine !== null) await this.deleteCandidacy({ path: mine.path, token: mine.stat.createRevision }, call);
+    } else {
+      await this.deleteCandidacy(stray, call);
+    }
+    if (this.stray === stray) this.stray = null;
   }
 
   /** The current leader (one linearizable read), or null when no one stands. */

@@ -19,7 +19,8 @@
  */
 
 import { op, WardenError, type TxnOp, type WardenClient } from '../public.js';
-import { QueueLock, sleep, type EntryKind, type QueueEntry, type QueueLockOptions } from './queue.js';
+import { QueueLock, type EntryKind, type QueueEntry, type QueueLockOptions } from './queue.js';
+import { pause } from './waits.js';
 
 export interface LockOptions extends QueueLockOptions {
   /**
@@ -58,7 +59,7 @@ export class Lock extends QueueLock {
 
   protected override async beforeGrant(_entry: QueueEntry, signal: AbortSignal): Promise<void> {
     if (this.lockDelayMs === 0) return;
-    if (await this.uncleanRemovalSinceRelease(signal)) await sleep(this.lockDelayMs, signal);
+    if (await this.uncleanRemovalSinceRelease(signal)) await pause(this.lockDelayMs, signal);
   }
 
   /**

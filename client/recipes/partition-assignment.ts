@@ -19,10 +19,10 @@
  * to one not registered; move a partition whose owner stayed unless balance needs it.
  */
 
-import { cmp, op, WardenError, Emitter, type CallOptions, type Session, type WardenClient } from '../public.js';
-import { Election } from './election.js';
+import { cmp, op, WardenError, Emitter, type CallOptions, type Session, type TxnResult, type WardenClient } from '../public.js';
+import { Election, type Term } from './election.js';
 import { ServiceRegistry, type Registration } from './service-registry.js';
-import { childPath, childrenSnapshots, deadline, invariant, type WaitOptions } from './waits.js';
+import { backoffMs, childPath, childrenSnapshots, deadline, invariant, pause, type WaitOptions } from './waits.js';
 
 export const PARTITIONS_MAX = 10_000;
 const MEMBERS_MAX = 1_000;
@@ -205,18 +205,18 @@ export class PartitionAssignment extends Emitter<PartitionAssignmentEvents> {
 
   private async followMap(): Promise<void> {
     const signal = this.stopper.signal;
-    for (let attempt = 0; !signal.aborted && !this.session.signal.aborted; attempt++) {
+    // Each round ends with an error (or, if ever, quietly): the pause keeps any surprise from spinning.
+    for (let round = 0; !signal.aborted && !this.session.signal.aborted; round++) {
       try {
+        if (round > 0) await pause(backoffMs(round - 1), signal);
         for await (const { children } of childrenSnapshots(this.client, this.options.path, signal, 16)) {
           const node = children.get('map');
           const map = node === undefined ? null : decodeMap(node.value, this.partitions, node.stat.modRevision);
           if (map !== null && map.revision !== this.current?.revision) this.seen(map);
         }
-        await pause(100, signal); // ended without an error only when stopped; a pause keeps any surprise from spinning
       } catch (error) {
         if (signal.aborted) return;
         this.emit('error', error);
-        await pause(Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)), signal);
       }
     }
   }
@@ -236,33 +236,36 @@ export class PartitionAssignment extends Emitter<PartitionAssignmentEvents> {
 
   private async standForLeader(): Promise<void> {
     const signal = this.stopper.signal;
-    for (let attempt = 0; !signal.aborted && !this.session.signal.aborted; attempt++) {
+    let failures = 0;
+    while (!signal.aborted && !this.session.signal.aborted) {
       try {
+        if (failures > 0) await pause(backoffMs(failures - 1), signal);
         const term = await this.election.campaign(this.id, { signal });
-        attempt = 0;
-        await this.lead(term.token, term.path, term.signal);
+        failures = 0;
+        await this.lead(term);
       } catch (error) {
         if (signal.aborted || this.session.signal.aborted) return;
+        failures++;
         this.emit('error', error);
-        await pause(Math.min(5_000, 100 * 2 ** Math.min(attempt, 6)), signal);
       }
     }
   }
 
   /** While the term lasts: after each change of membership, rebalance. A leader that cannot lead steps down. */
-  private async lead(token: number, termPath: string, termSignal: AbortSignal): Promise<void> {
-    const wait = deadline({}, 'lead the partition assignment', [termSignal, this.stopper.signal]);
+  private async lead(term: Term): Promise<void> {
+    const wait = deadline({}, 'lead the partition assignment', [term.signal, this.stopper.signal]);
     try {
       for await (const members of this.registry.watch('members', { signal: wait.signal })) {
-        await this.rebalance(members.map((m) => m.id), token, termPath, wait.signal);
+        await this.rebalance(members.map((m) => m.id), term, wait.signal);
       }
     } finally {
       wait.done();
-      if (!termSignal.aborted && !this.stopper.signal.aborted) await this.election.resign().catch(() => undefined);
+      // A resign that fails leaves the node remembered: the next campaign (or stop's resign) deletes it.
+      if (!term.signal.aborted && !this.stopper.signal.aborted) await this.election.resign().catch((error: unknown) => this.emit('error', error));
     }
   }
 
-  private async rebalance(members: readonly string[], token: number, termPath: string, signal: AbortSignal): Promise<void> {
+  private async rebalance(members: readonly string[], term: Term, signal: AbortSignal): Promise<void> {
     for (let attempt = 0; attempt < REBALANCE_TRIES; attempt++) {
       const node = await this.client.get(this.mapPath, { signal });
       const previous = node === null ? null : decodeMap(node.value, this.partitions, node.stat.modRevision);
@@ -270,30 +273,23 @@ export class PartitionAssignment extends Emitter<PartitionAssignmentEvents> {
       if (previous !== null && owners.every((o, p) => o === previous.owners[p])) return;
       const live = new Set(members);
       invariant(owners.every((o) => o === null || live.has(o)), 'every partition goes to a registered member');
-      const result = await this.client
+      const write = this.client
         .txn()
-        .if(cmp.createRevision(termPath, '=', token), node === null ? cmp.exists(this.mapPath, false) : cmp.version(this.mapPath, '=', node.stat.version))
-        .do(op.put(this.mapPath, encodeMap(owners, token)))
-        .commit({ signal });
+        .if(node === null ? cmp.exists(this.mapPath, false) : cmp.version(this.mapPath, '=', node.stat.version))
+        .do(op.put(this.mapPath, encodeMap(owners, term.token)));
+      let result: TxnResult;
+      try {
+        result = await this.election.guard(write, term).commit({ signal });
+      } catch (error) {
+        // Refused whole: the leader's node is gone (the only get in this txn is the fence's).
+        if (error instanceof WardenError && error.code === 'NO_NODE') return; // the election hears of it and ends the term
+        throw error;
+      }
       if (result.succeeded) return;
-      const own = await this.client.get(termPath, { signal });
-      if (own?.stat.createRevision !== token) return; // the term is over: the election hears of it and ends it
+      const own = result.results[result.results.length - 1];
+      if (own?.op !== 'get' || own.node.stat.createRevision !== term.token) return; // the term is over
+      // The map changed under us (only a deposed leader's late write could do that): read it again.
     }
     throw new WardenError('UNAVAILABLE', `the map ${this.mapPath} kept changing under the leader`);
   }
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = globalThis.setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = (): void => {
-      globalThis.clearTimeout(timer);
-      resolve();
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -11,10 +11,12 @@
  *
  * Must never: report the turn come while a blocker that existed when it was listed still exists
  * (the watch starts at or below the listing's revision, so no deletion is missed); list a queue
- * only in part; wait or loop without a bound.
+ * only in part; report an entry swept when a listing or a delete failed; wait or loop without a
+ * bound.
  */
 
 import { WardenError, type WardenClient } from '../public.js';
+import { keepTrying } from './waits.js';
 
 /** Entries a queue may hold; a longer queue is refused (RESOURCE_EXHAUSTED), never listed in part. */
 export const QUEUE_ENTRIES_MAX = 10_000;
@@ -67,22 +69,6 @@ export function randomEntryId(): string {
   return hex;
 }
 
-/** Resolve after `ms`, or reject with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const onAbort = (): void => {
-      globalThis.clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = globalThis.setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
 /** The queue under `dir` in order (markers and foreign names skipped). */
 export async function listQueue(client: WardenClient, dir: string, signal?: AbortSignal): Promise<QueueEntry[]> {
   const names = await client.children(dir, { limit: QUEUE_ENTRIES_MAX + 1, ...(signal === undefined ? {} : { signal }) });
@@ -95,13 +81,32 @@ export async function listQueue(client: WardenClient, dir: string, signal?: Abor
   return entries.sort((a, b) => a.sequence - b.sequence);
 }
 
-/** Delete every entry of acquire `id` under `dir` (one whose create may have been applied unseen). */
-export async function sweepEntries(client: WardenClient, dir: string, id: string): Promise<void> {
+/**
+ * Delete every entry of acquire `id` under `dir` (one whose create may have been applied unseen,
+ * or whose delete failed). True when none is left as far as one listing shows; false when the
+ * cluster could not be asked or a delete failed.
+ */
+export async function sweepEntries(client: WardenClient, dir: string, id: string): Promise<boolean> {
   try {
-    for (const entry of await listQueue(client, dir)) if (entry.id === id) await client.delete(entry.path).catch(() => undefined);
+    for (const entry of await listQueue(client, dir)) {
+      if (entry.id !== id) continue;
+      await client.delete(entry.path).catch((error: unknown) => {
+        if (!(error instanceof WardenError && error.code === 'NO_NODE')) throw error;
+      });
+    }
+    return true;
   } catch {
-    // Unreachable now: the entry (if any) still dies with its session's lease.
+    return false;
   }
+}
+
+/**
+ * Keep sweeping acquire `id`'s entries, with backoff, until none is left or the session ends (its
+ * lease takes them): an entry left on a live session would block everyone behind it. False when
+ * it gave up (the entry may still stand, until the session ends).
+ */
+export function sweepUntilGone(client: WardenClient, dir: string, id: string, session: AbortSignal): Promise<boolean> {
+  return keepTrying(() => sweepEntries(client, dir, id), session);
 }
 
 /**

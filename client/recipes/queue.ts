@@ -11,15 +11,24 @@
  * The queue itself (entry names, listing, the wait) is in queue-entries.ts. One instance is one
  * participant; `lost` and `signal` tell it when its hold ended without a release.
  *
+ * An entry that a failed acquire could not remove at once must not stay in line on a session
+ * the client keeps renewing (it would block everyone behind it): the recipe's own session is
+ * closed (its keep-alive stops at once; the revoke, or else the TTL, takes the entry); on a
+ * shared session the entry is swept in the background with backoff until it is gone or the
+ * session ends, and `stranded` is emitted if that gives up.
+ *
  * Must never: grant while a blocker that existed when it was listed still exists; leave its own
- * entry behind after a timeout, an abort or a failed acquire; let a fenced write apply once its
- * entry is gone; wait or loop without a bound.
+ * entry behind on a live session after a timeout, an abort or a failed acquire without retrying
+ * its removal (or, past the bound, telling `stranded`); let a fenced write apply once its entry
+ * is gone; wait or loop without a bound.
  */
 
 import { cmp, op, TxnBuilder, WardenError, type CallOptions, type Compare, type Session, type TxnOp, type TxnResult, type Value, type WardenClient, type WriteResult } from '../public.js';
-import { awaitTurn, LockLostError, parseEntry, randomEntryId, sweepEntries, type EntryKind, type QueueEntry } from './queue-entries.js';
+import { awaitTurn, LockLostError, parseEntry, randomEntryId, sweepEntries, sweepUntilGone, type EntryKind, type QueueEntry } from './queue-entries.js';
+import { deadline, reasonOr } from './waits.js';
 
-export { BLOCKER_WATCHES_MAX, LockLostError, QUEUE_ENTRIES_MAX, sleep, type EntryKind, type QueueEntry } from './queue-entries.js';
+export { BLOCKER_WATCHES_MAX, LockLostError, QUEUE_ENTRIES_MAX, type EntryKind, type QueueEntry } from './queue-entries.js';
+// The recipes' one pause is `pause` in waits.ts; this name stays while lock.ts imports it from here.
 
 export interface QueueLockOptions {
   /**
@@ -63,7 +72,7 @@ export abstract class QueueLock {
   private hold: Hold | null = null;
   private acquiring: AbortController | null = null;
   private ownSession: Session | null = null;
-  private readonly lostListeners = new Set<(error: WardenError) => void>();
+  private readonly listeners = { lost: new Set<(error: WardenError) => void>(), stranded: new Set<(error: WardenError) => void>() };
 
   protected abstract readonly kind: EntryKind;
 
@@ -109,52 +118,49 @@ export abstract class QueueLock {
     return this.hold?.ended.signal ?? ABORTED;
   }
 
-  /** `lost`: the hold ended without a release (its session died, or a fenced write found its node gone). */
-  on(event: 'lost', listener: (error: WardenError) => void): () => void {
-    if (event !== 'lost') throw new WardenError('INVALID_ARGUMENT', `unknown event ${String(event)}`);
-    this.lostListeners.add(listener);
-    return () => this.lostListeners.delete(listener);
+  /**
+   * `lost`: the hold ended without a release (its session died, or a fenced write found its node
+   * gone). `stranded`: a failed acquire's entry, on a shared session, could not be removed even
+   * by the background sweeps; it stays in line (blocking those behind it) until the session ends.
+   */
+  on(event: 'lost' | 'stranded', listener: (error: WardenError) => void): () => void {
+    if (event !== 'lost' && event !== 'stranded') throw new WardenError('INVALID_ARGUMENT', `unknown event ${String(event)}`);
+    const set = this.listeners[event];
+    set.add(listener);
+    return () => set.delete(listener);
   }
 
-  /** Wait for the turn; resolves with the fencing token. Rejections leave no queue entry behind. */
+  /** Wait for the turn; resolves with the fencing token. A rejection removes its queue entry (at once, or in the background when the cluster cannot be reached). */
   async acquire(options: AcquireOptions = {}): Promise<number> {
     if (this.hold !== null && this.hold.lost) this.clearHold(this.hold);
     if (this.hold !== null || this.acquiring !== null) {
       throw new WardenError('INVALID_ARGUMENT', `${this.path}: this participant already ${this.acquiring !== null ? 'waits' : 'holds'}; release() first (a participant holds once at a time)`);
     }
-    const cancel = new AbortController();
+    const cancel = new AbortController(); // release() gives up a pending acquire through it
     this.acquiring = cancel;
-    const disposers: (() => void)[] = [];
-    const onAbort = (target: AbortSignal, why: () => WardenError): void => {
-      const handler = (): void => cancel.abort(why());
-      if (target.aborted) handler();
-      else {
-        target.addEventListener('abort', handler, { once: true });
-        disposers.push(() => target.removeEventListener('abort', handler));
-      }
-    };
-    if (options.timeoutMs !== undefined) {
-      const timer = globalThis.setTimeout(() => cancel.abort(new WardenError('UNAVAILABLE', `${this.path} was not acquired within ${options.timeoutMs} ms; its queue entry was removed`)), options.timeoutMs);
-      disposers.push(() => globalThis.clearTimeout(timer));
-    }
-    if (options.signal !== undefined) onAbort(options.signal, () => new WardenError('UNAVAILABLE', `acquiring ${this.path} was aborted by the caller; its queue entry was removed`));
+    const what = `acquire ${this.path}`;
+    const outer = deadline(options, what, [cancel.signal]);
+    let waiting: ReturnType<typeof deadline> | null = null;
     let entry: (QueueEntry & { readonly token: number }) | null = null;
+    let session: Session | null = null;
     try {
-      const session = await this.sessionFor(cancel.signal);
-      onAbort(session.signal, () => new WardenError('LEASE_NOT_FOUND', `the session (lease ${session.lease}) ended while waiting for ${this.path}`));
+      session = await this.sessionFor(outer.signal);
+      waiting = deadline({}, what, [outer.signal, session.signal]);
+      const signal = waiting.signal;
       entry = await this.enqueue(session);
-      cancel.signal.throwIfAborted();
+      signal.throwIfAborted();
       const token = entry.token;
-      await awaitTurn(this.client, this.path, entry, (queue, index) => this.blockers(queue, index), cancel.signal);
-      await this.beforeGrant(entry, cancel.signal);
-      cancel.signal.throwIfAborted();
+      await awaitTurn(this.client, this.path, entry, (queue, index) => this.blockers(queue, index), signal);
+      await this.beforeGrant(entry, signal);
+      signal.throwIfAborted();
       this.grant(entry, token, session);
       return token;
     } catch (error) {
-      if (entry !== null) await this.withdraw(entry);
-      throw cancel.signal.aborted ? cancel.signal.reason : error;
+      if (entry !== null && session !== null) await this.withdraw(entry, session);
+      throw reasonOr(waiting?.signal ?? outer.signal, error);
     } finally {
-      for (const dispose of disposers) dispose();
+      waiting?.done();
+      outer.done();
       this.acquiring = null;
     }
   }
@@ -265,7 +271,11 @@ export abstract class QueueLock {
     hold.lost = true;
     hold.offLost();
     hold.ended.abort(error);
-    for (const listener of [...this.lostListeners]) {
+    this.tell('lost', error);
+  }
+
+  private tell(event: 'lost' | 'stranded', error: WardenError): void {
+    for (const listener of [...this.listeners[event]]) {
       try {
         listener(error);
       } catch {
@@ -307,18 +317,35 @@ export abstract class QueueLock {
       if (entry === null || entry.id !== id) throw new WardenError('INVALID_ARGUMENT', `the queue entry was made as ${made.path}, not a name this recipe reads`);
       return { ...entry, token: made.stat.createRevision };
     } catch (error) {
-      if (error instanceof WardenError && error.outcomeUnknown) await sweepEntries(this.client, this.path, id);
+      if (error instanceof WardenError && error.outcomeUnknown && !(await sweepEntries(this.client, this.path, id))) this.abandon(session, id);
       throw error;
     }
   }
 
   /** Delete our entry after a failed or abandoned acquire (bounded by the client's deadline). */
-  private async withdraw(entry: QueueEntry): Promise<void> {
+  private async withdraw(entry: QueueEntry, session: Session): Promise<void> {
     try {
       await this.client.delete(entry.path);
     } catch (error) {
       if (error instanceof WardenError && error.code === 'NO_NODE') return;
-      await sweepEntries(this.client, this.path, entry.id); // once more, by id; after that the lease is the last word
+      if (!(await sweepEntries(this.client, this.path, entry.id))) this.abandon(session, entry.id); // once more, by id
     }
+  }
+
+  /**
+   * Acquire `id`'s entry could not be removed now, and must not stay in line on a session kept
+   * alive. Our own session is closed (this participant holds nothing on it: it is acquiring);
+   * a shared one is swept in the background until the entry is gone or the session ends.
+   */
+  private abandon(session: Session, id: string): void {
+    if (session.signal.aborted) return; // the lease is gone or revoked: so is the entry
+    if (session === this.ownSession) {
+      this.ownSession = null; // the next acquire makes a new one
+      void session.close().catch(() => undefined); // the keep-alive stops at once, so the lease ends within its TTL even if the revoke fails
+      return;
+    }
+    void sweepUntilGone(this.client, this.path, id, session.signal).then((gone) => {
+      if (!gone) this.tell('stranded', new WardenError('UNAVAILABLE', `a queue entry of ${this.path} (acquire ${id}) could not be removed; it stays in line until the session (lease ${session.lease}) ends`));
+    });
   }
 }

@@ -9,7 +9,8 @@
  *
  * Must never: wait without a way out (every wait ends with its signal); show a snapshot that
  * mixes two revisions; lose a change between the read and the watch; hold more than the stated
- * number of children (RESOURCE_EXHAUSTED past it).
+ * number of children (RESOURCE_EXHAUSTED past it). `pause` is the recipes' only timer-based
+ * wait, for backoff and lock-delay.
  */
 
 import { WardenError, type WardenClient, type Watch, type WatchEvent, type WardenNode } from '../public.js';
@@ -71,6 +72,50 @@ export function deadline(options: WaitOptions, what: string, also: readonly Abor
       for (const cleanup of cleanups.splice(0)) cleanup();
     },
   };
+}
+
+/**
+ * Resolve after `ms`; reject with the signal's reason if it aborts first. The recipes' one timed
+ * pause (lock-delay, backoff between retries): never a way to wait for a state.
+ */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = (): void => {
+      globalThis.clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = globalThis.setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, Math.max(0, ms));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Capped exponential backoff before retry `attempt` (0 = the first): 100 ms, doubling, at most `capMs`. */
+export function backoffMs(attempt: number, capMs = 5_000): number {
+  return Math.min(capMs, 100 * 2 ** Math.min(Math.max(attempt, 0), 16));
+}
+
+/** Tries `keepTrying` makes at most (backoff capped at 5 s: about five minutes in all). */
+export const KEEP_TRYING_MAX = 64;
+
+/**
+ * Retry a cleanup (`attempt` answers true once done) after backoff, until it is done or `until`
+ * aborts (a session's end, which does the cleanup by itself), at most `tries` times. True when
+ * done (or made moot); false when it gave up.
+ */
+export async function keepTrying(attempt: () => Promise<boolean>, until: AbortSignal, tries = KEEP_TRYING_MAX): Promise<boolean> {
+  for (let round = 0; round < tries; round++) {
+    try {
+      await pause(backoffMs(round), until);
+    } catch {
+      return true;
+    }
+    if (await attempt().catch(() => false)) return true;
+  }
+  return until.aborted;
 }
 
 /** The error to throw once `signal` is aborted: its reason if a WardenError, else `error`. */

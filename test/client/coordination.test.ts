@@ -2,7 +2,8 @@
  * The coordination recipes against a real 3-member cluster (processes, tick 50 ms): a Barrier
  * holds its waiters until removed (and falls with its setter's session); a DoubleBarrier lets
  * nobody through `enter` before n are in and nobody out of `leave` before all have left, round
- * after round, with a failed enter taking its participant out again; the ServiceRegistry's watch
+ * after round, with a failed enter taking its participant out again (its delete retried in the
+ * background when the first one fails); the ServiceRegistry's watch
  * yields exactly the memberships the group went through — joins, an info update, a closed
  * session, a revoked lease — across the kill of the member the watcher was connected to; and
  * PartitionAssignment keeps every partition with exactly one live member through joins, a
@@ -143,6 +144,33 @@ describe('DoubleBarrier', () => {
     expect(leaving.settled()).toBe(false);
     await watcher.leases.revoke(parties[1]!.session.lease); // q1 dies without leaving
     await within(leaving.promise, 10_000, 'q0 leaves once q1 is gone');
+  });
+
+  it('a failed enter whose delete failed is taken out in the background, not left to count as one of the n', async () => {
+    const path = '/it/double-barrier/stray';
+    const watcher = client();
+    const { client: real, session } = await withSession();
+    const broken = { on: false };
+    const flaky = new Proxy(real, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target) as unknown;
+        if (typeof value !== 'function') return value;
+        const bound = (value as (...args: unknown[]) => unknown).bind(target);
+        return property === 'delete' ? (...args: unknown[]) => (broken.on ? Promise.reject(new Error('delete: unreachable (the test broke it)')) : bound(...args)) : bound;
+      },
+    });
+    const barrier = new DoubleBarrier(flaky, path, 2, session, { id: 'stray' });
+    const aborter = new AbortController();
+    const entering = barrier.enter({ signal: aborter.signal }).catch((e: unknown) => e);
+    await childrenUntil(watcher, path, (names) => names.includes('p-stray'), 'stray in');
+    broken.on = true;
+    aborter.abort();
+    expect(((await entering) as { code?: string }).code).toBe('UNAVAILABLE');
+    expect(await watcher.children(path)).toEqual(['p-stray']); // its delete failed: still in
+    broken.on = false;
+    await childrenUntil(watcher, path, (names) => names.length === 0, 'the stray participant taken out');
+    expect(session.signal.aborted).toBe(false);
+    await session.close();
   });
 });
 

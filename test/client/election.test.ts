@@ -1,8 +1,10 @@
 /**
  * The Election recipe against a real 3-member cluster (processes, tick 50 ms): candidates are
  * elected in line, each with a greater fencing token; observe() sees every change of leader;
- * a campaign that times out or is aborted leaves no candidacy behind; a leader whose node is
- * deleted or whose lease is revoked hears `lost` and its proclaim is refused. Then the safety
+ * a campaign that times out or is aborted leaves no candidacy behind; a resign (or a failed
+ * campaign's withdrawal) whose delete failed is done by the next resign; a leader whose node is
+ * deleted or whose lease is revoked hears `lost` and its proclaim is refused; a deposed leader's
+ * guarded writes (guard / fencedTxn / fencedPut) are refused whole. Then the safety
  * run: four clients campaign, proclaim and resign while cluster members are SIGKILLed and
  * restarted and a leader's lease is revoked; a raw watch of the election records the truth
  * (which candidate node was first in line at every revision), and the run is judged against it:
@@ -15,7 +17,7 @@
  */
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { connect, WardenError, type Session, type WardenClient, type WatchEvent } from '../../client/index.js';
+import { cmp, connect, op, WardenError, type Session, type WardenClient, type WatchEvent } from '../../client/index.js';
 import { Election, leaderOf, type Leader, type Term } from '../../client/recipes/election.js';
 import type { Cluster } from '../integration/cluster.js';
 import { clusterForSuite } from '../integration/suite.js';
@@ -90,6 +92,25 @@ async function inLine(c: WardenClient, path: string, count: number, ms = 10_000)
   }
 }
 
+/** A client whose listings, txns and deletes fail while `broken.on` (the cluster out of reach for the cleanup only). */
+function flaky(real: WardenClient): { client: WardenClient; broken: { on: boolean } } {
+  const broken = { on: false };
+  const failing = new Set<PropertyKey>(['range', 'children', 'txn', 'delete']);
+  const proxy = new Proxy(real, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target) as unknown;
+      if (typeof value !== 'function') return value;
+      const bound = (value as (...args: unknown[]) => unknown).bind(target);
+      if (!failing.has(property)) return bound;
+      return (...args: unknown[]) => {
+        if (broken.on) throw new WardenError('UNAVAILABLE', `${String(property)}: unreachable (the test broke it)`);
+        return bound(...args);
+      };
+    },
+  });
+  return { client: proxy, broken };
+}
+
 const shape = (leader: Leader | null): string | null => (leader === null ? null : `${leader.value}@${leader.token}`);
 
 describe('Election', () => {
@@ -159,6 +180,99 @@ describe('Election', () => {
     expect(names).toEqual([term.path.slice(path.length + 1)]); // only the holder's node is in line
     await holder.election.resign();
     expect(await holder.client.children(path)).toEqual([]);
+  });
+
+  it('a resign whose delete failed is done by the next resign: the node keeps the line waiting until then', async () => {
+    const path = '/it/election/resign-retry';
+    const admin = client();
+    const make = async (): Promise<Election> => {
+      const c = client();
+      return new Election(c, path, await c.session({ ttlMs: TTL_MS }));
+    };
+    const first = await make();
+    const second = await make();
+    const resigned: Term[] = [];
+    first.on('resigned', (term) => resigned.push(term));
+    const t1 = await first.campaign('one');
+    const pending2 = second.campaign('two');
+    let secondElected = false;
+    void pending2.then(() => (secondElected = true), () => undefined);
+    await inLine(admin, path, 2);
+
+    // The delete cannot be sent (its signal is aborted): the term ends, the node stays first in line.
+    const failed = await first.resign({ signal: AbortSignal.abort() }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(WardenError);
+    expect(t1.signal.aborted).toBe(true);
+    expect(first.isLeader).toBe(false);
+    expect((await admin.get(t1.path))?.stat.createRevision).toBe(t1.token);
+    expect(secondElected).toBe(false);
+
+    await first.resign(); // the retry deletes it
+    const t2 = await within(pending2, 10_000, 'second elected once the retried resign deleted the node');
+    expect(t2.token).toBeGreaterThan(t1.token);
+    expect(await admin.get(t1.path)).toBeNull();
+    expect(resigned).toEqual([t1]); // the term ended once
+    await second.resign();
+    expect(await admin.children(path)).toEqual([]);
+  });
+
+  it('a campaign whose withdrawal failed leaves its node remembered: resign deletes it', async () => {
+    const path = '/it/election/stray';
+    const admin = client();
+    const holderClient = client();
+    const holder = new Election(holderClient, path, await holderClient.session({ ttlMs: TTL_MS }));
+    const term = await holder.campaign('holder');
+    const late = flaky(client());
+    const election = new Election(late.client, path, await late.client.session({ ttlMs: TTL_MS }));
+    const aborter = new AbortController();
+    const campaign = election.campaign('late', { signal: aborter.signal }).catch((e: unknown) => e);
+    await inLine(admin, path, 2);
+    late.broken.on = true;
+    aborter.abort();
+    expect(((await campaign) as WardenError).code).toBe('OUTCOME_UNKNOWN'); // it says it could not withdraw
+    expect(await admin.children(path)).toHaveLength(2);
+    late.broken.on = false;
+    await election.resign();
+    expect(await admin.children(path)).toEqual([term.path.slice(path.length + 1)]);
+    await holder.resign();
+  });
+
+  it('a deposed leader\'s guarded writes are refused whole; its own compares failing is not a lost term', async () => {
+    const path = '/it/election/guard';
+    const data = '/it/election-guard/data';
+    const admin = client();
+    const make = async (): Promise<Election> => {
+      const c = client();
+      return new Election(c, path, await c.session({ ttlMs: TTL_MS }));
+    };
+    const first = await make();
+    const second = await make();
+    const t1 = await first.campaign('one');
+    const written = await first.fencedPut(data, 'one');
+    expect(written.path).toBe(data);
+    const declined = await first.fencedTxn().if(cmp.value(data, '=', 'other')).do(op.put(data, 'x')).else(op.get(data)).commit();
+    expect(declined.succeeded).toBe(false);
+    expect(declined.results).toHaveLength(1); // the fence's read is not shown
+    expect(first.isLeader).toBe(true);
+
+    const pending2 = second.campaign('two');
+    await inLine(admin, path, 2);
+    await admin.delete(t1.path); // deposed, as by an expired lease
+    // Sent with the old term's fence whatever first has heard yet: the cluster refuses all of it.
+    const raw = await first.guard(admin.txn().do(op.put(data, 'stale'), op.put(`${data}-2`, 'stale')), t1).commit().catch((e: unknown) => e);
+    expect((raw as WardenError).code).toBe('NO_NODE');
+    await expect(first.fencedPut(data, 'stale')).rejects.toMatchObject({ code: 'NO_NODE' });
+    const t2 = await within(pending2, 10_000, 'second elected');
+    await within(new Promise((resolve) => (t1.signal.aborted ? resolve(null) : t1.signal.addEventListener('abort', resolve))), 5_000, 'first hears lost');
+    expect(first.isLeader).toBe(false);
+    const node = await admin.get(data);
+    expect(node?.value).toBe('one');
+    expect(node?.stat.modRevision).toBe(written.revision);
+    expect(await admin.get(`${data}-2`)).toBeNull();
+
+    expect((await second.fencedPut(data, 'two')).revision).toBeGreaterThan(t2.token);
+    expect((await admin.get(data))?.value).toBe('two');
+    await second.resign();
   });
 
   it('a leader whose node is deleted or whose lease is revoked hears lost; its proclaim is refused; the next leads', async () => {

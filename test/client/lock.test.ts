@@ -1,6 +1,8 @@
 /**
  * The lock recipes against a real 3-member cluster (processes): Lock (fair queue, no herd,
- * timeouts and aborts that leave nothing behind, lock-delay, fenced writes), ReadWriteLock and
+ * timeouts and aborts that leave nothing behind — even when the cleanup's first delete fails:
+ * swept in the background on a shared session, or by closing the recipe's own session —,
+ * lock-delay, fenced writes), ReadWriteLock and
  * Semaphore — and the race: 10 contender processes increment one counter only while holding the
  * lock, each increment a fenced read-modify-write, while the leader is SIGKILLed (and restarted)
  * and one holder is SIGSTOPped past its session TTL and then continued. The cluster's own history
@@ -23,6 +25,21 @@ import { Semaphore } from '../../client/recipes/semaphore.js';
 import type { Cluster } from '../integration/cluster.js';
 import { clusterForSuite } from '../integration/suite.js';
 import { contend, queueWatcher, spied, Waiters, within } from './lock-helpers.js';
+
+/** A client whose deletes and listings fail while `broken.on` (the cluster out of reach for the cleanup only). */
+function flaky(real: WardenClient): { client: WardenClient; broken: { on: boolean } } {
+  const broken = { on: false };
+  const proxy = new Proxy(real, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target) as unknown;
+      if (typeof value !== 'function') return value;
+      const bound = (value as (...args: unknown[]) => unknown).bind(target);
+      if (property !== 'delete' && property !== 'children') return bound;
+      return (...args: unknown[]) => (broken.on ? Promise.reject(new WardenError('UNAVAILABLE', `${String(property)}: unreachable (the test broke it)`)) : bound(...args));
+    },
+  });
+  return { client: proxy, broken };
+}
 
 const CONTENDER = fileURLToPath(new URL('./lock-contender.ts', import.meta.url));
 const TTL_MS = 2_000; // the test cluster's minimum (--tick-ms 50)
@@ -89,7 +106,7 @@ describe('Lock', () => {
     const timedOut = await waiter.acquire({ timeoutMs: 300 }).catch((e: unknown) => e);
     expect(timedOut).toBeInstanceOf(WardenError);
     expect((timedOut as WardenError).code).toBe('UNAVAILABLE');
-    expect((timedOut as WardenError).message).toMatch(/not acquired within 300 ms/);
+    expect((timedOut as WardenError).message).toMatch(/within 300 ms/);
     await queue.until(1, 'the timed-out entry removed');
 
     const controller = new AbortController();
@@ -104,6 +121,52 @@ describe('Lock', () => {
 
     await holder.release();
     await session.close();
+    await queue.stop();
+  });
+
+  it('an entry whose removal failed does not stay in line: swept in the background (shared session), or its own session closed', async () => {
+    const dir = '/stray';
+    const queue = await queueWatcher(client, dir);
+    const session = await client.session({ ttlMs: TTL_MS });
+    const holder = new Lock(client, dir, { session });
+    await holder.acquire();
+
+    // A shared session (kept alive): the delete and the sweep fail, so the entry is swept later.
+    const shared = flaky(client);
+    const waiter = new Lock(shared.client, dir, { session });
+    const stranded: WardenError[] = [];
+    waiter.on('stranded', (error) => stranded.push(error));
+    const controller = new AbortController();
+    const aborted = waiter.acquire({ signal: controller.signal }).catch((e: unknown) => e);
+    await queue.until(2, 'the waiter queued');
+    shared.broken.on = true;
+    controller.abort();
+    expect(((await aborted) as WardenError).code).toBe('UNAVAILABLE');
+    expect(await client.children(dir)).toHaveLength(2); // not removed yet: the cluster was "out of reach"
+    shared.broken.on = false;
+    await queue.until(1, 'the entry swept in the background');
+    expect(session.lost).toBe(false);
+
+    // The recipe's own session: closed at once (its lease takes the entry); the next acquire makes a new one.
+    const own = flaky(client);
+    const ownLock = new Lock(own.client, dir, { ttlMs: TTL_MS });
+    const ownController = new AbortController();
+    const ownAborted = ownLock.acquire({ signal: ownController.signal }).catch((e: unknown) => e);
+    await queue.until(2, 'the own-session waiter queued');
+    const firstLease = (await client.get(`${dir}/${queue.names().find((n) => n !== holder.entryPath!.slice(dir.length + 1))!}`))!.stat.lease;
+    own.broken.on = true;
+    ownController.abort();
+    expect(((await ownAborted) as WardenError).code).toBe('UNAVAILABLE');
+    await queue.until(1, 'the entry gone with its own session');
+    own.broken.on = false;
+    const granted = ownLock.acquire();
+    await holder.release();
+    await within(granted, 'granted on a new session');
+    expect((await client.get(ownLock.entryPath!))!.stat.lease).not.toBe(firstLease);
+    expect(stranded).toEqual([]);
+    await ownLock.close();
+    await session.close();
+    await queue.until(0, 'all gone');
     await queue.stop();
   });
 
