@@ -26,8 +26,9 @@
  * forget a candidate node it failed to delete while its session lives.
  */
 
-import { cmp, op, TxnBuilder, WardenError, Emitter, type CallOptions, type Compare, type Session, type TxnOp, type TxnResult, type Value, type WardenClient, type WardenNode, type WriteResult } from '../public.js';
+import { cmp, op, TxnBuilder, WardenError, Emitter, type CallOptions, type Session, type TxnResult, type Value, type WardenClient, type WardenNode, type WriteResult } from '../public.js';
 import { childPath, childrenSnapshots, deadline, invariant, nameOf, reasonOr, untilDeleted, type WaitOptions } from './waits.js';
+import { fencedPutWith, fencedTxnBuilder, guardTxn } from './fence.js';
 
 /** The prefix of candidate nodes (the server appends a 10-digit counter). */
 const CANDIDATE_PREFIX = 'c-';
@@ -245,44 +246,24 @@ export class Election extends Emitter<ElectionEvents> {
    */
   guard<B extends TxnBuilder<unknown>>(txn: B, term: Term | null = this.term): B {
     if (term === null) throw new WardenError('NO_NODE', `not the leader of ${this.path}`);
-    txn.if(cmp.createRevision(term.path, '=', term.token)).else(op.get(term.path));
-    return txn;
+    return guardTxn(txn, term);
   }
 
   /** A txn builder whose commit is fenced by the current term: NO_NODE (nothing applied, the term ended) once it is over. */
   fencedTxn(): TxnBuilder<TxnResult> {
-    return new TxnBuilder<TxnResult>(async (frame, signal, timeoutMs) => {
-      const term = this.term;
-      if (term === null) throw new WardenError('NO_NODE', `not the leader of ${this.path}`);
-      const txn = this.guard(
-        this.client
-          .txn()
-          .if(...(frame['compare'] as Compare[]))
-          .do(...(frame['success'] as TxnOp[]))
-          .else(...(frame['failure'] as TxnOp[])),
-        term,
-      );
-      let result: TxnResult;
-      try {
-        result = await txn.commit({ ...(signal === undefined ? {} : { signal }), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
-      } catch (error) {
-        // NO_NODE may be a get of the caller's own: only a missing leader's node is the fence.
-        if (error instanceof WardenError && error.code === 'NO_NODE' && (await this.client.get(term.path))?.stat.createRevision !== term.token) throw this.fencedOut(term);
-        throw error;
-      }
-      if (result.succeeded) return result;
-      const read = result.results[result.results.length - 1];
-      if (read?.op !== 'get' || read.node.stat.createRevision !== term.token) throw this.fencedOut(term);
-      return { ...result, results: result.results.slice(0, -1) };
+    return fencedTxnBuilder<Term>({
+      client: this.client,
+      current: () => {
+        if (this.term === null) throw new WardenError('NO_NODE', `not the leader of ${this.path}`);
+        return this.term;
+      },
+      fencedOut: (term) => this.fencedOut(term),
     });
   }
 
   /** Put `value` at `path` only while this candidate leads; NO_NODE (nothing written, the term ended) otherwise. */
-  async fencedPut(path: string, value: Value, call: CallOptions = {}): Promise<WriteResult> {
-    const result = await this.fencedTxn().do(op.put(path, value)).commit(call);
-    const put = result.results[0];
-    if (put?.op !== 'put') throw new WardenError('UNAVAILABLE', `a fenced put of ${path} answered no put result`);
-    return { revision: result.revision, path: put.path, stat: put.stat };
+  fencedPut(path: string, value: Value, call: CallOptions = {}): Promise<WriteResult> {
+    return fencedPutWith(this.fencedTxn(), path, value, call);
   }
 
   /** The term was fenced out at the cluster: it has ended (heard as `lost`). */

@@ -23,9 +23,10 @@
  * is gone; wait or loop without a bound.
  */
 
-import { cmp, op, TxnBuilder, WardenError, type CallOptions, type Compare, type Session, type TxnOp, type TxnResult, type Value, type WardenClient, type WriteResult } from '../public.js';
+import { cmp, op, TxnBuilder, WardenError, type CallOptions, type Session, type TxnOp, type TxnResult, type Value, type WardenClient, type WriteResult } from '../public.js';
 import { awaitTurn, LockLostError, parseEntry, randomEntryId, sweepEntries, sweepUntilGone, type EntryKind, type QueueEntry } from './queue-entries.js';
 import { deadline, reasonOr } from './waits.js';
+import { fencedPutWith, fencedTxnBuilder, guardTxn } from './fence.js';
 
 export { BLOCKER_WATCHES_MAX, LockLostError, QUEUE_ENTRIES_MAX, type EntryKind, type QueueEntry } from './queue-entries.js';
 // The recipes' one pause is `pause` in waits.ts; this name stays while lock.ts imports it from here.
@@ -211,41 +212,24 @@ export abstract class QueueLock {
    */
   guard<B extends TxnBuilder<unknown>>(txn: B): B {
     const hold = this.requireHold();
-    txn.if(cmp.createRevision(hold.entry.path, '=', hold.token)).else(op.get(hold.entry.path));
-    return txn;
+    return guardTxn(txn, { path: hold.entry.path, token: hold.token });
   }
 
   /** A txn builder whose commit is fenced: LockLostError (nothing applied) when the hold is gone. */
   fencedTxn(): TxnBuilder<TxnResult> {
-    return new TxnBuilder<TxnResult>(async (frame, signal, timeoutMs) => {
-      const hold = this.requireHold();
-      const txn = this.guard(
-        this.client
-          .txn()
-          .if(...(frame['compare'] as Compare[]))
-          .do(...(frame['success'] as TxnOp[]))
-          .else(...(frame['failure'] as TxnOp[])),
-      );
-      let result: TxnResult;
-      try {
-        result = await txn.commit({ ...(signal === undefined ? {} : { signal }), ...(timeoutMs === undefined ? {} : { timeoutMs }) });
-      } catch (error) {
-        if (error instanceof WardenError && error.code === 'NO_NODE' && !(await this.entryStands(hold))) throw this.fencedOut(hold);
-        throw error;
-      }
-      if (result.succeeded) return result;
-      const read = result.results[result.results.length - 1];
-      if (read?.op !== 'get' || read.node.stat.createRevision !== hold.token) throw this.fencedOut(hold);
-      return { ...result, results: result.results.slice(0, -1) };
+    return fencedTxnBuilder({
+      client: this.client,
+      current: () => {
+        const hold = this.requireHold();
+        return { path: hold.entry.path, token: hold.token, hold };
+      },
+      fencedOut: (node) => this.fencedOut(node.hold),
     });
   }
 
   /** Put `value` at `path` only while this hold stands; LockLostError (nothing written) otherwise. */
-  async fencedPut(path: string, value: Value, call: CallOptions = {}): Promise<WriteResult> {
-    const result = await this.fencedTxn().do(op.put(path, value)).commit(call);
-    const put = result.results[0];
-    if (put?.op !== 'put') throw new WardenError('UNAVAILABLE', `a fenced put of ${path} answered no put result`);
-    return { revision: result.revision, path: put.path, stat: put.stat };
+  fencedPut(path: string, value: Value, call: CallOptions = {}): Promise<WriteResult> {
+    return fencedPutWith(this.fencedTxn(), path, value, call);
   }
 
   private requireHold(): Hold {
@@ -253,11 +237,6 @@ export abstract class QueueLock {
     if (hold === null || hold.released) throw new LockLostError(hold?.entry.path ?? null, hold?.token ?? null, `${this.path} is not held by this participant (acquire() first)`);
     // A hold known lost still goes to the cluster: the fence there, not this flag, decides.
     return hold;
-  }
-
-  private async entryStands(hold: Hold): Promise<boolean> {
-    const node = await this.client.get(hold.entry.path);
-    return node !== null && node.stat.createRevision === hold.token;
   }
 
   private fencedOut(hold: Hold): LockLostError {

@@ -13,7 +13,7 @@
  * wait, for backoff and lock-delay.
  */
 
-import { WardenError, type WardenClient, type Watch, type WatchEvent, type WardenNode } from '../public.js';
+import { WardenError, type WardenClient, type WardenNode } from '../public.js';
 
 /** How every recipe wait is bounded: the caller's signal and/or a deadline. */
 export interface WaitOptions {

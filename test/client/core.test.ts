@@ -8,7 +8,7 @@ import { backoffMs, DEFAULT_BACKOFF } from '../../client/backoff.js';
 import { WardenClient } from '../../client/client.js';
 import { WINDOW, WriteSession } from '../../client/exactly-once.js';
 import { WardenError } from '../../shared/errors.js';
-import { fakeCluster, FakeClock, FakeMember, flush, okBehaviour, type Frame } from './fakes.js';
+import { drive, fakeCluster, FakeClock, FakeMember, flush, okBehaviour, type Frame } from './fakes.js';
 
 function setup(behaviours: ((frame: Frame, member: FakeMember) => Frame | null)[], options: { attemptTimeoutMs?: number; timeoutMs?: number } = {}) {
   const clock = new FakeClock();
@@ -17,18 +17,6 @@ function setup(behaviours: ((frame: Frame, member: FakeMember) => Frame | null)[
   return { clock, members, client };
 }
 
-/** Settle `promise` while advancing the fake clock in small steps, up to `ms`. */
-async function drive<T>(clock: FakeClock, promise: Promise<T>, ms = 20_000, step = 10): Promise<T> {
-  let settled = false;
-  const watched = promise.finally(() => {
-    settled = true;
-  });
-  watched.catch(() => undefined);
-  for (let t = 0; t < ms && !settled; t += step) await clock.advance(step);
-  await flush();
-  if (!settled) throw new Error(`not settled within ${ms} ms of fake time`);
-  return watched;
-}
 
 const types = (member: FakeMember, type: string) => member.received.filter((f) => f['type'] === type);
 

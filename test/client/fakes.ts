@@ -155,3 +155,16 @@ export function okBehaviour(): Behaviour {
     }
   };
 }
+
+/** Settle `promise` while advancing the fake clock in `step`s, up to `ms` of fake time. */
+export async function drive<T>(clock: FakeClock, promise: Promise<T>, ms = 20_000, step = 10): Promise<T> {
+  let settled = false;
+  const watched = promise.finally(() => {
+    settled = true;
+  });
+  watched.catch(() => undefined);
+  for (let t = 0; t < ms && !settled; t += step) await clock.advance(step);
+  await flush();
+  if (!settled) throw new Error(`not settled within ${ms} ms of fake time`);
+  return watched;
+}

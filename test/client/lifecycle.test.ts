@@ -7,19 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { WardenClient } from '../../client/client.js';
 import { WardenError } from '../../shared/errors.js';
-import { fakeCluster, FakeClock, FakeMember, flush, okBehaviour, type Frame } from './fakes.js';
+import { drive, fakeCluster, FakeClock, FakeMember, okBehaviour, type Frame } from './fakes.js';
 
-async function drive<T>(clock: FakeClock, promise: Promise<T>, ms = 20_000, step = 10): Promise<T> {
-  let settled = false;
-  const watched = promise.finally(() => {
-    settled = true;
-  });
-  watched.catch(() => undefined);
-  for (let t = 0; t < ms && !settled; t += step) await clock.advance(step);
-  await flush();
-  if (!settled) throw new Error(`not settled within ${ms} ms of fake time`);
-  return watched;
-}
 
 const leaseBehaviour = (state: { failing: boolean }) => (frame: Frame, member: FakeMember): Frame | null => {
   if (frame['type'] === 'leaseGrant') return { ok: true, revision: 1, lease: { id: frame['lease'], ttlMs: frame['ttlMs'] } };
