@@ -16,15 +16,25 @@ import { WebSocket } from 'ws';
 
 const MAIN = fileURLToPath(new URL('../../server/main.ts', import.meta.url));
 
+/**
+ * A port free now for a member to listen on. Picked at random below the kernel's ephemeral range
+ * (32768+): a port the kernel hands out for bind(0) is also what it hands out as the local port
+ * of outgoing connections, so another test's client could take it before the member binds it.
+ * Two parallel picks meet only by a 1-in-12,000 chance, and a port found taken is skipped.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canListen(port)) return port;
+  }
+  throw new Error('no free port found in 20000-31999 after 100 tries');
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
 }
 
