@@ -296,8 +296,12 @@ export class WardenClient {
     },
   };
 
-  /** A lease kept alive while the session is open: ephemeral nodes made with its `lease` live as long. */
-  session(options: { readonly ttlMs?: number } & CallOptions = {}): Promise<Session> {
+  /**
+   * A lease kept alive while the session is open: ephemeral nodes made with its `lease` live as
+   * long. With `id`, the session adopts that lease (granting it with that id if it is gone): how
+   * a process keeps alive a lease it was handed.
+   */
+  session(options: { readonly ttlMs?: number; readonly id?: number } & CallOptions = {}): Promise<Session> {
     return this.keeper.session(options.ttlMs ?? 10_000, options);
   }
 

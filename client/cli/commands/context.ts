@@ -1,0 +1,135 @@
+/**
+ * What every `warden` command runs with: the parsed global options, the Output, a client made
+ * on first use (and closed when the command ends), an AbortSignal that Ctrl-C (SIGINT) or
+ * SIGTERM fires — long-running commands (watch, lock, elect, lease keepalive) end cleanly on it
+ * — and the exit code (0 success, 1 failed operation, 2 bad usage).
+ *
+ * Pattern: Execute Around — `action(fn)` wraps each handler: it opens what the handler needs,
+ * turns a thrown WardenError into exit 1 and a UsageError into exit 2, and closes every client.
+ *
+ * Must never: leave a client open after its command (the process must exit promptly); exit 0
+ * after a failed operation; swallow an error without printing it.
+ */
+
+import { connect, type WardenClient } from '../../index.js';
+import { FORMATS, Output, UsageError, type Format } from '../output.js';
+
+export interface GlobalArgs {
+  readonly endpoints: string;
+  readonly output: Format;
+  readonly timeout: number | undefined;
+}
+
+export const DEFAULT_ENDPOINTS = 'ws://127.0.0.1:7071,ws://127.0.0.1:7072,ws://127.0.0.1:7073';
+
+export class Context {
+  readonly out: Output;
+  readonly endpoints: string[];
+  readonly timeoutMs: number | undefined;
+  private readonly clients: WardenClient[] = [];
+  private readonly controller = new AbortController();
+  private mainClient: WardenClient | null = null;
+
+  constructor(args: GlobalArgs) {
+    if (!FORMATS.includes(args.output)) throw new UsageError(`--output (or WARDEN_OUTPUT): one of ${FORMATS.join(', ')}, got ${JSON.stringify(args.output)}`);
+    this.out = new Output(args.output);
+    this.endpoints = args.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== '');
+    if (this.endpoints.length === 0) throw new UsageError('--endpoints: give at least one ws:// URL');
+    for (const e of this.endpoints) if (!/^wss?:\/\//.test(e)) throw new UsageError(`--endpoints: ${JSON.stringify(e)} is not a ws:// or wss:// URL`);
+    if (args.timeout !== undefined && (!Number.isFinite(args.timeout) || args.timeout <= 0)) throw new UsageError('--timeout (or WARDEN_TIMEOUT): give a positive number of milliseconds');
+    this.timeoutMs = args.timeout;
+  }
+
+  /** Fired by Ctrl-C (SIGINT) or SIGTERM. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Stop waiting (as Ctrl-C does). */
+  stop(): void {
+    this.controller.abort();
+  }
+
+  /** The client on every endpoint (made on first use). */
+  get client(): WardenClient {
+    this.mainClient ??= this.open(this.endpoints);
+    return this.mainClient;
+  }
+
+  /** A client of its own (e.g. one endpoint alone, for `endpoint status`); closed with the rest. */
+  open(endpoints: readonly string[]): WardenClient {
+    const client = connect({ endpoints, ...(this.timeoutMs === undefined ? {} : { timeoutMs: this.timeoutMs }) });
+    this.clients.push(client);
+    return client;
+  }
+
+  /** Resolves when Ctrl-C (or SIGTERM) arrives. */
+  interrupted(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.signal.aborted) resolve();
+      else this.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.clients.map((c) => c.close()));
+  }
+}
+
+/**
+ * Wrap a handler: a Context for it, errors to exit codes, clients closed after. A `long` command
+ * (watch, lock, elect, keepalive, check) ends cleanly on Ctrl-C through `ctx.signal`; any other
+ * exits 130 at once on Ctrl-C (a request to a cluster that does not answer is given up). A
+ * second Ctrl-C always exits at once.
+ */
+export function action<A>(fn: (ctx: Context, args: A) => Promise<void | number>, options: { readonly long?: boolean } = {}): (args: A) => Promise<void> {
+  return async (args: A): Promise<void> => {
+    let ctx: Context | null = null;
+    const onSignal = (): void => {
+      if (options.long !== true || ctx === null || ctx.signal.aborted) process.exit(130);
+      ctx.stop();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      ctx = new Context(args as unknown as GlobalArgs);
+      const code = await fn(ctx, args);
+      process.exitCode = typeof code === 'number' ? code : 0;
+    } catch (error) {
+      const out = ctx?.out ?? new Output('simple');
+      if (error instanceof UsageError) {
+        out.error(error);
+        process.stderr.write('Run with --help for usage.\n');
+        process.exitCode = 2;
+      } else {
+        out.error(error);
+        process.exitCode = 1;
+      }
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await ctx?.close();
+    }
+  };
+}
+
+/** A whole number ≥ min, or a UsageError naming the argument. */
+export function integer(value: unknown, name: string, min = 0): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (!Number.isSafeInteger(n) || n < min) throw new UsageError(`${name}: expected a whole number ≥ ${min}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** A path as Warden spells it: absolute. */
+export function path(value: unknown, name = 'PATH'): string {
+  const p = String(value);
+  if (!p.startsWith('/')) throw new UsageError(`${name}: a path starts with "/", got ${JSON.stringify(p)}`);
+  return p;
+}
+
+/** All of stdin, as text. */
+export async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
