@@ -20,6 +20,18 @@ export interface GlobalArgs {
   readonly timeout: number | undefined;
 }
 
+/** The global options of a command's arguments, checked (yargs gives every command its own shape). */
+function globalArgsOf(args: unknown): GlobalArgs {
+  const a = (typeof args === 'object' && args !== null ? args : {}) as Record<string, unknown>;
+  const output = a['output'];
+  const timeout = a['timeout'];
+  return {
+    endpoints: typeof a['endpoints'] === 'string' ? a['endpoints'] : DEFAULT_ENDPOINTS,
+    output: output === 'json' || output === 'simple' || output === 'table' ? output : 'simple',
+    timeout: typeof timeout === 'number' && Number.isFinite(timeout) ? timeout : undefined,
+  };
+}
+
 export const DEFAULT_ENDPOINTS = 'ws://127.0.0.1:7071,ws://127.0.0.1:7072,ws://127.0.0.1:7073';
 
 export class Context {
@@ -92,7 +104,7 @@ export function action<A>(fn: (ctx: Context, args: A) => Promise<void | number>,
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     try {
-      ctx = new Context(args as unknown as GlobalArgs);
+      ctx = new Context(globalArgsOf(args));
       const code = await fn(ctx, args);
       process.exitCode = typeof code === 'number' ? code : 0;
     } catch (error) {
