@@ -132,6 +132,25 @@ export class Requests {
   }
 
   /**
+   * One request on the connection `generation` only, never retried: for what lives on one
+   * member's connection (a snapshot's cursor). Any other outcome — the member lost, the frame
+   * sent on a newer connection — is UNAVAILABLE: it changes nothing, so the caller may start over.
+   */
+  async once(frame: Record<string, unknown>, generation: number, call: CallOptions = {}): Promise<Answer> {
+    let answer: Answer & { readonly generation: number };
+    try {
+      answer = await this.options.channel.request(frame, this.deadlineOf(call), call.signal === undefined ? {} : { signal: call.signal });
+    } catch (error) {
+      if (error instanceof ChannelLost) throw new WardenError('UNAVAILABLE', error.deadline ? `aborted, or past its deadline (${error.message})` : `the connection this depends on was lost (${error.message}); start again`);
+      throw error;
+    }
+    if (answer.generation !== generation) throw new WardenError('UNAVAILABLE', 'the client moved to another connection, which does not hold this; start again');
+    this.saw(answer['revision']);
+    if (!answer.ok) throw errorOfAnswer(answer);
+    return answer;
+  }
+
+  /**
    * A namespace write, exactly once: stamped with the client's session and retried with the
    * same stamp until it has its answer. An error tells whether it may have been applied.
    */

@@ -58,6 +58,10 @@ export interface Limits {
   readonly turnApplyMsMax: number;
   /** Answer bytes one turn of the event loop builds, member-wide, before the rest wait for the next. */
   readonly turnAnswerBytesMax: number;
+  /** Client snapshots (`warden snapshot save`) streaming from a member at once: each holds a RocksDB snapshot open. */
+  readonly snapshotStreamsMax: number;
+  /** How long a client snapshot may wait for its next pull before the member ends it. */
+  readonly snapshotIdleMs: number;
 }
 
 export interface LimitSpec {
@@ -100,6 +104,8 @@ export const LIMIT_SPECS: readonly LimitSpec[] = [
   { key: 'turnChangesMax', flag: 'max-turn-changes', defaultValue: 10_000, unit: 'count', what: 'node changes one turn of the update loop applies before it lets the network in', past: 'the rest is applied on the next turn (no error)', code: null },
   { key: 'turnApplyMsMax', flag: 'max-turn-apply-ms', defaultValue: 10, unit: 'ms', what: 'milliseconds one turn of the update loop spends taking requests in, and again applying entries, before it lets the network in', past: 'the rest is taken or applied on the next turn (no error; at least one of each per turn)', code: null },
   { key: 'turnAnswerBytesMax', flag: 'max-turn-answer-bytes', defaultValue: 4 * MiB, unit: 'bytes', what: 'answer bytes one turn of the event loop builds, for every client together', past: 'the rest of the answers (and the reads not yet served) wait for the next turn (no error)', code: null },
+  { key: 'snapshotStreamsMax', flag: 'max-snapshot-streams', defaultValue: 2, unit: 'count', what: 'client snapshots (`warden snapshot save`) streaming from a member at once (each holds a RocksDB snapshot, and the files it needs, until it ends)', past: 'RESOURCE_EXHAUSTED for the new snapshot (retry when one ends)', code: 'RESOURCE_EXHAUSTED' },
+  { key: 'snapshotIdleMs', flag: 'max-snapshot-idle-ms', defaultValue: 30_000, unit: 'ms', what: 'how long a client snapshot may wait for the client to ask for its next chunk', past: 'the member ends it; the next pull is refused INVALID_ARGUMENT (save again)', code: null },
 ];
 
 /** A full set of limits, one value per spec (every key of `Limits` has exactly one spec). */

@@ -23,6 +23,7 @@ import { Wal } from './storage/wal/wal.js';
 import { PeerTransport } from './transport/peer-transport.js';
 import { startClientServer, type ClientServer } from './api/client-server.js';
 import { createHandlers } from './api/handlers.js';
+import { SnapshotStreams } from './api/snapshot-streams.js';
 import { TurnBudget } from './api/turn-budget.js';
 import { WatchHub } from './watch/hub.js';
 import type { NodeId } from './raft/types.js';
@@ -305,13 +306,14 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
         version: WARDEN_VERSION,
       };
     };
+    const snapshots = new SnapshotStreams({ runtime, limits, member: () => ({ name, dbSize: diskSizes().dbSize ?? 0 }), logger: log });
     clientServer = await startClientServer({
       host: client.host,
       port: client.port,
       limits,
       answerBudget,
       logger: log,
-      handlers: createHandlers({ runtime, hub, limits, answerBudget, leaderUrl: (leader) => transport.clientUrlOf(leader), status }),
+      handlers: createHandlers({ runtime, hub, limits, answerBudget, snapshots, leaderUrl: (leader) => transport.clientUrlOf(leader), status }),
       healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < 1_000,
       status,
     }).catch((error: unknown) => {

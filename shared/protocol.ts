@@ -126,6 +126,10 @@ export const REQUEST_SCHEMAS = {
   range: request('range', { path, limit: { type: 'integer', minimum: 1, maximum: 10_000 }, after: path, revision, consistency, minRevision: revision }, ['path', 'limit']),
   compact: request('compact', { revision }, ['revision']),
   status: request('status', {}),
+  // A consistent snapshot of the member's store, for backups, pulled a chunk at a time: without
+  // `cursor` it opens one and answers chunk 0; then `cursor` with the next `seq` (1, 2, …), on the
+  // same connection, until an answer says `last`.
+  snapshot: request('snapshot', { cursor: safeCount(1), seq: safeCount(1) }),
   // Leases. A TTL below the cluster's minimum (twice the longest election timeout) is refused by
   // the member with INVALID_ARGUMENT; the schema bounds it at 24 hours.
   // lease: an id the client picks (as etcd's LeaseGrant ID), so a retried grant is idempotent.

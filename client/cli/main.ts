@@ -23,12 +23,13 @@ import { DEFAULT_ENDPOINTS } from './commands/context.js';
 import { kvCommands } from './commands/kv.js';
 import { leaseCommand } from './commands/lease.js';
 import { electCommand, lockCommand } from './commands/lock.js';
+import { snapshotCommand } from './commands/snapshot.js';
 import { txnCommand } from './commands/txn.js';
 import { watchCommand } from './commands/watch.js';
 import { FORMATS } from './output.js';
 
 /** Every command family; `warden bench` (client/cli/bench/) is added here by the lead. */
-const COMMANDS: readonly CommandModule<object, Record<string, unknown>>[] = [...kvCommands, watchCommand, txnCommand, leaseCommand, lockCommand, electCommand, memberCommand, endpointCommand, checkCommand, benchCommand as CommandModule<object, Record<string, unknown>>];
+const COMMANDS: readonly CommandModule<object, Record<string, unknown>>[] = [...kvCommands, watchCommand, txnCommand, leaseCommand, lockCommand, electCommand, memberCommand, endpointCommand, snapshotCommand, checkCommand, benchCommand as CommandModule<object, Record<string, unknown>>];
 
 /** WARDEN_<NAME> from the environment, when set and not empty. */
 function env(name: string): string | undefined {

@@ -31,6 +31,7 @@ import type { NodeId } from '../raft/types.js';
 import { limitField, type Limits } from '../limits.js';
 import { decodeBase64, errorFrame, wireValue } from './wire.js';
 import type { TurnBudget } from './turn-budget.js';
+import type { SnapshotStreams } from './snapshot-streams.js';
 
 /** One client connection, as the handlers see it: where its watches push, and whether it is still open. */
 export interface ClientConnection {
@@ -57,6 +58,8 @@ export interface HandlerDeps {
   /** The client URL of a member, for NOT_LEADER hints. */
   readonly leaderUrl: (leader: NodeId) => string | null;
   readonly status: () => Record<string, unknown>;
+  /** Client snapshots streaming from this member (`snapshot` requests). */
+  readonly snapshots: Pick<SnapshotStreams, 'pull' | 'closed'>;
 }
 
 /** How long a read may wait for this member to reach the revision its client carries. */
@@ -194,6 +197,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
         () => RANGE_WALK_COST_BYTES,
       ),
     status: () => ({ ok: true, revision: runtime.machine.revision, status: deps.status() }),
+    snapshot: (f, connection) => deps.snapshots.pull(f, connection),
     leaseGrant: (f) => {
       const ttlMs = f['ttlMs'] as number;
       if (ttlMs < runtime.leaseTtlMinMs) {
@@ -261,6 +265,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
   return {
     disconnected(connection) {
       hub.closed(connection.sink);
+      deps.snapshots.closed(connection);
     },
     isWrite: (type) => WRITES.has(type),
     chargedWhenServed: (type) => SERVED_READS.has(type),

@@ -16,6 +16,7 @@ import type { ClientStamp } from '../state/sessions.js';
 import type { StateCommand, StateMachine, StateResult } from '../state/state-machine.js';
 import type { StateStore } from '../state/state-store.js';
 import { Raft, maySendBeforePersist } from '../raft/index.js';
+import type { PairObserver } from '../storage/snapshot.js';
 import type { Entry, HardState, Message, NodeId, RaftStatus, RandomSource, Ready, SnapshotMessage, SnapshotMeta } from '../raft/types.js';
 import type { Wal } from '../storage/wal/wal.js';
 import type { RecoveredLog } from '../storage/wal/recover.js';
@@ -59,7 +60,7 @@ export interface PeerLink {
 export interface StoreHome {
   readonly store: StateStore;
   /** The store's snapshot now: its applied index, and its chunks (read once, first carrying `base`). */
-  snapshot(): Promise<{ readonly appliedIndex: number; chunks(base: SnapshotMeta): AsyncIterable<Uint8Array> }>;
+  snapshot(options?: { readonly chunkBytes?: number; readonly observe?: PairObserver }): Promise<{ readonly appliedIndex: number; chunks(base: SnapshotMeta): AsyncIterable<Uint8Array> }>;
   /** Receive a snapshot stream beside the live store (staged, durable); answers its base. */
   receive(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta>;
   /** The base of the snapshot staged now and complete, or null. */
@@ -722,6 +723,23 @@ export class MemberRuntime {
     if (events.length > 0) this.deps.onApplied?.(events);
     this.proposals.applied(entry.index, entry.term, result, this.raft.status.leaderId);
     return events.length;
+  }
+
+  /**
+   * A consistent snapshot of this member's store for a client's backup (`warden snapshot save`):
+   * the store at its durable applied index, with the Raft base a restore needs (that index, its
+   * term, the voters). `observe` sees each pair as it is streamed. The chunks must be consumed or
+   * returned: the scan holds a RocksDB snapshot open until then.
+   */
+  async snapshotForClient(options: { readonly chunkBytes: number; readonly observe?: PairObserver }): Promise<{ readonly meta: SnapshotMeta; readonly chunks: AsyncIterable<Uint8Array> }> {
+    const snapshot = await this.deps.home.snapshot(options);
+    const term = this.raft.termAt(snapshot.appliedIndex);
+    if (term === undefined) {
+      // The log's low-water mark passed the store's index while the scan opened: a new scan sees the newer store.
+      throw new RequestError('UNAVAILABLE', `the log no longer holds the term of index ${snapshot.appliedIndex}; ask again`, null);
+    }
+    const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf: { voters: [...this.raft.status.voters] } };
+    return { meta, chunks: snapshot.chunks(meta) };
   }
 
   /**

@@ -33,8 +33,8 @@ export class RocksStoreHome implements StoreHome {
     return new RocksStoreHome(directory, options, await StateStore.open(await RocksKvEngine.open(directory), options));
   }
 
-  snapshot(): ReturnType<StoreHome['snapshot']> {
-    return openSnapshotStream(this.store.engine);
+  snapshot(options: Parameters<StoreHome['snapshot']>[0] = {}): ReturnType<StoreHome['snapshot']> {
+    return openSnapshotStream(this.store.engine, options.chunkBytes, options.observe);
   }
 
   async receive(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta> {
@@ -78,8 +78,8 @@ export class MemoryStoreHome implements StoreHome {
     return new MemoryStoreHome(options, await StateStore.open(engine, options));
   }
 
-  snapshot(): ReturnType<StoreHome['snapshot']> {
-    return openSnapshotStream(this.store.engine);
+  snapshot(options: Parameters<StoreHome['snapshot']>[0] = {}): ReturnType<StoreHome['snapshot']> {
+    return openSnapshotStream(this.store.engine, options.chunkBytes, options.observe);
   }
 
   async receive(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta> {

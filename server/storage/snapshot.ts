@@ -44,8 +44,14 @@ export interface SnapshotStream {
   chunks(base: SnapshotMeta): AsyncIterable<Uint8Array>;
 }
 
-/** Begin a snapshot of `engine`: one scan, whose first pair (the meta record) gives the applied index. */
-export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT_CHUNK_BYTES_DEFAULT): Promise<SnapshotStream> {
+/** Sees every pair of the store as the stream sends it (the meta record first), e.g. to count them. */
+export type PairObserver = (key: Uint8Array, value: Uint8Array) => void;
+
+/**
+ * Begin a snapshot of `engine`: one scan, whose first pair (the meta record) gives the applied
+ * index. `observe` sees each of the store's pairs as it goes into a chunk.
+ */
+export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT_CHUNK_BYTES_DEFAULT, observe?: PairObserver): Promise<SnapshotStream> {
   const iterator = engine.scan(ALL)[Symbol.asyncIterator]();
   const first = await iterator.next();
   if (first.done === true || first.value[0].length !== 1 || first.value[0][0] !== META_KEY[0]) {
@@ -67,6 +73,7 @@ export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT
       }
       let seq = 0;
       let pairs: (readonly [Uint8Array, Uint8Array])[] = [[INSTALLED_BASE_KEY, sealValue([base.index, base.term, base.conf.voters])], first.value];
+      observe?.(first.value[0], first.value[1]);
       let bytes = 0;
       try {
         for (;;) {
@@ -74,6 +81,7 @@ export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT
           if (next.done === true) break;
           if (next.value[0].length === 1 && next.value[0][0] === INSTALLED_BASE_KEY[0]) continue; // the sender's own, if it once installed one
           pairs.push(next.value);
+          observe?.(next.value[0], next.value[1]);
           bytes += 8 + next.value[0].length + next.value[1].length;
           if (bytes >= chunkBytes) {
             yield encodeChunk(seq++, false, pairs);
@@ -87,6 +95,12 @@ export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT
       }
     },
   };
+}
+
+/** Where a chunk stands in its stream: its sequence number, and whether it is the last. */
+export function chunkPlace(chunk: Uint8Array): { readonly seq: number; readonly last: boolean } {
+  if (chunk.length < CHUNK_HEADER_BYTES || chunk[0] !== CHUNK_FORMAT) throw new Error(`snapshot: not a format ${CHUNK_FORMAT} chunk`);
+  return { seq: new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength).getUint32(1, true), last: chunk[5] === 1 };
 }
 
 function encodeChunk(seq: number, last: boolean, pairs: readonly (readonly [Uint8Array, Uint8Array])[]): Uint8Array {

@@ -65,6 +65,13 @@ export class Cluster {
   private options: ClusterOptions = {};
 
   static async start(size = 3, options: ClusterOptions = {}): Promise<Cluster> {
+    const cluster = await Cluster.plan(size, options);
+    for (const member of cluster.members) cluster.launch(member);
+    return cluster;
+  }
+
+  /** Ports, names and data directories chosen, nothing started: fill the data directories (a restore), then `launch` each member. */
+  static async plan(size = 3, options: ClusterOptions = {}): Promise<Cluster> {
     const cluster = new Cluster();
     cluster.options = options;
     const names = Array.from({ length: size }, (_, i) => `n${i + 1}`);
@@ -74,8 +81,16 @@ export class Cluster {
       const clientPort = await freePort();
       cluster.members.push({ name, clientUrl: `ws://127.0.0.1:${clientPort}`, httpUrl: `http://127.0.0.1:${clientPort}`, process: null, logs: [] });
     }
-    for (const member of cluster.members) cluster.launch(member);
     return cluster;
+  }
+
+  /** Every member as name=peerURL, as --initial-cluster takes it. */
+  get initialClusterSpec(): string {
+    return this.initialCluster;
+  }
+
+  dataDirOf(name: string): string {
+    return join(this.dataRoot, name);
   }
 
   member(name: string): MemberProcess {
@@ -89,7 +104,7 @@ export class Cluster {
         ...(this.options.cpuProfileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', this.options.cpuProfileDir]),
         '--import', 'tsx', this.options.main ?? MAIN,
         '--name', member.name,
-        '--data-dir', join(this.dataRoot, member.name),
+        '--data-dir', this.dataDirOf(member.name),
         '--listen-client', member.clientUrl,
         '--listen-peer', `ws://127.0.0.1:${this.peerPorts.get(member.name)}`,
         '--initial-cluster', this.initialCluster,
