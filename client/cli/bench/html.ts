@@ -15,6 +15,10 @@ const esc = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.cha
 const W = 720;
 const H = 260;
 const PAD = { left: 64, right: 16, top: 16, bottom: 48 };
+// The histogram's p50 and p99 labels get two rows of their own above the bars: written over the
+// bars they are unreadable wherever the tallest bars stand (the p50 label always sits by them).
+const MARKER_ROWS = { p50: 12, p99: 26 } as const;
+const HIST_TOP = 36;
 
 function axisLabel(x: number, y: number, text: string, anchor = 'middle', extra = ''): string {
   return `<text x="${x.toFixed(1)}" y="${y.toFixed(1)}" text-anchor="${anchor}" ${extra}>${esc(text)}</text>`;
@@ -26,13 +30,13 @@ function histogramSvg(s: BenchSummary): string {
   if (bins.length === 0) return '<p>No successful operations: nothing to draw.</p>';
   const most = Math.max(...bins.map(([, n]) => n));
   const plotW = W - PAD.left - PAD.right;
-  const plotH = H - PAD.top - PAD.bottom;
+  const plotH = H - HIST_TOP - PAD.bottom;
   const bw = plotW / bins.length;
   const parts: string[] = [];
   bins.forEach(([upper, n], i) => {
     const h = most === 0 ? 0 : (n / most) * plotH;
     const x = PAD.left + i * bw;
-    parts.push(`<rect class="bar" fill="#3b82f6" x="${(x + 1).toFixed(1)}" y="${(PAD.top + plotH - h).toFixed(1)}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${h.toFixed(1)}"><title>≤ ${upper} ms: ${n}</title></rect>`);
+    parts.push(`<rect class="bar" fill="#3b82f6" x="${(x + 1).toFixed(1)}" y="${(HIST_TOP + plotH - h).toFixed(1)}" width="${Math.max(1, bw - 2).toFixed(1)}" height="${h.toFixed(1)}"><title>≤ ${upper} ms: ${n}</title></rect>`);
     if (bins.length <= 12 || i % Math.ceil(bins.length / 12) === 0) parts.push(axisLabel(x + bw / 2, H - PAD.bottom + 16, String(Number(upper.toPrecision(3))), 'middle', 'class="tick"'));
   });
   // p50 and p99 as dashed markers, placed on the same log scale as the bins.
@@ -41,14 +45,33 @@ function histogramSvg(s: BenchSummary): string {
     if (value <= 0) continue;
     const at = Math.log10(value * 1000) * BINS_PER_DECADE - (first - 1);
     const x = Math.min(PAD.left + plotW, Math.max(PAD.left, PAD.left + at * bw));
-    parts.push(`<line x1="${x.toFixed(1)}" y1="${PAD.top}" x2="${x.toFixed(1)}" y2="${PAD.top + plotH}" stroke="${colour}" stroke-width="1.5" stroke-dasharray="4 3"/>`);
-    parts.push(axisLabel(x + 3, PAD.top + (label === 'p50' ? 10 : 24), `${label} ${value} ms`, 'start', `fill="${colour}"`));
+    const row = MARKER_ROWS[label];
+    parts.push(`<line x1="${x.toFixed(1)}" y1="${row - 10}" x2="${x.toFixed(1)}" y2="${HIST_TOP + plotH}" stroke="${colour}" stroke-width="1.5" stroke-dasharray="4 3"/>`);
+    // p50's label to the left of its line and p99's to the right, so neither crosses the other's
+    // line; either turns round where it would run off the picture (~6.5 px a character at 11 px).
+    const text = `${label} ${value} ms`;
+    const room = text.length * 6.5 + 4;
+    const right = label === 'p99' ? x + room <= W : x - room < 0;
+    // A style, not a fill attribute: the page's `svg text` rule would win over the attribute.
+    parts.push(axisLabel(right ? x + 4 : x - 4, row, text, right ? 'start' : 'end', `class="marker" style="fill:${colour}"`));
   }
-  parts.push(axisLabel(PAD.left - 8, PAD.top + 10, String(most), 'end', 'class="tick"'));
-  parts.push(axisLabel(PAD.left - 8, PAD.top + plotH, '0', 'end', 'class="tick"'));
+  parts.push(axisLabel(PAD.left - 8, HIST_TOP + 10, String(most), 'end', 'class="tick"'));
+  parts.push(axisLabel(PAD.left - 8, HIST_TOP + plotH, '0', 'end', 'class="tick"'));
   parts.push(axisLabel(PAD.left + plotW / 2, H - 8, 'latency, ms (upper bound of each bin, log scale); bar height: operations'));
-  parts.push(`<line x1="${PAD.left}" y1="${PAD.top + plotH}" x2="${PAD.left + plotW}" y2="${PAD.top + plotH}" class="axis" stroke="#999"/>`);
+  parts.push(`<line x1="${PAD.left}" y1="${HIST_TOP + plotH}" x2="${PAD.left + plotW}" y2="${HIST_TOP + plotH}" class="axis" stroke="#999"/>`);
   return `<svg id="latency" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="latency histogram">${parts.join('')}</svg>`;
+}
+
+/**
+ * Which seconds (0-based) get a label under the throughput line: each while there are at most 12,
+ * past that every k-th, always the last, and never one so near the last that the two would touch.
+ */
+function secondTicks(n: number): number[] {
+  const every = Math.ceil(n / 12);
+  const ticks: number[] = [];
+  for (let i = 0; i < n - 1; i += every) if (i === 0 || n - 1 - i >= every * 0.75) ticks.push(i);
+  ticks.push(n - 1);
+  return ticks;
 }
 
 /** A line of successful operations per second. */
@@ -71,8 +94,7 @@ function throughputSvg(s: BenchSummary): string {
     `<line x1="${PAD.left}" y1="${PAD.top}" x2="${PAD.left + plotW}" y2="${PAD.top}" stroke="#eee"/>`,
     axisLabel(PAD.left - 8, PAD.top + 10, String(most), 'end', 'class="tick"'),
     axisLabel(PAD.left - 8, PAD.top + plotH, '0', 'end', 'class="tick"'),
-    axisLabel(PAD.left, H - PAD.bottom + 16, '1', 'middle', 'class="tick"'),
-    axisLabel(PAD.left + plotW, H - PAD.bottom + 16, String(points.length), 'middle', 'class="tick"'),
+    ...secondTicks(points.length).map((i) => axisLabel(xy[i]![0], H - PAD.bottom + 16, String(i + 1), 'middle', 'class="tick"')),
     axisLabel(PAD.left + plotW / 2, H - 8, 'second of the run; operations completed in each 1 s bucket'),
   ];
   return `<svg id="throughput" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="throughput over time">${parts.join('')}</svg>`;
