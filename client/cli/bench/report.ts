@@ -8,6 +8,7 @@
  * Must never: print colour off a TTY or under NO_COLOR; round a figure to zero when it is not.
  */
 
+import type { Histogram } from 'hdr-histogram-js';
 import type { RunResult } from './runner.js';
 
 export interface BenchSummary {
@@ -58,11 +59,18 @@ function distribution(result: RunResult): [number, number][] {
   return out;
 }
 
-export function summarize(result: RunResult, setup: Omit<BenchSummary, 'total' | 'ok' | 'failed' | 'errors' | 'elapsedS' | 'throughput' | 'latencyMs' | 'perSecond' | 'distribution'>): BenchSummary {
-  const h = result.histogram;
+/**
+ * The latency figures (ms) of a histogram of microseconds. Exported for latencies the runner does
+ * not time itself (a watch's deliveries: one put, many samples), so they read alike.
+ */
+export function latencyOf(h: Histogram): BenchSummary['latencyMs'] {
   const empty = h.totalCount === 0;
   // The histogram answers a bin's highest equivalent value; never above the largest value seen.
   const at = (p: number): number => (empty ? 0 : ms(Math.min(h.getValueAtPercentile(p), h.maxValue)));
+  return { min: empty ? 0 : ms(h.minNonZeroValue), mean: empty ? 0 : ms(h.mean), p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: empty ? 0 : ms(h.maxValue) };
+}
+
+export function summarize(result: RunResult, setup: Omit<BenchSummary, 'total' | 'ok' | 'failed' | 'errors' | 'elapsedS' | 'throughput' | 'latencyMs' | 'perSecond' | 'distribution'>): BenchSummary {
   return {
     ...setup,
     total: result.ok + result.errorCount,
@@ -71,7 +79,7 @@ export function summarize(result: RunResult, setup: Omit<BenchSummary, 'total' |
     errors: result.errors,
     elapsedS: Math.round(result.elapsedMs) / 1000,
     throughput: Math.round((result.ok / Math.max(1e-9, result.elapsedMs / 1000)) * 10) / 10,
-    latencyMs: { min: empty ? 0 : ms(h.minNonZeroValue), mean: empty ? 0 : ms(h.mean), p50: at(50), p90: at(90), p99: at(99), p999: at(99.9), max: empty ? 0 : ms(h.maxValue) },
+    latencyMs: latencyOf(result.histogram),
     perSecond: result.perSecond,
     distribution: distribution(result),
   };
@@ -118,4 +126,35 @@ export function simple(s: BenchSummary): string {
     ...Object.entries(s.errors).map(([code, n]): [string, number] => [`error_${code}`, n]),
   ];
   return pairs.map(([k, v]) => `${k}=${v}`).join('\n') + '\n';
+}
+
+/** One timed run of one system, for a side-by-side table (bench/server.ts, bench/watch.ts). */
+export interface Compared {
+  /** The case, e.g. `put@16`. */
+  readonly label: string;
+  readonly round: number;
+  readonly system: string;
+  readonly summary: Pick<BenchSummary, 'throughput' | 'latencyMs' | 'failed'>;
+}
+
+/**
+ * Systems side by side: a row per case, round and system (ops/s, p50/p99/p99.9 ms, failures),
+ * and on every other system's row `reference`'s figure ÷ its own in the same round, so a noisy
+ * round moves both sides of a ratio alike. The figure is throughput, or a latency when the load
+ * is paced (every system then runs at the same rate).
+ */
+export function comparison(rows: readonly Compared[], reference: string, by: 'ops/s' | 'p50' | 'p99' = 'ops/s'): string {
+  const figure = (r: Compared): number => (by === 'ops/s' ? r.summary.throughput : r.summary.latencyMs[by]);
+  const head = ['case', 'round', 'system', 'ops/s', 'p50', 'p99', 'p99.9', 'failed', `${reference} ÷ it (${by})`];
+  const body = rows.map((r) => {
+    const l = r.summary.latencyMs;
+    const ref = rows.find((o) => o.label === r.label && o.round === r.round && o.system === reference);
+    const ratio = ref === undefined || r.system === reference ? '' : `×${(figure(ref) / figure(r)).toFixed(2)}`;
+    return [r.label, String(r.round), r.system, r.summary.throughput.toFixed(0), l.p50.toFixed(2), l.p99.toFixed(2), l.p999.toFixed(2), String(r.summary.failed), ratio];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  // Text columns to the left, figures to the right.
+  const cell = (text: string, i: number): string => (i <= 2 ? text.padEnd(widths[i]!) : text.padStart(widths[i]!));
+  const line = (cells: readonly string[]): string => cells.map(cell).join('  ').trimEnd();
+  return [`latency in ms`, line(head), ...body.map(line)].join('\n') + '\n';
 }

@@ -16,7 +16,11 @@
 import * as hdr from 'hdr-histogram-js';
 import { WardenError } from '../../api.js';
 
-/** One operation of a workload, by requester number and the operation's sequence number. */
+/**
+ * One operation of a workload, by requester number and the operation's sequence number. It knows
+ * nothing of Warden: any system's call fits, which is how bench/anchors.ts times etcd and
+ * ZooKeeper through this same loop and histogram (errors are counted by their `name` then).
+ */
 export type Operation = (requester: number, seq: number) => Promise<void>;
 
 export interface RunOptions {
