@@ -105,7 +105,10 @@ export class Requests {
     const giveUp = (why: string): WardenError =>
       options.idempotent === true && mayHaveApplied
         ? new WardenError('OUTCOME_UNKNOWN', `${why}; it may have been applied (${lastError?.message ?? ''}): retrying it is safe`)
-        : new WardenError('UNAVAILABLE', `${why} (${lastError?.message ?? 'no member answered'}); nothing was changed`);
+        : lastError instanceof WardenError
+          ? // A member's last refusal says more than "unavailable" (a full table names its limit).
+            new WardenError(lastError.code, `${why}: ${lastError.message}; nothing was changed`, lastError.details)
+          : new WardenError('UNAVAILABLE', `${why} (${lastError?.message ?? 'no member answered'}); nothing was changed`);
     for (let attempt = 0; ; attempt++) {
       if (call.signal?.aborted) throw giveUp('aborted by the caller');
       if (this.options.clock.now() >= deadline) throw giveUp('no answer before the deadline');
@@ -163,7 +166,9 @@ export class Requests {
     const giveUp = (why: string): WardenError =>
       mayHaveApplied
         ? new WardenError('OUTCOME_UNKNOWN', `${why}; the write may have been applied (${lastError?.message ?? ''})`)
-        : new WardenError('UNAVAILABLE', `${why}; the write was not sent (${lastError?.message ?? 'no member answered'})`);
+        : lastError instanceof WardenError
+          ? new WardenError(lastError.code, `${why}: ${lastError.message}; the write was not applied`, lastError.details)
+          : new WardenError('UNAVAILABLE', `${why}; the write was not sent (${lastError?.message ?? 'no member answered'})`);
     try {
       for (let attempt = 0; ; attempt++) {
         if (call.signal?.aborted) throw giveUp('aborted by the caller');

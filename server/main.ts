@@ -15,6 +15,10 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { startServer } from './server.js';
 import { LIMIT_SPECS, limitsFrom } from './limits.js';
+import { NOT_WARDEND_ENV } from '../shared/env.js';
+
+// The CLI's and `npm start`'s variables are theirs: set aside, so they are not unknown flags here.
+for (const name of NOT_WARDEND_ENV) delete process.env[name];
 
 const parser = yargs(hideBin(process.argv))
   .scriptName('wardend')

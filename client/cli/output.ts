@@ -115,7 +115,7 @@ export class Output {
       process.stderr.write(`${paint(this.errColour, '31', `Error: ${error.code}`)}: ${error.message} (${advice})\n`);
       if (error.details.leader !== undefined) process.stderr.write(`  leader: ${error.details.leader.name} ${error.details.leader.url ?? ''}\n`);
       if (error.details.compactRevision !== undefined) process.stderr.write(`  history starts after revision ${error.details.compactRevision}\n`);
-      if (error.details.limit !== undefined) process.stderr.write(`  limit: ${error.details.limit.name} = ${error.details.limit.value} (--${error.details.limit.flag})\n`);
+      if (error.details.limit !== undefined) process.stderr.write(`  limit: ${error.details.limit.name} = ${error.details.limit.value} (${error.details.limit.flag})\n`);
       return;
     }
     const message = error instanceof Error ? error.message : String(error);

@@ -20,8 +20,8 @@ import { hideBin } from 'yargs/helpers';
 const argv = await yargs(hideBin(process.argv))
   .scriptName('npm start --')
   .usage('$0 [--base-port N]\n\nStart a local three-member Warden cluster.')
-  .env('WARDEN')
-  .option('base-port', { type: 'number', default: 7071, describe: 'the first client port; clients on it and the next two, peers 10 above each' })
+  // Not `.env('WARDEN')`: with .strict() wardend's and the CLI's WARDEN_* variables would be unknown options here.
+  .option('base-port', { type: 'number', default: process.env['WARDEN_BASE_PORT'] === undefined ? 7071 : Number(process.env['WARDEN_BASE_PORT']), defaultDescription: 'env WARDEN_BASE_PORT, else 7071', describe: 'the first client port; clients on it and the next two, peers 10 above each' })
   .example('$0 --base-port 8071', 'clients on 8071–8073, peers on 8081–8083')
   .strict()
   .help()

@@ -129,6 +129,21 @@ describe('reads', () => {
     expect(dials).toBeLessThan(20);
   });
 
+  it('give up at the deadline with the member\'s own refusal, its limit named, when every try was refused RESOURCE_EXHAUSTED', async () => {
+    const full = { name: 'leasesMax', flag: '--max-leases', value: 1 };
+    const refuse = (): Frame => ({ ok: false, revision: 1, error: { code: 'RESOURCE_EXHAUSTED', message: 'the lease table is full', outcome: 'retry', limit: full } });
+    const { clock, members, client } = setup([refuse, refuse], { timeoutMs: 3_000 });
+    const read = await drive(clock, client.leases.list().catch((e: unknown) => e), 4_000);
+    expect(read).toBeInstanceOf(WardenError);
+    expect((read as WardenError).code).toBe('RESOURCE_EXHAUSTED');
+    expect((read as WardenError).details.limit).toEqual(full);
+    expect((read as WardenError).retryable).toBe(true);
+    const write = await drive(clock, client.put('/a', 'x').catch((e: unknown) => e), 4_000);
+    expect((write as WardenError).code).toBe('RESOURCE_EXHAUSTED');
+    expect((write as WardenError).details.limit).toEqual(full);
+    expect(members[0]!.received.length + members[1]!.received.length).toBeGreaterThan(2); // it did retry meanwhile
+  });
+
   it('refuse a call, unsent, once maxQueued calls wait for a socket', async () => {
     const clock = new FakeClock();
     const member = new FakeMember('ws://m1', okBehaviour());
