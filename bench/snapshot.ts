@@ -35,6 +35,17 @@ const IN_FLIGHT = 8;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'warden-bench-snapshot-'));
 
+// Ctrl-C or SIGTERM: the members and files go with the bench (the anchors.ts stop covers etcd).
+const running = new Set<Cluster>();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void Promise.allSettled([...running].map((c) => c.stop())).then(() => {
+      rmSync(work, { recursive: true, force: true });
+      process.exit(130);
+    });
+  });
+}
+
 const mibOf = (bytes: number): number => bytes / (1024 * 1024);
 const line = (text: string): void => void process.stdout.write(`${text}\n`);
 
@@ -71,6 +82,7 @@ interface Figures {
 
 async function warden(): Promise<Figures> {
   const cluster = await Cluster.start(3);
+  running.add(cluster);
   try {
     const leader = await cluster.leader();
     const client = connect({ endpoints: cluster.members.map((m) => m.clientUrl), timeoutMs: 60_000 });
@@ -86,6 +98,7 @@ async function warden(): Promise<Figures> {
     return { fillS, fileBytes: statSync(file).size, saveS, restoreS };
   } finally {
     await cluster.stop();
+    running.delete(cluster);
   }
 }
 
