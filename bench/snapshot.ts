@@ -91,10 +91,13 @@ async function warden(): Promise<Figures> {
     const file = join(work, 'warden.wsnap');
     const cli = ['--import', 'tsx', 'client/cli/main.ts'];
     const saved = timed(process.execPath, [...cli, '--endpoints', cluster.member(leader).clientUrl, 'snapshot', 'save', file, '-o', 'json']);
-    const saveS = (JSON.parse(saved.stdout) as { seconds: number }).seconds;
+    const facts = JSON.parse(saved.stdout) as { seconds: number; nodes: number; revision: number };
+    const saveS = facts.seconds;
+    // Every put acknowledged before the save is in it: COUNT nodes and their two parents.
+    if (facts.nodes !== COUNT + 2) throw new Error(`the snapshot holds ${facts.nodes} nodes, not the ${COUNT + 2} written before it`);
     const restored = timed(process.execPath, [...cli, 'snapshot', 'restore', file, '--data-dir', join(work, 'warden-restored'), '--name', 'n1', '--initial-cluster', 'n1=ws://127.0.0.1:1', '-o', 'json']);
     const restoreS = (JSON.parse(restored.stdout) as { seconds: number }).seconds;
-    line(`  warden: save ${saved.seconds.toFixed(1)} s wall with the CLI's start, restore ${restored.seconds.toFixed(1)} s wall`);
+    line(`  warden: revision ${facts.revision}, ${facts.nodes} nodes; save ${saved.seconds.toFixed(1)} s wall with the CLI's start, restore ${restored.seconds.toFixed(1)} s wall`);
     return { fillS, fileBytes: statSync(file).size, saveS, restoreS };
   } finally {
     await cluster.stop();

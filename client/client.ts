@@ -14,7 +14,7 @@ import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { Channel, QUEUED_MAX_DEFAULT, type Answer, type ClientLogger } from './channel.js';
 import { LeaseKeeper, type LeaseInfo, type LeaseTimeToLive, type Session } from './leases.js';
 import { Requests, type CallOptions } from './requests.js';
-import { downloadSnapshot, type SnapshotDownload } from './snapshot.js';
+import { downloadSnapshot, type SnapshotDownload, type SnapshotOptions } from './snapshot.js';
 import { REAL_CLOCK, type ClientClock, type OpenSocket } from './transport.js';
 import { TxnBuilder, type CreateOptions, type DeleteOptions, type PutOptions } from './txn.js';
 import { decodeNode, encodeValue, type Stat, type Value, type ValueAs, type ValueOf, type WardenNode } from './values.js';
@@ -274,8 +274,8 @@ export class WardenClient {
    * its chunks are pulled in order over this connection (`warden snapshot save` writes them to a
    * file that `warden snapshot restore` turns into a new cluster's data).
    */
-  snapshot(call: CallOptions = {}): Promise<SnapshotDownload> {
-    return downloadSnapshot(this.requests, call);
+  snapshot(options: SnapshotOptions = {}): Promise<SnapshotDownload> {
+    return downloadSnapshot(this.requests, options);
   }
 
   /** The status of the member the client is connected to. */

@@ -13,7 +13,7 @@ export { cmp, op, TxnBuilder, type Compare, type CompareOperator, type CreateOpt
 export { Session, type LeaseInfo, type LeaseTimeToLive, type SessionEvents } from './leases.js';
 export { Watch, type WatchEvent, type WatchOptions, type WatchScope, type EventType } from './watch.js';
 export type { Stat, Value, ValueAs, WardenNode } from './values.js';
-export type { SnapshotDownload, SnapshotInfo, SnapshotSummary } from './snapshot.js';
+export type { SnapshotDownload, SnapshotInfo, SnapshotOptions, SnapshotSummary } from './snapshot.js';
 export type { CallOptions } from './requests.js';
 export type { ClientLogger } from './channel.js';
 export type { ClientClock, OpenSocket, SocketLike } from './transport.js';

@@ -105,8 +105,8 @@ export class Requests {
     const giveUp = (why: string): WardenError =>
       options.idempotent === true && mayHaveApplied
         ? new WardenError('OUTCOME_UNKNOWN', `${why}; it may have been applied (${lastError?.message ?? ''}): retrying it is safe`)
-        : lastError instanceof WardenError
-          ? // A member's last refusal says more than "unavailable" (a full table names its limit).
+        : lastError instanceof WardenError && lastError.code === 'RESOURCE_EXHAUSTED'
+          ? // A limit the member named says more than "unavailable": which table is full, which flag.
             new WardenError(lastError.code, `${why}: ${lastError.message}; nothing was changed`, lastError.details)
           : new WardenError('UNAVAILABLE', `${why} (${lastError?.message ?? 'no member answered'}); nothing was changed`);
     for (let attempt = 0; ; attempt++) {
@@ -166,7 +166,7 @@ export class Requests {
     const giveUp = (why: string): WardenError =>
       mayHaveApplied
         ? new WardenError('OUTCOME_UNKNOWN', `${why}; the write may have been applied (${lastError?.message ?? ''})`)
-        : lastError instanceof WardenError
+        : lastError instanceof WardenError && lastError.code === 'RESOURCE_EXHAUSTED'
           ? new WardenError(lastError.code, `${why}: ${lastError.message}; the write was not applied`, lastError.details)
           : new WardenError('UNAVAILABLE', `${why}; the write was not sent (${lastError?.message ?? 'no member answered'})`);
     try {

@@ -53,9 +53,19 @@ const PULLS_AHEAD = 2;
 /** A member never streams more chunks than this (4 TiB at 1 MiB each): a bound on the loop. */
 const CHUNKS_MAX = 4 * 1024 * 1024;
 
-export async function downloadSnapshot(requests: Requests, call: CallOptions = {}): Promise<SnapshotDownload> {
+export interface SnapshotOptions extends CallOptions {
+  /**
+   * `linearizable` (the default): the snapshot holds every write acknowledged before it was
+   * asked for (the member catches up with the cluster first, so a quorum is needed).
+   * `serializable`: what the member has applied — from a member cut off from a quorum, say.
+   */
+  readonly consistency?: 'linearizable' | 'serializable';
+}
+
+export async function downloadSnapshot(requests: Requests, options: SnapshotOptions = {}): Promise<SnapshotDownload> {
+  const { consistency, ...call } = options;
   // Opening is retried freely (it changes nothing); the stream then lives on that connection.
-  const first = await requests.read({ type: 'snapshot' }, call);
+  const first = await requests.read({ type: 'snapshot', ...(consistency === 'serializable' ? { consistency } : {}) }, call);
   const generation = first['generation'] as number;
   const cursor = first['cursor'] as number;
   const info = first['snapshot'] as SnapshotInfo;

@@ -10,7 +10,7 @@
  */
 
 import { randomInt } from 'node:crypto';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createServer as createHttpServer } from 'node:http';
@@ -28,7 +28,7 @@ import { TurnBudget } from './api/turn-budget.js';
 import { WatchHub } from './watch/hub.js';
 import type { NodeId } from './raft/types.js';
 import { LIMIT_SPECS, resolveLimits, SESSIONS_CEILING, type Limits } from './limits.js';
-import { lockDataDir } from './storage/data-dir-lock.js';
+import { lockDataDir, RESTORE_MARKER } from './storage/data-dir-lock.js';
 
 export const WARDEN_VERSION = '0.1.0';
 export const HISTORY_REVISIONS_DEFAULT = 100_000;
@@ -167,6 +167,9 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
   async function start(): Promise<WardenServer> {
     const lock = await lockDataDir(dataDir);
     undo.push(() => lock.release());
+    if (existsSync(join(dataDir, RESTORE_MARKER))) {
+      throw new Error(`${dataDir} holds a snapshot restore that did not finish (${RESTORE_MARKER}): empty it and run \`warden snapshot restore\` again`);
+    }
     // The client port is taken for good only once storage has recovered (which can take a
     // while); a port already busy is found out now, before that.
     await probePort(client.host, client.port).catch((error: unknown) => {

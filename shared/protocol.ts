@@ -128,8 +128,9 @@ export const REQUEST_SCHEMAS = {
   status: request('status', {}),
   // A consistent snapshot of the member's store, for backups, pulled a chunk at a time: without
   // `cursor` it opens one and answers chunk 0; then `cursor` with the next `seq` (1, 2, …), on the
-  // same connection, until an answer says `last`.
-  snapshot: request('snapshot', { cursor: safeCount(1), seq: safeCount(1) }),
+  // same connection, until an answer says `last`. Linearizable by default: it holds every write
+  // acknowledged before it was asked for; serializable: what this member has applied.
+  snapshot: request('snapshot', { cursor: safeCount(1), seq: safeCount(1), consistency }),
   // Leases. A TTL below the cluster's minimum (twice the longest election timeout) is refused by
   // the member with INVALID_ARGUMENT; the schema bounds it at 24 hours.
   // lease: an id the client picks (as etcd's LeaseGrant ID), so a retried grant is idempotent.

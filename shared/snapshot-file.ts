@@ -180,7 +180,10 @@ export async function* readSnapshotFile(source: AsyncIterable<Uint8Array>, hashe
     if (magic === null || new TextDecoder().decode(magic) !== SNAPSHOT_FILE_MAGIC) throw new SnapshotFileError('this is not a Warden snapshot file (it does not begin with "WARDEN SNAPSHOT")');
     hasher.update(magic);
     const header = (await json('header')) as SnapshotFileHeader;
-    if (typeof header !== 'object' || header === null || header.format !== SNAPSHOT_FILE_FORMAT || !Number.isSafeInteger(header.appliedIndex) || !Number.isSafeInteger(header.term) || !Array.isArray(header.voters)) {
+    if (
+      typeof header !== 'object' || header === null || header.format !== SNAPSHOT_FILE_FORMAT || !Number.isSafeInteger(header.appliedIndex) || !Number.isSafeInteger(header.term) ||
+      !Array.isArray(header.voters) || !header.voters.every(isName) || !isName(header.member) || typeof header.createdAt !== 'string' || !/^[0-9T:.Z+-]{1,40}$/.test(header.createdAt)
+    ) {
       throw new SnapshotFileError(`the header is not a format ${SNAPSHOT_FILE_FORMAT} snapshot header (a newer Warden's file, or damaged)`);
     }
     yield { kind: 'header', header };
@@ -196,7 +199,9 @@ export async function* readSnapshotFile(source: AsyncIterable<Uint8Array>, hashe
       chunkBytes += size;
     }
     const trailer = (await json('trailer')) as SnapshotFileTrailer;
-    if (typeof trailer !== 'object' || trailer === null || trailer.chunks !== chunks || trailer.chunkBytes !== chunkBytes || typeof trailer.summary !== 'object') {
+    const summary = (trailer as { summary?: unknown } | null)?.summary as Record<string, unknown> | null | undefined;
+    const counts = ['appliedIndex', 'revision', 'compactRevision', 'nodes', 'versions', 'leases', 'sessions'];
+    if (typeof trailer !== 'object' || trailer === null || trailer.chunks !== chunks || trailer.chunkBytes !== chunkBytes || typeof summary !== 'object' || summary === null || !counts.every((key) => Number.isSafeInteger(summary[key]))) {
       throw new SnapshotFileError(`the trailer does not match the ${chunks} chunks read: the file is damaged`);
     }
     const stored = await reader.take(SNAPSHOT_DIGEST_BYTES);
@@ -208,6 +213,11 @@ export async function* readSnapshotFile(source: AsyncIterable<Uint8Array>, hashe
   } finally {
     await iterator.return?.();
   }
+}
+
+/** A member's name as the file may carry it: printable, no control characters (they reach terminals). */
+function isName(value: unknown): value is string {
+  return typeof value === 'string' && /^[A-Za-z0-9._-]{1,128}$/.test(value);
 }
 
 export function hex(bytes: Uint8Array): string {

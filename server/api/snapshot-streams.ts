@@ -1,7 +1,9 @@
 /**
  * Client snapshots (`warden snapshot save`): a consistent copy of this member's store, pulled
  * by the client a chunk at a time over its connection. The first `snapshot` request opens a
- * RocksDB scan (one point in time: the store at its durable applied index) and answers chunk 0
+ * RocksDB scan (one point in time: by default after the member applied and wrote everything the
+ * cluster committed before the request; with `consistency: serializable`, what this member
+ * has, for a member cut off from a quorum) and answers chunk 0
  * with the base a restore needs; each later request names the stream's cursor and the next
  * chunk's seq. Pulling, not pushing, is the flow control: a client that stops asking holds one
  * chunk of the member's memory, and past --max-snapshot-idle-ms its stream is ended. The last
@@ -12,8 +14,8 @@
  * by up to one node value).
  *
  * Must never: leave a scan open after its connection closed, its stream ended or failed, or its
- * idle time passed (each pins RocksDB's files); hold more than --max-snapshot-streams open;
- * answer a chunk out of order or twice.
+ * idle time passed (each pins RocksDB's files); hold more than --max-snapshot-streams open, or
+ * two for one connection; answer a chunk out of order or twice.
  */
 
 import { Buffer } from 'node:buffer';
@@ -22,6 +24,7 @@ import { RequestError } from '../node/waiting-list.js';
 import { chunkPlace } from '../storage/snapshot.js';
 import { StoreTally } from '../state/store-format.js';
 import { limitField, type Limits } from '../limits.js';
+import type { ClientConnection } from './handlers.js';
 import { errorFrame } from './wire.js';
 
 /** Bytes of store records per chunk: an answer of about 1.4 MiB in base64, well under the default answer bound. */
@@ -31,7 +34,7 @@ type Answer = Record<string, unknown>;
 
 interface OpenStream {
   readonly cursor: number;
-  readonly owner: object;
+  readonly owner: ClientConnection;
   readonly chunks: AsyncIterator<Uint8Array>;
   readonly tally: StoreTally;
   nextSeq: number;
@@ -63,9 +66,9 @@ export class SnapshotStreams {
   }
 
   /** Serve one `snapshot` request from `owner` (the connection). */
-  async pull(frame: Record<string, unknown>, owner: object): Promise<Answer> {
+  async pull(frame: Record<string, unknown>, owner: ClientConnection): Promise<Answer> {
     const cursor = frame['cursor'];
-    if (cursor === undefined) return this.begin(owner);
+    if (cursor === undefined) return this.begin(owner, frame['consistency'] !== 'serializable');
     const stream = this.open.get(cursor as number);
     if (stream === undefined || stream.owner !== owner) {
       return errorFrame('INVALID_ARGUMENT', `no snapshot ${String(cursor)} is open on this connection (it ended, waited past --max-snapshot-idle-ms, or was opened on another connection): save again`);
@@ -79,7 +82,7 @@ export class SnapshotStreams {
   }
 
   /** The connection closed: its streams end. */
-  closed(owner: object): void {
+  closed(owner: ClientConnection): void {
     for (const stream of [...this.open.values()]) if (stream.owner === owner) this.end(stream);
   }
 
@@ -88,8 +91,12 @@ export class SnapshotStreams {
     for (const stream of [...this.open.values()]) this.end(stream);
   }
 
-  private async begin(owner: object): Promise<Answer> {
+  private async begin(owner: ClientConnection, linearizable: boolean): Promise<Answer> {
     const { limits } = this.deps;
+    // One at a time per connection: a client never needs two, and one client must not take every slot.
+    for (const stream of this.open.values()) {
+      if (stream.owner === owner) return errorFrame('INVALID_ARGUMENT', `snapshot ${stream.cursor} is already open on this connection: read it to its end (or close the connection) first`);
+    }
     if (this.open.size + this.opening >= limits.snapshotStreamsMax) {
       return errorFrame('RESOURCE_EXHAUSTED', `${this.open.size + this.opening} snapshots are streaming from this member, its most: retry when one ends`, { limit: limitField(limits as Limits, 'snapshotStreamsMax') });
     }
@@ -97,7 +104,7 @@ export class SnapshotStreams {
     const tally = new StoreTally();
     let opened: Awaited<ReturnType<MemberRuntime['snapshotForClient']>>;
     try {
-      opened = await this.deps.runtime.snapshotForClient({ chunkBytes: this.deps.chunkBytes ?? CLIENT_SNAPSHOT_CHUNK_BYTES, observe: (key, value) => tally.add(key, value) });
+      opened = await this.deps.runtime.snapshotForClient({ chunkBytes: this.deps.chunkBytes ?? CLIENT_SNAPSHOT_CHUNK_BYTES, observe: (key, value) => tally.add(key, value), linearizable });
     } catch (error) {
       return refusal(error);
     } finally {
@@ -105,6 +112,12 @@ export class SnapshotStreams {
     }
     const stream: OpenStream = { cursor: this.nextCursor++, owner, chunks: opened.chunks[Symbol.asyncIterator](), tally, nextSeq: 1, tail: Promise.resolve(), idleTimer: null };
     this.open.set(stream.cursor, stream);
+    if (!owner.alive()) {
+      // The connection closed while the scan opened (its `closed` ran before this stream existed).
+      const first = await this.serve(stream); // starts the generator, so that ending it ends the scan
+      this.end(stream);
+      return first['ok'] === true ? errorFrame('UNAVAILABLE', 'the connection closed') : first;
+    }
     const { name, dbSize } = this.deps.member();
     this.deps.logger.info({ event: 'client_snapshot_opened', cursor: stream.cursor, index: opened.meta.index }, `a client snapshot at index ${opened.meta.index} began`);
     // Chunk 0 now: it starts the scan's generator, whose `finally` is what ends the scan.
@@ -134,8 +147,12 @@ export class SnapshotStreams {
     const { seq, last } = chunkPlace(chunk);
     const answer: Answer = { ok: true, cursor: stream.cursor, seq, last, chunk: Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString('base64') };
     if (last) {
-      answer['summary'] = stream.tally.summary();
       this.end(stream);
+      try {
+        answer['summary'] = stream.tally.summary();
+      } catch (error) {
+        return errorFrame('UNAVAILABLE', `the snapshot's records could not be counted (${(error as Error).message})`);
+      }
       this.deps.logger.info({ event: 'client_snapshot_done', cursor: stream.cursor, chunks: seq + 1 }, 'a client snapshot was sent whole');
     } else if (this.open.get(stream.cursor) === stream) {
       stream.idleTimer = setTimeout(() => {

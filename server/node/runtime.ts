@@ -60,7 +60,7 @@ export interface PeerLink {
 export interface StoreHome {
   readonly store: StateStore;
   /** The store's snapshot now: its applied index, and its chunks (read once, first carrying `base`). */
-  snapshot(options?: { readonly chunkBytes?: number; readonly observe?: PairObserver }): Promise<{ readonly appliedIndex: number; chunks(base: SnapshotMeta): AsyncIterable<Uint8Array> }>;
+  snapshot(options?: { readonly chunkBytes?: number; readonly observe?: PairObserver }): Promise<{ readonly appliedIndex: number; chunks(base: SnapshotMeta): AsyncIterable<Uint8Array>; close(): Promise<void> }>;
   /** Receive a snapshot stream beside the live store (staged, durable); answers its base. */
   receive(chunks: AsyncIterable<Uint8Array>): Promise<SnapshotMeta>;
   /** The base of the snapshot staged now and complete, or null. */
@@ -731,11 +731,18 @@ export class MemberRuntime {
    * term, the voters). `observe` sees each pair as it is streamed. The chunks must be consumed or
    * returned: the scan holds a RocksDB snapshot open until then.
    */
-  async snapshotForClient(options: { readonly chunkBytes: number; readonly observe?: PairObserver }): Promise<{ readonly meta: SnapshotMeta; readonly chunks: AsyncIterable<Uint8Array> }> {
+  async snapshotForClient(options: { readonly chunkBytes: number; readonly observe?: PairObserver; readonly linearizable: boolean }): Promise<{ readonly meta: SnapshotMeta; readonly chunks: AsyncIterable<Uint8Array> }> {
+    // Every write acknowledged before the backup began is in it: this member first applies up to
+    // the cluster's commit index (a linearizable read; a member cut off from a quorum may be
+    // asked for what it has instead), then writes its store through all it applied — the scan
+    // sees the store, which trails the applied state by the batches not yet written.
+    if (options.linearizable) await this.readLinearizable(() => null);
+    await this.deps.home.store.persist({ sync: false });
     const snapshot = await this.deps.home.snapshot(options);
     const term = this.raft.termAt(snapshot.appliedIndex);
     if (term === undefined) {
       // The log's low-water mark passed the store's index while the scan opened: a new scan sees the newer store.
+      await snapshot.close();
       throw new RequestError('UNAVAILABLE', `the log no longer holds the term of index ${snapshot.appliedIndex}; ask again`, null);
     }
     const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf: { voters: [...this.raft.status.voters] } };
@@ -754,7 +761,10 @@ export class MemberRuntime {
       try {
         const snapshot = await this.deps.home.snapshot();
         const term = this.raft.termAt(snapshot.appliedIndex);
-        if (term === undefined) throw new Error(`no term known for the store's applied index ${snapshot.appliedIndex}`);
+        if (term === undefined) {
+          await snapshot.close();
+          throw new Error(`no term known for the store's applied index ${snapshot.appliedIndex}`);
+        }
         const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf: message.snapshot.meta.conf };
         this.deps.logger.info({ event: 'snapshot_sending', to, index: meta.index }, `streaming a snapshot at ${meta.index} to ${to}`);
         await this.deps.link.sendSnapshot({ ...message, snapshot: { meta, data: null } }, snapshot.chunks(meta));

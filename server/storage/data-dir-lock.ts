@@ -27,6 +27,12 @@ export class DataDirInUse extends Error {
 }
 
 const LOCK_FILE = 'wardend.lock';
+/**
+ * Written first and removed last by `warden snapshot restore`: while it is there the directory
+ * holds a restore that did not finish, and wardend refuses to start on it (an empty member that
+ * started would vote and take writes as if it had never held anything).
+ */
+export const RESTORE_MARKER = 'RESTORE-INCOMPLETE';
 
 export async function lockDataDir(dataDir: string): Promise<DataDirLock> {
   mkdirSync(dataDir, { recursive: true });

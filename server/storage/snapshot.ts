@@ -42,6 +42,8 @@ export interface SnapshotStream {
   readonly appliedIndex: number;
   /** The chunks, the first carrying `base` (whose index must be appliedIndex). Once only. */
   chunks(base: SnapshotMeta): AsyncIterable<Uint8Array>;
+  /** End the scan without sending it (a stream whose chunks were never asked for holds it open). */
+  close(): Promise<void>;
 }
 
 /** Sees every pair of the store as the stream sends it (the meta record first), e.g. to count them. */
@@ -63,6 +65,11 @@ export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT
   let used = false;
   return {
     appliedIndex,
+    async close() {
+      if (used) return; // the chunks' own `finally` ends the scan
+      used = true;
+      await iterator.return?.();
+    },
     async *chunks(base: SnapshotMeta): AsyncIterable<Uint8Array> {
       // One scan, read once: a second pass would find it spent and send a "complete" empty store.
       if (used) throw new Error('snapshot: a stream can be sent once; open a new one to send again');
@@ -95,6 +102,15 @@ export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT
       }
     },
   };
+}
+
+/** The Raft base chunk 0 carries (its first record). Throws if the chunk is not a whole chunk 0. */
+export function chunkBase(chunk: Uint8Array): SnapshotMeta {
+  const { writes } = decodeChunk(chunk, 0);
+  const first = writes[0];
+  if (first?.type !== 'put' || first.key.length !== 1 || first.key[0] !== INSTALLED_BASE_KEY[0]) throw new Error('snapshot: the first chunk does not begin with the snapshot base');
+  const [index, term, voters] = openValue(first.value) as [number, number, string[]];
+  return { index, term, conf: { voters } };
 }
 
 /** Where a chunk stands in its stream: its sequence number, and whether it is the last. */

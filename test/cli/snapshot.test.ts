@@ -144,9 +144,23 @@ describe('warden snapshot', () => {
       const result = await runCli(['snapshot', 'restore', damaged, '--data-dir', dir, '--name', 'n1', '--initial-cluster', spec], { timeoutMs: 60_000 });
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(why);
-      // Nothing a member could start from: no log, no store.
+      // Nothing a member could start from: no log, no store, and the marker wardend refuses to start beside.
       expect(existsSync(join(dir, 'wal'))).toBe(false);
       expect(existsSync(join(dir, 'state'))).toBe(false);
+      expect(existsSync(join(dir, 'RESTORE-INCOMPLETE'))).toBe(true);
+    }
+    // A member started on such a directory refuses, saying why.
+    const lone = await Cluster.plan(1);
+    try {
+      mkdirSync(lone.dataDirOf('n1'), { recursive: true });
+      writeFileSync(join(lone.dataDirOf('n1'), 'RESTORE-INCOMPLETE'), '');
+      const member = lone.members[0]!;
+      lone.launch(member);
+      const exited = await new Promise<number | null>((resolve) => member.process!.once('close', resolve));
+      expect(exited).not.toBe(0);
+      expect(member.logs.join('\n')).toMatch(/holds a snapshot restore that did not finish/);
+    } finally {
+      await lone.stop();
     }
   }, 90_000);
 
@@ -177,6 +191,8 @@ describe('warden snapshot', () => {
       expect(second['ok']).toBe(true);
       expect(first['last']).toBe(false);
       // Past --max-snapshot-streams: refused, naming the limit.
+      // A second on the same connection: refused (one client cannot take every slot).
+      expect((await p1.request('snapshot'))['error']).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringMatching(/already open on this connection/) });
       const third = await p3.request('snapshot');
       expect(third['ok']).toBe(false);
       expect(third['error']).toMatchObject({ code: 'RESOURCE_EXHAUSTED', outcome: 'retry', limit: { name: 'snapshotStreamsMax', flag: '--max-snapshot-streams', value: 2 } });
@@ -196,6 +212,23 @@ describe('warden snapshot', () => {
       p2.close();
       p3.close();
     }
+  }, 60_000);
+
+  it('saves from a member cut off from a quorum only when asked for what it has (serializable)', async () => {
+    // Last in this file: it stops two of the source's members for good.
+    const alone = source.members[0]!;
+    await source.kill('n2');
+    await source.kill('n3');
+    const lonely = join(source.dataRoot, 'lonely.wsnap');
+    const refused = await runCli(['snapshot', 'save', lonely, '--timeout', '2000'], { endpoints: alone.clientUrl, timeoutMs: 30_000 });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/UNAVAILABLE/);
+    expect(existsSync(lonely)).toBe(false);
+    expect(existsSync(`${lonely}.part`)).toBe(false);
+    const saved = await runCli(['snapshot', 'save', lonely, '--consistency', 'serializable', '-o', 'json'], { endpoints: alone.clientUrl, timeoutMs: 30_000 });
+    expect(saved.stderr).toBe('');
+    expect(saved.code).toBe(0);
+    expect(JSON.parse(saved.stdout)).toMatchObject({ member: 'n1', revision, nodes: nodes.length + 1 });
   }, 60_000);
 });
 

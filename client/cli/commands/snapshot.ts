@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { extname } from 'node:path';
+import { dirname, extname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import type { CommandModule } from 'yargs';
@@ -75,17 +75,22 @@ const save: CommandModule<object, Args> = {
   builder: (y) =>
     y
       .positional('file', { type: 'string', describe: 'where to write it (written as FILE.part, renamed when whole)' })
+      .option('consistency', { choices: ['linearizable', 'serializable'] as const, default: 'linearizable', describe: 'linearizable: every write acknowledged before the save; serializable: what the member has (one cut off from a quorum)' })
       .example('$0 snapshot save backup.wsnap', 'a backup from the first member that answers')
-      .example('$0 --endpoints ws://10.0.0.2:7071 snapshot save n2.wsnap', 'from one member in particular'),
+      .example('$0 --endpoints ws://10.0.0.2:7071 snapshot save n2.wsnap', 'from one member in particular')
+      .example('$0 --endpoints ws://10.0.0.3:7071 snapshot save last.wsnap --consistency serializable', 'what a member has, when no quorum is left'),
   handler: action(
     async (ctx, args) => {
       const file = String(args['file']);
       const partial = `${file}.part`;
       const started = performance.now();
-      const download = await ctx.client.snapshot({ signal: ctx.signal });
+      const download = await ctx.client.snapshot({ signal: ctx.signal, consistency: args['consistency'] === 'serializable' ? 'serializable' : 'linearizable' });
       const { info } = download;
       const header: SnapshotFileHeader = { format: SNAPSHOT_FILE_FORMAT, createdAt: new Date().toISOString(), member: info.member, appliedIndex: info.appliedIndex, term: info.term, voters: info.voters };
-      const handle = await open(partial, 'w');
+      // 'wx': a second save to the same name at the same time fails here instead of interleaving.
+      const handle = await open(partial, 'wx').catch((error: NodeJS.ErrnoException) => {
+        throw error.code === 'EEXIST' ? new Error(`${partial} exists: another save to ${file} is running, or one was killed (remove the file)`) : error;
+      });
       const sha = createHash('sha256');
       const bar = progressBar(ctx.out, 'snapshot', info.sizeEstimate);
       let written = 0;
@@ -93,7 +98,8 @@ const save: CommandModule<object, Args> = {
       let chunkBytes = 0;
       const write = async (part: Uint8Array): Promise<void> => {
         sha.update(part);
-        await handle.write(part);
+        const { bytesWritten } = await handle.write(part);
+        if (bytesWritten !== part.length) throw new Error(`${partial}: wrote ${bytesWritten} of ${part.length} bytes (is the disk full?)`);
         written += part.length;
       };
       try {
@@ -110,11 +116,14 @@ const save: CommandModule<object, Args> = {
         const trailer: SnapshotFileTrailer = { chunks, chunkBytes, summary };
         await write(encodeSnapshotFileEnd(trailer));
         const digest = sha.digest();
-        await handle.write(digest);
+        const { bytesWritten } = await handle.write(digest);
+        if (bytesWritten !== digest.length) throw new Error(`${partial}: the checksum was not written whole (is the disk full?)`);
         written += digest.length;
         await handle.sync();
         await handle.close();
         await rename(partial, file);
+        await syncDirectory(dirname(resolve(file))); // the rename itself survives a crash once reported
+
         bar.stop();
         const seconds = (performance.now() - started) / 1000;
         const facts = { file, member: info.member, revision: summary.revision, appliedIndex: info.appliedIndex, term: info.term, nodes: summary.nodes, size: written, sha256: digest.toString('hex'), seconds: Number(seconds.toFixed(3)) };
@@ -123,10 +132,15 @@ const save: CommandModule<object, Args> = {
           simple: [`saved ${file}: revision ${summary.revision}, ${summary.nodes} nodes, ${bytes(written)} from ${info.member} in ${seconds.toFixed(1)} s (${bytes(written / Math.max(seconds, 0.001))}/s)`, `sha256 ${facts.sha256}`],
           table: { columns: ['FIELD', 'VALUE'], rows: factRows({ ...facts, size: bytes(written) }) },
         });
+        return 0;
       } catch (error) {
         bar.stop();
         await handle.close().catch(() => undefined);
         await rm(partial, { force: true });
+        if (ctx.signal.aborted) {
+          ctx.out.note('interrupted: no file was written');
+          return 130;
+        }
         throw error;
       }
     },
@@ -150,6 +164,26 @@ const status: CommandModule<object, Args> = {
     });
   }),
 };
+
+/** The flags of `execArgv` that load code (`--import tsx` in a checkout), for a child to run the same way. */
+function loaderFlags(execArgv: readonly string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const flag = execArgv[i]!;
+    if (['--import', '--require', '-r', '--loader', '--experimental-loader'].includes(flag) && i + 1 < execArgv.length) kept.push(flag, execArgv[++i]!);
+    else if (/^--(import|require|loader|experimental-loader)=/.test(flag)) kept.push(flag);
+  }
+  return kept;
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
 
 /** The restore program beside this CLI: server/restore-main (.ts in a checkout, .js when built). */
 function restoreProgram(): string {
@@ -176,7 +210,12 @@ const restore: CommandModule<object, Args> = {
     const name = String(args['name']);
     const initialCluster = String(args['initial-cluster']);
     const started = performance.now();
-    const child = spawn(process.execPath, [...process.execArgv, restoreProgram(), '--file', file, '--data-dir', dataDir, '--name', name, '--initial-cluster', initialCluster, '--progress'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Only the loader flags (tsx in a checkout), not an --inspect the CLI was started with.
+    const loaders = loaderFlags(process.execArgv);
+    // Its own process group: Ctrl-C reaches the CLI, which tells the restore to stop and waits for it.
+    const child = spawn(process.execPath, [...loaders, restoreProgram(), '--file', file, '--data-dir', dataDir, '--name', name, '--initial-cluster', initialCluster, '--progress'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const stopChild = (): void => void child.kill('SIGTERM');
+    ctx.signal.addEventListener('abort', stopChild, { once: true });
     const stderr: string[] = [];
     child.stderr.setEncoding('utf8').on('data', (text: string) => stderr.push(text));
     const exited = new Promise<number>((resolve) => child.once('close', (code) => resolve(code ?? 1)));
@@ -193,7 +232,12 @@ const restore: CommandModule<object, Args> = {
       else if (typeof message['ok'] === 'boolean') outcome = message;
     }
     const code = await exited;
+    ctx.signal.removeEventListener('abort', stopChild);
     bar.stop();
+    if (ctx.signal.aborted) {
+      ctx.out.note(`interrupted: ${dataDir} holds an unfinished restore (wardend will not start on it); empty it to restore again`);
+      return 130;
+    }
     if (outcome === null || outcome['ok'] !== true) {
       const why = typeof outcome?.['error'] === 'string' ? outcome['error'] : `the restore program exited ${code}${stderr.length > 0 ? `: ${stderr.join('').trim().slice(0, 2_000)}` : ''}`;
       throw new Error(`restore failed: ${why}`);
@@ -210,7 +254,8 @@ const restore: CommandModule<object, Args> = {
       ],
       table: { columns: ['FIELD', 'VALUE'], rows: factRows(facts) },
     });
-  }),
+    return 0;
+  }, { long: true }),
 };
 
 export const snapshotCommand: CommandModule<object, Args> = {
