@@ -23,6 +23,7 @@ import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { open, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { readSnapshotFile, SnapshotFileError, type SnapshotFileHeader, type SnapshotFileTrailer } from '../shared/snapshot-file.js';
+import { restoredClusterId, writeClusterId } from './cluster-id.js';
 import { parseInitialCluster } from './server.js';
 import { lockDataDir, RESTORE_MARKER } from './storage/data-dir-lock.js';
 import { NodeFileSystem } from './storage/file-system.js';
@@ -50,6 +51,8 @@ export interface RestoreResult {
   readonly sha256: string;
   readonly voters: readonly string[];
   readonly dataDir: string;
+  /** The new cluster's identity: every member restored from this file into this --initial-cluster has it. */
+  readonly clusterId: string;
 }
 
 /** The data directory's own lock file: the only entry a fresh directory may hold. */
@@ -132,9 +135,12 @@ export async function restoreSnapshot(options: RestoreOptions): Promise<RestoreR
     } finally {
       wal.close();
     }
+    // A cluster of its own: members restored from another file, or an old cluster under the same names, are refused.
+    const clusterId = restoredClusterId(cluster, checked.sha256);
+    await writeClusterId(dataDir, clusterId);
     await rm(join(dataDir, RESTORE_MARKER));
     await syncDirectory(dataDir);
-    return { header, trailer: checked.trailer, sha256: checked.sha256, voters, dataDir };
+    return { header, trailer: checked.trailer, sha256: checked.sha256, voters, dataDir, clusterId };
   } finally {
     lock.release();
   }

@@ -24,6 +24,7 @@ import { PeerTransport } from './transport/peer-transport.js';
 import { startClientServer, type ClientServer } from './api/client-server.js';
 import { createHandlers } from './api/handlers.js';
 import { SnapshotStreams } from './api/snapshot-streams.js';
+import { clusterIdOf } from './cluster-id.js';
 import { TurnBudget } from './api/turn-budget.js';
 import { WatchHub } from './watch/hub.js';
 import type { NodeId } from './raft/types.js';
@@ -207,7 +208,8 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     // storage below opens must find someone to answer its hello (an unanswered one used to leave
     // a half-open channel that the dialler took for a live one, and the pair never spoke).
     let clientUrl = options.listenClient ?? 'ws://127.0.0.1:7071';
-    const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log }, peerServer);
+    const clusterId = await clusterIdOf(dataDir, cluster);
+    const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log, clusterId }, peerServer);
     undo.push(() => transport.close());
 
     // History is kept for the last 100,000 revisions (compacted automatically past twice that), so
@@ -293,6 +295,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       return {
         name,
         id: name,
+        clusterId,
         leader: s.leaderId,
         term: s.term,
         commit: s.commitIndex,
@@ -335,7 +338,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     runtime.start();
     const watchProgressMs = options.watchProgressMs ?? 10_000;
     const progressTimer = setInterval(guarded(() => hub.tick(watchProgressMs), 'watch progress'), Math.max(10, Math.min(1_000, watchProgressMs / 4)));
-    logger.info({ event: 'started', clientUrl, peerUrl, members: cluster.size }, 'member started');
+    logger.info({ event: 'started', clientUrl, peerUrl, members: cluster.size, clusterId }, 'member started');
 
     let closing: Promise<void> | null = null;
     return {

@@ -33,7 +33,7 @@ const FORWARD_TIMEOUT_MS = 10_000;
 const HANDSHAKE_TIMEOUT_MS = 3_000;
 
 type Frame =
-  | { readonly k: 'hello'; readonly from: NodeId; readonly clientUrl: string }
+  | { readonly k: 'hello'; readonly from: NodeId; readonly clientUrl: string; readonly cluster?: string }
   | { readonly k: 'raft'; readonly m: Message }
   | { readonly k: 'fwd'; readonly id: number; readonly entry: Uint8Array }
   | { readonly k: 'fwd-ok'; readonly id: number; readonly result: StateResult }
@@ -58,6 +58,12 @@ export interface PeerTransportOptions {
   readonly helloTimeoutMs?: number;
   /** A dial whose WebSocket upgrade has not completed by then is abandoned and redialled (default 3 s). */
   readonly handshakeTimeoutMs?: number;
+  /**
+   * This cluster's identity (server/cluster-id.ts), said in every hello: a peer that says another
+   * — a member of another cluster under the same names, or one restored from another snapshot —
+   * is refused, so two clusters never count each other's votes or acknowledgements.
+   */
+  readonly clusterId?: string;
 }
 
 export interface PeerHandlers {
@@ -74,6 +80,8 @@ export class PeerTransport implements PeerLink {
   private readonly sockets = new Map<NodeId, WebSocket>();
   private readonly coalescers = new WeakMap<WebSocket, () => void>();
   private readonly clientUrls = new Map<NodeId, string>();
+  /** When a peer of another cluster was last logged, so a redialling one does not flood the log. */
+  private readonly clusterRefusedAt = new Map<NodeId, number>();
   /** Requests to the leader awaiting its answer (forwarded writes, lease requests), by id. */
   private readonly forwards = new Map<number, { socket: WebSocket | undefined; isWrite: boolean; resolve: (answer: never) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -203,7 +211,7 @@ export class PeerTransport implements PeerLink {
     socket.binaryType = 'nodebuffer';
     socket.on('upgrade', (response: IncomingMessage) => this.coalescers.set(socket, writeCoalescer(response.socket)));
     socket.on('open', () => {
-      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl } satisfies Frame));
+      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId } satisfies Frame));
       // The channel is live only once the peer says who it is back: a peer whose transport is
       // not listening yet would otherwise leave us sending into a socket nobody reads.
       const timer = setTimeout(() => {
@@ -222,13 +230,21 @@ export class PeerTransport implements PeerLink {
           socket.close(1008, 'expected a hello from the member dialled');
           return;
         }
+        if (frame.cluster !== this.options.clusterId) {
+          this.refuseCluster(peer, frame.cluster);
+          socket.close(1008, 'another cluster');
+          return;
+        }
         this.clientUrls.set(peer, frame.clientUrl);
         this.adopt(peer, socket);
         attempt = 0;
       });
     });
     socket.on('error', () => undefined); // 'close' follows and redials
-    socket.on('close', () => {
+    socket.on('close', (code: number, reason: Buffer) => {
+      // The peer refused our hello as another cluster's: say so here too (it keeps redialling).
+      const other = code === 1008 ? /^another cluster: this is cluster (\S+)$/.exec(reason.toString()) : null;
+      if (other !== null) this.refuseCluster(peer, other[1]);
       if (this.sockets.get(peer) === socket) this.sockets.delete(peer);
       if (this.closed) return;
       // Exponential backoff with full jitter, so members restarting together do not dial in step.
@@ -256,16 +272,32 @@ export class PeerTransport implements PeerLink {
         socket.close(1008, 'not a member of this cluster');
         return;
       }
+      if (frame.cluster !== this.options.clusterId) {
+        this.refuseCluster(frame.from, frame.cluster);
+        socket.close(1008, `another cluster: this is cluster ${this.options.clusterId ?? '(none)'}`);
+        return;
+      }
       peer = frame.from;
       this.clientUrls.set(peer, frame.clientUrl);
       this.adopt(peer, socket);
       // Introduce ourselves back, so the dialler learns our client URL too (for leader hints).
-      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl } satisfies Frame));
+      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId } satisfies Frame));
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
       if (peer !== null && this.sockets.get(peer) === socket) this.sockets.delete(peer);
     });
+  }
+
+  /** A peer of another cluster under a member's name: logged (at most once a minute per peer), never adopted. */
+  private refuseCluster(peer: NodeId, theirs: string | undefined): void {
+    const now = Date.now();
+    if ((this.clusterRefusedAt.get(peer) ?? -Infinity) > now - 60_000) return;
+    this.clusterRefusedAt.set(peer, now);
+    this.options.logger.error(
+      { event: 'peer_other_cluster', peer, ours: this.options.clusterId ?? null, theirs: theirs ?? null },
+      `${peer} belongs to cluster ${theirs ?? '(none)'}, not this one (${this.options.clusterId ?? '(none)'}): refused. Was it restored from another snapshot, or left from an old cluster under the same names?`,
+    );
   }
 
   /** Use `socket` for `peer` from now on (a newer connection replaces an older one). */

@@ -95,6 +95,11 @@ describe('warden snapshot', () => {
       expect(result.code).toBe(0);
       expect(JSON.parse(result.stdout)).toMatchObject({ revision, voters: ['n1', 'n2', 'n3'] });
     }
+    // A cluster of its own: one identity for the three, not the source's (whose members would be refused).
+    const ids = target.members.map((m) => readFileSync(join(target.dataDirOf(m.name), 'cluster-id'), 'utf8').trim());
+    expect(new Set(ids).size).toBe(1);
+    expect(ids[0]).toBe((JSON.parse(results[0]!.stdout) as { clusterId: string }).clusterId);
+    expect(ids[0]).not.toBe(readFileSync(join(source.dataDirOf('n1'), 'cluster-id'), 'utf8').trim());
     for (const member of target.members) target.launch(member);
     await target.leader();
     const there = connect({ endpoints: target.members.map((m) => m.clientUrl).join(',') });

@@ -245,11 +245,11 @@ const restore: CommandModule<object, Args> = {
     const trailer = outcome['trailer'] as SnapshotFileTrailer;
     const voters = outcome['voters'] as string[];
     const seconds = (performance.now() - started) / 1000;
-    const facts = { dataDir: outcome['dataDir'], name, revision: trailer.summary.revision, appliedIndex: trailer.summary.appliedIndex, nodes: trailer.summary.nodes, voters: voters.join(','), sha256: outcome['sha256'], seconds: Number(seconds.toFixed(3)) };
+    const facts = { dataDir: outcome['dataDir'], name, clusterId: outcome['clusterId'], revision: trailer.summary.revision, appliedIndex: trailer.summary.appliedIndex, nodes: trailer.summary.nodes, voters: voters.join(','), sha256: outcome['sha256'], seconds: Number(seconds.toFixed(3)) };
     ctx.out.print({
       json: { ...facts, voters },
       simple: [
-        `restored ${file} into ${String(outcome['dataDir'])} for ${name}: revision ${trailer.summary.revision}, ${trailer.summary.nodes} nodes, cluster ${voters.join(', ')} (${seconds.toFixed(1)} s)`,
+        `restored ${file} into ${String(outcome['dataDir'])} for ${name}: revision ${trailer.summary.revision}, ${trailer.summary.nodes} nodes, cluster ${String(outcome['clusterId'])} of ${voters.join(', ')} (${seconds.toFixed(1)} s)`,
         `start it: wardend --name ${name} --data-dir ${dataDir} --initial-cluster ${initialCluster} --listen-client … --listen-peer …`,
       ],
       table: { columns: ['FIELD', 'VALUE'], rows: factRows(facts) },

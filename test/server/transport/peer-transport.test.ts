@@ -173,7 +173,7 @@ async function member(name: NodeId): Promise<Member> {
 const clientUrlOf = (name: NodeId): string => `ws://127.0.0.1/${name}-client`;
 
 /** Build `m`'s transport on its server (it answers hellos from now on), with a recording logger. */
-function build(m: Member, peers: ReadonlyMap<NodeId, string>, options: { helloTimeoutMs?: number; handshakeTimeoutMs?: number } = {}): PeerTransport {
+function build(m: Member, peers: ReadonlyMap<NodeId, string>, options: { helloTimeoutMs?: number; handshakeTimeoutMs?: number; clusterId?: string } = {}): PeerTransport {
   const record =
     (level: LogEvent['level']) =>
     (fields: Record<string, unknown>): void =>
@@ -397,6 +397,39 @@ describe('PeerTransport: sockets that are not members', () => {
     expect(closes.items[0]).toBe(1008);
     expect(a.log.items.some((e) => e.fields['event'] === 'peer_connected')).toBe(false);
     expect(a.transport!.clientUrlOf('b')).toBeNull();
+  });
+});
+
+describe('PeerTransport: cluster identity', () => {
+  it('refuses, both ways and with 1008, a peer that says another cluster: no channel, no message, an error logged', async () => {
+    const a = await member('a');
+    const b = await member('b');
+    const peers = new Map([['a', a.url], ['b', b.url]]);
+    build(a, peers, { clusterId: '1111111111111111', helloTimeoutMs: 500 });
+    build(b, peers, { clusterId: '2222222222222222', helloTimeoutMs: 500 });
+    start(a);
+    start(b);
+    // a dials b: b refuses the hello, and a learns why from the close.
+    expect((await logged(b, 'peer_other_cluster', 'a')).fields).toMatchObject({ ours: '2222222222222222', theirs: '1111111111111111' });
+    expect((await logged(a, 'peer_other_cluster', 'b')).fields).toMatchObject({ ours: '1111111111111111', theirs: '2222222222222222' });
+    a.transport!.send(heartbeat('a', 'b', 0));
+    b.transport!.send(heartbeat('b', 'a', 0));
+    expect([...a.log.items, ...b.log.items].some((e) => e.fields['event'] === 'peer_connected')).toBe(false);
+    expect(a.messages.items).toEqual([]);
+    expect(b.messages.items).toEqual([]);
+  });
+
+  it('connects peers that say the same cluster', async () => {
+    const a = await member('a');
+    const b = await member('b');
+    const peers = new Map([['a', a.url], ['b', b.url]]);
+    build(a, peers, { clusterId: '3333333333333333' });
+    build(b, peers, { clusterId: '3333333333333333' });
+    start(b);
+    start(a);
+    await logged(a, 'peer_connected', 'b');
+    a.transport!.send(heartbeat('a', 'b', 0));
+    await b.messages.until((items) => items.length >= 1, 'the heartbeat at b');
   });
 });
 
