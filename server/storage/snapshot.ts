@@ -29,6 +29,8 @@ import { crc32c } from './crc32c.js';
 import { RocksKvEngine } from './rocks-kv.js';
 
 export const SNAPSHOT_CHUNK_BYTES_DEFAULT = 1024 * 1024;
+/** The longest a snapshot stream reads records before it lets the event loop run. */
+const SCAN_SLICE_MS = 4;
 const CHUNK_FORMAT = 1;
 /** format u8 | seq u32 | last u8 | pairs u32 | crc u32 (over the header before it and the body) */
 const CHUNK_HEADER_BYTES = 14;
@@ -82,8 +84,16 @@ export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT
       let pairs: (readonly [Uint8Array, Uint8Array])[] = [[INSTALLED_BASE_KEY, sealValue([base.index, base.term, base.conf.voters])], first.value];
       observe?.(first.value[0], first.value[1]);
       let bytes = 0;
+      let sliceStarted = performance.now();
       try {
-        for (;;) {
+        for (let read = 0; ; read++) {
+          // The scan hands over records in batches, and a batch of small ones resolves as one run
+          // of microtasks: without a pause, a chunk of ten thousand records would hold the event
+          // loop (every client and peer of this member) for tens of milliseconds.
+          if ((read & 255) === 255 && performance.now() - sliceStarted >= SCAN_SLICE_MS) {
+            await new Promise<void>((resume) => setImmediate(resume));
+            sliceStarted = performance.now();
+          }
           const next = await iterator.next();
           if (next.done === true) break;
           if (next.value[0].length === 1 && next.value[0][0] === INSTALLED_BASE_KEY[0]) continue; // the sender's own, if it once installed one
