@@ -227,7 +227,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       watchesPerConnectionMax: limits.watchesPerConnectionMax,
       watchesMax: limits.watchesMax,
       fragmentBytesMax: limits.answerBytesMax,
-    });
+    }, (what) => logger.error({ event: 'watch_invariant_broken', what }, `watch invariant: ${what}; the watch was ended instead`));
     const runtime: MemberRuntime = new MemberRuntime(
       {
         id: name,

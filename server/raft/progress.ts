@@ -6,6 +6,8 @@
  * Must never: move `match` backwards, or let more than `maxInflight` appends be outstanding.
  */
 
+import { assert } from './log.js';
+
 export type ProgressState = 'probe' | 'replicate' | 'snapshot';
 
 export class Progress {
@@ -68,6 +70,7 @@ export class Progress {
   sentAppend(lastIndex: number, entryCount: number): void {
     if (this.state === 'replicate') {
       if (entryCount > 0) {
+        assert(this.inflight.length < this.maxInflight, `an append sent with ${this.inflight.length} in flight, the most allowed (${this.maxInflight})`);
         this.next = lastIndex + 1;
         this.inflight.push(lastIndex);
       }

@@ -526,6 +526,10 @@ export class Namespace {
   private commit(ws: WriteSet): ChangeEvent[] {
     if (ws.changes.size === 0) return [];
     const revision = ws.revision;
+    // A revision names one write on every member: reusing or skipping one would make two
+    // members' histories disagree on what it was. A member that breaches this stops (its apply
+    // throws), as etcd's raft panics, rather than serve a history that lies.
+    if (revision !== this.revisionNow + 1) throw new Error(`namespace invariant broken: a write at revision ${revision}, after ${this.revisionNow}`);
     // An event's prevNode is the node as it stood at the previous revision (etcd's prev_kv), not
     // some state inside this command that no revision ever had; so capture it before applying.
     const events: ChangeEvent[] = ws.events.map((e) => {

@@ -12,6 +12,7 @@
  */
 
 import { Decoder, Encoder } from '@msgpack/msgpack';
+import { validFrame } from './peer-frames.js';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import type { Message, NodeId, SnapshotMessage } from '../raft/types.js';
@@ -82,6 +83,8 @@ export class PeerTransport implements PeerLink {
   private readonly clientUrls = new Map<NodeId, string>();
   /** When a peer of another cluster was last logged, so a redialling one does not flood the log. */
   private readonly clusterRefusedAt = new Map<NodeId, number>();
+  /** When a peer's malformed frame was last logged. */
+  private readonly frameRefusedAt = new Map<NodeId, number>();
   /** Requests to the leader awaiting its answer (forwarded writes, lease requests), by id. */
   private readonly forwards = new Map<number, { socket: WebSocket | undefined; isWrite: boolean; resolve: (answer: never) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -289,6 +292,14 @@ export class PeerTransport implements PeerLink {
     });
   }
 
+  /** A frame from `peer` that is not a well-formed peer frame: dropped, and logged at most once a minute per peer. */
+  private refuseFrame(peer: NodeId): void {
+    const now = Date.now();
+    if ((this.frameRefusedAt.get(peer) ?? -Infinity) > now - 60_000) return;
+    this.frameRefusedAt.set(peer, now);
+    this.options.logger.warn({ event: 'peer_frame_invalid', peer }, `${peer} sent a frame that is not a well-formed peer frame; dropped (a newer or a broken member?)`);
+  }
+
   /** A peer of another cluster under a member's name: logged (at most once a minute per peer), never adopted. */
   private refuseCluster(peer: NodeId, theirs: string | undefined): void {
     const now = Date.now();
@@ -324,7 +335,10 @@ export class PeerTransport implements PeerLink {
     this.sockets.set(peer, socket);
     socket.on('message', (data: RawData) => {
       const frame = decode(data);
-      if (frame === null) return;
+      if (frame === null) {
+        this.refuseFrame(peer);
+        return;
+      }
       if (frame.k === 'hello') {
         if (frame.from === peer) this.clientUrls.set(peer, frame.clientUrl);
         return;
@@ -455,8 +469,8 @@ function decode(data: RawData): Frame | null {
   try {
     const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     // A plain Uint8Array view: decoded bytes (entry data) must not be Buffers, whose slice() is a view.
-    const frame = decoder.decode(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)) as Frame;
-    return typeof frame === 'object' && frame !== null && typeof (frame as { k?: unknown }).k === 'string' ? frame : null;
+    // Checked whole before anything reads it: a peer's garbage is refused, never trusted by a cast.
+    return validFrame<Frame>(decoder.decode(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)));
   } catch {
     return null;
   }

@@ -128,6 +128,8 @@ export class WatchHub {
     private readonly namespace: () => Namespace,
     private readonly nowMs: () => number,
     private readonly limits: WatchLimits = UNLIMITED,
+    /** Told when a stated invariant was about to break (the hub refused to break it): for the member's log. */
+    private readonly onInvariantBroken?: (what: string) => void,
   ) {}
 
   get size(): number {
@@ -415,6 +417,14 @@ export class WatchHub {
 
   /** Push one revision's events (or one fragment of them) to a watcher; on a full connection, cancel it instead. */
   private deliver(watcher: Watcher, revision: number, eventsJson: string, more: boolean): boolean {
+    if (revision <= watcher.lastRevision) {
+      // Ordered and unique: a revision at or below one already delivered would be a repeat or
+      // go backwards. Never sent; the watch ends and its client resumes right after the last
+      // revision it was given, and the breach is logged for the engineers.
+      this.onInvariantBroken?.(`watch ${watcher.id} was about to get revision ${revision} after ${watcher.lastRevision}`);
+      this.cancelWith(watcher, 'UNAVAILABLE', 'the member could not go on with this watch in order; resume from the revision given');
+      return false;
+    }
     const frame = `{"watch":${watcher.id},"revision":${revision},"events":${eventsJson}${more ? ',"more":true' : ''}}`;
     if (!watcher.sink.push(frame)) {
       this.cancelWith(watcher, 'SLOW_CONSUMER', 'the watcher did not read its events fast enough; resume from the revision given');

@@ -495,9 +495,15 @@ describe('PeerTransport: malformed frames from a member', () => {
     await logged(b, 'peer_connected', 'a');
     raw.socket.send(encode({ k: 'raft' }));
     raw.socket.send(encode({ k: 'snap', id: 1 }));
+    // Shaped like frames, wrong inside: each would have reached the core through a cast.
+    raw.socket.send(encode({ k: 'raft', m: { ...heartbeat('a', 'b', 5), term: -1 } }));
+    raw.socket.send(encode({ k: 'raft', m: { type: 'Append', from: 'a', to: 'b', term: 1, prevLogIndex: 0, prevLogTerm: 0, commit: 0, entries: [{ index: 1, term: 1, type: 'normal', data: 'not bytes' }] } }));
+    raw.socket.send(encode({ k: 'raft', m: { ...heartbeat('a', 'b', 6), type: 'Nonsense' } }));
     raw.socket.send(encode({ k: 'raft', m: heartbeat('a', 'b', 7) }));
     await b.messages.find((m) => m.type === 'Heartbeat' && m.commit === 7, 'the well-formed heartbeat after the bad frames');
-    expect(b.log.items.filter((e) => e.fields['event'] === 'peer_frame_refused').length).toBe(2);
+    expect(b.messages.items).toEqual([heartbeat('a', 'b', 7)]);
+    // Logged, but once a minute per peer: a broken peer cannot flood the log.
+    expect(b.log.items.filter((e) => e.fields['event'] === 'peer_frame_invalid' && e.fields['peer'] === 'a').length).toBe(1);
   });
 });
 
