@@ -22,6 +22,7 @@ import { ANSWER_BYTES_MAX_DEFAULT, WRITE_NODES_MAX_DEFAULT, WRITE_PATH_BYTES_MAX
 import { checkPath } from '../../shared/paths.js';
 import { jsonStringBytes, nodeWireBytes } from '../../shared/wire-size.js';
 import type { StateCommand, StateMachine, StateResult } from '../state/state-machine.js';
+import type { Compare, CompareOperator, CompareTarget, NodeView, TxnCommand, TxnOp } from '../state/types.js';
 import type { ClientStamp } from '../state/sessions.js';
 import { commandProblem } from '../state/validate.js';
 import type { MemberRuntime } from '../node/runtime.js';
@@ -103,7 +104,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     if (r.ok === false) return { revision: r.revision, ...errorFrame(r.code!, r.message!, r.limit === undefined ? {} : { limit: limitField(limits, r.limit) }) };
     return wireValue(result) as Answer;
   };
-  const write = async (command: StateCommand, client: unknown, shape: (result: StateResult) => StateResult = (r) => r): Promise<Answer> => {
+  const write = async (command: StateCommand, client: unknown, shape: (result: StateResult) => StateResult | Answer = (r) => r): Promise<Answer> => {
     try {
       return toWire(shape(await runtime.propose(command, client as ClientStamp | undefined)));
     } catch (error) {
@@ -120,7 +121,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     };
     return Object.keys(differing).length === 0 ? null : differing;
   })();
-  const namespaceWrite = (command: StateCommand, client: unknown, shape?: (result: StateResult) => StateResult): Promise<Answer> => {
+  const namespaceWrite = (command: StateCommand, client: unknown, shape?: (result: StateResult) => StateResult | Answer): Promise<Answer> => {
     const problem = commandProblem(command, { valueBytesMax: limits.valueBytesMax, operandBytesMax: limits.valueBytesMax, pathBytesMax: limits.pathBytesMax, txnOpsMax: limits.txnOpsMax });
     if (problem !== null) {
       return Promise.resolve(errorFrame(problem.code, problem.message, problem.limit === undefined ? {} : { limit: limitField(limits, problem.limit) }));
@@ -283,13 +284,12 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
  * A write's answer without the value the client just sent (the node's path and stat only), and
  * without the previous node unless asked for: an answer a fraction of the request's size.
  */
-function withoutValues(keepPrevNode: boolean): (result: StateResult) => StateResult {
+function withoutValues(keepPrevNode: boolean): (result: StateResult) => StateResult | Answer {
   return (result) => {
-    const r = result as Record<string, unknown>;
-    if (r['ok'] !== true || typeof r['node'] !== 'object' || r['node'] === null) return result;
-    const node = r['node'] as { path: string; stat: unknown };
-    const { prevNode, ...rest } = r;
-    return { ...rest, node: { path: node.path, stat: node.stat }, ...(keepPrevNode && prevNode !== undefined ? { prevNode } : {}) } as unknown as StateResult;
+    if (!result.ok || !('node' in result) || result.node === null || typeof result.node !== 'object') return result;
+    const { node, ...rest } = result;
+    const { prevNode, ...others } = rest as typeof rest & { prevNode?: unknown };
+    return { ...others, node: { path: node.path, stat: node.stat }, ...(keepPrevNode && prevNode !== undefined ? { prevNode } : {}) };
   };
 }
 
@@ -298,14 +298,15 @@ function withoutValues(keepPrevNode: boolean): (result: StateResult) => StateRes
  * state machine), its writes without values — the paths and stats, and a put's previous stat —
  * so writing big values never makes a big answer.
  */
-function txnWithoutValues(result: StateResult): StateResult {
-  const r = result as Record<string, unknown>;
-  if (r['ok'] !== true || r['op'] !== 'txn' || !Array.isArray(r['results'])) return result;
-  const strip = (node: unknown): unknown => (node === null || typeof node !== 'object' ? node : { path: (node as { path: string }).path, stat: (node as { stat: unknown }).stat });
-  const results = (r['results'] as Record<string, unknown>[]).map((op) =>
-    op['op'] === 'create' || op['op'] === 'put' ? { ...op, node: strip(op['node']), ...(op['op'] === 'put' ? { prevNode: strip(op['prevNode']) } : {}) } : op,
-  );
-  return { ...r, results } as unknown as StateResult;
+function txnWithoutValues(result: StateResult): StateResult | Answer {
+  if (!result.ok || !('op' in result) || result.op !== 'txn') return result;
+  const strip = (node: NodeView | null): Pick<NodeView, 'path' | 'stat'> | null => (node === null ? null : { path: node.path, stat: node.stat });
+  const results = result.results.map((op) => {
+    if (op.op === 'create') return { ...op, node: strip(op.node) };
+    if (op.op === 'put') return { ...op, node: strip(op.node), prevNode: strip(op.prevNode) };
+    return op;
+  });
+  return { ...result, results };
 }
 
 /** An answer's size in JSON, estimated without building it: its nodes (with values), names, leases. */
@@ -330,11 +331,30 @@ function pick(frame: Record<string, unknown>, keys: readonly string[]): Record<s
   return out;
 }
 
-function txnFromWire(f: Record<string, unknown>, value: (text: unknown, what: string) => Uint8Array): StateCommand {
-  const branch = (name: 'success' | 'failure'): Record<string, unknown>[] =>
-    ((f[name] as Record<string, unknown>[] | undefined) ?? []).map((op, i) => (op['op'] === 'create' || op['op'] === 'put' ? { ...op, value: value(op['value'], `${name} op ${i} value`) } : op));
-  const compare = ((f['compare'] as Record<string, unknown>[] | undefined) ?? []).map((c, i) =>
-    c['target'] === 'value' && typeof c['operand'] === 'string' ? { ...c, operand: value(c['operand'], `compare ${i} operand`) } : c,
+/** A txn frame as the state machine takes it: its shape is the protocol schema's (checked on arrival); only values change form, base64 to bytes. */
+function txnFromWire(f: Record<string, unknown>, value: (text: unknown, what: string) => Uint8Array): TxnCommand {
+  const branch = (name: 'success' | 'failure'): TxnOp[] => ((f[name] as Record<string, unknown>[] | undefined) ?? []).map((op, i) => opFromWire(op, () => value(op['value'], `${name} op ${i} value`)));
+  const compare = ((f['compare'] as Record<string, unknown>[] | undefined) ?? []).map(
+    (c, i): Compare => ({
+      path: c['path'] as string,
+      target: c['target'] as CompareTarget,
+      operator: c['operator'] as CompareOperator,
+      operand: c['target'] === 'value' && typeof c['operand'] === 'string' ? value(c['operand'], `compare ${i} operand`) : (c['operand'] as number | boolean),
+    }),
   );
-  return { op: 'txn', compare, success: branch('success'), failure: branch('failure') } as unknown as StateCommand;
+  return { op: 'txn', compare, success: branch('success'), failure: branch('failure') };
+}
+
+function opFromWire(op: Record<string, unknown>, bytes: () => Uint8Array): TxnOp {
+  const path = op['path'] as string;
+  switch (op['op']) {
+    case 'create':
+      return { op: 'create', path, value: bytes(), ...pick(op, ['sequential', 'lease', 'parents']) };
+    case 'put':
+      return { op: 'put', path, value: bytes(), ...pick(op, ['ifVersion', 'lease']) };
+    case 'delete':
+      return { op: 'delete', path, ...pick(op, ['ifVersion', 'recursive']) };
+    default:
+      return { op: 'get', path, ...pick(op, ['revision']) };
+  }
 }

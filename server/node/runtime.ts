@@ -20,8 +20,10 @@ import type { PairObserver } from '../storage/snapshot.js';
 import type { Entry, HardState, Message, NodeId, RaftStatus, RandomSource, Ready, SnapshotMessage, SnapshotMeta } from '../raft/types.js';
 import type { Wal } from '../storage/wal/wal.js';
 import type { RecoveredLog } from '../storage/wal/recover.js';
-import { ProposalWaitingList, ReadWaitingList, RequestError } from './waiting-list.js';
+import { ProposalWaitingList, ReadWaitingList, RequestError, STOPPING, stopping } from './waiting-list.js';
 import { LeaseKeeper, type LeaseStatus } from './lease-keeper.js';
+import { LeaseReadGate } from './lease-read-gate.js';
+import { RevisionWaiters } from './revision-waiters.js';
 import type { ChangeEvent, LeaseId } from '../state/types.js';
 
 /** A lease question only the leader can answer (it alone keeps lease deadlines). */
@@ -152,7 +154,7 @@ export class MemberRuntime {
   private ticker: unknown = null;
   private stopped = false;
   private readSeq = 0;
-  private revisionWaiters: { revision: number; resolve: () => void; reject: (e: Error) => void; deadline: number }[] = [];
+  private readonly revisionWaiters: RevisionWaiters;
   private lastDurableIndex: number;
   /** The hard state as last written to the WAL (a commit-only change is written without a sync). */
   private writtenHardState: HardState;
@@ -169,10 +171,7 @@ export class MemberRuntime {
   private persistScheduled = false;
   private handOff: { readonly deadline: number; readonly resolve: (handed: boolean) => void } | null = null;
   /** Lease reads: leadership probes in flight (by read request id), and the lease they earned. */
-  private readonly leaseProbes = new Map<string, { readonly issuedMs: number; readonly term: number }>();
-  private leaseUntilMs = 0;
-  private leaseTerm = -1;
-  private leaseProbeSeq = 0;
+  private readonly leaseGate: LeaseReadGate;
   /** Snapshots received one after another (each replaces the staged one). */
   private receiving: Promise<void> = Promise.resolve();
   private readonly snapshotEvery: number;
@@ -194,6 +193,8 @@ export class MemberRuntime {
     private readonly options: RuntimeOptions,
     private readonly deps: RuntimeDeps,
   ) {
+    this.revisionWaiters = new RevisionWaiters(() => this.deps.clock.monotonicMs());
+    this.leaseGate = new LeaseReadGate(options.id, () => this.deps.clock.monotonicMs(), () => this.leaseReadMs);
     this.snapshotEvery = options.snapshotEvery ?? 10_000;
     this.keepEntries = options.keepEntries ?? 5_000;
     this.snapshotBytes = options.snapshotBytes ?? 64 * 1024 * 1024;
@@ -301,7 +302,7 @@ export class MemberRuntime {
   start(): void {
     this.ticker = this.deps.timers.setInterval(() => {
       this.enqueue(() => this.raft.tick());
-      if (this.options.leaseReads !== undefined) this.enqueue(() => this.probeLease());
+      if (this.options.leaseReads !== undefined) this.enqueue(() => this.leaseGate.probe(this.raft.status, this.handOff !== null, (requestId) => this.raft.readIndex(requestId).ok));
       this.leaseKeeper.tick();
       this.reads.failOverdue(this.deps.clock.monotonicMs(), new RequestError('UNAVAILABLE', `no leader confirmed the read within ${READ_INDEX_WAIT_MS} ms; try again`, this.raft.status.leaderId));
       this.releaseRevisionWaiters();
@@ -312,7 +313,7 @@ export class MemberRuntime {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.ticker !== null) this.deps.timers.clearInterval(this.ticker);
-    this.failWaiting('the member is stopping');
+    this.failWaiting(STOPPING);
     await this.currentTurn;
     await this.deps.home.store.persist({ sync: true });
     this.deps.wal.close();
@@ -330,7 +331,7 @@ export class MemberRuntime {
       this.handOff = { deadline: this.deps.clock.monotonicMs() + timeoutMs, resolve };
       // The core catches the transferee up before it tells it to campaign (TimeoutNow).
       // The transferee campaigns with a forced vote, which followers grant inside a lease.
-      this.leaseUntilMs = 0;
+      this.leaseGate.close();
       this.enqueue(() => this.raft.transferLeadership(to));
     });
   }
@@ -394,7 +395,7 @@ export class MemberRuntime {
   async readLinearizable<T>(read: (machine: StateMachine) => T): Promise<T> {
     this.refuseIfStopped();
     // Within the read lease no other leader can exist: the commit index here is the latest.
-    if (this.leaseValid() && this.machine.appliedIndex >= this.raft.status.commitIndex) return read(this.machine);
+    if (this.leaseGate.open(this.raft.status, this.handOff !== null) && this.machine.appliedIndex >= this.raft.status.commitIndex) return read(this.machine);
     const requestId = `${this.options.id}/${++this.readSeq}`;
     const waiting = this.reads.add(requestId, this.deps.clock.monotonicMs() + READ_INDEX_WAIT_MS);
     this.enqueue(() => {
@@ -420,31 +421,8 @@ export class MemberRuntime {
 
   /** Resolves once this member has applied `revision` (read-your-writes); fails after `timeoutMs`. */
   whenRevision(revision: number, timeoutMs: number): Promise<void> {
-    if (this.stopped) return Promise.reject(new RequestError('UNAVAILABLE', 'the member is stopping', null));
-    if (this.machine.revision >= revision) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const waiter = { revision, resolve, reject, deadline: this.deps.clock.monotonicMs() + timeoutMs };
-      this.revisionWaiters.push(waiter);
-    });
-  }
-
-  /** Each tick a leader serving lease reads probes its leadership (a ReadIndex of its own); a confirmation extends the lease. */
-  private probeLease(): void {
-    if (this.raft.status.role !== 'leader' || this.handOff !== null || this.leaseProbes.size > 64) return;
-    const requestId = `${this.options.id}/lease/${++this.leaseProbeSeq}`;
-    // Taken before the round's heartbeat is sent: the lease counts from no later than that.
-    const issuedMs = this.deps.clock.monotonicMs();
-    if (this.raft.readIndex(requestId).ok) this.leaseProbes.set(requestId, { issuedMs, term: this.raft.status.term });
-  }
-
-  private leaseValid(): boolean {
-    return (
-      this.leaseUntilMs > 0 &&
-      this.handOff === null &&
-      this.raft.status.role === 'leader' &&
-      this.raft.status.term === this.leaseTerm &&
-      this.deps.clock.monotonicMs() < this.leaseUntilMs
-    );
+    if (this.stopped) return Promise.reject(stopping());
+    return this.revisionWaiters.wait(revision, this.machine.revision, timeoutMs);
   }
 
   private settleStaged(): void {
@@ -464,19 +442,18 @@ export class MemberRuntime {
     this.reads.failAll(error);
     for (const reject of this.queuedProposals) reject(error);
     this.queuedProposals.clear();
-    for (const waiter of this.revisionWaiters) waiter.reject(error);
-    this.revisionWaiters = [];
+    this.revisionWaiters.failAll(error);
     this.settleHandOff();
     this.settleStaged();
   }
 
   /** A stopped member (shut down, or its storage failed) serves nothing: its state may not be durable. */
   private refuseIfStopped(): void {
-    if (this.stopped) throw new RequestError('UNAVAILABLE', 'the member is stopping', null);
+    if (this.stopped) throw stopping();
   }
 
   private proposeEntry(entry: Uint8Array, mayForward: boolean): Promise<StateResult> {
-    if (this.stopped) return Promise.reject(new RequestError('UNAVAILABLE', 'the member is stopping', null));
+    if (this.stopped) return Promise.reject(stopping());
     return new Promise<StateResult>((resolve, reject) => {
       this.queuedProposals.add(reject);
       this.enqueue(() => {
@@ -650,24 +627,13 @@ export class MemberRuntime {
     // write stops the member like a failed fsync.
     if (rd.committedEntries.length > 0) this.persistSoon();
     for (const rs of rd.readStates) {
-      const probe = this.leaseProbes.get(rs.requestId);
-      if (probe === undefined) {
-        this.reads.readIndex(rs.requestId, rs.index);
-        continue;
-      }
-      this.leaseProbes.delete(rs.requestId);
-      // Confirmed: a quorum heard this leader after the probe was issued.
-      if (probe.term === this.raft.status.term && this.handOff === null) {
-        this.leaseUntilMs = Math.max(this.leaseUntilMs, probe.issuedMs + this.leaseReadMs);
-        this.leaseTerm = probe.term;
-      }
+      if (!this.leaseGate.confirmed(rs.requestId, this.raft.status, this.handOff !== null)) this.reads.readIndex(rs.requestId, rs.index);
     }
     this.reads.applied(this.machine.appliedIndex);
     this.releaseRevisionWaiters();
     if (rd.softState !== null) {
       const { role, leaderId } = rd.softState;
-      this.leaseUntilMs = 0;
-      this.leaseProbes.clear();
+      this.leaseGate.close();
       this.deps.logger.info({ event: 'role_changed', role, leader: leaderId, term: this.raft.status.term }, leaderId === null ? `now ${role}, no leader known` : `now ${role}, leader ${leaderId}`);
       if (role === 'leader' && this.leaseKeeper.term !== this.raft.status.term) this.leaseKeeper.becameLeader(this.raft.status.term);
       if (role !== 'leader' && this.leaseKeeper.leading) this.leaseKeeper.stoppedLeading();
@@ -700,15 +666,7 @@ export class MemberRuntime {
   }
 
   private releaseRevisionWaiters(): void {
-    if (this.revisionWaiters.length === 0) return;
-    const now = this.deps.clock.monotonicMs();
-    const revision = this.machine.revision;
-    this.revisionWaiters = this.revisionWaiters.filter((w) => {
-      if (w.revision <= revision) w.resolve();
-      else if (now >= w.deadline) w.reject(new RequestError('UNAVAILABLE', `this member has not reached revision ${w.revision} (at ${revision}); try another member`, this.raft.status.leaderId));
-      else return true;
-      return false;
-    });
+    this.revisionWaiters.release(this.machine.revision, this.raft.status.leaderId);
   }
 
   /** Apply one committed entry; answers how many node changes it made (its share of the turn's work). */

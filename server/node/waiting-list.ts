@@ -29,6 +29,14 @@ export class RequestError extends Error {
   }
 }
 
+/** Why a stopping member refuses what is asked of it (one wording everywhere). */
+export const STOPPING = 'the member is stopping';
+
+/** The refusal of a request to a member that is stopping: certainly not applied. */
+export function stopping(): RequestError {
+  return new RequestError('UNAVAILABLE', STOPPING, null);
+}
+
 interface Waiter<T> {
   readonly resolve: (value: T) => void;
   readonly reject: (error: Error) => void;
