@@ -12,7 +12,7 @@
 import type { ErrorCode } from '../../shared/errors.js';
 import { comparePaths, isAncestorOf, parentOf } from '../../shared/paths.js';
 import type { RevisionIndex } from './revision-index.js';
-import type { ChangeEvent, NodeView } from './types.js';
+import { eventKind, type ChangeEvent, type NodeView } from './types.js';
 
 /** One state of a path, from revision `since` until the next version's `since`. */
 export interface Version {
@@ -61,7 +61,7 @@ function eventAt(versions: readonly Version[], revision: number, path: string): 
       // created and deleted within one revision.
       if (version.node !== null && version.node.stat.modRevision !== version.since) return null;
       if (version.node === null && before === null) return null;
-      return { revision, kind: version.node === null ? 'delete' : before === null ? 'create' : 'put', path, node: version.node, prevNode: before };
+      return { revision, kind: eventKind(version.node, before), path, node: version.node, prevNode: before };
     }
     if (since < revision) lo = mid + 1;
     else hi = mid - 1;

@@ -143,3 +143,12 @@ export interface ChangeEvent {
   readonly node: NodeView | null;
   readonly prevNode: NodeView | null;
 }
+
+/**
+ * The event a path's change at one revision makes, from the node before and after it: the one
+ * rule the namespace's history replay and the watch hub's live events both follow, so a replayed
+ * stream reads as the live one did.
+ */
+export function eventKind(node: NodeView | null, prevNode: NodeView | null): ChangeKind {
+  return node === null ? 'delete' : prevNode === null ? 'create' : 'put';
+}

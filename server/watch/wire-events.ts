@@ -10,7 +10,7 @@
 import { comparePaths } from '../../shared/paths.js';
 import { jsonStringBytes, nodeWireBytes } from '../../shared/wire-size.js';
 import type { Namespace } from '../state/namespace.js';
-import type { ChangeEvent, NodeView } from '../state/types.js';
+import { eventKind, type ChangeEvent, type NodeView } from '../state/types.js';
 
 /**
  * One event per changed path (the node after the revision against the node before it), in path
@@ -30,7 +30,7 @@ export function onePerPath(events: readonly ChangeEvent[], namespace: Namespace)
     // command, e.g. a child created under it); from history, which still holds the revision.
     const node = last.node === null ? null : nodeAt(namespace, last.path, last.revision) ?? last.node;
     if (prevNode === null && node === null) continue; // created and deleted within the revision: no version
-    out.push({ revision: last.revision, kind: node === null ? 'delete' : prevNode === null ? 'create' : 'put', path: last.path, node, prevNode });
+    out.push({ revision: last.revision, kind: eventKind(node, prevNode), path: last.path, node, prevNode });
   }
   return out.sort((a, b) => comparePaths(a.path, b.path));
 }
