@@ -24,6 +24,9 @@ import { ProposalWaitingList, ReadWaitingList, RequestError, STOPPING, stopping 
 import { LeaseKeeper, type LeaseStatus } from './lease-keeper.js';
 import { LeaseReadGate } from './lease-read-gate.js';
 import { RevisionWaiters } from './revision-waiters.js';
+import { resolveRuntimeConfig, type RuntimeConfig, type RuntimeOptions } from './runtime-config.js';
+
+export type { RuntimeOptions } from './runtime-config.js';
 import type { ChangeEvent, LeaseId } from '../state/types.js';
 
 /** A lease question only the leader can answer (it alone keeps lease deadlines). */
@@ -88,41 +91,6 @@ export interface RuntimeLogger {
   error(fields: Record<string, unknown>, message: string): void;
 }
 
-export interface RuntimeOptions {
-  readonly id: NodeId;
-  readonly peers: readonly NodeId[];
-  readonly tickMs?: number;
-  readonly electionTicks?: number;
-  readonly heartbeatTicks?: number;
-  /** Make the store durable and move the log's low-water mark every this many applied entries. */
-  readonly snapshotEvery?: number;
-  /** Entries kept below the low-water mark, for followers a little behind. */
-  readonly keepEntries?: number;
-  /**
-   * Bytes of applied entries between snapshots, whichever of this and `snapshotEvery` comes
-   * first (default 64 MiB); at most half of it is kept below the mark. The log lives in memory
-   * until it is compacted: with 1 MiB values, 10,000 entries would be 10 GiB.
-   */
-  readonly snapshotBytes?: number;
-  /**
-   * Node changes (plus one per entry) one turn applies before it lets the network in: the rest of
-   * the committed entries are applied on the next turn (default 10,000).
-   */
-  readonly turnChangesMax?: number;
-  /** Milliseconds one turn may spend taking inputs, and applying, before it yields (default 10; on the injected clock). */
-  readonly turnApplyMsMax?: number;
-  /** The nodes one write may create or delete (--max-write-nodes), and their paths' bytes: one lease expiry entry deletes about that much at most. */
-  readonly writeNodesMax?: number;
-  readonly writePathBytesMax?: number;
-  /**
-   * Lease-based linearizable reads on the leader (Clock-Bound Wait), off by default. The leader
-   * serves a read from its own state, without a heartbeat round, while a quorum confirmed its
-   * leadership within the lease: (electionTicks − 1) ticks shrunk by `driftPercent` (how much
-   * faster any member's clock may run than this one's), less one tick. Every member of the
-   * cluster must enable it (they then refuse votes for an election timeout after a restart).
-   */
-  readonly leaseReads?: { readonly driftPercent: number };
-}
 
 export interface RuntimeDeps {
   readonly clock: RuntimeClock;
@@ -174,32 +142,25 @@ export class MemberRuntime {
   private readonly leaseGate: LeaseReadGate;
   /** Snapshots received one after another (each replaces the staged one). */
   private receiving: Promise<void> = Promise.resolve();
-  private readonly snapshotEvery: number;
-  private readonly keepEntries: number;
-  private readonly snapshotBytes: number;
   /** Applied entries since the last compaction mark, [index, bytes], oldest first: what the log holds above it. */
   private appliedSizes: [number, number][] = [];
   private appliedBytesSinceDurable = 0;
-  private readonly turnChangesMax: number;
   /** Snapshots streamed to followers and installed from a leader since start (for /status). */
   readonly snapshots = { sent: 0, installed: 0 };
   /** Work applied in this turn (node changes + entries); past turnChangesMax the turn yields. */
   private turnChanges = 0;
   /** Time spent applying in this turn; past turnApplyMsMax the turn yields. */
   private turnApplyMs = 0;
-  private readonly turnApplyMsMax: number;
+  private readonly config: RuntimeConfig;
 
   constructor(
-    private readonly options: RuntimeOptions,
+    options: RuntimeOptions,
     private readonly deps: RuntimeDeps,
   ) {
+    this.config = resolveRuntimeConfig(options);
+    const config = this.config;
     this.revisionWaiters = new RevisionWaiters(() => this.deps.clock.monotonicMs());
-    this.leaseGate = new LeaseReadGate(options.id, () => this.deps.clock.monotonicMs(), () => this.leaseReadMs);
-    this.snapshotEvery = options.snapshotEvery ?? 10_000;
-    this.keepEntries = options.keepEntries ?? 5_000;
-    this.snapshotBytes = options.snapshotBytes ?? 64 * 1024 * 1024;
-    this.turnChangesMax = options.turnChangesMax ?? 10_000;
-    this.turnApplyMsMax = options.turnApplyMsMax ?? 10;
+    this.leaseGate = new LeaseReadGate(config.id, () => this.deps.clock.monotonicMs(), () => config.leaseReadMs);
     const applied = this.machine.appliedIndex;
     this.lastDurableIndex = applied;
     const { recovered } = deps;
@@ -218,16 +179,16 @@ export class MemberRuntime {
     }
     this.raft = new Raft(
       {
-        id: options.id,
-        peers: options.peers,
+        id: config.id,
+        peers: config.peers,
         random: deps.random,
-        electionTicks: options.electionTicks ?? 10,
-        heartbeatTicks: options.heartbeatTicks ?? 1,
+        electionTicks: config.electionTicks,
+        heartbeatTicks: config.heartbeatTicks,
         preVote: true,
         checkQuorum: true,
         // A leader's read lease rests on followers not voting within an election timeout of its
         // heartbeat; a restarted member has forgotten that heartbeat.
-        quietAfterStart: options.leaseReads !== undefined,
+        quietAfterStart: config.leaseReads !== null,
         // Entries the store already holds are not handed out again.
         appliedIndex: applied,
       },
@@ -241,8 +202,8 @@ export class MemberRuntime {
         warn: (fields, message) => this.deps.logger.warn(fields, message),
       },
       this.electionTimeoutMs,
-      options.writeNodesMax,
-      options.writePathBytesMax,
+      config.writeNodesMax,
+      config.writePathBytesMax,
     );
   }
 
@@ -252,16 +213,12 @@ export class MemberRuntime {
    * (electionTicks − 1) of their ticks; their clocks may run faster by driftPercent.
    */
   get leaseReadMs(): number {
-    const lease = this.options.leaseReads;
-    if (lease === undefined) return 0;
-    const tickMs = this.options.tickMs ?? 100;
-    const ms = (((this.options.electionTicks ?? 10) - 1) * tickMs) / (1 + lease.driftPercent / 100) - tickMs;
-    return Math.max(0, Math.floor(ms));
+    return this.config.leaseReadMs;
   }
 
   /** The shortest election timeout, in ms. */
   get electionTimeoutMs(): number {
-    return (this.options.electionTicks ?? 10) * (this.options.tickMs ?? 100);
+    return this.config.electionTimeoutMs;
   }
 
   /**
@@ -269,7 +226,7 @@ export class MemberRuntime {
    * timeouts), so a lease outlives the leaderless time a failover can take.
    */
   get leaseTtlMinMs(): number {
-    return 2 * 2 * this.electionTimeoutMs;
+    return this.config.leaseTtlMinMs;
   }
 
   /**
@@ -280,7 +237,7 @@ export class MemberRuntime {
     this.refuseIfStopped();
     if (this.leaseKeeper.leading) return this.answerLeaseRequest(request);
     const leader = this.raft.status.leaderId;
-    if (leader === null || leader === this.options.id) throw new RequestError('UNAVAILABLE', 'no leader is known to keep leases now', null);
+    if (leader === null || leader === this.config.id) throw new RequestError('UNAVAILABLE', 'no leader is known to keep leases now', null);
     return this.deps.link.leaseRequest(leader, request);
   }
 
@@ -302,12 +259,12 @@ export class MemberRuntime {
   start(): void {
     this.ticker = this.deps.timers.setInterval(() => {
       this.enqueue(() => this.raft.tick());
-      if (this.options.leaseReads !== undefined) this.enqueue(() => this.leaseGate.probe(this.raft.status, this.handOff !== null, (requestId) => this.raft.readIndex(requestId).ok));
+      if (this.config.leaseReads !== null) this.enqueue(() => this.leaseGate.probe(this.raft.status, this.handOff !== null, (requestId) => this.raft.readIndex(requestId).ok));
       this.leaseKeeper.tick();
       this.reads.failOverdue(this.deps.clock.monotonicMs(), new RequestError('UNAVAILABLE', `no leader confirmed the read within ${READ_INDEX_WAIT_MS} ms; try again`, this.raft.status.leaderId));
       this.releaseRevisionWaiters();
       this.settleHandOff();
-    }, this.options.tickMs ?? 100);
+    }, this.config.tickMs);
   }
 
   async stop(): Promise<void> {
@@ -325,7 +282,7 @@ export class MemberRuntime {
    */
   async handOffLeadership(timeoutMs: number): Promise<boolean> {
     if (this.stopped || this.raft.status.role !== 'leader' || this.handOff !== null) return false;
-    const to = this.raft.status.voters.find((voter) => voter !== this.options.id);
+    const to = this.raft.status.voters.find((voter) => voter !== this.config.id);
     if (to === undefined) return false;
     return new Promise<boolean>((resolve) => {
       this.handOff = { deadline: this.deps.clock.monotonicMs() + timeoutMs, resolve };
@@ -396,7 +353,7 @@ export class MemberRuntime {
     this.refuseIfStopped();
     // Within the read lease no other leader can exist: the commit index here is the latest.
     if (this.leaseGate.open(this.raft.status, this.handOff !== null) && this.machine.appliedIndex >= this.raft.status.commitIndex) return read(this.machine);
-    const requestId = `${this.options.id}/${++this.readSeq}`;
+    const requestId = `${this.config.id}/${++this.readSeq}`;
     const waiting = this.reads.add(requestId, this.deps.clock.monotonicMs() + READ_INDEX_WAIT_MS);
     this.enqueue(() => {
       const result = this.raft.readIndex(requestId);
@@ -464,7 +421,7 @@ export class MemberRuntime {
           return;
         }
         const leader = proposed.leaderHint;
-        if (mayForward && proposed.code === 'NOT_LEADER' && leader !== null && leader !== this.options.id) {
+        if (mayForward && proposed.code === 'NOT_LEADER' && leader !== null && leader !== this.config.id) {
           this.deps.link.forward(leader, entry).then(resolve, reject);
           return;
         }
@@ -502,7 +459,7 @@ export class MemberRuntime {
         this.inbox = [];
         const started = this.deps.clock.monotonicMs();
         let taken = 0;
-        while (taken < inputs.length && (taken === 0 || this.deps.clock.monotonicMs() - started < this.turnApplyMsMax)) inputs[taken++]!();
+        while (taken < inputs.length && (taken === 0 || this.deps.clock.monotonicMs() - started < this.config.turnApplyMsMax)) inputs[taken++]!();
         if (taken < inputs.length) {
           this.inbox = [...inputs.slice(taken), ...this.inbox];
           yielded = true;
@@ -614,7 +571,7 @@ export class MemberRuntime {
     for (const entry of rd.committedEntries) {
       // At least one entry per turn; then, past the turn's work or time, the rest wait.
       const spentMs = this.turnApplyMs + (this.deps.clock.monotonicMs() - applyStarted);
-      if (this.turnChanges > 0 && (this.turnChanges >= this.turnChangesMax || spentMs >= this.turnApplyMsMax)) {
+      if (this.turnChanges > 0 && (this.turnChanges >= this.config.turnChangesMax || spentMs >= this.config.turnApplyMsMax)) {
         appliedThrough = entry.index - 1;
         break;
       }
@@ -743,15 +700,15 @@ export class MemberRuntime {
    */
   private async maybeCompact(): Promise<void> {
     const applied = this.machine.appliedIndex;
-    if (applied - this.lastDurableIndex < this.snapshotEvery && this.appliedBytesSinceDurable < this.snapshotBytes) return;
+    if (applied - this.lastDurableIndex < this.config.snapshotEvery && this.appliedBytesSinceDurable < this.config.snapshotBytes) return;
     await this.deps.home.store.persist({ sync: true });
     this.lastDurableIndex = applied;
     this.appliedBytesSinceDurable = 0;
-    let mark = applied - this.keepEntries;
+    let mark = applied - this.config.keepEntries;
     let kept = 0;
     for (let i = this.appliedSizes.length - 1; i >= 0; i--) {
       const [index, bytes] = this.appliedSizes[i]!;
-      if (index <= mark || kept + bytes > this.snapshotBytes / 2) {
+      if (index <= mark || kept + bytes > this.config.snapshotBytes / 2) {
         mark = Math.max(mark, index);
         break;
       }
