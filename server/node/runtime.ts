@@ -23,6 +23,7 @@ import type { RecoveredLog } from '../storage/wal/recover.js';
 import { ProposalWaitingList, ReadWaitingList, RequestError, STOPPING, stopping } from './waiting-list.js';
 import { LeaseKeeper, type LeaseStatus } from './lease-keeper.js';
 import { LeaseReadGate } from './lease-read-gate.js';
+import { LeadershipHandOff } from './hand-off.js';
 import { RevisionWaiters } from './revision-waiters.js';
 import { resolveRuntimeConfig, type RuntimeConfig, type RuntimeOptions } from './runtime-config.js';
 
@@ -137,7 +138,7 @@ export class MemberRuntime {
   /** Proposals queued but not yet handed to the core: failed if the member stops first. */
   private readonly queuedProposals = new Set<(error: Error) => void>();
   private persistScheduled = false;
-  private handOff: { readonly deadline: number; readonly resolve: (handed: boolean) => void } | null = null;
+  private readonly handOff: LeadershipHandOff;
   /** Lease reads: leadership probes in flight (by read request id), and the lease they earned. */
   private readonly leaseGate: LeaseReadGate;
   /** Snapshots received one after another (each replaces the staged one). */
@@ -160,6 +161,7 @@ export class MemberRuntime {
     this.config = resolveRuntimeConfig(options);
     const config = this.config;
     this.revisionWaiters = new RevisionWaiters(() => this.deps.clock.monotonicMs());
+    this.handOff = new LeadershipHandOff(() => this.deps.clock.monotonicMs());
     this.leaseGate = new LeaseReadGate(config.id, () => this.deps.clock.monotonicMs(), () => config.leaseReadMs);
     const applied = this.machine.appliedIndex;
     this.lastDurableIndex = applied;
@@ -259,7 +261,7 @@ export class MemberRuntime {
   start(): void {
     this.ticker = this.deps.timers.setInterval(() => {
       this.enqueue(() => this.raft.tick());
-      if (this.config.leaseReads !== null) this.enqueue(() => this.leaseGate.probe(this.raft.status, this.handOff !== null, (requestId) => this.raft.readIndex(requestId).ok));
+      if (this.config.leaseReads !== null) this.enqueue(() => this.leaseGate.probe(this.raft.status, this.handOff.active, (requestId) => this.raft.readIndex(requestId).ok));
       this.leaseKeeper.tick();
       this.reads.failOverdue(this.deps.clock.monotonicMs(), new RequestError('UNAVAILABLE', `no leader confirmed the read within ${READ_INDEX_WAIT_MS} ms; try again`, this.raft.status.leaderId));
       this.releaseRevisionWaiters();
@@ -280,27 +282,18 @@ export class MemberRuntime {
    * Hand leadership to another member before stopping (a clean SIGTERM): resolves once this
    * member no longer leads, or after `timeoutMs` (the caller stops anyway; the others elect).
    */
-  async handOffLeadership(timeoutMs: number): Promise<boolean> {
-    if (this.stopped || this.raft.status.role !== 'leader' || this.handOff !== null) return false;
+  handOffLeadership(timeoutMs: number): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
     const to = this.raft.status.voters.find((voter) => voter !== this.config.id);
-    if (to === undefined) return false;
-    return new Promise<boolean>((resolve) => {
-      this.handOff = { deadline: this.deps.clock.monotonicMs() + timeoutMs, resolve };
-      // The core catches the transferee up before it tells it to campaign (TimeoutNow).
-      // The transferee campaigns with a forced vote, which followers grant inside a lease.
+    return this.handOff.begin(this.raft.status.role === 'leader', to, timeoutMs, (transferee) => {
       this.leaseGate.close();
-      this.enqueue(() => this.raft.transferLeadership(to));
+      this.enqueue(() => this.raft.transferLeadership(transferee));
     });
   }
 
   /** Resolve a hand-off once leadership moved (a role change) or its time ran out (a tick). */
   private settleHandOff(): void {
-    const handOff = this.handOff;
-    if (handOff === null) return;
-    const handed = this.raft.status.role !== 'leader';
-    if (!handed && !this.stopped && this.deps.clock.monotonicMs() < handOff.deadline) return;
-    this.handOff = null;
-    handOff.resolve(handed);
+    this.handOff.settle(this.raft.status.role === 'leader', this.stopped);
   }
 
   /** A message from a peer. */
@@ -352,7 +345,7 @@ export class MemberRuntime {
   async readLinearizable<T>(read: (machine: StateMachine) => T): Promise<T> {
     this.refuseIfStopped();
     // Within the read lease no other leader can exist: the commit index here is the latest.
-    if (this.leaseGate.open(this.raft.status, this.handOff !== null) && this.machine.appliedIndex >= this.raft.status.commitIndex) return read(this.machine);
+    if (this.leaseGate.open(this.raft.status, this.handOff.active) && this.machine.appliedIndex >= this.raft.status.commitIndex) return read(this.machine);
     const requestId = `${this.config.id}/${++this.readSeq}`;
     const waiting = this.reads.add(requestId, this.deps.clock.monotonicMs() + READ_INDEX_WAIT_MS);
     this.enqueue(() => {
@@ -584,7 +577,7 @@ export class MemberRuntime {
     // write stops the member like a failed fsync.
     if (rd.committedEntries.length > 0) this.persistSoon();
     for (const rs of rd.readStates) {
-      if (!this.leaseGate.confirmed(rs.requestId, this.raft.status, this.handOff !== null)) this.reads.readIndex(rs.requestId, rs.index);
+      if (!this.leaseGate.confirmed(rs.requestId, this.raft.status, this.handOff.active)) this.reads.readIndex(rs.requestId, rs.index);
     }
     this.reads.applied(this.machine.appliedIndex);
     this.releaseRevisionWaiters();
