@@ -24,6 +24,7 @@ import { ProposalWaitingList, ReadWaitingList, RequestError, STOPPING, stopping 
 import { LeaseKeeper, type LeaseStatus } from './lease-keeper.js';
 import { LeaseReadGate } from './lease-read-gate.js';
 import { LeadershipHandOff } from './hand-off.js';
+import { SnapshotSender } from './snapshot-sender.js';
 import { RevisionWaiters } from './revision-waiters.js';
 import { resolveRuntimeConfig, type RuntimeConfig, type RuntimeOptions } from './runtime-config.js';
 
@@ -130,7 +131,7 @@ export class MemberRuntime {
   /** The turn running now, if any (stop() waits for it: its fdatasync may be in flight). */
   private currentTurn: Promise<void> | null = null;
   /** Peers a snapshot is streaming to now (one at a time each). */
-  private readonly snapshotsSending = new Set<NodeId>();
+  private readonly sender: SnapshotSender;
   /** A staged snapshot was stepped into the core this turn; discarded unless the core installs it. */
   private stagedStepped = false;
   /** Lets the next snapshot stream stage once the stepped one is installed or declined. */
@@ -146,8 +147,8 @@ export class MemberRuntime {
   /** Applied entries since the last compaction mark, [index, bytes], oldest first: what the log holds above it. */
   private appliedSizes: [number, number][] = [];
   private appliedBytesSinceDurable = 0;
-  /** Snapshots streamed to followers and installed from a leader since start (for /status). */
-  readonly snapshots = { sent: 0, installed: 0 };
+  /** Snapshots installed from a leader since start (for /status). */
+  private snapshotsInstalled = 0;
   /** Work applied in this turn (node changes + entries); past turnChangesMax the turn yields. */
   private turnChanges = 0;
   /** Time spent applying in this turn; past turnApplyMsMax the turn yields. */
@@ -162,6 +163,15 @@ export class MemberRuntime {
     const config = this.config;
     this.revisionWaiters = new RevisionWaiters(() => this.deps.clock.monotonicMs());
     this.handOff = new LeadershipHandOff(() => this.deps.clock.monotonicMs());
+    this.sender = new SnapshotSender({
+      home: deps.home,
+      link: deps.link,
+      logger: deps.logger,
+      termAt: (index) => this.raft.termAt(index),
+      voters: () => this.raft.status.voters,
+      failed: (to) => this.enqueue(() => this.raft.reportSnapshot(to, false)),
+      caughtUp: () => this.readLinearizable(() => undefined),
+    });
     this.leaseGate = new LeaseReadGate(config.id, () => this.deps.clock.monotonicMs(), () => config.leaseReadMs);
     const applied = this.machine.appliedIndex;
     this.lastDurableIndex = applied;
@@ -248,6 +258,11 @@ export class MemberRuntime {
     this.refuseIfStopped();
     if (!this.leaseKeeper.leading) throw new RequestError('NOT_LEADER', 'this member does not lead', this.raft.status.leaderId);
     return request.op === 'keepAlive' ? this.leaseKeeper.keepAlive(request.leases) : [this.leaseKeeper.timeToLive(request.lease)];
+  }
+
+  /** Snapshots streamed to followers and installed from a leader since start (for /status). */
+  get snapshots(): { readonly sent: number; readonly installed: number } {
+    return { sent: this.sender.sent, installed: this.snapshotsInstalled };
   }
 
   get machine(): StateMachine {
@@ -526,7 +541,7 @@ export class MemberRuntime {
       await home.installStaged();
       this.stagedStepped = false;
       this.settleStaged();
-      this.snapshots.installed += 1;
+      this.snapshotsInstalled += 1;
       this.deps.logger.info({ event: 'snapshot_installed', index: rd.snapshot.meta.index, term: rd.snapshot.meta.term }, `installed the leader's snapshot at ${rd.snapshot.meta.index}`);
       this.deps.onStoreReplaced?.();
       // Whether a proposal below the snapshot committed is inside the snapshot, not in any answer here.
@@ -554,7 +569,7 @@ export class MemberRuntime {
     }
     // 2. Send.
     for (const message of later) {
-      if (message.type === 'Snapshot') this.streamSnapshot(message);
+      if (message.type === 'Snapshot') this.sender.toFollower(message);
       else link.send(message);
     }
     // 3. Apply, within the turn's work bound: the entries beyond it wait for the next turn.
@@ -633,57 +648,9 @@ export class MemberRuntime {
     return events.length;
   }
 
-  /**
-   * A consistent snapshot of this member's store for a client's backup (`warden snapshot save`):
-   * the store at its durable applied index, with the Raft base a restore needs (that index, its
-   * term, the voters). `observe` sees each pair as it is streamed. The chunks must be consumed or
-   * returned: the scan holds a RocksDB snapshot open until then.
-   */
-  async snapshotForClient(options: { readonly chunkBytes: number; readonly observe?: PairObserver; readonly linearizable: boolean }): Promise<{ readonly meta: SnapshotMeta; readonly chunks: AsyncIterable<Uint8Array> }> {
-    // Every write acknowledged before the backup began is in it: this member first applies up to
-    // the cluster's commit index (a linearizable read; a member cut off from a quorum may be
-    // asked for what it has instead), then writes its store through all it applied — the scan
-    // sees the store, which trails the applied state by the batches not yet written.
-    if (options.linearizable) await this.readLinearizable(() => null);
-    await this.deps.home.store.persist({ sync: false });
-    const snapshot = await this.deps.home.snapshot(options);
-    const term = this.raft.termAt(snapshot.appliedIndex);
-    if (term === undefined) {
-      // The log's low-water mark passed the store's index while the scan opened: a new scan sees the newer store.
-      await snapshot.close();
-      throw new RequestError('UNAVAILABLE', `the log no longer holds the term of index ${snapshot.appliedIndex}; ask again`, null);
-    }
-    const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf: { voters: [...this.raft.status.voters] } };
-    return { meta, chunks: snapshot.chunks(meta) };
-  }
-
-  /**
-   * The leader's snapshot for a follower, streamed beside the update loop: the store as it is
-   * now, at its own applied index. A failed stream tells the core, which tries again sooner.
-   */
-  private streamSnapshot(message: SnapshotMessage): void {
-    const to = message.to;
-    if (this.snapshotsSending.has(to)) return;
-    this.snapshotsSending.add(to);
-    void (async () => {
-      try {
-        const snapshot = await this.deps.home.snapshot();
-        const term = this.raft.termAt(snapshot.appliedIndex);
-        if (term === undefined) {
-          await snapshot.close();
-          throw new Error(`no term known for the store's applied index ${snapshot.appliedIndex}`);
-        }
-        const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf: message.snapshot.meta.conf };
-        this.deps.logger.info({ event: 'snapshot_sending', to, index: meta.index }, `streaming a snapshot at ${meta.index} to ${to}`);
-        await this.deps.link.sendSnapshot({ ...message, snapshot: { meta, data: null } }, snapshot.chunks(meta));
-        this.snapshots.sent += 1;
-      } catch (error) {
-        this.deps.logger.warn({ event: 'snapshot_send_failed', to, error: (error as Error).message }, `a snapshot to ${to} did not go through`);
-        this.enqueue(() => this.raft.reportSnapshot(to, false));
-      } finally {
-        this.snapshotsSending.delete(to);
-      }
-    })();
+  /** A consistent snapshot of this member's store for a client's backup (see SnapshotSender.forClient). */
+  snapshotForClient(options: { readonly chunkBytes: number; readonly observe?: PairObserver; readonly linearizable: boolean }): Promise<{ readonly meta: SnapshotMeta; readonly chunks: AsyncIterable<Uint8Array> }> {
+    return this.sender.forClient(options);
   }
 
   /**
