@@ -10,8 +10,11 @@
  */
 
 import { WardenError } from '../shared/errors.js';
+import type { SnapshotSummary } from '../shared/snapshot-file.js';
 import type { CallOptions, Requests } from './requests.js';
 import { decodeBytes } from './values.js';
+
+export type { SnapshotSummary } from '../shared/snapshot-file.js';
 
 /** Where the snapshot comes from and what a restore makes of it. */
 export interface SnapshotInfo {
@@ -27,18 +30,6 @@ export interface SnapshotInfo {
   readonly sizeEstimate: number;
 }
 
-/** What the snapshot held, counted by the member as it streamed (known after the last chunk). */
-export interface SnapshotSummary {
-  readonly appliedIndex: number;
-  readonly revision: number;
-  readonly compactRevision: number;
-  /** Live nodes (the root not counted). */
-  readonly nodes: number;
-  /** Node versions kept, deleted ones included (the history it brings back). */
-  readonly versions: number;
-  readonly leases: number;
-  readonly sessions: number;
-}
 
 export interface SnapshotDownload {
   readonly info: SnapshotInfo;

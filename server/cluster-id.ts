@@ -15,9 +15,10 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { open, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { NodeId } from './raft/types.js';
+import { syncDirectory } from './storage/snapshot.js';
 
 export const CLUSTER_ID_FILE = 'cluster-id';
 
@@ -53,14 +54,8 @@ export function readClusterId(dataDir: string): string | null {
 export async function writeClusterId(dataDir: string, id: string): Promise<void> {
   const file = join(dataDir, CLUSTER_ID_FILE);
   await writeFile(file, `${id}\n`);
-  for (const path of [file, dataDir]) {
-    const handle = await open(path, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
+  await syncDirectory(file);
+  await syncDirectory(dataDir);
 }
 
 /** This member's identity: the one in its data directory, or (a new member, or one from before identities) a new cluster's, written there. */

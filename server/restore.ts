@@ -20,7 +20,7 @@
 
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
-import { open, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { readSnapshotFile, SnapshotFileError, type SnapshotFileHeader, type SnapshotFileTrailer } from '../shared/snapshot-file.js';
 import { restoredClusterId, writeClusterId } from './cluster-id.js';
@@ -28,7 +28,7 @@ import { parseInitialCluster } from './server.js';
 import { lockDataDir, RESTORE_MARKER } from './storage/data-dir-lock.js';
 import { NodeFileSystem } from './storage/file-system.js';
 import { RocksKvEngine } from './storage/rocks-kv.js';
-import { chunkBase, discardStaged, receiveSnapshot, swapInStaged } from './storage/snapshot.js';
+import { chunkBase, discardStaged, receiveSnapshot, swapInStaged, syncDirectory } from './storage/snapshot.js';
 import { StateStore } from './state/state-store.js';
 import { Wal, type WalLogger } from './storage/wal/wal.js';
 import { INSTALLED_BASE_KEY, sealValue } from './state/store-format.js';
@@ -151,14 +151,5 @@ function checkBase(chunk: Uint8Array, header: SnapshotFileHeader): void {
   const base = chunkBase(chunk);
   if (base.index !== header.appliedIndex || base.term !== header.term) {
     throw new SnapshotFileError(`the header says index ${header.appliedIndex} term ${header.term}, the chunks ${base.index} term ${base.term}: the file is damaged`);
-  }
-}
-
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

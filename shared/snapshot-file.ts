@@ -32,19 +32,24 @@ export interface SnapshotFileHeader {
   readonly voters: readonly string[];
 }
 
+/** What a snapshot holds, counted by the member as it streamed its store's records. */
+export interface SnapshotSummary {
+  readonly appliedIndex: number;
+  readonly revision: number;
+  readonly compactRevision: number;
+  /** Live nodes (the root not counted). */
+  readonly nodes: number;
+  /** Node versions kept, deleted ones included (the history a restore brings back). */
+  readonly versions: number;
+  readonly leases: number;
+  readonly sessions: number;
+}
+
 export interface SnapshotFileTrailer {
   readonly chunks: number;
   /** Bytes of the chunks together. */
   readonly chunkBytes: number;
-  readonly summary: {
-    readonly appliedIndex: number;
-    readonly revision: number;
-    readonly compactRevision: number;
-    readonly nodes: number;
-    readonly versions: number;
-    readonly leases: number;
-    readonly sessions: number;
-  };
+  readonly summary: SnapshotSummary;
 }
 
 export type SnapshotFilePart =

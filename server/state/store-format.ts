@@ -27,6 +27,7 @@
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { crc32c } from '@node-rs/crc32';
 import { ROOT } from '../../shared/paths.js';
+import type { SnapshotSummary } from '../../shared/snapshot-file.js';
 import type { ChangeTracker, VersionChange } from './changes.js';
 import type { KvWrite } from './kv-engine.js';
 import type { Lease } from './leases.js';
@@ -321,18 +322,6 @@ function hex(bytes: Uint8Array): string {
   return bytes.length > 48 ? `${shown}…` : shown;
 }
 
-/** What a store holds, counted from its records in key order (as a snapshot streams them). */
-export interface StoreSummary {
-  readonly appliedIndex: number;
-  readonly revision: number;
-  readonly compactRevision: number;
-  /** Live nodes (the root not counted). */
-  readonly nodes: number;
-  /** Node versions kept, deleted ones included (the history a restore brings back). */
-  readonly versions: number;
-  readonly leases: number;
-  readonly sessions: number;
-}
 
 /**
  * Counts a store's records as they stream past, in key order, without decoding node values: a
@@ -373,7 +362,7 @@ export class StoreTally {
     }
   }
 
-  summary(): StoreSummary {
+  summary(): SnapshotSummary {
     this.closePath();
     if (this.meta === null) throw new Error('snapshot: no meta record was seen');
     const { appliedIndex, revision, compactRevision } = this.meta;

@@ -315,7 +315,8 @@ async function appliedIndexAt(directory: string): Promise<number> {
   }
 }
 
-async function syncDirectory(path: string): Promise<void> {
+/** fsync a directory (or file): a rename, creation or removal in it survives a crash once this resolves. */
+export async function syncDirectory(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
     await handle.sync();

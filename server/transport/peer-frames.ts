@@ -51,11 +51,16 @@ const MESSAGE_FIELDS: Record<Message['type'], (m: Fields) => boolean> = {
   ReadIndexResp: (m) => name(m['requestId']) && count(m['index']),
 };
 
+/** Whether `value` is a Raft message whose every field the core reads is present and well typed. */
+function isMessage(value: unknown): value is Message {
+  if (!object(value) || !name(value['from']) || !name(value['to']) || !count(value['term'])) return false;
+  const check = MESSAGE_FIELDS[value['type'] as Message['type']] as ((m: Fields) => boolean) | undefined;
+  return check !== undefined && check(value);
+}
+
 /** A Raft message, checked whole; null if any field the core reads is missing or of the wrong type. */
 export function validMessage(value: unknown): Message | null {
-  if (!object(value) || !name(value['from']) || !name(value['to']) || !count(value['term'])) return null;
-  const check = MESSAGE_FIELDS[value['type'] as Message['type']] as ((m: Fields) => boolean) | undefined;
-  return check !== undefined && check(value) ? (value as unknown as Message) : null;
+  return isMessage(value) ? value : null;
 }
 
 const leaseIds = (value: unknown): boolean => Array.isArray(value) && value.length <= 100_000 && value.every((id) => count(id) && id > 0);
@@ -82,12 +87,17 @@ const FRAME_FIELDS: Record<string, (f: Fields) => boolean> = {
   'snap-end': (f) => count(f['id']),
 };
 
+/** Whether `value` is a peer frame whose every field the receiver reads is present and well typed (F: the receiver's frame union, which FRAME_FIELDS describes). */
+function isFrame<F extends { readonly k: string }>(value: unknown): value is F {
+  if (!object(value) || typeof value['k'] !== 'string') return false;
+  const check = FRAME_FIELDS[value['k']];
+  return check !== undefined && check(value);
+}
+
 /** A peer frame whose every field the receiver reads is present and well typed, or null. */
 export function validFrame<F extends { readonly k: string }>(value: unknown): F | null {
   try {
-    if (!object(value) || typeof value['k'] !== 'string') return null;
-    const check = FRAME_FIELDS[value['k']];
-    return check !== undefined && check(value) ? (value as unknown as F) : null;
+    return isFrame<F>(value) ? value : null;
   } catch {
     return null;
   }
