@@ -7,24 +7,11 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cluster } from '../integration/cluster.js';
-import { killAll, RunningCli, runCli, type CliResult } from './run.js';
+import { describe, expect, it } from 'vitest';
+import { cliSuite, RunningCli, runCli, type CliResult } from './run.js';
 
-let cluster: Cluster;
-let endpoints: string;
-const w = (args: string[], input?: string): Promise<CliResult> => runCli(args, { endpoints, ...(input === undefined ? {} : { input }) });
-
-beforeAll(async () => {
-  cluster = await Cluster.start(3);
-  await cluster.leader();
-  endpoints = cluster.members.map((m) => m.clientUrl).join(',');
-}, 60_000);
-
-afterAll(async () => {
-  killAll();
-  await cluster?.stop();
-});
+const suite = cliSuite();
+const w = (args: string[], input?: string): Promise<CliResult> => runCli(args, { endpoints: suite.endpoints, ...(input === undefined ? {} : { input }) });
 
 describe('warden CLI: usage', () => {
   it('exits 2 with a helpful message on bad usage', async () => {
@@ -81,7 +68,7 @@ describe('warden CLI: the namespace', () => {
     expect(table.stdout).toMatch(/version\s+0/);
     expect(stdinValue.stdout).toBe('line one\nline two\n');
     // WARDEN_OUTPUT picks the format; other WARDEN_* variables (wardend's, or the token `lock` passes) are not options.
-    const fromEnv = await runCli(['get', '/cli/a'], { endpoints, env: { WARDEN_OUTPUT: 'json', WARDEN_FENCING_TOKEN: '5', WARDEN_DATA_DIR: '/tmp/x' } });
+    const fromEnv = await runCli(['get', '/cli/a'], { endpoints: suite.endpoints, env: { WARDEN_OUTPUT: 'json', WARDEN_FENCING_TOKEN: '5', WARDEN_DATA_DIR: '/tmp/x' } });
     expect(fromEnv.code).toBe(0);
     expect(JSON.parse(fromEnv.stdout)).toMatchObject({ value: 'hello world' });
   });
@@ -176,7 +163,7 @@ describe('warden CLI: leases', () => {
     const id = grant.stdout.trim();
     expect(id).toMatch(/^\d+$/);
     // Kept alive (renewed every third of its TTL) while the rest runs.
-    const keep = new RunningCli(['lease', 'keepalive', id], { endpoints });
+    const keep = new RunningCli(['lease', 'keepalive', id], { endpoints: suite.endpoints });
     await keep.waitFor(/renewed/);
     expect((await w(['create', '/cli/eph', 'e', '--lease', id, '--parents'])).code).toBe(0);
     const [ttl, ttlJson, list] = await Promise.all([w(['lease', 'ttl', id, '--paths']), w(['lease', 'ttl', id, '-o', 'json']), w(['lease', 'list', '-o', 'table'])]);
@@ -196,7 +183,7 @@ describe('warden CLI: leases', () => {
 
 describe('warden CLI: members and endpoints', () => {
   it('lists members and shows every endpoint\'s status and health', async () => {
-    const leader = await cluster.leader();
+    const leader = await suite.cluster.leader();
     const [members, membersJson, status, statusJson, health] = await Promise.all([
       w(['member', 'list', '-o', 'table']),
       w(['member', 'list', '-o', 'json']),
@@ -209,14 +196,14 @@ describe('warden CLI: members and endpoints', () => {
     expect((JSON.parse(membersJson.stdout) as unknown[]).length).toBe(3);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/^ENDPOINT\s+NAME\s+ID\s+LEADER\s+TERM\s+COMMIT\s+APPLIED\s+REVISION\s+DB SIZE\s+WAL SIZE\s+RTT \(ms\)\s+LOOP LAG p99 \(ms\)\s+ERROR\n/);
-    for (const m of cluster.members) expect(status.stdout).toContain(m.clientUrl);
+    for (const m of suite.cluster.members) expect(status.stdout).toContain(m.clientUrl);
     const rows = JSON.parse(statusJson.stdout) as { status: { name: string; leader: string } }[];
     expect(rows.map((r) => r.status.name).sort()).toEqual(['n1', 'n2', 'n3']);
     expect(rows.every((r) => r.status.leader === leader)).toBe(true);
     expect(health.code).toBe(0);
     expect(health.stdout.match(/is healthy/g)?.length).toBe(3);
     // An endpoint nobody listens on: its row says so, and the command fails.
-    const withDead = await runCli(['endpoint', 'health', '--timeout', '1500'], { endpoints: `${endpoints},ws://127.0.0.1:9` });
+    const withDead = await runCli(['endpoint', 'health', '--timeout', '1500'], { endpoints: `${suite.endpoints},ws://127.0.0.1:9` });
     expect(withDead.code).toBe(1);
     expect(withDead.stdout).toMatch(/ws:\/\/127\.0\.0\.1:9 is unhealthy: UNAVAILABLE/);
   });
@@ -224,7 +211,7 @@ describe('warden CLI: members and endpoints', () => {
 
 describe('warden check perf', () => {
   it('runs a short load, says pass or fail (exit code to match), and leaves nothing behind', async () => {
-    const result = await runCli(['check', 'perf', '--duration', '2', '--prefix', '/perf-scratch', '-o', 'json'], { endpoints, timeoutMs: 30_000 });
+    const result = await runCli(['check', 'perf', '--duration', '2', '--prefix', '/perf-scratch', '-o', 'json'], { endpoints: suite.endpoints, timeoutMs: 30_000 });
     const report = JSON.parse(result.stdout) as { pass: boolean; puts: number; checks: { check: string; pass: boolean }[]; latencyMs: { max: number } };
     expect(result.code).toBe(report.pass ? 0 : 1);
     expect(report.puts).toBeGreaterThan(0);

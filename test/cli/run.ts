@@ -9,6 +9,9 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
+import type { Cluster } from '../integration/cluster.js';
+import { clusterForSuite } from '../integration/suite.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const MAIN = 'client/cli/main.ts';
@@ -116,4 +119,24 @@ export class RunningCli {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * What a CLI test file shares: a 3-member cluster (started, with a leader, before its tests;
+ * stopped and removed after them) and every CLI process a test left running killed after the
+ * file. Read `cluster` and `endpoints` inside tests (they are set once the cluster is up).
+ */
+export function cliSuite(): { readonly cluster: Cluster; readonly endpoints: string } {
+  let cluster: Cluster | undefined;
+  clusterForSuite((started) => (cluster = started));
+  afterAll(() => killAll());
+  return {
+    get cluster(): Cluster {
+      if (cluster === undefined) throw new Error('the suite\'s cluster is not up yet (read it inside a test)');
+      return cluster;
+    },
+    get endpoints(): string {
+      return this.cluster.members.map((m) => m.clientUrl).join(',');
+    },
+  };
 }
