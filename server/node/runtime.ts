@@ -24,6 +24,7 @@ import { ProposalWaitingList, ReadWaitingList, RequestError, STOPPING, stopping 
 import { LeaseKeeper, type LeaseStatus } from './lease-keeper.js';
 import { LeaseReadGate } from './lease-read-gate.js';
 import { LeadershipHandOff } from './hand-off.js';
+import { SnapshotReceiver } from './snapshot-receiver.js';
 import { SnapshotSender } from './snapshot-sender.js';
 import { RevisionWaiters } from './revision-waiters.js';
 import { resolveRuntimeConfig, type RuntimeConfig, type RuntimeOptions } from './runtime-config.js';
@@ -84,9 +85,6 @@ const READ_INDEX_WAIT_MS = 5_000;
 /** A part of a turn (its inputs, its apply) taking longer than this is logged with what it did. */
 const SLOW_TURN_PART_MS = 100;
 
-/** A snapshot message's data once its state is staged in the StoreHome (the core needs non-null). */
-const STAGED = new Uint8Array(0);
-
 export interface RuntimeLogger {
   info(fields: Record<string, unknown>, message: string): void;
   warn(fields: Record<string, unknown>, message: string): void;
@@ -132,23 +130,16 @@ export class MemberRuntime {
   private currentTurn: Promise<void> | null = null;
   /** Peers a snapshot is streaming to now (one at a time each). */
   private readonly sender: SnapshotSender;
-  /** A staged snapshot was stepped into the core this turn; discarded unless the core installs it. */
-  private stagedStepped = false;
-  /** Lets the next snapshot stream stage once the stepped one is installed or declined. */
-  private stagedSettled: (() => void) | null = null;
   /** Proposals queued but not yet handed to the core: failed if the member stops first. */
   private readonly queuedProposals = new Set<(error: Error) => void>();
   private persistScheduled = false;
   private readonly handOff: LeadershipHandOff;
   /** Lease reads: leadership probes in flight (by read request id), and the lease they earned. */
   private readonly leaseGate: LeaseReadGate;
-  /** Snapshots received one after another (each replaces the staged one). */
-  private receiving: Promise<void> = Promise.resolve();
+  private readonly receiver: SnapshotReceiver;
   /** Applied entries since the last compaction mark, [index, bytes], oldest first: what the log holds above it. */
   private appliedSizes: [number, number][] = [];
   private appliedBytesSinceDurable = 0;
-  /** Snapshots installed from a leader since start (for /status). */
-  private snapshotsInstalled = 0;
   /** Work applied in this turn (node changes + entries); past turnChangesMax the turn yields. */
   private turnChanges = 0;
   /** Time spent applying in this turn; past turnApplyMsMax the turn yields. */
@@ -163,6 +154,13 @@ export class MemberRuntime {
     const config = this.config;
     this.revisionWaiters = new RevisionWaiters(() => this.deps.clock.monotonicMs());
     this.handOff = new LeadershipHandOff(() => this.deps.clock.monotonicMs());
+    this.receiver = new SnapshotReceiver({
+      home: deps.home,
+      logger: deps.logger,
+      enqueue: (input) => this.enqueue(input),
+      step: (message) => this.raft.step(message),
+      stopped: () => this.stopped,
+    });
     this.sender = new SnapshotSender({
       home: deps.home,
       link: deps.link,
@@ -262,7 +260,7 @@ export class MemberRuntime {
 
   /** Snapshots streamed to followers and installed from a leader since start (for /status). */
   get snapshots(): { readonly sent: number; readonly installed: number } {
-    return { sent: this.sender.sent, installed: this.snapshotsInstalled };
+    return { sent: this.sender.sent, installed: this.receiver.installed };
   }
 
   get machine(): StateMachine {
@@ -322,27 +320,7 @@ export class MemberRuntime {
    * declines it, and the staged copy is thrown away).
    */
   receiveSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    const received = this.receiving.then(async () => {
-      const base = await this.deps.home.receive(chunks);
-      const meta = message.snapshot.meta;
-      if (base.index !== meta.index || base.term !== meta.term) throw new Error(`the stream holds ${base.index}/${base.term}, the message says ${meta.index}/${meta.term}`);
-      // The next stream may not stage (and so replace this one) until the core has installed
-      // or declined this one: a replaced stage under a logged base left a member that could
-      // not start.
-      await new Promise<void>((resolve) => {
-        this.stagedSettled = resolve;
-        this.enqueue(() => {
-          this.raft.step({ ...message, snapshot: { meta, data: STAGED } });
-          this.stagedStepped = true;
-        });
-        if (this.stopped) this.settleStaged();
-      });
-    });
-    this.receiving = received.catch((error: Error) => {
-      this.deps.logger.warn({ event: 'snapshot_receive_failed', from: message.from, error: error.message }, 'a snapshot from the leader did not arrive whole; the leader sends another');
-      return this.deps.home.discardStaged().catch(() => undefined);
-    });
-    return received;
+    return this.receiver.receive(message, chunks);
   }
 
   /** A client write: proposed here if this member leads, else forwarded to the leader. */
@@ -390,12 +368,6 @@ export class MemberRuntime {
     return this.revisionWaiters.wait(revision, this.machine.revision, timeoutMs);
   }
 
-  private settleStaged(): void {
-    const settled = this.stagedSettled;
-    this.stagedSettled = null;
-    settled?.();
-  }
-
   /**
    * Everything still waiting when the member stops or fails gets an answer: nothing hangs. A
    * proposal already in the log may yet commit (another leader may carry it on): its outcome is
@@ -409,7 +381,7 @@ export class MemberRuntime {
     this.queuedProposals.clear();
     this.revisionWaiters.failAll(error);
     this.settleHandOff();
-    this.settleStaged();
+    this.receiver.settle();
   }
 
   /** A stopped member (shut down, or its storage failed) serves nothing: its state may not be durable. */
@@ -486,13 +458,9 @@ export class MemberRuntime {
       if (this.deps.wal.wantsSpare) {
         this.deps.wal.prepareSpare().catch((error: Error) => this.deps.logger.warn({ event: 'wal_spare_failed', error: error.message }, 'could not prepare the next WAL segment ahead; the cut will fill it'));
       }
-      if (this.stagedStepped) {
-        // The core declined the snapshot (it already held that far): the staged copy must not
-        // be finished by a restart's recovery.
-        this.stagedStepped = false;
-        await this.deps.home.discardStaged();
-        this.settleStaged();
-      }
+      // The core declined a staged snapshot (it already held that far): the staged copy must
+      // not be finished by a restart's recovery.
+      await this.receiver.afterTurn();
     } catch (error) {
       this.fail(error as Error);
     } finally {
@@ -521,12 +489,7 @@ export class MemberRuntime {
     //    moved (a member relearns it from the leader). A leader's appends leave before its own
     //    fdatasync, so followers write in parallel with it (send-order.ts).
     if (rd.snapshot !== null) {
-      const staged = home.stagedMeta();
-      const wanted = rd.snapshot.meta;
-      if (staged === null || staged.index !== wanted.index || staged.term !== wanted.term) {
-        // Checked before the base is logged, so a failure here leaves a member that restarts.
-        throw new Error(`runtime: the snapshot to install (${wanted.index}/${wanted.term}) is not the one staged (${staged === null ? 'none' : `${staged.index}/${staged.term}`})`);
-      }
+      this.receiver.check(rd.snapshot.meta);
       // A store batch built on a turn after this one would land on the store being replaced.
       if (this.persistScheduled) {
         this.persistScheduled = false;
@@ -538,11 +501,7 @@ export class MemberRuntime {
       // not start.)
       wal.setBase({ meta: rd.snapshot.meta, replacesLog: true });
       await wal.syncAsync();
-      await home.installStaged();
-      this.stagedStepped = false;
-      this.settleStaged();
-      this.snapshotsInstalled += 1;
-      this.deps.logger.info({ event: 'snapshot_installed', index: rd.snapshot.meta.index, term: rd.snapshot.meta.term }, `installed the leader's snapshot at ${rd.snapshot.meta.index}`);
+      await this.receiver.install(rd.snapshot.meta);
       this.deps.onStoreReplaced?.();
       // Whether a proposal below the snapshot committed is inside the snapshot, not in any answer here.
       this.proposals.failThrough(rd.snapshot.meta.index, new RequestError('OUTCOME_UNKNOWN', "a leader's snapshot replaced the log before the write's answer was known", this.raft.status.leaderId));

@@ -147,7 +147,12 @@ describe('watches over the protocol', () => {
     // A bookmark on each connection: every event at or below its revision has been delivered.
     const end = (await writer.request('status'))['revision'] as number;
     for (const watch of [reference, ...watches]) await watch.client!.request('watchProgress');
-    await until(() => [reference, ...watches].every((w) => w.lastRevision >= end), 10_000, 'every watch reaching the last revision');
+    await until(() => [reference, ...watches].every((w) => w.lastRevision >= end), 10_000, 'every watch reaching the last revision').catch((error: Error) => {
+      // Say where each watch stood, and any cancel it got: a stalled watch is otherwise a bare timeout.
+      const where = [reference, ...watches].map((w) => `watch ${w.watchId} at ${w.lastRevision}${w.frames.some((f) => f['canceled'] === true) ? ` (cancelled: ${JSON.stringify(w.frames.find((f) => f['canceled'] === true))})` : ''}`);
+      const logs = cluster.members.flatMap((m) => m.logs.filter((l) => /watch_invariant_broken|snapshot_installed|slow_/.test(l)).map((l) => `${m.name}: ${l}`));
+      throw new Error(`${error.message}; the last revision is ${end}; ${where.join(', ')}${logs.length > 0 ? `\n${logs.slice(-20).join('\n')}` : ''}`);
+    });
 
     // Reliable for the reference: a replay from its start, on yet another member, is the same stream.
     const replay = new FollowedWatch(9, reference.spec, start);
