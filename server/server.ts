@@ -216,10 +216,11 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     // memory and disk stay bounded under a steady write load; reads below it answer COMPACTED.
     // The state machine refuses only values past the ceiling of --max-value-bytes: the member's
     // own bound is checked before a write is proposed, so members with different flags agree.
-    const home = await RocksStoreHome.open(join(dataDir, 'state'), { historyRevisions: HISTORY_REVISIONS_DEFAULT, valueBytesMax: VALUE_BYTES_CEILING, sessionsMax: SESSIONS_CEILING });
-    undo.push(() => home.close());
+    // The log first: its base decides whether a snapshot staged before a crash is swapped in.
     const { wal, log: recovered } = Wal.open(new NodeFileSystem(), join(dataDir, 'wal'), { logger: log });
     undo.push(() => wal.close());
+    const home = await RocksStoreHome.open(join(dataDir, 'state'), recovered.base?.meta.index ?? null, { historyRevisions: HISTORY_REVISIONS_DEFAULT, valueBytesMax: VALUE_BYTES_CEILING, sessionsMax: SESSIONS_CEILING });
+    undo.push(() => home.close());
     logger.info({ event: 'recovered', appliedIndex: home.store.machine.appliedIndex, lastIndex: recovered.lastIndex, term: recovered.hardState.term }, 'storage recovered');
 
     // The watch hub follows this member's applied revisions (a follower's clients watch it too).

@@ -7,7 +7,20 @@
  * Must never: change after the runtime starts (it is frozen); hold a default anywhere but here.
  */
 
-import type { NodeId } from '../raft/types.js';
+import type { NodeId, RaftConfig } from '../raft/types.js';
+
+/**
+ * Bugs the simulator plants in the runtime to prove it catches them (test/sim/plant.ts). wardend
+ * never sets them: server.ts builds its options field by field from its flags.
+ */
+export interface RuntimePlantedBugs {
+  /** Send every message of a Ready before its WAL sync, even those the persisting contract holds back. */
+  readonly sendBeforeSync?: boolean;
+  /** A leader applies the entries it appends before they commit. */
+  readonly applyBeforeCommit?: boolean;
+  /** Step a leader's snapshot into the core before its stream is staged whole. */
+  readonly stepBeforeStaged?: boolean;
+}
 
 export interface RuntimeOptions {
   readonly id: NodeId;
@@ -43,6 +56,12 @@ export interface RuntimeOptions {
    * cluster must enable it (they then refuse votes for an election timeout after a restart).
    */
   readonly leaseReads?: { readonly driftPercent: number };
+  /**
+   * The core's knobs the simulator turns to widen the windows where bugs hide (one entry per
+   * append, one append in flight, pre-vote or check-quorum off). wardend never sets them.
+   */
+  readonly core?: Pick<RaftConfig, 'preVote' | 'checkQuorum' | 'maxEntriesPerAppend' | 'maxInflightAppends' | 'plantedBugs'>;
+  readonly plantedBugs?: RuntimePlantedBugs;
 }
 
 export interface RuntimeConfig {
@@ -59,6 +78,8 @@ export interface RuntimeConfig {
   readonly writeNodesMax: number | undefined;
   readonly writePathBytesMax: number | undefined;
   readonly leaseReads: { readonly driftPercent: number } | null;
+  readonly core: NonNullable<RuntimeOptions['core']>;
+  readonly plantedBugs: RuntimePlantedBugs;
   /** The shortest election timeout, in ms. */
   readonly electionTimeoutMs: number;
   /**
@@ -94,6 +115,8 @@ export function resolveRuntimeConfig(options: RuntimeOptions): RuntimeConfig {
     writeNodesMax: options.writeNodesMax,
     writePathBytesMax: options.writePathBytesMax,
     leaseReads,
+    core: Object.freeze({ ...options.core }),
+    plantedBugs: Object.freeze({ ...options.plantedBugs }),
     electionTimeoutMs,
     leaseReadMs,
     leaseTtlMinMs: 2 * 2 * electionTimeoutMs,

@@ -49,6 +49,9 @@ export interface RuntimeTimers {
   defer(run: () => void): void;
 }
 
+/** What the runtime asks of the write-ahead log (the Wal, or the simulator's watch over one). */
+export type RuntimeWal = Pick<Wal, 'append' | 'setHardState' | 'setBase' | 'write' | 'syncAsync' | 'compact' | 'wantsSpare' | 'prepareSpare' | 'close'>;
+
 /** The member's side of the peer channels. */
 export interface PeerLink {
   /** Best effort: a message to a member that is down is dropped (Raft retries). */
@@ -96,7 +99,7 @@ export interface RuntimeDeps {
   readonly clock: RuntimeClock;
   readonly timers: RuntimeTimers;
   readonly random: RandomSource;
-  readonly wal: Wal;
+  readonly wal: RuntimeWal;
   readonly recovered: RecoveredLog;
   readonly home: StoreHome;
   readonly link: PeerLink;
@@ -107,6 +110,8 @@ export interface RuntimeDeps {
   readonly onApplied?: (events: readonly ChangeEvent[]) => void;
   /** A leader's snapshot replaced the store: revisions were skipped here. */
   readonly onStoreReplaced?: () => void;
+  /** Each committed entry as it is applied (the simulator checks every member applies the same). Must not throw or wait. */
+  readonly onEntryApplied?: (entry: Entry) => void;
 }
 
 type Input = () => void;
@@ -124,7 +129,7 @@ export class MemberRuntime {
   private readSeq = 0;
   private readonly revisionWaiters: RevisionWaiters;
   private lastDurableIndex: number;
-  /** The hard state as last written to the WAL (a commit-only change is written without a sync). */
+  /** The hard state as last given to the WAL (a commit-only change waits, staged, for the next sync). */
   private writtenHardState: HardState;
   /** The turn running now, if any (stop() waits for it: its fdatasync may be in flight). */
   private currentTurn: Promise<void> | null = null;
@@ -160,6 +165,7 @@ export class MemberRuntime {
       enqueue: (input) => this.enqueue(input),
       step: (message) => this.raft.step(message),
       stopped: () => this.stopped,
+      stepBeforeStaged: config.plantedBugs.stepBeforeStaged === true,
     });
     this.sender = new SnapshotSender({
       home: deps.home,
@@ -196,13 +202,17 @@ export class MemberRuntime {
         heartbeatTicks: config.heartbeatTicks,
         preVote: true,
         checkQuorum: true,
+        ...config.core,
         // A leader's read lease rests on followers not voting within an election timeout of its
         // heartbeat; a restarted member has forgotten that heartbeat.
         quietAfterStart: config.leaseReads !== null,
         // Entries the store already holds are not handed out again.
         appliedIndex: applied,
       },
-      { hardState: recovered.hardState, snapshot: recovered.base?.meta ?? null, entries: recovered.entries },
+      // The store applies only committed entries: what it holds was committed, even if the commit
+      // index the log last synced is lower (the store was synced at a compaction whose log sync a
+      // power cut interrupted — simulator seed 44).
+      { hardState: { ...recovered.hardState, commit: Math.max(recovered.hardState.commit, applied) }, snapshot: recovered.base?.meta ?? null, entries: recovered.entries },
     );
     this.leaseKeeper = new LeaseKeeper(
       {
@@ -276,7 +286,7 @@ export class MemberRuntime {
       this.enqueue(() => this.raft.tick());
       if (this.config.leaseReads !== null) this.enqueue(() => this.leaseGate.probe(this.raft.status, this.handOff.active, (requestId) => this.raft.readIndex(requestId).ok));
       this.leaseKeeper.tick();
-      this.reads.failOverdue(this.deps.clock.monotonicMs(), new RequestError('UNAVAILABLE', `no leader confirmed the read within ${READ_INDEX_WAIT_MS} ms; try again`, this.raft.status.leaderId));
+      this.reads.failOverdue(this.deps.clock.monotonicMs(), () => new RequestError('UNAVAILABLE', `no leader confirmed the read within ${READ_INDEX_WAIT_MS} ms; try again`, this.raft.status.leaderId));
       this.releaseRevisionWaiters();
       this.settleHandOff();
     }, this.config.tickMs);
@@ -519,13 +529,15 @@ export class MemberRuntime {
     if (mustSync) {
       later = [];
       for (const message of rd.messages) {
-        if (maySendBeforePersist(message, durableTerm)) link.send(message);
+        if (maySendBeforePersist(message, durableTerm) || (this.config.plantedBugs.sendBeforeSync === true && message.type !== 'Snapshot')) link.send(message);
         else later.push(message);
       }
       await wal.syncAsync();
-    } else {
-      wal.write();
     }
+    // A commit-only change is not written on its own: it waits, staged, for the next sync. (A
+    // member relearns its commit index from the leader, and the store's applied index bounds it
+    // from below at a restart. Written unsynced, a power cut could tear it while keeping the
+    // batch after it: a log damaged in its middle, which no member starts on — simulator seed 39.)
     // 2. Send.
     for (const message of later) {
       if (message.type === 'Snapshot') this.sender.toFollower(message);
@@ -533,6 +545,7 @@ export class MemberRuntime {
     }
     // 3. Apply, within the turn's work bound: the entries beyond it wait for the next turn.
     let appliedThrough: number | null = null;
+    if (this.config.plantedBugs.applyBeforeCommit === true && this.raft.status.role === 'leader') for (const entry of rd.entries) if (entry.index === this.machine.appliedIndex + 1) this.apply(entry);
     const applyStarted = this.deps.clock.monotonicMs();
     const changesBefore = this.turnChanges;
     for (const entry of rd.committedEntries) {
@@ -599,6 +612,7 @@ export class MemberRuntime {
     // A leader's no-op (or a config entry) still takes its index: the state machine refuses the
     // unknown op, changes nothing, and moves its applied index on (log time stays where it is).
     const body = entry.type === 'normal' && entry.data.length > 0 ? decodeEntry(entry.data) : { timeMs: 0, command: { op: 'noop' } };
+    this.deps.onEntryApplied?.(entry);
     const { result, events } = this.machine.apply({ index: entry.index, ...body });
     this.appliedSizes.push([entry.index, entry.data.length]);
     this.appliedBytesSinceDurable += entry.data.length;

@@ -26,6 +26,8 @@ export interface SnapshotReceiverDeps {
   step(message: SnapshotMessage): void;
   /** Whether the member is stopping (nothing will install a stage then). */
   stopped(): boolean;
+  /** Planted bug (the simulator's): step the message before the stream is staged whole. */
+  readonly stepBeforeStaged?: boolean;
 }
 
 export class SnapshotReceiver {
@@ -42,6 +44,7 @@ export class SnapshotReceiver {
   /** A leader's stream: staged, then stepped into the core. Rejects if it did not arrive whole (nothing is left staged). */
   receive(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
     const received = this.receiving.then(async () => {
+      if (this.deps.stepBeforeStaged === true) this.deps.enqueue(() => this.deps.step({ ...message, snapshot: { meta: message.snapshot.meta, data: STAGED } }));
       const base = await this.deps.home.receive(chunks);
       const meta = message.snapshot.meta;
       if (base.index !== meta.index || base.term !== meta.term) throw new Error(`the stream holds ${base.index}/${base.term}, the message says ${meta.index}/${meta.term}`);

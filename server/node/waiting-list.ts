@@ -93,11 +93,14 @@ export class ReadWaitingList {
   }
 
   /** Fail the reads still without a read index whose deadline is at or before `now` (in insertion order: oldest first). */
-  failOverdue(now: number, error: Error): void {
+  failOverdue(now: number, error: () => Error): void {
+    let failure: Error | null = null;
     for (const [requestId, waiter] of this.pending) {
       if (waiter.index !== null || waiter.deadline > now) continue;
       this.pending.delete(requestId);
-      waiter.reject(error);
+      // Built only when a read is overdue: every tick calls this, and an Error captures a stack.
+      failure ??= error();
+      waiter.reject(failure);
     }
   }
 

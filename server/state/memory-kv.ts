@@ -68,6 +68,15 @@ export class MemoryKvEngine implements KvEngine {
     this.closed = false;
   }
 
+  /** An independent copy, unsynced batches included (what a crash of it would keep is the same). */
+  clone(): MemoryKvEngine {
+    const copy = new MemoryKvEngine();
+    for (const [key, value] of this.tree.entries()) copy.tree.set(key.slice(), value.slice());
+    copy.unsynced = this.unsynced.map((undo) => undo.map(({ key, before }) => ({ key: key.slice(), before: before?.slice() })));
+    copy.closed = this.closed;
+    return copy;
+  }
+
   /** Every entry in key order, for comparing two engines byte for byte. */
   entries(): [Uint8Array, Uint8Array][] {
     return [...this.tree.entries()].map(([key, value]) => [key.slice(), value.slice()]);

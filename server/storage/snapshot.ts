@@ -52,10 +52,42 @@ export interface SnapshotStream {
 export type PairObserver = (key: Uint8Array, value: Uint8Array) => void;
 
 /**
+ * How a scan shares the event loop: its clock, and how it lets the loop run. A member uses the
+ * real ones; the simulator injects its own (a real clock there would make a seed unreplayable).
+ */
+export interface ScanPace {
+  now(): number;
+  pause(): Promise<void>;
+}
+
+const REAL_PACE: ScanPace = {
+  now: () => performance.now(),
+  pause: () => new Promise<void>((resume) => setImmediate(resume)),
+};
+
+/**
+ * Whether a complete staged store is swapped in at start: only if the log names it as its base
+ * (the core accepted it and its base was made durable before the swap) and it moves the state
+ * forward. A stage the log does not name was never installed — the core had not taken it, or
+ * declined it — and swapped in it left a store past the end of the log: a member that could not
+ * start (simulator seed 9 with read-without-quorum planted). One no newer than the live store
+ * (its install was overtaken) would roll the state back.
+ */
+export function finishesInstall(stagedApplied: number, liveApplied: number, logBaseIndex: number | null): boolean {
+  return stagedApplied === logBaseIndex && stagedApplied > liveApplied;
+}
+
+/** The applied index a store's meta record holds (-1: an empty store). */
+export async function appliedIndexOf(engine: KvEngine): Promise<number> {
+  const meta = await engine.get(META_KEY);
+  return meta === undefined ? -1 : ((openValue(meta) as unknown[])[1] as number);
+}
+
+/**
  * Begin a snapshot of `engine`: one scan, whose first pair (the meta record) gives the applied
  * index. `observe` sees each of the store's pairs as it goes into a chunk.
  */
-export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT_CHUNK_BYTES_DEFAULT, observe?: PairObserver): Promise<SnapshotStream> {
+export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT_CHUNK_BYTES_DEFAULT, observe?: PairObserver, pace: ScanPace = REAL_PACE): Promise<SnapshotStream> {
   const iterator = engine.scan(ALL)[Symbol.asyncIterator]();
   const first = await iterator.next();
   if (first.done === true || first.value[0].length !== 1 || first.value[0][0] !== META_KEY[0]) {
@@ -84,15 +116,15 @@ export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT
       let pairs: (readonly [Uint8Array, Uint8Array])[] = [[INSTALLED_BASE_KEY, sealValue([base.index, base.term, base.conf.voters])], first.value];
       observe?.(first.value[0], first.value[1]);
       let bytes = 0;
-      let sliceStarted = performance.now();
+      let sliceStarted = pace.now();
       try {
         for (let read = 0; ; read++) {
           // The scan hands over records in batches, and a batch of small ones resolves as one run
           // of microtasks: without a pause, a chunk of ten thousand records would hold the event
           // loop (every client and peer of this member) for tens of milliseconds.
-          if ((read & 255) === 255 && performance.now() - sliceStarted >= SCAN_SLICE_MS) {
-            await new Promise<void>((resume) => setImmediate(resume));
-            sliceStarted = performance.now();
+          if ((read & 255) === 255 && pace.now() - sliceStarted >= SCAN_SLICE_MS) {
+            await pace.pause();
+            sliceStarted = pace.now();
           }
           const next = await iterator.next();
           if (next.done === true) break;
@@ -264,15 +296,13 @@ export async function swapInStaged(directory: string): Promise<void> {
  * that did not, and bring back the old store if a crash fell between the two renames.
  * Returns what it did, for the log.
  */
-export async function recoverStateDirectory(directory: string): Promise<'finished-install' | 'discarded-partial-install' | 'restored-old' | 'nothing'> {
+export async function recoverStateDirectory(directory: string, logBaseIndex: number | null): Promise<'finished-install' | 'discarded-partial-install' | 'restored-old' | 'nothing'> {
   await mkdir(dirname(directory), { recursive: true });
   const incoming = `${directory}.incoming`;
   const old = `${directory}.old`;
   if (existsSync(`${incoming}/${COMPLETE_MARKER}`)) {
-    // Finish the install only if it moves the state forward; a staged store no newer than the
-    // live one (its install was overtaken) would roll the state back.
     const live = existsSync(directory) ? await appliedIndexAt(directory) : -1;
-    if ((await appliedIndexAt(incoming)) > live) {
+    if (finishesInstall(await appliedIndexAt(incoming), live, logBaseIndex)) {
       await swapInStaged(directory);
       return 'finished-install';
     }
@@ -308,8 +338,7 @@ export async function installedBase(engine: KvEngine): Promise<SnapshotMeta | nu
 async function appliedIndexAt(directory: string): Promise<number> {
   const engine = await RocksKvEngine.open(directory, { createIfMissing: false });
   try {
-    const meta = await engine.get(META_KEY);
-    return meta === undefined ? -1 : ((openValue(meta) as unknown[])[1] as number);
+    return await appliedIndexOf(engine);
   } finally {
     await engine.close();
   }

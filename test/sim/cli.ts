@@ -79,17 +79,19 @@ async function runInWorkers(): Promise<Summary[]> {
   return results.sort((a, b) => a.seed - b.seed);
 }
 
-function runInProcess(): Summary[] {
-  return seeds.map((seed) => {
+async function runInProcess(): Promise<Summary[]> {
+  const summaries: Summary[] = [];
+  for (const seed of seeds) {
     const startedMs = performance.now();
-    const result = runSimulation({ ...options, seed, trace: argv.trace });
+    const result = await runSimulation({ ...options, seed, trace: argv.trace });
     if (argv.trace) process.stdout.write(result.trace.join('\n') + '\n');
-    return { ...result, wallMs: performance.now() - startedMs };
-  });
+    summaries.push({ ...result, wallMs: performance.now() - startedMs });
+  }
+  return summaries;
 }
 
 const startedMs = performance.now();
-const results = argv.trace || seeds.length === 1 ? runInProcess() : await runInWorkers();
+const results = argv.trace || seeds.length === 1 ? await runInProcess() : await runInWorkers();
 const wallMs = performance.now() - startedMs;
 
 const unknown = results.filter((r) => r.violation === null && r.linearizability !== 'ok');

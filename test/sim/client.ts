@@ -1,17 +1,37 @@
 /**
- * A simulated client: one operation at a time (put, compare-and-set, linearizable get) on a
- * few shared registers, retried across members with the same (clientId, seq) until it gets an
- * answer, and recorded in the shared history format for the linearizability checker.
+ * A simulated client: first a client session (registered through the log, retried with the
+ * same nonce), then one operation at a time (put, compare-and-set, linearizable get) on a few
+ * shared registers, each write stamped with the session and its seq and retried across members
+ * with the same stamp until it gets an answer (exactly-once), and recorded in the shared history
+ * format for the linearizability checker.
  *
  * Must never: record an operation as done before its answer arrived, or reuse a seq for a
  * different command (that would make a retry apply something else).
  */
 
 import type { NodeId } from '../../server/raft/index.js';
-import type { Operation, RegisterInput, RegisterOutput } from '../linearizability/history.js';
-import type { ClientReply, ClientRequest } from './member.js';
-import type { RegisterCommand } from './register-machine.js';
+import type { Operation, RegisterInput, RegisterOutput, RegisterValue } from '../linearizability/history.js';
 import type { SimRandom } from './random.js';
+
+export type RegisterCommand =
+  | { readonly kind: 'put'; readonly key: string; readonly value: string }
+  | { readonly kind: 'cas'; readonly key: string; readonly expected: RegisterValue; readonly value: string };
+
+export interface Session {
+  readonly id: number;
+  readonly secret: string;
+}
+
+export type ClientRequest =
+  | { readonly kind: 'register'; readonly clientId: number; readonly requestId: string; readonly secret: string; readonly nonce: string }
+  | { readonly kind: 'write'; readonly clientId: number; readonly requestId: string; readonly session: Session; readonly seq: number; readonly command: RegisterCommand }
+  | { readonly kind: 'read'; readonly clientId: number; readonly requestId: string; readonly key: string };
+
+export type ClientReply =
+  | { readonly kind: 'registered'; readonly requestId: string; readonly sessionId: number }
+  | { readonly kind: 'written'; readonly requestId: string; readonly result: { readonly kind: 'put' } | { readonly kind: 'cas'; readonly ok: boolean } }
+  | { readonly kind: 'read'; readonly requestId: string; readonly value: RegisterValue }
+  | { readonly kind: 'error'; readonly requestId: string; readonly leaderHint: NodeId | null };
 
 export interface ClientProfile {
   readonly keys: readonly string[];
@@ -37,7 +57,8 @@ export interface ClientIo {
 }
 
 interface InFlight {
-  readonly input: RegisterInput;
+  /** A register operation, or the session registration that comes first (never in the history). */
+  readonly input: RegisterInput | { readonly kind: 'register' };
   readonly seq: number;
   readonly callTime: number;
   attempt: number;
@@ -56,6 +77,7 @@ export class SimClient {
   /** Where to send the retry after an error answer (the leader hint); null after a timeout. */
   private retryTarget: NodeId | null = null;
   private readonly lastSeen = new Map<string, string | null>();
+  private session: Session | null = null;
 
   constructor(
     readonly id: number,
@@ -106,6 +128,15 @@ export class SimClient {
       this.io.wakeAt(this.io.now() + this.random.between(1, 10), this.id, ++this.wakeToken);
       return;
     }
+    if (reply.kind === 'registered') {
+      if (op.input.kind !== 'register') return;
+      this.session = { id: reply.sessionId, secret: this.secret() };
+      this.current = null;
+      // The operation the registration went before starts now.
+      this.io.wakeAt(this.io.now(), this.id, ++this.wakeToken);
+      return;
+    }
+    if (op.input.kind === 'register') return;
     let output: RegisterOutput;
     if (reply.kind === 'read') {
       if (op.input.kind !== 'get') return;
@@ -122,6 +153,12 @@ export class SimClient {
   }
 
   private begin(): void {
+    if (this.session === null) {
+      // Seq 0 is the registration's: the session's writes are numbered from 1.
+      this.current = { input: { kind: 'register' }, seq: 0, callTime: this.io.now(), attempt: 0, requestId: '' };
+      this.retry(this.target);
+      return;
+    }
     const key = this.random.pick(this.profile.keys);
     const roll = this.random.intBelow(10);
     let input: RegisterInput;
@@ -142,7 +179,7 @@ export class SimClient {
   private retry(member: NodeId): void {
     const op = this.current!;
     const limit = this.profile.abandonAfterAttempts;
-    if (!this.finishing && limit > 0 && op.attempt >= limit && this.abandoned < this.profile.abandonMax) {
+    if (op.input.kind !== 'register' && !this.finishing && limit > 0 && op.attempt >= limit && this.abandoned < this.profile.abandonMax) {
       this.abandoned++;
       // Give up: a write's outcome is now unknown; a read simply never happened.
       if (op.input.kind !== 'get') {
@@ -161,8 +198,13 @@ export class SimClient {
   }
 
   private request(op: InFlight): ClientRequest {
+    if (op.input.kind === 'register') return { kind: 'register', clientId: this.id, requestId: op.requestId, secret: this.secret(), nonce: `client-${this.id}` };
     if (op.input.kind === 'get') return { kind: 'read', clientId: this.id, requestId: op.requestId, key: op.input.key };
-    const command: RegisterCommand = op.input;
-    return { kind: 'write', clientId: this.id, requestId: op.requestId, command: { clientId: this.id, seq: op.seq, command } };
+    return { kind: 'write', clientId: this.id, requestId: op.requestId, session: this.session!, seq: op.seq, command: op.input };
+  }
+
+  /** The session's secret: fixed per client (the simulator has no crypto randomness), 32 hex digits. */
+  private secret(): string {
+    return this.id.toString(16).padStart(32, '0');
   }
 }

@@ -8,6 +8,11 @@
 
 type Saved = { target: object; key: string; value: unknown };
 
+/**
+ * Run `run` with the ambient sources stubbed out. An async run must never yield to the event
+ * loop (only to microtasks): the stubs stay in place until it settles, and nothing else in the
+ * process runs meanwhile.
+ */
 export function withoutAmbientNondeterminism<T>(run: () => T): T {
   const saved: Saved[] = [];
   const forbid = (target: object, key: string, what: string): void => {
@@ -22,9 +27,20 @@ export function withoutAmbientNondeterminism<T>(run: () => T): T {
   forbid(globalThis, 'setInterval', 'setInterval');
   forbid(globalThis, 'setImmediate', 'setImmediate');
   forbid(globalThis, 'queueMicrotask', 'queueMicrotask');
-  try {
-    return run();
-  } finally {
+  forbid(performance, 'now', 'performance.now');
+  const restore = (): void => {
     for (const { target, key, value } of saved.reverse()) (target as Record<string, unknown>)[key] = value;
+  };
+  let result: T;
+  try {
+    result = run();
+  } catch (error) {
+    restore();
+    throw error;
   }
+  if (!(result instanceof Promise)) {
+    restore();
+    return result;
+  }
+  return result.finally(restore) as T;
 }

@@ -10,18 +10,18 @@ import { runSimulation } from './simulation.js';
 import { withoutAmbientNondeterminism } from './determinism-guard.js';
 
 describe('determinism', () => {
-  it('replays a seed to the identical trace, history and figures', () => {
-    const a = runSimulation({ seed: 7, steps: 3000, trace: true });
-    const b = runSimulation({ seed: 7, steps: 3000, trace: true });
+  it('replays a seed to the identical trace, history and figures', async () => {
+    const a = await runSimulation({ seed: 7, steps: 3000, trace: true });
+    const b = await runSimulation({ seed: 7, steps: 3000, trace: true });
     expect(a.trace.length).toBeGreaterThan(1000);
     expect(b.trace).toEqual(a.trace);
     expect(b.history).toEqual(a.history);
     expect({ ...b, trace: [], history: [] }).toEqual({ ...a, trace: [], history: [] });
   });
 
-  it('different seeds take different paths', () => {
-    const a = runSimulation({ seed: 1, steps: 2000, trace: true });
-    const b = runSimulation({ seed: 2, steps: 2000, trace: true });
+  it('different seeds take different paths', async () => {
+    const a = await runSimulation({ seed: 1, steps: 2000, trace: true });
+    const b = await runSimulation({ seed: 2, steps: 2000, trace: true });
     expect(b.trace).not.toEqual(a.trace);
   });
 

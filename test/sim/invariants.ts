@@ -9,7 +9,7 @@
  */
 
 import type { Entry, Message, NodeId, RaftStatus } from '../../server/raft/index.js';
-import type { SimDisk } from './disk.js';
+import type { DurableView } from './watched-wal.js';
 
 export type Property =
   | 'election safety'
@@ -24,6 +24,9 @@ export type Property =
   | 'liveness: client operations'
   | 'liveness: convergence'
   | 'apply order'
+  | 'exactly once'
+  | 'recovery'
+  | 'runtime assertion'
   | 'core assertion';
 
 export class Violation extends Error {
@@ -64,12 +67,12 @@ export class SafetyChecker {
     this.wasLeader.delete(id);
   }
 
-  /** Entries are about to be persisted on `disk` (before the write): check them against every other log. */
-  onPersistEntries(id: NodeId, disk: SimDisk, entries: readonly Entry[]): void {
+  /** Entries are about to be persisted (before the write) on a log whose terms are `termAt`: check them against every other log. */
+  onPersistEntries(id: NodeId, termAt: (index: number) => number | undefined, entries: readonly Entry[]): void {
     let prevTerm: number | undefined;
     for (let k = 0; k < entries.length; k++) {
       const e = entries[k]!;
-      prevTerm = k === 0 ? disk.termAt(e.index - 1) : entries[k - 1]!.term;
+      prevTerm = k === 0 ? termAt(e.index - 1) : entries[k - 1]!.term;
       if (prevTerm === undefined) throw new Violation('log matching', `${id} persists ${e.index} with no entry before it`);
       const key = `${e.index}:${e.term}`;
       const identity = entryIdentity(e);
@@ -86,7 +89,7 @@ export class SafetyChecker {
   }
 
   /** A message is leaving `id`: everything it claims must already be on `disk`. */
-  onSend(id: NodeId, disk: SimDisk, m: Message): void {
+  onSend(id: NodeId, disk: DurableView, m: Message): void {
     const durable = disk.hardState;
     if (m.term > durable.term && m.type !== 'PreVote' && m.type !== 'PreVoteResp') {
       throw new Violation('persist before send', `${id} sent ${m.type} at term ${m.term} with term ${durable.term} on disk`);
@@ -124,7 +127,7 @@ export class SafetyChecker {
   }
 
   /** After every step: per-member checks, then leadership and commitment across members. */
-  afterStep(members: ReadonlyArray<{ id: NodeId; status: RaftStatus; termAt: (i: number) => number | undefined; appliedIndex: number }>): void {
+  afterStep(members: Iterable<{ readonly id: NodeId; readonly status: RaftStatus; termAt(i: number): number | undefined; readonly appliedIndex: number }>): void {
     for (const m of members) {
       const s = m.status;
       const last = this.lastCommit.get(m.id) ?? 0;
@@ -141,7 +144,7 @@ export class SafetyChecker {
         else if (leader !== m.id) throw new Violation('election safety', `${leader} and ${m.id} both lead term ${s.term}`);
         if (this.wasLeader.get(m.id) !== s.term) {
           this.wasLeader.set(m.id, s.term);
-          this.checkLeaderCompleteness(m.id, s, m.termAt);
+          this.checkLeaderCompleteness(m.id, s, (i) => m.termAt(i));
         }
       }
     }

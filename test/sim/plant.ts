@@ -8,7 +8,7 @@
 import type { SimOptions } from './simulation.js';
 import type { Property } from './invariants.js';
 
-export type PlantedBugName = 'commit-old-term' | 'read-without-quorum' | 'forget-vote' | 'vote-ignores-log' | 'send-before-persist';
+export type PlantedBugName = 'commit-old-term' | 'read-without-quorum' | 'forget-vote' | 'vote-ignores-log' | 'send-before-persist' | 'apply-before-commit' | 'step-before-staged';
 
 export const PLANTED_BUGS: Record<PlantedBugName, { readonly plantedBugs: NonNullable<SimOptions['plantedBugs']>; readonly expected: readonly Property[]; readonly what: string }> = {
   'commit-old-term': {
@@ -23,7 +23,7 @@ export const PLANTED_BUGS: Record<PlantedBugName, { readonly plantedBugs: NonNul
   },
   'forget-vote': {
     plantedBugs: { forgetVoteOnRestart: true },
-    expected: ['election safety', 'leader completeness', 'state machine safety', 'linearizability'],
+    expected: ['election safety', 'log matching', 'leader completeness', 'state machine safety', 'linearizability'],
     what: 'a member forgets whom it voted for when it restarts',
   },
   'vote-ignores-log': {
@@ -32,8 +32,18 @@ export const PLANTED_BUGS: Record<PlantedBugName, { readonly plantedBugs: NonNul
     what: "a member grants its vote without checking the candidate's log is up to date",
   },
   'send-before-persist': {
-    plantedBugs: { sendBeforePersist: true },
+    plantedBugs: { sendBeforeSync: true },
     expected: ['persist before send'],
-    what: "a member sends a Ready's messages before its hard state and entries are durable",
+    what: "the runtime sends a Ready's messages before its WAL sync, even those the persisting contract holds back",
+  },
+  'apply-before-commit': {
+    plantedBugs: { applyBeforeCommit: true },
+    expected: ['applied <= committed'],
+    what: 'the runtime of a leader applies the entries it appends before they commit',
+  },
+  'step-before-staged': {
+    plantedBugs: { stepBeforeStaged: true },
+    expected: ['runtime assertion'],
+    what: "the runtime steps a leader's snapshot into the core before its stream is staged whole",
   },
 };

@@ -22,10 +22,10 @@ const SEED_BOUND = 300;
 
 describe('the simulator catches planted bugs', () => {
   for (const [name, bug] of Object.entries(PLANTED_BUGS) as [PlantedBugName, (typeof PLANTED_BUGS)[PlantedBugName]][]) {
-    it(`catches ${name}: ${bug.what}, within ${SEED_BOUND} seeds`, () => {
+    it(`catches ${name}: ${bug.what}, within ${SEED_BOUND} seeds`, async () => {
       let caught: { seed: number; property: string } | null = null;
       for (let seed = 1; seed <= SEED_BOUND && caught === null; seed++) {
-        const r = runSimulation({ seed, steps: CI_STEPS, plantedBugs: bug.plantedBugs });
+        const r = await runSimulation({ seed, steps: CI_STEPS, plantedBugs: bug.plantedBugs });
         if (r.violation !== null) caught = { seed, property: r.violation.property };
       }
       expect(caught, `no seed in 1..${SEED_BOUND} caught ${name}`).not.toBeNull();

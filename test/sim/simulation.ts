@@ -1,24 +1,38 @@
 /**
  * The deterministic cluster simulator. One seed decides everything: the cluster's fault
- * profile, every message delay, drop, duplicate and partition, every crash and restart, every
- * client operation. A run has a chaos phase (faults on) and a healing phase (faults off, every
- * member back) in which a leader must emerge and every client operation must finish within a
- * bound. Safety properties are checked after every step; the recorded client history is
- * checked for linearizability at the end.
+ * profile, every message delay, drop, duplicate and partition, every crash, power cut, pause
+ * and restart, every client operation. Every member is the production MemberRuntime
+ * (sim-member.ts) over the in-memory twins of its disks, its clock running at its own rate, its
+ * timers and turns events on the agenda, its peer link (messages, forwarded writes, snapshot
+ * streams, lease requests) the simulated network. A run has a chaos phase (faults on) and a
+ * healing phase (faults off, every member back) in which a leader must emerge and every client
+ * operation must finish within a bound. Safety properties are checked after every step; the
+ * recorded client history is checked for linearizability at the end, and every member's whole
+ * state (namespace, sessions, leases) must be byte-identical once they converge.
+ *
+ * The run is one chain of promises that never yields to the event loop: the runtime's awaits
+ * resolve as microtasks, which run in an order fixed by the seed; after each event the
+ * simulator lets them run for a bounded number of turns. So no timer, socket or other test can
+ * interleave with a run, and a seed replays exactly.
  *
  * Must never: read a real clock, real randomness or real timers (the run is wrapped so any
  * such leak throws), or let a member keep state across a crash that it did not persist.
  */
 
-import type { Message, NodeId, PlantedBugs } from '../../server/raft/index.js';
+import type { Message, NodeId, PlantedBugs, SnapshotMessage } from '../../server/raft/index.js';
+import type { LeaseRequest, PeerLink } from '../../server/node/runtime.js';
+import type { RuntimeOptions, RuntimePlantedBugs } from '../../server/node/runtime-config.js';
+import { RequestError } from '../../server/node/waiting-list.js';
+import type { ChangeEvent } from '../../server/state/types.js';
+import type { StateResult } from '../../server/state/state-machine.js';
+import type { LeaseStatus } from '../../server/node/lease-keeper.js';
 import type { History, Operation } from '../linearizability/history.js';
 import { checkHistory } from '../linearizability/checker.js';
-import { SimClient } from './client.js';
+import { SimClient, type ClientReply, type ClientRequest } from './client.js';
 import { PowerCut } from '../../server/storage/memory-file-system.js';
-import { SimDisk } from './disk.js';
 import { EventQueue } from './event-queue.js';
 import { SafetyChecker, Violation, type Property } from './invariants.js';
-import { SimMember, type ClientReply, type ClientRequest } from './member.js';
+import { MemberDisks, SimMember, forgetVote } from './sim-member.js';
 import { SimRandom } from './random.js';
 import { withoutAmbientNondeterminism } from './determinism-guard.js';
 import { describeMessage } from './trace.js';
@@ -30,7 +44,8 @@ export interface SimOptions {
   /** Events processed in the chaos phase. */
   readonly steps?: number;
   readonly trace?: boolean;
-  readonly plantedBugs?: PlantedBugs & { readonly forgetVoteOnRestart?: boolean; readonly sendBeforePersist?: boolean };
+  /** Bugs planted in the core (PlantedBugs), the disk (forgetVoteOnRestart) or the runtime (RuntimePlantedBugs). */
+  readonly plantedBugs?: PlantedBugs & RuntimePlantedBugs & { readonly forgetVoteOnRestart?: boolean };
 }
 
 export interface FaultCounts {
@@ -75,8 +90,8 @@ export interface SimResult {
 }
 
 type SimEvent =
-  | { readonly kind: 'tick'; readonly member: NodeId; readonly incarnation: number }
-  | { readonly kind: 'loop'; readonly member: NodeId; readonly incarnation: number }
+  /** A member's timer or deferred turn (dropped if that incarnation died), or a delivery to a member (whichever incarnation is up). */
+  | { readonly kind: 'run'; readonly member: NodeId; readonly incarnation: number | null; readonly run: () => void }
   | { readonly kind: 'raft'; readonly message: Message }
   | { readonly kind: 'request'; readonly member: NodeId; readonly request: ClientRequest }
   | { readonly kind: 'reply'; readonly clientId: number; readonly reply: ClientReply }
@@ -122,9 +137,19 @@ const HEAL_STEPS_MAX = 500_000;
 const HEALTHY_DELAY_MS_MAX = 10;
 /** Small WAL segments, so runs cut and compact away many of them. */
 const WAL_SEGMENT_BYTES = 4096;
+/** Microtask turns the runtime's awaits get after each event (a turn with a WAL sync takes about a dozen). */
+const SETTLE_TURNS = 16;
+/** A forwarded write or lease request with no answer by then fails, as the peer transport's does. */
+const PEER_ASK_TIMEOUT_MS = 1_000;
+/** Where the members' wall clocks start (log time). */
+const WALL_EPOCH_MS = 1_800_000_000_000;
+const decoder = new TextDecoder();
 
-export function runSimulation(options: SimOptions): SimResult {
-  return withoutAmbientNondeterminism(() => new Simulation(options).run());
+export async function runSimulation(options: SimOptions): Promise<SimResult> {
+  const simulation = new Simulation(options);
+  // The linearizability check runs after, outside the guard: its time budget reads a real clock.
+  await withoutAmbientNondeterminism(() => simulation.run());
+  return simulation.result();
 }
 
 class Simulation {
@@ -133,10 +158,13 @@ class Simulation {
   private readonly profile: FaultProfile;
   private readonly queue = new EventQueue<SimEvent>();
   private readonly checker = new SafetyChecker();
-  private readonly disks = new Map<NodeId, SimDisk>();
+  private readonly disks = new Map<NodeId, MemberDisks>();
   private readonly members = new Map<NodeId, SimMember>();
+  /** Bumped at every start and every crash: what a dead process still had in flight is dropped. */
   private readonly incarnations = new Map<NodeId, number>();
-  private readonly loopScheduled = new Set<NodeId>();
+  /** A violation a member's callback found (raised by the event loop, not inside the runtime). */
+  private pendingViolation: Error | null = null;
+  private readonly walCounts = { lost: 0, kept: 0, torn: 0, tornTailsCut: 0, segmentsDeleted: 0 };
   private readonly clients: SimClient[] = [];
   private readonly history: Operation[] = [];
   private readonly blocked = new Set<string>();
@@ -160,7 +188,7 @@ class Simulation {
     checkQuorum: boolean;
     preVote: boolean;
     heartbeatTicks: number;
-    quietAfterStart: boolean;
+    leaseReads: boolean;
   };
   /** Each member's clock runs at its own rate: a tick every tickMs of simulated time. */
   private readonly tickMs = new Map<NodeId, number>();
@@ -195,10 +223,9 @@ class Simulation {
       // So is pre-vote.
       preVote: this.random.pick([true, true, true, false]),
       heartbeatTicks: this.random.pick([1, 1, 2, 3]),
-      // A third of the seeds run members that refuse votes for an election timeout after each
-      // (re)start, as a cluster serving lease reads does (from the seed, not the random stream,
-      // so every other seed replays as before).
-      quietAfterStart: options.seed % 3 === 0,
+      // A third of the seeds serve lease reads (and so refuse votes for an election timeout after
+      // each restart), with the drift allowance set to cover the members' clock rates.
+      leaseReads: options.seed % 3 === 0,
     };
     for (const id of this.nodeIds) this.tickMs.set(id, this.random.between(TICK_MS - 3, TICK_MS + 3));
     this.trace(
@@ -206,30 +233,41 @@ class Simulation {
     );
   }
 
-  run(): SimResult {
-    let violation: SimResult['violation'] = null;
+  private violation: SimResult['violation'] = null;
+
+  async run(): Promise<void> {
     try {
-      this.boot();
-      while (this.step < this.chaosSteps) this.processNext();
-      this.heal();
+      await this.boot();
+      while (this.step < this.chaosSteps) await this.processNext();
+      await this.heal();
       while (!this.livenessReached()) {
         if (this.step > this.chaosSteps + HEAL_STEPS_MAX) throw new Violation('liveness: client operations', 'the healed cluster ran out of steps');
-        this.processNext();
+        await this.processNext();
       }
+    } catch (error) {
+      this.violation = this.toViolation(error);
+      this.trace(`VIOLATION ${this.violation.property}: ${this.violation.detail}`);
+    }
+  }
+
+  /** The run's figures, once the client history is checked for linearizability (if the run found nothing else). */
+  result(): SimResult {
+    if (this.violation === null) {
       const verdict = checkHistory(this.history as History, { timeoutMs: 20_000 });
       this.linearizability = verdict.verdict;
-      if (verdict.verdict === 'illegal') throw new Violation('linearizability', `key ${verdict.key}: ${verdict.explanation}`);
-    } catch (error) {
-      violation = this.toViolation(error);
-      this.trace(`VIOLATION ${violation.property}: ${violation.detail}`);
+      if (verdict.verdict === 'illegal') {
+        this.violation = { property: 'linearizability', detail: `key ${verdict.key}: ${verdict.explanation}`, step: this.step, atMs: this.now };
+        this.trace(`VIOLATION linearizability: ${this.violation.detail}`);
+      }
     }
+    const violation = this.violation;
     return {
       seed: this.options.seed,
       nodes: this.nodeIds.length,
       steps: this.step,
       virtualMs: this.now,
       faults: this.faults,
-      coverage: { ...this.coverage, unknownOutcomes: this.history.filter((op) => op.returnTime === null).length, ...this.walCoverage() },
+      coverage: { ...this.coverage, unknownOutcomes: this.history.filter((op) => op.returnTime === null).length, powerCuts: this.walCounts.lost + this.walCounts.kept + this.walCounts.torn, batchesTorn: this.walCounts.torn, tornTailsCut: this.walCounts.tornTailsCut, walSegmentsDeleted: this.walCounts.segmentsDeleted },
       operations: this.history.length,
       history: this.history,
       linearizability: this.linearizability,
@@ -248,11 +286,10 @@ class Simulation {
 
   // ─── setup and phases ──────────────────────────────────────────────────────────────────────
 
-  private boot(): void {
-    const forgetVote = this.options.plantedBugs?.forgetVoteOnRestart === true;
+  private async boot(): Promise<void> {
     for (const id of this.nodeIds) {
-      this.disks.set(id, new SimDisk(forgetVote, WAL_SEGMENT_BYTES));
-      this.startMember(id);
+      this.disks.set(id, new MemberDisks());
+      await this.startMember(id);
     }
     const clientCount = this.random.between(2, 6);
     const keys = Array.from({ length: this.random.between(1, 4) }, (_, i) => `k${i}`);
@@ -283,14 +320,14 @@ class Simulation {
     this.queue.push(this.random.between(1, this.profile.nemesisEveryMsMax), { kind: 'nemesis' });
   }
 
-  private heal(): void {
+  private async heal(): Promise<void> {
     this.healing = true;
     // Faults off means off: a power cut still armed would strike after the heal.
-    for (const disk of this.disks.values()) disk.disarmPowerCut();
+    for (const disks of this.disks.values()) disks.fs.powerCutAtNextSync = false;
     this.healedAt = this.now;
     this.blocked.clear();
     this.pausedUntil.clear();
-    for (const id of this.nodeIds) if (!this.members.has(id)) this.startMember(id);
+    for (const id of this.nodeIds) if (!this.members.has(id)) await this.startMember(id);
     for (const client of this.clients) client.finish();
     this.trace(`t=${this.now} HEAL: faults off, every member up; clients finish their operations`);
   }
@@ -321,16 +358,17 @@ class Simulation {
     const leader = leaderId === null ? undefined : this.members.get(leaderId);
     const members = [...this.members.values()];
     const commit = leader?.status.commitIndex ?? -1;
-    const caughtUp = leader !== undefined && members.every((m) => m.machineAppliedIndex === commit);
+    const caughtUp = leader !== undefined && members.every((m) => m.appliedIndex === commit);
     if (caughtUp) {
-      const state = leader.machineState();
+      // The state hash: namespace, history, sessions, leases and meta, byte for byte.
+      const state = leader.stateImage();
       for (const m of members) {
-        if (m.machineState() !== state) throw new Violation('state machine safety', `${m.id} and ${leader.id} both applied ${commit} but hold different state`);
+        if (m.stateImage() !== state) throw new Violation('state machine safety', `${m.id} and ${leader.id} both applied ${commit} but hold different state`);
       }
       return true;
     }
     if (ticksSinceClientsDone > CONVERGE_BOUND_TICKS) {
-      const behind = members.filter((m) => m.machineAppliedIndex !== commit).map((m) => `${m.id}@${m.machineAppliedIndex}`);
+      const behind = members.filter((m) => m.appliedIndex !== commit).map((m) => `${m.id}@${m.appliedIndex}`);
       throw new Violation('liveness: convergence', `${ticksSinceClientsDone} ticks after clients finished, ${behind.join(', ')} still behind the leader's commit ${commit}`);
     }
     return false;
@@ -345,52 +383,138 @@ class Simulation {
 
   // ─── members ───────────────────────────────────────────────────────────────────────────────
 
-  private startMember(id: NodeId): void {
+  /** How fast this member's clock runs against simulated time (its ticks come every tickMs of its own). */
+  private clockRate(id: NodeId): number {
+    return TICK_MS / this.tickMs.get(id)!;
+  }
+
+  private runtimeOptions(id: NodeId): RuntimeOptions {
+    const bugs = this.options.plantedBugs ?? {};
+    const rates = this.nodeIds.map((n) => this.clockRate(n));
+    // The allowance covers how much faster the fastest clock runs than the slowest.
+    const driftPercent = Math.ceil((Math.max(...rates) / Math.min(...rates) - 1) * 100) + 1;
+    return {
+      id,
+      peers: this.nodeIds,
+      tickMs: TICK_MS,
+      electionTicks: ELECTION_TICKS,
+      heartbeatTicks: this.memberConfig.heartbeatTicks,
+      snapshotEvery: this.memberConfig.snapshotEvery,
+      keepEntries: Math.min(this.memberConfig.snapshotEvery, 20),
+      ...(this.memberConfig.leaseReads ? { leaseReads: { driftPercent } } : {}),
+      core: {
+        preVote: this.memberConfig.preVote,
+        checkQuorum: this.memberConfig.checkQuorum,
+        maxEntriesPerAppend: this.memberConfig.maxEntriesPerAppend,
+        maxInflightAppends: this.memberConfig.maxInflightAppends,
+        plantedBugs: { commitOldTermEntries: bugs.commitOldTermEntries === true, readIndexWithoutQuorum: bugs.readIndexWithoutQuorum === true, voteIgnoresLogCheck: bugs.voteIgnoresLogCheck === true },
+      },
+      plantedBugs: { sendBeforeSync: bugs.sendBeforeSync === true, applyBeforeCommit: bugs.applyBeforeCommit === true, stepBeforeStaged: bugs.stepBeforeStaged === true },
+    };
+  }
+
+  private async startMember(id: NodeId): Promise<void> {
     this.pausedUntil.delete(id);
     const incarnation = (this.incarnations.get(id) ?? 0) + 1;
     this.incarnations.set(id, incarnation);
-    const member = new SimMember(
-      {
-        id,
-        peers: this.nodeIds,
-        electionTicks: ELECTION_TICKS,
-        ...this.memberConfig,
-        plantedBugs: this.options.plantedBugs ?? {},
-        sendBeforePersist: this.options.plantedBugs?.sendBeforePersist === true,
-      },
-      this.disks.get(id)!,
-      this.random.fork(),
-      this.checker,
-      {
-        send: (m) => this.sendRaft(m),
-        reply: (clientId, reply) => this.sendToClient(id, clientId, reply),
-        count: (what) => this.coverage[what]++,
-      },
-    );
+    const alive = (): boolean => this.incarnations.get(id) === incarnation;
+    const rate = this.clockRate(id);
+    const disks = this.disks.get(id)!;
+    if (this.options.plantedBugs?.forgetVoteOnRestart === true && incarnation > 1) forgetVote(disks, WAL_SEGMENT_BYTES);
+    const valuesPut = new Set<string>();
+    let member: SimMember;
+    try {
+      member = await SimMember.boot(
+        this.runtimeOptions(id),
+        disks,
+        WAL_SEGMENT_BYTES,
+        {
+          clock: { monotonicMs: () => this.now * rate, wallMs: () => WALL_EPOCH_MS + this.now * rate },
+          timers: {
+            setInterval: (run, ms) => this.every(id, incarnation, ms / rate, run),
+            clearInterval: (handle) => void ((handle as { cancelled: boolean }).cancelled = true),
+            defer: (run) => this.queue.push(this.now + this.random.between(0, 1), { kind: 'run', member: id, incarnation, run }),
+          },
+          random: this.random.fork(),
+          link: this.linkFor(id, alive),
+          watcher: {
+            persisting: (entries, termAt) => {
+              if (alive()) this.checker.onPersistEntries(id, termAt, entries);
+            },
+            installing: (meta) => {
+              if (alive()) this.checker.onInstallSnapshot(id, meta.index, meta.term);
+            },
+            compacted: (segments) => void (this.walCounts.segmentsDeleted += segments),
+          },
+          applied: (entry) => {
+            if (alive()) this.checker.onApply(id, entry);
+          },
+          changed: (events) => {
+            if (alive()) this.checkExactlyOnce(id, valuesPut, events);
+          },
+          storeReplaced: () => void this.coverage.snapshotInstalled++,
+          fatal: (error) => {
+            if (!alive()) return;
+            // A power cut is the weather; any other failure is the runtime refusing to go on.
+            if (error instanceof PowerCut) this.powerCut(id);
+            else if (error instanceof Violation) this.pendingViolation ??= error; // a check inside the turn (persist before send)
+            else this.pendingViolation ??= new Violation('runtime assertion', `${id} stopped: ${error.message}`);
+          },
+          reply: (clientId, reply) => {
+            if (alive()) this.sendToClient(id, clientId, reply);
+          },
+          count: (what) => this.coverage[what]++,
+        },
+        () => void this.walCounts.tornTailsCut++,
+      );
+    } catch (error) {
+      if (error instanceof Violation) throw error;
+      throw new Violation('recovery', `${id} could not start (incarnation ${incarnation}): ${(error as Error).message}`);
+    }
+    this.checker.onStart(id, member.status.commitIndex);
     this.members.set(id, member);
-    this.loopScheduled.delete(id);
     this.trace(`t=${this.now} START ${id} (incarnation ${incarnation}) term=${member.status.term} commit=${member.status.commitIndex} last=${member.status.lastIndex}`);
-    this.queue.push(this.now + this.random.between(1, TICK_MS), { kind: 'tick', member: id, incarnation });
   }
 
+  /** A member's interval timer: every periodMs of simulated time, while its incarnation lives. */
+  private every(id: NodeId, incarnation: number, periodMs: number, run: () => void): { cancelled: boolean } {
+    const handle = { cancelled: false };
+    const fire = (): void => {
+      if (handle.cancelled) return;
+      run();
+      this.queue.push(this.now + periodMs, { kind: 'run', member: id, incarnation, run: fire });
+    };
+    this.queue.push(this.now + this.random.between(1, Math.max(1, Math.round(periodMs))), { kind: 'run', member: id, incarnation, run: fire });
+    return handle;
+  }
+
+  /** Exactly-once: a stamped write applied twice would put its value (unique to it) twice. */
+  private checkExactlyOnce(id: NodeId, valuesPut: Set<string>, events: readonly ChangeEvent[]): void {
+    for (const event of events) {
+      if (event.node === null) continue;
+      const value = decoder.decode(event.node.value);
+      if (!value.startsWith('v')) continue;
+      if (valuesPut.has(value)) this.pendingViolation ??= new Violation('exactly once', `${id} applied the write of ${value} to ${event.path} twice (revision ${event.revision})`);
+      valuesPut.add(value);
+    }
+  }
+
+  /** A process crash (SIGKILL): what it wrote stays (the page cache survives); what it had in flight is gone. */
   private crash(id: NodeId, restartAfterMs: number): void {
     if (!this.members.delete(id)) return;
+    this.incarnations.set(id, this.incarnations.get(id)! + 1);
+    const disks = this.disks.get(id)!;
     // An armed power cut dies with the process it was aimed at.
-    this.disks.get(id)!.disarmPowerCut();
+    disks.fs.powerCutAtNextSync = false;
+    disks.detach();
     this.faults.crashes++;
     this.trace(`t=${this.now} CRASH ${id} (back in ${restartAfterMs} ms)`);
     this.queue.push(this.now + restartAfterMs, { kind: 'restart', member: id });
   }
 
-  private afterInput(member: SimMember): void {
-    if (this.loopScheduled.has(member.id) || !member.raft.hasReady()) return;
-    this.loopScheduled.add(member.id);
-    this.queue.push(this.now + this.random.between(0, 2), { kind: 'loop', member: member.id, incarnation: this.incarnations.get(member.id)! });
-  }
-
   // ─── the event loop ────────────────────────────────────────────────────────────────────────
 
-  private processNext(): void {
+  private async processNext(): Promise<void> {
     const next = this.queue.pop();
     if (next === undefined) throw new Error('sim: the agenda ran dry');
     this.now = next.at;
@@ -402,7 +526,10 @@ class Simulation {
       return;
     }
     this.step++;
-    this.handle(next.event);
+    await this.handle(next.event);
+    // The runtime's awaits (a WAL sync, a store write) go on as microtasks, in seeded order.
+    for (let turn = 0; turn < SETTLE_TURNS; turn++) await null;
+    if (this.pendingViolation !== null) throw this.pendingViolation;
     for (const m of this.members.values()) {
       if (m.status.role === 'leader' && !this.leaderTerms.has(m.status.term)) {
         this.leaderTerms.add(m.status.term);
@@ -410,48 +537,28 @@ class Simulation {
         this.trace(`t=${this.now} LEADER ${m.id} term ${m.status.term} (log ${m.status.lastIndex}, commit ${m.status.commitIndex})`);
       }
     }
-    this.checker.afterStep(
-      [...this.members.values()].map((m) => ({ id: m.id, status: m.status, termAt: (i: number) => m.raft.termAt(i), appliedIndex: m.machineAppliedIndex })),
-    );
+    this.checker.afterStep(this.members.values());
   }
 
-  private handle(event: SimEvent): void {
+  private async handle(event: SimEvent): Promise<void> {
     switch (event.kind) {
-      case 'tick': {
-        const member = this.members.get(event.member);
-        if (member === undefined || this.incarnations.get(event.member) !== event.incarnation) return;
-        member.raft.tick();
-        this.afterInput(member);
-        this.queue.push(this.now + this.tickMs.get(event.member)!, event);
-        return;
-      }
-      case 'loop': {
-        const member = this.members.get(event.member);
-        if (member === undefined || this.incarnations.get(event.member) !== event.incarnation) return;
-        this.loopScheduled.delete(event.member);
-        try {
-          member.processReady();
-        } catch (error) {
-          if (!(error instanceof PowerCut)) throw error;
-          this.powerCut(event.member);
-          return;
-        }
-        this.afterInput(member);
+      case 'run': {
+        if (!this.members.has(event.member)) return;
+        if (event.incarnation !== null && this.incarnations.get(event.member) !== event.incarnation) return;
+        event.run();
         return;
       }
       case 'raft': {
         const member = this.members.get(event.message.to);
         if (member === undefined) return;
         if (this.options.trace) this.trace(`t=${this.now} ${describeMessage(event.message)}`);
-        member.raft.step(event.message);
-        this.afterInput(member);
+        member.runtime.step(event.message);
         return;
       }
       case 'request': {
         const member = this.members.get(event.member);
         if (member === undefined) return;
         member.onClientRequest(event.request);
-        this.afterInput(member);
         return;
       }
       case 'reply':
@@ -467,11 +574,10 @@ class Simulation {
         }
         return;
       case 'restart':
-        if (!this.members.has(event.member)) this.startMember(event.member);
+        if (!this.members.has(event.member)) await this.startMember(event.member);
         return;
       case 'power-cut-deadline':
         if (this.healing || this.incarnations.get(event.member) !== event.incarnation || !this.members.has(event.member)) return;
-        this.disks.get(event.member)!.disarmPowerCut();
         this.crash(event.member, this.random.between(1, 200));
         return;
       case 'heal-partition':
@@ -507,6 +613,80 @@ class Simulation {
       this.faults.duplicated++;
       this.queue.push(this.deliverAfter(), { kind: 'raft', message });
     }
+  }
+
+  /** Run `run` on member `to` after a network delay, unless the link from `from` is cut or drops it; answers whether it left. */
+  private deliver(from: NodeId, to: NodeId, run: () => void): boolean {
+    if (this.blocked.has(`${from}>${to}`)) return false;
+    if (this.lossy() && this.random.chance(this.profile.dropRate)) {
+      this.faults.dropped++;
+      return false;
+    }
+    this.queue.push(this.deliverAfter(), { kind: 'run', member: to, incarnation: null, run });
+    return true;
+  }
+
+  /**
+   * Member `id`'s peer link, as the peer transport behaves: messages best effort; a forwarded
+   * write or lease request answered over the network, or failed at a timeout (a write's outcome
+   * then unknown); a snapshot stream read whole, then delivered, or failed if it cannot be.
+   */
+  private linkFor(id: NodeId, alive: () => boolean): PeerLink {
+    const ask = <T>(to: NodeId, isWrite: boolean, answer: (member: SimMember) => Promise<T>): Promise<T> =>
+      new Promise<T>((resolve, reject) => {
+        let settled = false;
+        const settle = (done: () => void): void => {
+          if (settled || !alive()) return;
+          settled = true;
+          done();
+        };
+        const failure = new RequestError(isWrite ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE', `no answer from ${to} within ${PEER_ASK_TIMEOUT_MS} ms`, null);
+        this.queue.push(this.now + PEER_ASK_TIMEOUT_MS, { kind: 'run', member: id, incarnation: this.incarnations.get(id)!, run: () => settle(() => reject(failure)) });
+        this.deliver(id, to, () => {
+          let answered: Promise<T>;
+          try {
+            answered = answer(this.members.get(to)!);
+          } catch (error) {
+            answered = Promise.reject(error);
+          }
+          answered.then(
+            (value) => void this.deliver(to, id, () => settle(() => resolve(value))),
+            (error: unknown) => void this.deliver(to, id, () => settle(() => reject(error))),
+          );
+        });
+      });
+    return {
+      send: (message: Message) => {
+        if (!alive()) return;
+        this.checker.onSend(id, this.members.get(id)!.wal, message);
+        this.sendRaft(message);
+      },
+      forward: (to, entry): Promise<StateResult> => ask(to, true, (member) => member.runtime.proposeForwarded(entry)),
+      leaseRequest: (to, request: LeaseRequest): Promise<LeaseStatus[]> => ask(to, false, async (member) => member.runtime.answerLeaseRequest(request)),
+      sendSnapshot: async (message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> => {
+        const all: Uint8Array[] = [];
+        for await (const chunk of chunks) all.push(chunk);
+        if (!alive()) throw new Error('the sender died');
+        this.checker.onSend(id, this.members.get(id)!.wal, message);
+        await new Promise<void>((resolve, reject) => {
+          const sent = this.deliver(id, message.to, () => {
+            // The message first, then each chunk a network delay later: staging takes time.
+            const chunkArrives = (): Promise<void> => new Promise<void>((arrived) => this.queue.push(this.deliverAfter(), { kind: 'run', member: message.to, incarnation: null, run: arrived }));
+            const stream = async function* (): AsyncIterable<Uint8Array> {
+              for (const chunk of all) {
+                await chunkArrives();
+                yield chunk;
+              }
+            };
+            this.members.get(message.to)!.runtime.receiveSnapshot(message, stream()).catch(() => undefined);
+            resolve();
+          });
+          if (!sent) reject(new Error(`the snapshot stream to ${message.to} was cut`));
+          // Delivered to a member that was down, or not at all: the sender gives up at the timeout.
+          this.queue.push(this.now + PEER_ASK_TIMEOUT_MS, { kind: 'run', member: id, incarnation: null, run: () => reject(new Error(`the snapshot stream to ${message.to} went unanswered`)) });
+        });
+      },
+    };
   }
 
   private sendToMember(clientId: number, member: NodeId, request: ClientRequest): void {
@@ -550,34 +730,29 @@ class Simulation {
     const victim = leader !== null && this.random.chance(this.profile.leaderBias) ? leader : this.random.pick(up);
     if (this.random.chance(0.5)) {
       // The power goes while the member writes: at its next sync (or, if it writes nothing soon, plainly).
-      this.disks.get(victim)!.armPowerCut();
+      this.disks.get(victim)!.fs.powerCutAtNextSync = true;
       this.queue.push(this.now + 50, { kind: 'power-cut-deadline', member: victim, incarnation: this.incarnations.get(victim)! });
       return;
     }
     this.crash(victim, restartAfterMs);
   }
 
-  /** The member lost power during a WAL sync: the unsynced batch lands whole, torn or not at all. */
+  /**
+   * The member lost power during a WAL sync: its unsynced WAL writes land whole, torn sector by
+   * sector, or not at all (one fate for the batch); its state store keeps only synced batches.
+   */
   private powerCut(id: NodeId): void {
-    const disk = this.disks.get(id)!;
-    disk.powerCut(
-      () => this.random.pick(['lost', 'kept', 'torn'] as const),
+    const disks = this.disks.get(id)!;
+    disks.fs.powerCutAtNextSync = false;
+    const chosen: { fate: 'lost' | 'kept' | 'torn' | null } = { fate: null };
+    disks.fs.crash(
+      () => (chosen.fate ??= this.random.pick(['lost', 'kept', 'torn'] as const)),
       () => this.random.chance(0.5),
     );
+    if (chosen.fate !== null) this.walCounts[chosen.fate] += 1;
+    disks.state.crash();
     this.trace(`t=${this.now} POWER CUT ${id} during a sync`);
     this.crash(id, this.random.between(1, 200));
-  }
-
-  private walCoverage(): Pick<Coverage, 'powerCuts' | 'batchesTorn' | 'tornTailsCut' | 'walSegmentsDeleted'> {
-    const sum = { powerCuts: 0, batchesTorn: 0, tornTailsCut: 0, walSegmentsDeleted: 0 };
-    for (const disk of this.disks.values()) {
-      const c = disk.walCounts;
-      sum.powerCuts += c.lost + c.kept + c.torn;
-      sum.batchesTorn += c.torn;
-      sum.tornTailsCut += c.tornTailsCut;
-      sum.walSegmentsDeleted += c.segmentsDeleted;
-    }
-    return sum;
   }
 
   private crashLeaderWithUncommittedEntries(): void {
@@ -601,11 +776,10 @@ class Simulation {
   private transferLeadership(): void {
     const leader = this.leader();
     if (leader === null) return;
-    const to = this.random.pick(this.nodeIds.filter((id) => id !== leader));
     this.faults.transfers++;
-    this.trace(`t=${this.now} TRANSFER ${leader} → ${to}`);
-    this.members.get(leader)!.raft.transferLeadership(to);
-    this.afterInput(this.members.get(leader)!);
+    this.trace(`t=${this.now} HAND-OFF from ${leader}`);
+    // As a clean SIGTERM does: the runtime picks the transferee; the member goes on running.
+    void this.members.get(leader)!.runtime.handOffLeadership(this.random.between(50, 500));
   }
 
   private partition(): void {
@@ -655,8 +829,7 @@ class Simulation {
 /** The member an event is delivered to, if any: a paused member's events wait for it. */
 function eventTarget(event: SimEvent): NodeId | null {
   switch (event.kind) {
-    case 'tick':
-    case 'loop':
+    case 'run':
     case 'request':
     case 'power-cut-deadline':
       return event.member;

@@ -9,11 +9,11 @@ import { runSimulation, type SimOptions } from './simulation.js';
 
 export type WorkerRequest = { readonly seed: number; readonly options: Omit<SimOptions, 'seed'> } | { readonly stop: true };
 
-process.on('message', (request: WorkerRequest) => {
+process.on('message', async (request: WorkerRequest) => {
   if ('stop' in request) {
     process.exit(0);
   }
   const startedMs = performance.now();
-  const result = runSimulation({ ...request.options, seed: request.seed });
+  const result = await runSimulation({ ...request.options, seed: request.seed });
   process.send!({ ...result, history: [], trace: result.violation === null ? [] : result.trace, wallMs: performance.now() - startedMs });
 });

@@ -150,6 +150,12 @@ export class Wal {
   }
 
   setHardState(hardState: HardState): void {
+    // Only the newest staged hard state counts: one waiting for a sync is replaced, not piled on.
+    const waiting = this.staged.findIndex((item) => item.kind === 'record' && item.type === RecordType.HARD_STATE);
+    if (waiting >= 0) {
+      const [dropped] = this.staged.splice(waiting, 1);
+      if (dropped!.kind === 'record') this.stagedBytes -= HEADER_BYTES + dropped!.payload.length;
+    }
     this.stage(RecordType.HARD_STATE, encodeHardState(hardState));
     this.stagedHardState = hardState;
   }

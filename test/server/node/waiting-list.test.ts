@@ -45,8 +45,8 @@ describe('ReadWaitingList deadlines', () => {
     const confirmed = list.add('confirmed', 100);
     const later = list.add('later', 200);
     list.readIndex('confirmed', 5);
-    list.failOverdue(99, new RequestError('UNAVAILABLE', 'no read index', null));
-    list.failOverdue(100, new RequestError('UNAVAILABLE', 'no read index', null));
+    list.failOverdue(99, () => new RequestError('UNAVAILABLE', 'no read index', null));
+    list.failOverdue(100, () => new RequestError('UNAVAILABLE', 'no read index', null));
     await expect(lost).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     list.applied(5);
     await expect(confirmed).resolves.toBeUndefined();

@@ -127,7 +127,7 @@ describe('state store snapshots', () => {
     it.each(cases)('%s', async (_name, damage, message) => {
       await expect(receiveSnapshot(target(), from(damage(chunks)))).rejects.toThrow(message);
       expect(existsSync(`${target()}.incoming`)).toBe(false);
-      expect(await recoverStateDirectory(target())).toBe('nothing');
+      expect(await recoverStateDirectory(target(), null)).toBe('nothing');
       const live = await openMachine(target());
       expect(live.store.machine.appliedIndex).toBe(50);
       expect(live.base).toBeNull();
@@ -149,16 +149,33 @@ describe('state store snapshots', () => {
     it('while receiving: the partial store is discarded and the old one opens', async () => {
       await receiveSnapshot(target(), from(chunks));
       rmSync(join(`${target()}.incoming`, 'COMPLETE')); // as if the crash came before the marker
-      expect(await recoverStateDirectory(target())).toBe('discarded-partial-install');
+      expect(await recoverStateDirectory(target(), 800)).toBe('discarded-partial-install');
       const live = await openMachine(target());
       expect(live.store.machine.appliedIndex).toBe(40);
+      await live.store.engine.close();
+    });
+
+    it('complete, but before the log named it as its base: the stage is discarded and the old store opens', async () => {
+      await receiveSnapshot(target(), from(chunks));
+      // The core had not taken it (or declined it): swapped in, the store would be past the end of the log.
+      expect(await recoverStateDirectory(target(), null)).toBe('discarded-partial-install');
+      const live = await openMachine(target());
+      expect(live.store.machine.appliedIndex).toBe(40);
+      await live.store.engine.close();
+    });
+
+    it('complete and named by the log: the install is finished at start', async () => {
+      await receiveSnapshot(target(), from(chunks));
+      expect(await recoverStateDirectory(target(), 800)).toBe('finished-install');
+      const live = await openMachine(target());
+      expect(live.store.machine.appliedIndex).toBe(800);
       await live.store.engine.close();
     });
 
     it('between the two renames: the install is finished at start', async () => {
       await receiveSnapshot(target(), from(chunks));
       renameSync(target(), `${target()}.old`); // the first rename happened, the second did not
-      expect(await recoverStateDirectory(target())).toBe('finished-install');
+      expect(await recoverStateDirectory(target(), 800)).toBe('finished-install');
       const live = await openMachine(target());
       expect(live.store.machine.appliedIndex).toBe(800);
       expect(live.base).toEqual({ index: 800, term: 3, conf });
@@ -170,7 +187,7 @@ describe('state store snapshots', () => {
       await receiveSnapshot(target(), from(chunks));
       renameSync(target(), `${target()}.old`);
       renameSync(`${target()}.incoming`, target());
-      expect(await recoverStateDirectory(target())).toBe('nothing');
+      expect(await recoverStateDirectory(target(), 800)).toBe('nothing');
       expect(existsSync(`${target()}.old`)).toBe(false);
       expect(existsSync(join(target(), 'COMPLETE'))).toBe(false);
       const live = await openMachine(target());
@@ -180,7 +197,7 @@ describe('state store snapshots', () => {
 
     it('with the new store gone and only the old one left aside: the old one is brought back', async () => {
       renameSync(target(), `${target()}.old`);
-      expect(await recoverStateDirectory(target())).toBe('restored-old');
+      expect(await recoverStateDirectory(target(), null)).toBe('restored-old');
       const live = await openMachine(target());
       expect(live.store.machine.appliedIndex).toBe(40);
       await live.store.engine.close();
@@ -222,7 +239,7 @@ describe('state store snapshots', () => {
       const target = join(root, 'target');
       (await sourceStore(target, 250)).engine.close();
       await receiveSnapshot(target, from(chunks));
-      expect(await recoverStateDirectory(target)).toBe('discarded-partial-install');
+      expect(await recoverStateDirectory(target, 200)).toBe('discarded-partial-install');
       const live = await openMachine(target);
       expect(live.store.machine.appliedIndex).toBe(250);
       await live.store.engine.close();
