@@ -60,11 +60,17 @@ export class LeaseKeeper {
     /** The ephemeral nodes one expiry entry may delete (about), and their paths' bytes: a lease holds at most so much. */
     private readonly expireNodesMax = Number.POSITIVE_INFINITY,
     private readonly expirePathBytesMax = Number.POSITIVE_INFINITY,
+    /**
+     * A bug the simulator plants to prove it catches it: a deposed leader keeps its deadlines,
+     * and when it leads again it expires by them at once, without a refresh. Never set by wardend.
+     */
+    private readonly plantedKeepDeadlines = false,
   ) {}
 
   /** This member became leader in `term`: announce the epoch, and keep time once it is applied. */
   becameLeader(term: number): void {
     this.leadingTerm = term;
+    if (this.plantedKeepDeadlines && this.deadlines.size > 0) return;
     this.armed = false;
     this.deadlines.clear();
     this.expiring.clear();
@@ -102,6 +108,7 @@ export class LeaseKeeper {
   /** This member no longer leads: it forgets every deadline. */
   stoppedLeading(): void {
     this.leadingTerm = null;
+    if (this.plantedKeepDeadlines) return;
     this.armed = false;
     this.refreshing = false;
     this.deadlines.clear();

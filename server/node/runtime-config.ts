@@ -20,6 +20,8 @@ export interface RuntimePlantedBugs {
   readonly applyBeforeCommit?: boolean;
   /** Step a leader's snapshot into the core before its stream is staged whole. */
   readonly stepBeforeStaged?: boolean;
+  /** The lease keeper of a deposed leader keeps its deadlines and, leading again, expires by them without a refresh. */
+  readonly deposedLeaderKeepsDeadlines?: boolean;
 }
 
 export interface RuntimeOptions {

@@ -1,21 +1,28 @@
 /**
  * Snapshots this member receives (Low-Water Mark, the receiving side): a leader's stream is
- * staged beside the live store while the update loop goes on; then its message is stepped into
- * the core, which installs it in a later Ready (the runtime logs the new base, durably, and this
- * module swaps the store in) or declines it (it already held that far: the staged copy is thrown
- * away at the end of the turn). One stream stages at a time: the next waits until the core has
- * installed or declined this one.
+ * staged beside the live store while the update loop goes on; then its message, marked staged
+ * (no bytes), is stepped into the core, which installs it in a later Ready (the Ready handler
+ * logs the new base, durably, and this module swaps the store in) or declines it (it already
+ * held that far: the staged copy is thrown away at the end of the turn). One stream stages at a
+ * time: the next waits until the core has installed or declined this one.
  *
  * Must never: let a second stream replace a stage the core may install (a replaced stage under
  * a logged base left a member that could not start); install a stage that is not the one the
- * core's snapshot names; leave a declined stage for a restart's recovery to finish.
+ * core's snapshot names; leave a declined stage for a restart's recovery to finish; mark a
+ * message staged before its stream is staged whole.
  */
 
-import type { SnapshotMessage, SnapshotMeta } from '../raft/types.js';
+import type { Snapshot, SnapshotMessage, SnapshotMeta } from '../raft/types.js';
 import type { RuntimeLogger, StoreHome } from './runtime.js';
 
-/** A snapshot message's data once its state is staged in the StoreHome (the core needs non-null). */
-const STAGED = new Uint8Array(0);
+/**
+ * The leader's message as the core is to see it: its state not as bytes but staged here (the
+ * core refuses to install a snapshot with neither). A fresh snapshot, so no `staged` claim from
+ * the wire is carried through.
+ */
+function asStaged(message: SnapshotMessage): SnapshotMessage {
+  return { ...message, snapshot: { meta: message.snapshot.meta, data: null, staged: true } };
+}
 
 export interface SnapshotReceiverDeps {
   readonly home: Pick<StoreHome, 'receive' | 'discardStaged' | 'stagedMeta' | 'installStaged'>;
@@ -44,14 +51,14 @@ export class SnapshotReceiver {
   /** A leader's stream: staged, then stepped into the core. Rejects if it did not arrive whole (nothing is left staged). */
   receive(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
     const received = this.receiving.then(async () => {
-      if (this.deps.stepBeforeStaged === true) this.deps.enqueue(() => this.deps.step({ ...message, snapshot: { meta: message.snapshot.meta, data: STAGED } }));
+      if (this.deps.stepBeforeStaged === true) this.deps.enqueue(() => this.deps.step(asStaged(message)));
       const base = await this.deps.home.receive(chunks);
       const meta = message.snapshot.meta;
       if (base.index !== meta.index || base.term !== meta.term) throw new Error(`the stream holds ${base.index}/${base.term}, the message says ${meta.index}/${meta.term}`);
       await new Promise<void>((resolve) => {
         this.settled = resolve;
         this.deps.enqueue(() => {
-          this.deps.step({ ...message, snapshot: { meta, data: STAGED } });
+          this.deps.step(asStaged(message));
           this.stepped = true;
         });
         if (this.deps.stopped()) this.settle();
@@ -65,7 +72,10 @@ export class SnapshotReceiver {
   }
 
   /** Before the core's snapshot is logged: it must be the one staged (a failure here leaves a member that restarts). */
-  check(wanted: SnapshotMeta): void {
+  check(snapshot: Snapshot): void {
+    const wanted = snapshot.meta;
+    // Bytes in the message would be ignored here: this member installs only what it staged.
+    if (snapshot.staged !== true) throw new Error(`runtime: the snapshot to install (${wanted.index}/${wanted.term}) is not marked staged; this member installs only a stage`);
     const staged = this.deps.home.stagedMeta();
     if (staged === null || staged.index !== wanted.index || staged.term !== wanted.term) {
       throw new Error(`runtime: the snapshot to install (${wanted.index}/${wanted.term}) is not the one staged (${staged === null ? 'none' : `${staged.index}/${staged.term}`})`);

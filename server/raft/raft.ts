@@ -607,7 +607,10 @@ export class Raft {
       // only that far: our entries after it may have come from another leader.
       this.log.commitTo(meta.index);
     } else {
-      assert(m.snapshot.data !== null, 'a snapshot arrived without its state');
+      // Installed bare, the log's base would be state no one holds: the caller's next apply
+      // would build on whatever its store had before. Either bytes or the caller's stage.
+      assert(m.snapshot.data !== null || m.snapshot.staged === true, 'a snapshot arrived without its state: neither data nor a stage');
+      assert(m.snapshot.data === null || m.snapshot.staged !== true, 'a snapshot arrived with both data and a stage: which to install is unclear');
       this.log.restore(meta);
       this.conf = meta.conf;
       this.pendingSnapshot = m.snapshot;

@@ -37,13 +37,18 @@ export interface SnapshotMeta {
 }
 
 /**
- * A snapshot of the state machine at `meta.index`. The core never reads `data`: snapshots it
- * sends carry `data: null`, and the caller attaches the state machine's bytes at exactly
- * `meta.index` before the message leaves (the transport streams it; the core stays small).
+ * A snapshot of the state machine at `meta.index`. The core never reads the state itself:
+ * snapshots it sends carry `data: null`, and the caller attaches the state machine's bytes at
+ * exactly `meta.index` before the message leaves (the transport streams it; the core stays
+ * small). One the core is to install carries its state one way, never neither: as `data`, or
+ * `staged` (the caller holds it staged beside its store, whole, and installs that). A log whose
+ * base no state machine holds is what the core refuses.
  */
 export interface Snapshot {
   readonly meta: SnapshotMeta;
   readonly data: Uint8Array | null;
+  /** The caller's own claim about its own disk (data then null): it never travels between members. */
+  readonly staged?: true;
 }
 
 interface Envelope {

@@ -45,7 +45,8 @@ const MESSAGE_FIELDS: Record<Message['type'], (m: Fields) => boolean> = {
   AppendResp: (m) => bool(m['reject']) && count(m['index']) && count(m['rejectHint']) && count(m['hintTerm']),
   Heartbeat: (m) => count(m['commit']) && readRound(m['readRound']),
   HeartbeatResp: (m) => readRound(m['readRound']),
-  Snapshot: (m) => object(m['snapshot']) && snapshotMeta(m['snapshot']['meta']) && (m['snapshot']['data'] === null || bytes(m['snapshot']['data'])),
+  // `staged` is a member's claim about its own disk: from a peer it would let the core install a snapshot with no state.
+  Snapshot: (m) => object(m['snapshot']) && snapshotMeta(m['snapshot']['meta']) && (m['snapshot']['data'] === null || bytes(m['snapshot']['data'])) && m['snapshot']['staged'] === undefined,
   TimeoutNow: () => true,
   ReadIndex: (m) => name(m['requestId']),
   ReadIndexResp: (m) => name(m['requestId']) && count(m['index']),

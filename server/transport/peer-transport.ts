@@ -72,7 +72,7 @@ export interface PeerHandlers {
   /** A forwarded write, for this member to propose (only if it leads). */
   onForward(entry: Uint8Array): Promise<StateResult>;
   /** A lease keep-alive or time-to-live a follower forwarded, for this member to answer (only if it leads). */
-  onLeaseRequest(request: LeaseRequest): LeaseStatus[];
+  onLeaseRequest(request: LeaseRequest): Promise<LeaseStatus[]>;
   /** A snapshot stream from the leader: its message, then its chunks as they arrive. */
   onSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): void;
 }
@@ -370,11 +370,7 @@ export class PeerTransport implements PeerLink {
           handlers.onForward(frame.entry).then((result) => this.write(peer, { k: 'fwd-ok', id: frame.id, result }), refuse);
           return;
         }
-        try {
-          this.write(peer, { k: 'lease-ok', id: frame.id, answers: handlers.onLeaseRequest(frame.request) });
-        } catch (error) {
-          refuse(error as Error);
-        }
+        handlers.onLeaseRequest(frame.request).then((answers) => this.write(peer, { k: 'lease-ok', id: frame.id, answers }), refuse);
         return;
       }
       case 'snap': {

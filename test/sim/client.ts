@@ -25,13 +25,21 @@ export interface Session {
 export type ClientRequest =
   | { readonly kind: 'register'; readonly clientId: number; readonly requestId: string; readonly secret: string; readonly nonce: string }
   | { readonly kind: 'write'; readonly clientId: number; readonly requestId: string; readonly session: Session; readonly seq: number; readonly command: RegisterCommand }
-  | { readonly kind: 'read'; readonly clientId: number; readonly requestId: string; readonly key: string };
+  | { readonly kind: 'read'; readonly clientId: number; readonly requestId: string; readonly key: string }
+  // A lease holder's (lease-holder.ts).
+  | { readonly kind: 'leaseGrant'; readonly clientId: number; readonly requestId: string; readonly lease: number; readonly ttlMs: number }
+  | { readonly kind: 'leaseAttach'; readonly clientId: number; readonly requestId: string; readonly lease: number; readonly path: string }
+  | { readonly kind: 'keepAlive'; readonly clientId: number; readonly requestId: string; readonly lease: number };
 
 export type ClientReply =
   | { readonly kind: 'registered'; readonly requestId: string; readonly sessionId: number }
   | { readonly kind: 'written'; readonly requestId: string; readonly result: { readonly kind: 'put' } | { readonly kind: 'cas'; readonly ok: boolean } }
   | { readonly kind: 'read'; readonly requestId: string; readonly value: RegisterValue }
-  | { readonly kind: 'error'; readonly requestId: string; readonly leaderHint: NodeId | null };
+  | { readonly kind: 'error'; readonly requestId: string; readonly leaderHint: NodeId | null }
+  | { readonly kind: 'granted'; readonly requestId: string }
+  | { readonly kind: 'attached'; readonly requestId: string }
+  | { readonly kind: 'alive'; readonly requestId: string }
+  | { readonly kind: 'gone'; readonly requestId: string };
 
 export interface ClientProfile {
   readonly keys: readonly string[];
@@ -128,6 +136,7 @@ export class SimClient {
       this.io.wakeAt(this.io.now() + this.random.between(1, 10), this.id, ++this.wakeToken);
       return;
     }
+    if (reply.kind === 'granted' || reply.kind === 'attached' || reply.kind === 'alive' || reply.kind === 'gone') return; // a lease holder's
     if (reply.kind === 'registered') {
       if (op.input.kind !== 'register') return;
       this.session = { id: reply.sessionId, secret: this.secret() };

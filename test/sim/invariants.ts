@@ -25,6 +25,9 @@ export type Property =
   | 'liveness: convergence'
   | 'apply order'
   | 'exactly once'
+  | 'lease safety'
+  | 'watch guarantees'
+  | 'liveness: lease expiry'
   | 'recovery'
   | 'runtime assertion'
   | 'core assertion';

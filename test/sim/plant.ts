@@ -8,7 +8,7 @@
 import type { SimOptions } from './simulation.js';
 import type { Property } from './invariants.js';
 
-export type PlantedBugName = 'commit-old-term' | 'read-without-quorum' | 'forget-vote' | 'vote-ignores-log' | 'send-before-persist' | 'apply-before-commit' | 'step-before-staged';
+export type PlantedBugName = 'commit-old-term' | 'read-without-quorum' | 'forget-vote' | 'vote-ignores-log' | 'send-before-persist' | 'apply-before-commit' | 'step-before-staged' | 'watch-resume-early' | 'deposed-leader-expires';
 
 export const PLANTED_BUGS: Record<PlantedBugName, { readonly plantedBugs: NonNullable<SimOptions['plantedBugs']>; readonly expected: readonly Property[]; readonly what: string }> = {
   'commit-old-term': {
@@ -45,5 +45,15 @@ export const PLANTED_BUGS: Record<PlantedBugName, { readonly plantedBugs: NonNul
     plantedBugs: { stepBeforeStaged: true },
     expected: ['runtime assertion'],
     what: "the runtime steps a leader's snapshot into the core before its stream is staged whole",
+  },
+  'watch-resume-early': {
+    plantedBugs: { watchResumeOneEarly: true },
+    expected: ['watch guarantees'],
+    what: 'the watch hub resumes a watch one revision before the one asked for (a revision delivered twice)',
+  },
+  'deposed-leader-expires': {
+    plantedBugs: { deposedLeaderKeepsDeadlines: true },
+    expected: ['lease safety'],
+    what: "a deposed leader's lease keeper keeps its deadlines and, leading again, expires leases others kept alive",
   },
 };

@@ -18,6 +18,7 @@ import type { Entry, NodeId, RandomSource } from '../../server/raft/index.js';
 import type { StateCommand, StateMachine, StateResult } from '../../server/state/state-machine.js';
 import { encodeFull } from '../../server/state/store-format.js';
 import type { ChangeEvent } from '../../server/state/types.js';
+import { WatchHub, type WatchSink, type WatchStart } from '../../server/watch/hub.js';
 import { MemoryFileSystem } from '../../server/storage/memory-file-system.js';
 import { Wal } from '../../server/storage/wal/wal.js';
 import type { RegisterValue } from '../linearizability/history.js';
@@ -63,27 +64,38 @@ export interface SimMemberIo {
   /** The change events of one applied entry. */
   changed(events: readonly ChangeEvent[]): void;
   storeReplaced(): void;
+  /** The watch hub refused to break one of its invariants. */
+  watchInvariantBroken(what: string): void;
   /** The runtime stopped on a storage failure (a power cut during a sync, in the simulator). */
   fatal(error: Error): void;
   reply(clientId: number, reply: ClientReply): void;
   count(what: 'followerRead' | 'leaderRead'): void;
+  /** This member, leading, renewed `lease` (a keep-alive answered here). */
+  renewed(lease: number): void;
 }
+
+/** How often a quiet watch gets a progress frame (bookmark), in the member's ms. */
+const WATCH_PROGRESS_MS = 100;
 
 export class SimMember {
   private constructor(
     readonly id: NodeId,
     readonly runtime: MemberRuntime,
     readonly wal: WatchedWal,
+    /** The member's watch hub, fed by the runtime's applied events as server.ts wires it. */
+    readonly hub: WatchHub,
     private readonly io: SimMemberIo,
   ) {}
 
   /** Start a member on `disks` as a restarted process would: recover the store and the log, then run. */
-  static async boot(options: RuntimeOptions, disks: MemberDisks, walSegmentBytes: number, io: SimMemberIo, onTornTail: () => void): Promise<SimMember> {
+  static async boot(options: RuntimeOptions, disks: MemberDisks, walSegmentBytes: number, io: SimMemberIo, onTornTail: () => void, plantedResumeOneEarly = false): Promise<SimMember> {
     // As server.ts does: the log first, whose base decides whether a staged snapshot is swapped in.
     const { wal, log } = Wal.open(disks.fs, WAL_DIRECTORY, disks.walOptions(walSegmentBytes, { warn: () => onTornTail() }));
     const home = await MemoryStoreHome.open({}, disks.state, { now: () => 0, pause: () => Promise.resolve() }, log.base?.meta.index ?? null);
     const watched = new WatchedWal(wal, log, io.watcher);
     const quiet = { info() {}, warn() {}, error() {} };
+    let machine: () => MemberRuntime['machine'] = () => home.store.machine;
+    const hub = new WatchHub(() => machine().namespace, () => io.clock.monotonicMs(), undefined, (what) => io.watchInvariantBroken(what), (run) => io.timers.defer(run), plantedResumeOneEarly);
     const runtime = new MemberRuntime(options, {
       clock: io.clock,
       timers: io.timers,
@@ -94,12 +106,25 @@ export class SimMember {
       link: io.link,
       logger: quiet,
       onFatal: (error) => io.fatal(error),
-      onApplied: (events) => io.changed(events),
-      onStoreReplaced: () => io.storeReplaced(),
+      onApplied: (events) => {
+        io.changed(events);
+        hub.publish(events);
+      },
+      onStoreReplaced: () => {
+        hub.storeReplaced();
+        io.storeReplaced();
+      },
       onEntryApplied: (entry) => io.applied(entry),
     });
+    machine = () => runtime.machine;
     runtime.start();
-    return new SimMember(options.id, runtime, watched, io);
+    io.timers.setInterval(() => hub.tick(WATCH_PROGRESS_MS), WATCH_PROGRESS_MS / 4);
+    return new SimMember(options.id, runtime, watched, hub, io);
+  }
+
+  /** A watch from a client's connection (its sink), as the API starts one. */
+  watch(sink: WatchSink, id: number, fromRevision: number | undefined): WatchStart {
+    return this.hub.watch(sink, id, { path: '/', scope: 'subtree', ...(fromRevision === undefined ? {} : { fromRevision }), prevNode: false, noPut: false, noDelete: false, progressNotify: true });
   }
 
   get status(): MemberRuntime['status'] {
@@ -138,6 +163,28 @@ export class SimMember {
         answer = this.runtime.propose(toStateCommand(request.command), stamp).then((result) => ({ kind: 'written', requestId, result: toRegisterResult(request.command, result) }));
         break;
       }
+      case 'leaseGrant':
+        answer = this.runtime.propose({ op: 'leaseGrant', ttlMs: request.ttlMs, lease: request.lease }).then((result) => {
+          if (!result.ok) throw refusal(result);
+          return { kind: 'granted', requestId };
+        });
+        break;
+      case 'leaseAttach':
+        answer = this.runtime.propose({ op: 'create', path: request.path, value: encoder.encode(`lease ${request.lease}`), lease: request.lease, parents: true }).then((result) => {
+          // Created now, or by an earlier attempt whose answer was lost.
+          if (result.ok || result.code === 'NODE_EXISTS') return { kind: 'attached', requestId };
+          if (result.code === 'LEASE_NOT_FOUND') return { kind: 'gone', requestId };
+          throw refusal(result);
+        });
+        break;
+      case 'keepAlive':
+        answer = this.runtime.leaseRequest({ op: 'keepAlive', leases: [request.lease] }).then(([status]) => {
+          if (status!.ok && this.runtime.status.role === 'leader') this.io.renewed(request.lease);
+          if (status!.ok) return { kind: 'alive', requestId };
+          if (status!.code === 'LEASE_NOT_FOUND') return { kind: 'gone', requestId };
+          throw new Error(status!.message);
+        });
+        break;
       case 'read':
         answer = this.runtime.readLinearizable((machine) => registerValue(machine, request.key)).then((value) => {
           this.io.count(this.runtime.status.role === 'leader' ? 'leaderRead' : 'followerRead');

@@ -29,6 +29,9 @@ import type { LeaseStatus } from '../../server/node/lease-keeper.js';
 import type { History, Operation } from '../linearizability/history.js';
 import { checkHistory } from '../linearizability/checker.js';
 import { SimClient, type ClientReply, type ClientRequest } from './client.js';
+import { SimLeaseHolder } from './lease-holder.js';
+import { SimWatcher } from './watcher.js';
+import type { WatchSink } from '../../server/watch/hub.js';
 import { PowerCut } from '../../server/storage/memory-file-system.js';
 import { EventQueue } from './event-queue.js';
 import { SafetyChecker, Violation, type Property } from './invariants.js';
@@ -45,7 +48,7 @@ export interface SimOptions {
   readonly steps?: number;
   readonly trace?: boolean;
   /** Bugs planted in the core (PlantedBugs), the disk (forgetVoteOnRestart) or the runtime (RuntimePlantedBugs). */
-  readonly plantedBugs?: PlantedBugs & RuntimePlantedBugs & { readonly forgetVoteOnRestart?: boolean };
+  readonly plantedBugs?: PlantedBugs & RuntimePlantedBugs & { readonly forgetVoteOnRestart?: boolean; readonly watchResumeOneEarly?: boolean };
 }
 
 export interface FaultCounts {
@@ -64,6 +67,12 @@ export interface Coverage {
   leaderRead: number;
   followerRead: number;
   unknownOutcomes: number;
+  /** Leases that ended (expired) while the run watched, and keep-alives answered as renewed. */
+  leasesExpired: number;
+  leaseRenewals: number;
+  /** Revisions watchers received and checked, and watches resumed on another member or after a cancel. */
+  watchedRevisions: number;
+  watchResumes: number;
   /** Power cuts during a WAL sync, by what became of the batch; torn batches recovery cut away. */
   powerCuts: number;
   batchesTorn: number;
@@ -93,6 +102,8 @@ type SimEvent =
   /** A member's timer or deferred turn (dropped if that incarnation died), or a delivery to a member (whichever incarnation is up). */
   | { readonly kind: 'run'; readonly member: NodeId; readonly incarnation: number | null; readonly run: () => void }
   | { readonly kind: 'raft'; readonly message: Message }
+  /** Something outside the members (a watcher's frame arriving): never waits for a paused member. */
+  | { readonly kind: 'call'; readonly run: () => void }
   | { readonly kind: 'request'; readonly member: NodeId; readonly request: ClientRequest }
   | { readonly kind: 'reply'; readonly clientId: number; readonly reply: ClientReply }
   | { readonly kind: 'client-wake'; readonly clientId: number; readonly token: number }
@@ -144,6 +155,9 @@ const PEER_ASK_TIMEOUT_MS = 1_000;
 /** Where the members' wall clocks start (log time). */
 const WALL_EPOCH_MS = 1_800_000_000_000;
 const decoder = new TextDecoder();
+/** Lease holders' ids, after the clients' on the simulated network, and their leases' ids. */
+const HOLDER_ID_BASE = 1_001;
+const LEASE_ID_BASE = 7_001;
 
 export async function runSimulation(options: SimOptions): Promise<SimResult> {
   const simulation = new Simulation(options);
@@ -166,11 +180,22 @@ class Simulation {
   private pendingViolation: Error | null = null;
   private readonly walCounts = { lost: 0, kept: 0, torn: 0, tornTailsCut: 0, segmentsDeleted: 0 };
   private readonly clients: SimClient[] = [];
+  /** Lease holders, by id (numbered from HOLDER_ID_BASE, beside the clients on the same network). */
+  private readonly holders = new Map<number, SimLeaseHolder>();
+  private readonly watchers: SimWatcher[] = [];
+  /** Each revision's events (`kind path`), as the first member to apply it made them: the watchers' truth. */
+  private readonly revisionEvents = new Map<number, string[]>();
+  /** Watch connections open on each member: they close when it crashes. */
+  private readonly watchConnections = new Map<NodeId, Set<{ readonly watcher: SimWatcher; readonly connection: number; lastAt: number; closed: boolean }>>();
+  /** The leader's lease epoch as last seen, and when it was first seen (leases' TTLs restart at a refresh). */
+  private leaseEpoch = { epoch: -1, seenAtMs: 0 };
+  /** When every lease had ended after the heal (convergence is timed from then). */
+  private leasesDoneAtTicks: number | null = null;
   private readonly history: Operation[] = [];
   private readonly blocked = new Set<string>();
   private partitionGeneration = 0;
   private readonly faults: FaultCounts = { dropped: 0, duplicated: 0, partitions: 0, crashes: 0, pauses: 0, transfers: 0 };
-  private readonly coverage: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0, powerCuts: 0, batchesTorn: 0, tornTailsCut: 0, walSegmentsDeleted: 0 };
+  private readonly coverage: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0, leasesExpired: 0, leaseRenewals: 0, watchedRevisions: 0, watchResumes: 0, powerCuts: 0, batchesTorn: 0, tornTailsCut: 0, walSegmentsDeleted: 0 };
   private readonly leaderTerms = new Set<number>();
   private readonly traceLines: string[] = [];
   private readonly chaosSteps: number;
@@ -267,7 +292,13 @@ class Simulation {
       steps: this.step,
       virtualMs: this.now,
       faults: this.faults,
-      coverage: { ...this.coverage, unknownOutcomes: this.history.filter((op) => op.returnTime === null).length, powerCuts: this.walCounts.lost + this.walCounts.kept + this.walCounts.torn, batchesTorn: this.walCounts.torn, tornTailsCut: this.walCounts.tornTailsCut, walSegmentsDeleted: this.walCounts.segmentsDeleted },
+      coverage: {
+        ...this.coverage,
+        unknownOutcomes: this.history.filter((op) => op.returnTime === null).length,
+        leasesExpired: [...this.holders.values()].filter((h) => h.gone).length,
+        leaseRenewals: [...this.holders.values()].reduce((sum, h) => sum + h.renewals, 0),
+        watchedRevisions: this.watchers.reduce((sum, w) => sum + w.revisionsReceived, 0),
+        watchResumes: this.watchers.reduce((sum, w) => sum + w.resumes, 0), powerCuts: this.walCounts.lost + this.walCounts.kept + this.walCounts.torn, batchesTorn: this.walCounts.torn, tornTailsCut: this.walCounts.tornTailsCut, walSegmentsDeleted: this.walCounts.segmentsDeleted },
       operations: this.history.length,
       history: this.history,
       linearizability: this.linearizability,
@@ -317,6 +348,38 @@ class Simulation {
       this.clients.push(client);
       client.start();
     }
+    // Session locks: leases kept alive, each with an ephemeral node; some holders die midway.
+    const holderCount = this.random.pick([0, 1, 2, 3]);
+    for (let k = 0; k < holderCount; k++) {
+      const id = HOLDER_ID_BASE + k;
+      const holder = new SimLeaseHolder(
+        id,
+        LEASE_ID_BASE + k,
+        this.random.between(1_000, 2_000),
+        this.nodeIds,
+        this.random.fork(),
+        {
+          now: () => this.now,
+          send: (holderId, member, request) => this.sendToMember(holderId, member, request),
+          wakeAt: (at, holderId, token) => this.queue.push(at, { kind: 'client-wake', clientId: holderId, token }),
+        },
+        this.random.chance(0.5) ? this.random.between(500, 10_000) : null,
+      );
+      this.holders.set(id, holder);
+      holder.start();
+    }
+    // Watchers of the whole namespace, from the start of history or from now.
+    const watcherCount = this.random.pick([0, 1, 2]);
+    for (let k = 0; k < watcherCount; k++) {
+      const watcher = new SimWatcher(k + 1, this.nodeIds, (from) => this.random.pick(from), (revision) => this.revisionEvents.get(revision), {
+        now: () => this.now,
+        connect: (w, member, fromRevision) => this.connectWatcher(w, member, fromRevision),
+        wakeAt: (at, run) => this.queue.push(at, { kind: 'call', run }),
+        trace: (line) => this.trace(line),
+      });
+      this.watchers.push(watcher);
+      watcher.start(this.random.chance(0.5));
+    }
     this.queue.push(this.random.between(1, this.profile.nemesisEveryMsMax), { kind: 'nemesis' });
   }
 
@@ -329,6 +392,8 @@ class Simulation {
     this.pausedUntil.clear();
     for (const id of this.nodeIds) if (!this.members.has(id)) await this.startMember(id);
     for (const client of this.clients) client.finish();
+    // Every holder stops: each lease must then expire within its bound.
+    for (const holder of this.holders.values()) holder.stop();
     this.trace(`t=${this.now} HEAL: faults off, every member up; clients finish their operations`);
   }
 
@@ -346,7 +411,11 @@ class Simulation {
       }
     }
     if (this.leaderAfterHealTicks === null || this.clientsDoneAfterHealTicks === null) return false;
-    return this.converged(ticks - this.clientsDoneAfterHealTicks);
+    if (this.leasesDoneAtTicks === null) {
+      if (!this.leasesExpired()) return false;
+      this.leasesDoneAtTicks = ticks;
+    }
+    return this.converged(ticks - Math.max(this.clientsDoneAfterHealTicks, this.leasesDoneAtTicks));
   }
 
   /**
@@ -358,7 +427,8 @@ class Simulation {
     const leader = leaderId === null ? undefined : this.members.get(leaderId);
     const members = [...this.members.values()];
     const commit = leader?.status.commitIndex ?? -1;
-    const caughtUp = leader !== undefined && members.every((m) => m.appliedIndex === commit);
+    const revision = leader?.runtime.machine.revision ?? -1;
+    const caughtUp = leader !== undefined && members.every((m) => m.appliedIndex === commit) && this.watchers.every((w) => w.lastRevision >= revision);
     if (caughtUp) {
       // The state hash: namespace, history, sessions, leases and meta, byte for byte.
       const state = leader.stateImage();
@@ -409,7 +479,7 @@ class Simulation {
         maxInflightAppends: this.memberConfig.maxInflightAppends,
         plantedBugs: { commitOldTermEntries: bugs.commitOldTermEntries === true, readIndexWithoutQuorum: bugs.readIndexWithoutQuorum === true, voteIgnoresLogCheck: bugs.voteIgnoresLogCheck === true },
       },
-      plantedBugs: { sendBeforeSync: bugs.sendBeforeSync === true, applyBeforeCommit: bugs.applyBeforeCommit === true, stepBeforeStaged: bugs.stepBeforeStaged === true },
+      plantedBugs: { sendBeforeSync: bugs.sendBeforeSync === true, applyBeforeCommit: bugs.applyBeforeCommit === true, stepBeforeStaged: bugs.stepBeforeStaged === true, deposedLeaderKeepsDeadlines: bugs.deposedLeaderKeepsDeadlines === true },
     };
   }
 
@@ -450,9 +520,16 @@ class Simulation {
             if (alive()) this.checker.onApply(id, entry);
           },
           changed: (events) => {
-            if (alive()) this.checkExactlyOnce(id, valuesPut, events);
+            if (!alive()) return;
+            const revision = events[0]!.revision;
+            if (!this.revisionEvents.has(revision)) this.revisionEvents.set(revision, events.map((event) => `${event.kind} ${event.path}`));
+            this.checkExactlyOnce(id, valuesPut, events);
+            this.checkLeaseExpiry(events);
           },
           storeReplaced: () => void this.coverage.snapshotInstalled++,
+          watchInvariantBroken: (what) => {
+            if (alive()) this.pendingViolation ??= new Violation('runtime assertion', `${id}'s watch hub: ${what}`);
+          },
           fatal: (error) => {
             if (!alive()) return;
             // A power cut is the weather; any other failure is the runtime refusing to go on.
@@ -464,8 +541,10 @@ class Simulation {
             if (alive()) this.sendToClient(id, clientId, reply);
           },
           count: (what) => this.coverage[what]++,
+          renewed: (lease) => this.renewedAtLeader(lease),
         },
         () => void this.walCounts.tornTailsCut++,
+        this.options.plantedBugs?.watchResumeOneEarly === true,
       );
     } catch (error) {
       if (error instanceof Violation) throw error;
@@ -499,6 +578,65 @@ class Simulation {
     }
   }
 
+  /**
+   * Lease safety: a lease ends (its ephemeral node deleted) no sooner than a TTL, on the fastest
+   * clock, after its holder sent the last keep-alive (or grant) answered as renewed. A leader that
+   * lost its quorum keeps answering until check-quorum deposes it, so seeds with check-quorum
+   * off (never wardend's configuration) are not held to it.
+   */
+  private checkLeaseExpiry(events: readonly ChangeEvent[]): void {
+    for (const event of events) {
+      if (event.node !== null || !event.path.startsWith('/e/h')) continue;
+      const holder = this.holders.get(Number(event.path.slice('/e/h'.length)));
+      if (holder === undefined || holder.gone) continue;
+      holder.gone = true;
+      this.trace(`t=${this.now} LEASE ${holder.lease} of holder ${holder.id} ended (last renewal sent at ${holder.lastRenewedSentAt}, stopped at ${holder.stoppedAt})`);
+      if (!this.memberConfig.checkQuorum || holder.lastRenewedSentAt === null) continue;
+      const earliest = holder.lastRenewedSentAt + holder.ttlMs / this.fastestClockRate();
+      if (this.now < earliest) {
+        this.pendingViolation ??= new Violation('lease safety', `lease ${holder.lease} ended at ${this.now} ms, ${Math.round(earliest - this.now)} ms before its TTL of ${holder.ttlMs} ms from the keep-alive sent at ${holder.lastRenewedSentAt} ms (answered as renewed)`);
+      }
+    }
+  }
+
+  private renewedAtLeader(lease: number): void {
+    const holder = this.holders.get(lease - LEASE_ID_BASE + HOLDER_ID_BASE);
+    if (holder !== undefined) holder.renewedAtLeaderMs = this.now;
+  }
+
+  private fastestClockRate(): number {
+    return Math.max(...this.nodeIds.map((id) => this.clockRate(id)));
+  }
+
+  /**
+   * Lease liveness, once healed: every holder stopped at the heal, so each lease ends within a
+   * TTL and an election timeout on the slowest clock (plus a round to commit the expiry) after
+   * the later of its holder's stop and the leader's lease refresh (a new leader gives every lease
+   * a full TTL from its refresh, seen here as the lease epoch changing).
+   */
+  private leasesExpired(): boolean {
+    const leaderId = this.leader();
+    if (leaderId === null) return false;
+    const machine = this.members.get(leaderId)!.runtime.machine;
+    if (machine.leases.epoch !== this.leaseEpoch.epoch) this.leaseEpoch = { epoch: machine.leases.epoch, seenAtMs: this.now };
+    const slowest = Math.min(...this.nodeIds.map((id) => this.clockRate(id)));
+    let expired = true;
+    for (const holder of this.holders.values()) {
+      const lease = machine.leases.get(holder.lease);
+      if (lease === undefined) continue;
+      expired = false;
+      // A grant sent before the heal may land long after it (a held message): its TTL runs from
+      // then. Its log time is the proposer's wall clock, which ran no slower than the slowest.
+      const grantedAt = (lease.grantedAtMs - WALL_EPOCH_MS) / slowest + 2 * HEALTHY_DELAY_MS_MAX;
+      const from = Math.max(holder.stoppedAt ?? this.now, this.leaseEpoch.seenAtMs, holder.renewedAtLeaderMs, grantedAt);
+      const deadline = from + (holder.ttlMs + (ELECTION_TICKS + 2) * TICK_MS) / slowest + 5 * HEALTHY_DELAY_MS_MAX;
+      if (this.now > deadline) {
+        throw new Violation('liveness: lease expiry', `lease ${holder.lease} (TTL ${holder.ttlMs} ms) still lives at ${this.now} ms; its holder stopped at ${holder.stoppedAt} ms, a leader last renewed it at ${holder.renewedAtLeaderMs} ms, and the leader's refresh (epoch ${this.leaseEpoch.epoch}) was seen at ${this.leaseEpoch.seenAtMs} ms`);
+      }
+    }
+    return expired;
+  }
+
   /** A process crash (SIGKILL): what it wrote stays (the page cache survives); what it had in flight is gone. */
   private crash(id: NodeId, restartAfterMs: number): void {
     if (!this.members.delete(id)) return;
@@ -507,6 +645,12 @@ class Simulation {
     // An armed power cut dies with the process it was aimed at.
     disks.fs.powerCutAtNextSync = false;
     disks.detach();
+    // Its clients' connections end: each watcher hears it after the frames already on the way.
+    for (const connection of this.watchConnections.get(id) ?? []) {
+      connection.closed = true;
+      this.queue.push(Math.max(connection.lastAt, this.now + 1), { kind: 'call', run: () => connection.watcher.onClosed(connection.connection) });
+    }
+    this.watchConnections.delete(id);
     this.faults.crashes++;
     this.trace(`t=${this.now} CRASH ${id} (back in ${restartAfterMs} ms)`);
     this.queue.push(this.now + restartAfterMs, { kind: 'restart', member: id });
@@ -548,6 +692,9 @@ class Simulation {
         event.run();
         return;
       }
+      case 'call':
+        event.run();
+        return;
       case 'raft': {
         const member = this.members.get(event.message.to);
         if (member === undefined) return;
@@ -562,10 +709,12 @@ class Simulation {
         return;
       }
       case 'reply':
-        this.clients[event.clientId - 1]!.onReply(event.reply);
+        if (event.clientId >= HOLDER_ID_BASE) this.holders.get(event.clientId)!.onReply(event.reply);
+        else this.clients[event.clientId - 1]!.onReply(event.reply);
         return;
       case 'client-wake':
-        this.clients[event.clientId - 1]!.onWake(event.token);
+        if (event.clientId >= HOLDER_ID_BASE) this.holders.get(event.clientId)!.onWake(event.token);
+        else this.clients[event.clientId - 1]!.onWake(event.token);
         return;
       case 'nemesis':
         if (!this.healing) {
@@ -615,6 +764,46 @@ class Simulation {
     }
   }
 
+  /**
+   * A watcher opens a connection to `memberId` and starts its watch there. Frames come back in
+   * order, each after a network delay; a member down when the request arrives (or that never
+   * answers) refuses it after a while, and the watcher tries elsewhere.
+   */
+  private connectWatcher(watcher: SimWatcher, memberId: NodeId, fromRevision: number | undefined): void {
+    const connection = { watcher, connection: watcher.connection, lastAt: this.now, closed: false };
+    let opened = false;
+    const toWatcher = (run: () => void): void => {
+      connection.lastAt = Math.max(connection.lastAt, this.deliverAfter());
+      this.queue.push(connection.lastAt, { kind: 'call', run });
+    };
+    this.queue.push(this.deliverAfter(), {
+      kind: 'run',
+      member: memberId,
+      incarnation: null,
+      run: () => {
+        const member = this.members.get(memberId)!;
+        const incarnation = this.incarnations.get(memberId);
+        const sink: WatchSink = {
+          push: (frame) => {
+            if (!connection.closed && this.incarnations.get(memberId) === incarnation) toWatcher(() => watcher.onFrame(connection.connection, frame));
+            return true;
+          },
+        };
+        const started = member.watch(sink, watcher.id, fromRevision);
+        opened = true;
+        if (!started.ok) {
+          toWatcher(() => watcher.onRefused(connection.connection));
+          return;
+        }
+        toWatcher(() => watcher.onFrame(connection.connection, JSON.stringify({ started: started.revision })));
+        let open = this.watchConnections.get(memberId);
+        if (open === undefined) this.watchConnections.set(memberId, (open = new Set()));
+        open.add(connection);
+      },
+    });
+    this.queue.push(this.now + 2_000, { kind: 'call', run: () => void (opened || watcher.onRefused(connection.connection)) });
+  }
+
   /** Run `run` on member `to` after a network delay, unless the link from `from` is cut or drops it; answers whether it left. */
   private deliver(from: NodeId, to: NodeId, run: () => void): boolean {
     if (this.blocked.has(`${from}>${to}`)) return false;
@@ -662,7 +851,12 @@ class Simulation {
         this.sendRaft(message);
       },
       forward: (to, entry): Promise<StateResult> => ask(to, true, (member) => member.runtime.proposeForwarded(entry)),
-      leaseRequest: (to, request: LeaseRequest): Promise<LeaseStatus[]> => ask(to, false, async (member) => member.runtime.answerLeaseRequest(request)),
+      leaseRequest: (to, request: LeaseRequest): Promise<LeaseStatus[]> =>
+        ask(to, false, async (member) => {
+          const statuses = await member.runtime.answerLeaseRequest(request);
+          for (const status of statuses) if (status.ok) this.renewedAtLeader(status.id);
+          return statuses;
+        }),
       sendSnapshot: async (message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> => {
         const all: Uint8Array[] = [];
         for await (const chunk of chunks) all.push(chunk);

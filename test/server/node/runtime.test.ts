@@ -161,6 +161,25 @@ describe('MemberRuntime', () => {
     expect(await inTheLog).toMatchObject({ code: 'OUTCOME_UNKNOWN' });
   });
 
+  it('answers a keep-alive only once a quorum confirms it still leads: a leader cut off never tells a client its lease lives (etcd #15247)', async () => {
+    const cluster = new LocalCluster(['a', 'b', 'c']);
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const leader = cluster.leader()!;
+    const runtime = cluster.runtime(leader);
+    const granted = await runtime.propose({ op: 'leaseGrant', ttlMs: 5_000 });
+    expect(granted).toMatchObject({ ok: true, op: 'leaseGrant' });
+    const lease = (granted as { lease: { id: number } }).lease.id;
+    await cluster.until(() => runtime.leaseKeeper.keepAlive([lease])[0]!.ok, 50, 'the new leader keeping time');
+    expect(await runtime.answerLeaseRequest({ op: 'keepAlive', leases: [lease] })).toMatchObject([{ id: lease, ok: true }]);
+    // Cut off, it still believes it leads (until check-quorum deposes it): its answer must wait for a quorum it cannot reach.
+    cluster.isolate(leader);
+    let answer: unknown = null;
+    runtime.answerLeaseRequest({ op: 'keepAlive', leases: [lease] }).then((statuses) => void (answer = statuses), (error: Error) => void (answer = error));
+    await cluster.until(() => answer !== null, 100, 'the cut-off leader answering');
+    expect(answer).toMatchObject({ code: 'NOT_LEADER' });
+  });
+
   it('applies no more than its turn\'s work before letting the network in, and every entry exactly once across turns', async () => {
     const cluster = new LocalCluster(['a', 'b', 'c'], { turnChangesMax: 2 });
     await cluster.start();

@@ -3,15 +3,17 @@
  * a follower that needs compacted entries is sent the snapshot instead (the core sends it with
  * `data: null`; the caller attaches the state); the follower hands it out in a Ready to be
  * persisted and installed, replacing its log, then catches up by ordinary appends. A member that
- * restarts recovers from its snapshot and the log after it.
+ * restarts recovers from its snapshot and the log after it. A snapshot to install carries its
+ * state as bytes or as the caller's stage (the runtime's), never neither.
  *
  * Pattern: Low-Water Mark (snapshot + compaction), Replicated Log.
  * Must never: reach into the core past its public API, use real time, or loop without a bound.
  */
 
 import { describe, expect, it } from 'vitest';
-import type { SnapshotMessage } from '../../../server/raft/index.js';
-import { Network, decodeState, encodeState, logOfTerms } from './harness.js';
+import { Raft } from '../../../server/raft/index.js';
+import type { Snapshot, SnapshotMessage } from '../../../server/raft/index.js';
+import { FixedRandom, Network, decodeState, encodeState, logOfTerms } from './harness.js';
 
 /** a leads; c misses `count` entries, which a then compacts away. */
 function followerBehindCompaction(count: number): Network {
@@ -137,5 +139,37 @@ describe('§7 snapshots for followers that fell behind compaction', () => {
       snapshot: { meta: { index: 9, term: 1, conf: { voters: ['a', 'b', 'c'] } }, data: null },
     };
     expect(() => net.inject(bare)).toThrow(/without its state/);
+  });
+});
+
+describe("a snapshot's state: its bytes or the caller's stage, never neither", () => {
+  /** A bare follower b (term 1, entries 1..2, none committed) and a leader's snapshot at 9 it lacks, its state given as `state`. */
+  function followerAndSnapshot(state: Pick<Snapshot, 'data' | 'staged'>): { raft: Raft; message: SnapshotMessage } {
+    const raft = new Raft({ id: 'b', peers: ['a', 'b', 'c'], random: new FixedRandom(0) }, { hardState: { term: 1, vote: null, commit: 0 }, snapshot: null, entries: logOfTerms([1, 1]) });
+    const message: SnapshotMessage = { type: 'Snapshot', from: 'a', to: 'b', term: 1, snapshot: { meta: { index: 9, term: 1, conf: { voters: ['a', 'b', 'c'] } }, ...state } };
+    return { raft, message };
+  }
+
+  it('installs a staged one without bytes: its Ready hands it out still marked staged, and the log restarts at its index', () => {
+    const { raft, message } = followerAndSnapshot({ data: null, staged: true });
+    raft.step(message);
+    const rd = raft.ready();
+    expect(rd.snapshot).toEqual({ meta: message.snapshot.meta, data: null, staged: true });
+    expect(rd.committedEntries).toEqual([]);
+    expect(rd.messages).toMatchObject([{ type: 'AppendResp', to: 'a', reject: false, index: 9 }]);
+    raft.advance();
+    expect(raft.status).toMatchObject({ snapshotIndex: 9, lastIndex: 9, commitIndex: 9, appliedIndex: 9 });
+  });
+
+  it('refuses loudly one with neither bytes nor a stage, and keeps its log', () => {
+    const { raft, message } = followerAndSnapshot({ data: null });
+    expect(() => raft.step(message)).toThrow(/without its state: neither data nor a stage/);
+    expect(raft.status).toMatchObject({ snapshotIndex: 0, lastIndex: 2, commitIndex: 0 });
+  });
+
+  it('refuses loudly one with both bytes and a stage', () => {
+    const { raft, message } = followerAndSnapshot({ data: new Uint8Array([1]), staged: true });
+    expect(() => raft.step(message)).toThrow(/both data and a stage/);
+    expect(raft.status).toMatchObject({ snapshotIndex: 0, lastIndex: 2, commitIndex: 0 });
   });
 });

@@ -90,6 +90,14 @@ describe('peer frames', () => {
     expect(refused).toBeGreaterThan(300);
   });
 
+  it("refuse a Snapshot claiming to be staged: a stage is the receiver's own, and the core would install it without bytes", () => {
+    const snapshot = MESSAGES[8] as Extract<Message, { type: 'Snapshot' }>;
+    const claimed = { ...snapshot, snapshot: { ...snapshot.snapshot, staged: true } };
+    expect(validMessage(claimed)).toBeNull();
+    expect(validFrame({ k: 'snap', id: 3, m: claimed })).toBeNull();
+    expect(validFrame({ k: 'raft', m: claimed })).toBeNull();
+  });
+
   it('never throw, whatever arrives', () => {
     fc.assert(
       fc.property(fc.anything({ withTypedArray: true, withNullPrototype: true, withMap: true }), (value) => {

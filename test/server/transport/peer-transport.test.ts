@@ -193,7 +193,7 @@ function start(m: Member): void {
   transport.start({
     onMessage: (message) => m.messages.push(message),
     onForward: (entry) => m.onForward(entry),
-    onLeaseRequest: (request) => m.onLeaseRequest(request),
+    onLeaseRequest: async (request) => m.onLeaseRequest(request),
     onSnapshot: (message, chunks) => m.snapshots.push({ message, chunks }),
   });
 }
