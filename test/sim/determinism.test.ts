@@ -28,6 +28,7 @@ describe('determinism', () => {
   it.each<[string, () => unknown]>([
     ['Date.now', () => Date.now()],
     ['Math.random', () => Math.random()],
+    ['performance.now', () => performance.now()],
     ['setTimeout', () => setTimeout(() => undefined, 0)],
     ['setInterval', () => setInterval(() => undefined, 1000)],
     ['setImmediate', () => setImmediate(() => undefined)],

@@ -1,6 +1,7 @@
 /**
- * Proof that the simulator bites: each planted bug must be caught, as the property it breaks,
- * within a bounded number of seeds. A simulator that passes a broken core is the worst outcome.
+ * Proof that the simulator bites: each planted bug — in the core, the disk, the runtime, the
+ * lease keeper or the watch hub — must be caught, as the property it breaks, within a bounded
+ * number of seeds. A simulator that passes a broken member is the worst outcome.
  *
  * Must never: accept a liveness failure or a crash of the harness as "caught" — only the
  * property the bug actually breaks counts.
@@ -12,24 +13,26 @@ import { PLANTED_BUGS, type PlantedBugName } from './plant.js';
 import { CI_STEPS } from './seed-batch.js';
 
 /**
- * Seeds searched per bug; each search stops at the first catch. Measured over seeds 1..300:
- * Figure 8 (commit-old-term) is caught in ~1.7% of seeds, a read without quorum in ~3-5%, a
- * forgotten vote in ~8%, the others in most. At 1.7%, 300 seeds catch it with 99.4%
- * probability however the simulator's weather is reshuffled; the deterministic Figure 8 script
- * is in test/server/raft.
+ * Seeds searched per bug; each search stops at the first catch. Measured over seeds 1..100
+ * (`npm run sim -- --seeds 100 --bug NAME`): send-before-persist and apply-before-commit are
+ * caught by every seed, vote-ignores-log by 62%, watch-resume-early by 39%, step-before-staged
+ * by 31%, deposed-leader-expires by 9%, forget-vote and read-without-quorum by a few, and
+ * Figure 8 (commit-old-term) by about 1% — so it gets 1,000 seeds (99.996% at 1%); the
+ * deterministic Figure 8 script is in test/server/raft.
  */
-const SEED_BOUND = 300;
+const SEED_BOUND: Partial<Record<PlantedBugName, number>> & { readonly default: number } = { default: 300, 'commit-old-term': 1_000 };
 
 describe('the simulator catches planted bugs', () => {
   for (const [name, bug] of Object.entries(PLANTED_BUGS) as [PlantedBugName, (typeof PLANTED_BUGS)[PlantedBugName]][]) {
-    it(`catches ${name}: ${bug.what}, within ${SEED_BOUND} seeds`, async () => {
+    const bound = SEED_BOUND[name] ?? SEED_BOUND.default;
+    it(`catches ${name}: ${bug.what}, within ${bound} seeds`, async () => {
       let caught: { seed: number; property: string } | null = null;
-      for (let seed = 1; seed <= SEED_BOUND && caught === null; seed++) {
+      for (let seed = 1; seed <= bound && caught === null; seed++) {
         const r = await runSimulation({ seed, steps: CI_STEPS, plantedBugs: bug.plantedBugs });
         if (r.violation !== null) caught = { seed, property: r.violation.property };
       }
-      expect(caught, `no seed in 1..${SEED_BOUND} caught ${name}`).not.toBeNull();
+      expect(caught, `no seed in 1..${bound} caught ${name}`).not.toBeNull();
       expect(bug.expected).toContain(caught!.property);
-    });
+    }, bound * 2_000);
   }
 });
