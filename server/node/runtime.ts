@@ -50,6 +50,12 @@ export class MemberRuntime {
   private ticker: unknown = null;
   private stopped = false;
   private readSeq = 0;
+  /**
+   * Names this process's read requests apart from an earlier process's of the same member: a
+   * leader's answer to a read the old process asked (index then) reached the restarted one and
+   * confirmed its own read "n2/1" at that old index — a stale read (simulator seed 393).
+   */
+  private readonly readPrefix: string;
   private readonly revisionWaiters: RevisionWaiters;
   /** The turn running now, if any (stop() waits for it: its fdatasync may be in flight). */
   private currentTurn: Promise<void> | null = null;
@@ -89,7 +95,8 @@ export class MemberRuntime {
       failed: (to) => this.enqueue(() => this.raft.reportSnapshot(to, false)),
       caughtUp: () => this.readLinearizable(() => undefined),
     });
-    this.leaseGate = new LeaseReadGate(config.id, () => this.deps.clock.monotonicMs(), () => config.leaseReadMs);
+    this.readPrefix = `${config.id}/${deps.random.intBelow(0x40000000).toString(36)}`;
+    this.leaseGate = new LeaseReadGate(this.readPrefix, () => this.deps.clock.monotonicMs(), () => config.leaseReadMs);
     const applied = this.machine.appliedIndex;
     const { recovered } = deps;
     if (applied > recovered.lastIndex) {
@@ -265,7 +272,7 @@ export class MemberRuntime {
     this.refuseIfStopped();
     // Within the read lease no other leader can exist: the commit index here is the latest.
     if (this.leaseGate.open(this.raft.status, this.handOff.active) && this.machine.appliedIndex >= this.raft.status.commitIndex) return read(this.machine);
-    const requestId = `${this.config.id}/${++this.readSeq}`;
+    const requestId = `${this.readPrefix}/${++this.readSeq}`;
     const waiting = this.reads.add(requestId, this.deps.clock.monotonicMs() + READ_INDEX_WAIT_MS);
     this.enqueue(() => {
       const result = this.raft.readIndex(requestId);

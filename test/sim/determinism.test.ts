@@ -11,8 +11,8 @@ import { withoutAmbientNondeterminism } from './determinism-guard.js';
 
 describe('determinism', () => {
   it('replays a seed to the identical trace, history and figures', async () => {
-    const a = await runSimulation({ seed: 7, steps: 3000, trace: true });
-    const b = await runSimulation({ seed: 7, steps: 3000, trace: true });
+    const a = await runSimulation({ seed: 7, steps: 5000, trace: true });
+    const b = await runSimulation({ seed: 7, steps: 5000, trace: true });
     expect(a.trace.length).toBeGreaterThan(1000);
     expect(b.trace).toEqual(a.trace);
     expect(b.history).toEqual(a.history);

@@ -48,10 +48,9 @@ interface CommittedEntry {
   commitTerm: number;
 }
 
-const decoder = new TextDecoder();
-
+/** An entry as a string: its bytes in hex (entries are binary; decoded as text, two could read alike). */
 function entryIdentity(e: Entry): string {
-  return `${e.term}|${e.type}|${decoder.decode(e.data)}`;
+  return `${e.term}|${e.type}|${Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength).toString('hex')}`;
 }
 
 export class SafetyChecker {

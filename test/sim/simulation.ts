@@ -387,9 +387,10 @@ class Simulation {
     this.healing = true;
     // Faults off means off: a power cut still armed would strike after the heal.
     for (const disks of this.disks.values()) disks.fs.powerCutAtNextSync = false;
-    this.healedAt = this.now;
+    // A frozen member wakes when its pause ends (its events wait for it, already queued): the
+    // liveness bounds count from the last wake, not from now.
+    this.healedAt = Math.max(this.now, ...this.pausedUntil.values());
     this.blocked.clear();
-    this.pausedUntil.clear();
     for (const id of this.nodeIds) if (!this.members.has(id)) await this.startMember(id);
     for (const client of this.clients) client.finish();
     // Every holder stops: each lease must then expire within its bound.
@@ -398,7 +399,7 @@ class Simulation {
   }
 
   private livenessReached(): boolean {
-    const ticks = Math.floor((this.now - this.healedAt) / TICK_MS);
+    const ticks = Math.max(0, Math.floor((this.now - this.healedAt) / TICK_MS));
     if (this.leaderAfterHealTicks === null) {
       if (this.hasStableLeader()) this.leaderAfterHealTicks = ticks;
       else if (ticks > LEADER_BOUND_TICKS) throw new Violation('liveness: leader', `no leader ${ticks} ticks after the faults healed`);
@@ -961,7 +962,9 @@ class Simulation {
     if (up.length === 0) return;
     const leader = this.leader();
     const id = leader !== null && up.includes(leader) && this.random.chance(this.profile.leaderBias) ? leader : this.random.pick(up);
-    const durationMs = this.random.between(20, 1000);
+    // Some pauses outlast every lease's TTL (1–2 s): a leader frozen past the TTL must wake to find
+    // the leases kept by its successor, and expire none of them.
+    const durationMs = this.random.chance(0.2) ? this.random.between(1_000, 2_500) : this.random.between(20, 1_000);
     this.pausedUntil.set(id, this.now + durationMs);
     this.faults.pauses++;
     this.trace(`t=${this.now} PAUSE ${id} for ${durationMs} ms`);

@@ -161,6 +161,28 @@ describe('MemberRuntime', () => {
     expect(await inTheLog).toMatchObject({ code: 'OUTCOME_UNKNOWN' });
   });
 
+  it('names its read requests apart from its previous process\'s: a leader\'s answer to a read asked before a restart never confirms one asked after (simulator seed 393)', async () => {
+    const cluster = new LocalCluster(['a', 'b', 'c']);
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const follower = cluster.followers()[0]!;
+    const readIds = async (): Promise<string[]> => {
+      const readIndex = vi.spyOn(cluster.runtime(follower).raft, 'readIndex');
+      let done = false;
+      void cluster.runtime(follower).readLinearizable(() => undefined).finally(() => void (done = true));
+      await cluster.until(() => done, 50, 'the read');
+      return readIndex.mock.calls.map(([requestId]) => requestId);
+    };
+    const before = await readIds();
+    cluster.crash(follower);
+    await cluster.restart(follower);
+    await cluster.until(() => cluster.runtime(follower).status.leaderId !== null, 100, 'the restarted member hearing the leader');
+    const after = await readIds();
+    expect(before.length).toBeGreaterThan(0);
+    expect(after.length).toBeGreaterThan(0);
+    for (const id of after) expect(before).not.toContain(id);
+  });
+
   it('answers a keep-alive only once a quorum confirms it still leads: a leader cut off never tells a client its lease lives (etcd #15247)', async () => {
     const cluster = new LocalCluster(['a', 'b', 'c']);
     await cluster.start();
