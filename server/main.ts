@@ -26,8 +26,20 @@ const parser = yargs(hideBin(process.argv))
   .env('WARDEN')
   .option('name', { type: 'string', default: 'default', describe: "this member's name, as --initial-cluster spells it" })
   .option('data-dir', { type: 'string', default: './warden-data', describe: 'where the write-ahead log (wal/) and the state store (state/) live' })
-  .option('listen-client', { type: 'string', default: 'ws://127.0.0.1:7071', describe: 'URL for clients (WebSocket) and HTTP /health, /status' })
-  .option('listen-peer', { type: 'string', default: 'ws://127.0.0.1:7081', describe: 'URL for the other members' })
+  .option('listen-client', { type: 'string', describe: 'URL for clients (WebSocket) and HTTP /health, /status (default ws://127.0.0.1:7071, wss:// with --cert-file)' })
+  .option('listen-peer', { type: 'string', describe: 'URL for the other members (default ws://127.0.0.1:7081, wss:// with --peer-cert-file)' })
+  .option('cert-file', { type: 'string', group: 'TLS:', describe: "the client port's certificate (PEM): clients connect with wss://, /health and /status are https://" })
+  .option('key-file', { type: 'string', group: 'TLS:', describe: 'the key of --cert-file (PEM)' })
+  .option('trusted-ca-file', { type: 'string', group: 'TLS:', describe: 'the CA that signs client certificates (PEM); with it, clients may present one' })
+  .option('peer-cert-file', { type: 'string', group: 'TLS:', describe: "this member's certificate for the peer port (PEM), signed by the peer CA" })
+  .option('peer-key-file', { type: 'string', group: 'TLS:', describe: 'the key of --peer-cert-file (PEM)' })
+  .option('peer-trusted-ca-file', { type: 'string', group: 'TLS:', describe: 'the peer CA (PEM): a member accepts and dials only peers whose certificate it signed' })
+  .check((argv) => {
+    if ((argv['cert-file'] === undefined) !== (argv['key-file'] === undefined)) throw new Error('--cert-file and --key-file go together');
+    const peer = [argv['peer-cert-file'], argv['peer-key-file'], argv['peer-trusted-ca-file']].filter((v) => v !== undefined).length;
+    if (peer !== 0 && peer !== 3) throw new Error('--peer-cert-file, --peer-key-file and --peer-trusted-ca-file go together (members authenticate each other)');
+    return true;
+  })
   .option('initial-cluster', { type: 'string', describe: 'every member as name=peerURL, comma-separated (default: this member alone)' })
   .option('tick-ms', { type: 'number', default: 100, describe: 'Raft tick: heartbeats every tick, elections after 10–20 ticks without a leader' })
   .option('snapshot-count', { type: 'number', default: 10_000, describe: 'applied entries between snapshots: the store is made durable and the log compacted up to it' })
@@ -59,8 +71,10 @@ try {
   const server = await startServer({
     name: argv.name,
     dataDir: argv['data-dir'],
-    listenClient: argv['listen-client'],
-    listenPeer: argv['listen-peer'],
+    ...(argv['listen-client'] === undefined ? {} : { listenClient: argv['listen-client'] }),
+    ...(argv['listen-peer'] === undefined ? {} : { listenPeer: argv['listen-peer'] }),
+    ...(argv['cert-file'] === undefined || argv['key-file'] === undefined ? {} : { tls: { certFile: argv['cert-file'], keyFile: argv['key-file'], ...(argv['trusted-ca-file'] === undefined ? {} : { trustedCaFile: argv['trusted-ca-file'] }) } }),
+    ...(argv['peer-cert-file'] === undefined || argv['peer-key-file'] === undefined || argv['peer-trusted-ca-file'] === undefined ? {} : { peerTls: { certFile: argv['peer-cert-file'], keyFile: argv['peer-key-file'], trustedCaFile: argv['peer-trusted-ca-file'] } }),
     ...(argv['initial-cluster'] === undefined ? {} : { initialCluster: argv['initial-cluster'] }),
     tickMs: argv['tick-ms'],
     limits,
@@ -91,6 +105,12 @@ try {
       },
     );
   };
+  // New certificates without a restart: new connections use them; bad files keep the old ones.
+  process.on('SIGHUP', () => {
+    const errors = server.reloadTls();
+    if (errors.length === 0) logger.info({ event: 'tls_reloaded' }, 'TLS certificates reloaded');
+    else for (const error of errors) logger.error({ event: 'tls_reload_failed', error: error.message }, `TLS certificates not reloaded, the old ones stay: ${error.message}`);
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 } catch (error) {

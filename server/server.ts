@@ -14,6 +14,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createServer as createHttpServer } from 'node:http';
+import { createPort, readTlsFiles, type TlsFiles } from './tls.js';
 import { WebSocketServer } from 'ws';
 import { pino, type Logger } from 'pino';
 import { MemberRuntime, type RuntimeLogger } from './node/runtime.js';
@@ -47,6 +48,13 @@ export interface ServerOptions {
   readonly listenPeer?: string;
   /** Every member as name=peerURL, comma-separated (default: this member alone). */
   readonly initialCluster?: string;
+  /** TLS on the client port (--cert-file, --key-file, --trusted-ca-file): wss:// and https:// for /health and /status. */
+  readonly tls?: TlsFiles;
+  /**
+   * TLS between members (--peer-cert-file, --peer-key-file, --peer-trusted-ca-file): both ends
+   * present a certificate the peer CA signed (mutual TLS); a connection without one is refused.
+   */
+  readonly peerTls?: TlsFiles & { readonly trustedCaFile: string };
   /** Milliseconds per Raft tick (heartbeat = 1 tick, election timeout = 10–20 ticks). */
   readonly tickMs?: number;
   /** Limits on what clients may ask (server/limits.ts); each defaults as `wardend --help` says. */
@@ -80,6 +88,8 @@ export interface WardenServer {
   readonly peerUrl: string;
   readonly runtime: MemberRuntime;
   readonly limits: Limits;
+  /** Read the TLS files again (SIGHUP): new connections use them; the errors of any that were bad (those keep the old). */
+  reloadTls(): Error[];
   close(): Promise<void>;
 }
 
@@ -127,10 +137,11 @@ function directoryBytes(directory: string): number | null {
   }
 }
 
-function hostPort(url: string, flag: string): { host: string; port: number } {
+function hostPort(url: string, flag: string, tls: boolean): { host: string; port: number } {
   const parsed = new URL(url);
-  if (parsed.protocol !== 'ws:') throw new Error(`${flag}: ${url} must be a ws:// URL`);
-  return { host: parsed.hostname, port: parsed.port === '' ? 80 : Number(parsed.port) };
+  const wanted = tls ? 'wss:' : 'ws:';
+  if (parsed.protocol !== wanted) throw new Error(`${flag}: ${url} must be a ${wanted}// URL${tls ? ' (TLS is on for this port)' : ' (TLS is off for this port: give its certificate and key to use wss://)'}`);
+  return { host: parsed.hostname, port: parsed.port === '' ? (tls ? 443 : 80) : Number(parsed.port) };
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<WardenServer> {
@@ -143,8 +154,10 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     error: (fields, message) => logger.error(fields, message),
   };
   const limits = resolveLimits(options.limits);
-  const client = hostPort(options.listenClient ?? 'ws://127.0.0.1:7071', '--listen-client');
-  const peer = hostPort(options.listenPeer ?? 'ws://127.0.0.1:7081', '--listen-peer');
+  const clientScheme = options.tls === undefined ? 'ws' : 'wss';
+  const peerScheme = options.peerTls === undefined ? 'ws' : 'wss';
+  const client = hostPort(options.listenClient ?? `${clientScheme}://127.0.0.1:7071`, '--listen-client', options.tls !== undefined);
+  const peer = hostPort(options.listenPeer ?? `${peerScheme}://127.0.0.1:7081`, '--listen-peer', options.peerTls !== undefined);
 
   // What is opened so far, undone in reverse if a later step fails: a start that fails must
   // leave no port, lock or file handle behind (a process that stays up holding them hangs).
@@ -179,7 +192,9 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
 
     // Peers first: with port 0 the real port is known only once listening, and it is this member's own entry.
     const peerServer = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
-    const peerHttp = createHttpServer();
+    // With peer TLS only a member presenting a certificate the peer CA signed gets past the handshake.
+    const peerPort = createPort(options.peerTls ?? null, (_request, response) => void response.writeHead(404).end(), options.peerTls !== undefined);
+    const peerHttp = peerPort.server;
     peerHttp.on('upgrade', (request, socket, head) => {
       try {
         peerServer.handleUpgrade(request, socket, head, (ws) => peerServer.emit('connection', ws, request));
@@ -187,29 +202,27 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
         socket.destroy();
       }
     });
-    await new Promise<void>((resolve, reject) => {
-      peerHttp.once('error', (error) => reject(listenError(error, '--listen-peer', peer.host, peer.port)));
-      peerHttp.listen(peer.port, peer.host, () => resolve());
+    await peerPort.listen(peer.port, peer.host).catch((error: unknown) => {
+      throw listenError(error, '--listen-peer', peer.host, peer.port);
     });
     peerHttp.on('error', (error) => logger.error({ event: 'peer_port_error', error: error.message }, 'the peer port failed'));
     undo.push(
       () =>
         new Promise<void>((resolve) => {
           peerServer.close();
-          peerHttp.close(() => resolve());
-          peerHttp.closeAllConnections();
+          void peerPort.close().then(resolve);
         }),
     );
-    const peerAddress = peerHttp.address();
-    const peerUrl = `ws://${peer.host}:${typeof peerAddress === 'object' && peerAddress !== null ? peerAddress.port : peer.port}`;
+    const peerUrl = `${peerScheme}://${peer.host}:${peerPort.address().port}`;
     const cluster = parseInitialCluster(options.initialCluster ?? `${name}=${peerUrl}`);
     if (!cluster.has(name)) throw new Error(`--initial-cluster does not name this member (${name})`);
     // The transport takes the peer port's connections from now on: a peer that dials while the
     // storage below opens must find someone to answer its hello (an unanswered one used to leave
     // a half-open channel that the dialler took for a live one, and the pair never spoke).
-    let clientUrl = options.listenClient ?? 'ws://127.0.0.1:7071';
+    let clientUrl = options.listenClient ?? `${clientScheme}://127.0.0.1:7071`;
     const clusterId = await clusterIdOf(dataDir, cluster);
-    const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log, clusterId }, peerServer);
+    const peerTls = options.peerTls;
+    const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log, clusterId, ...(peerTls === undefined ? {} : { tls: () => readTlsFiles(peerTls) }) }, peerServer);
     undo.push(() => transport.close());
 
     // History is kept for the last 100,000 revisions (compacted automatically past twice that), so
@@ -317,6 +330,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     clientServer = await startClientServer({
       host: client.host,
       port: client.port,
+      tls: options.tls ?? null,
       limits,
       answerBudget,
       logger: log,
@@ -328,7 +342,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     });
     const clientPort = clientServer;
     undo.push(() => clientPort.close());
-    clientUrl = `ws://${client.host}:${clientPort.port}`;
+    clientUrl = `${clientScheme}://${client.host}:${clientPort.port}`;
     transport.setClientUrl(clientUrl);
     transport.start({
       onMessage: (message) => runtime.step(message),
@@ -348,6 +362,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       peerUrl,
       runtime,
       limits,
+      reloadTls: () => [clientPort.reloadTls(), peerPort.reload()].filter((error): error is Error => error !== null),
       close: () =>
         (closing ??= (async () => {
           // A leader first hands over to a follower, so the cluster does not wait out an election.

@@ -12,7 +12,9 @@
  * is answered as null, never echoed); run a request its schema refused.
  */
 
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import { createPort, type TlsFiles } from '../tls.js';
 import type { Duplex } from 'node:stream';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -55,11 +57,15 @@ export interface ClientServerOptions {
   /** /health: 200 when the member has a leader and is applied to within a bound. */
   readonly healthy: () => boolean;
   readonly status: () => Record<string, unknown>;
+  /** TLS for the port (wss://, https:// for /health and /status); null or absent: plaintext. */
+  readonly tls?: TlsFiles | null;
 }
 
 export interface ClientServer {
   readonly port: number;
-  readonly http: Server;
+  readonly http: Server | HttpsServer;
+  /** Read the TLS files again (SIGHUP): the error if they are bad (the old certificate stays). */
+  reloadTls(): Error | null;
   /** Open client connections now. */
   readonly connections: number;
   close(): Promise<void>;
@@ -99,7 +105,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   let unreadTotal = 0;
   let inFlightBytes = 0;
 
-  const http = createServer((request, response) => {
+  const listener = createPort(options.tls ?? null, (request, response) => {
     try {
       serveHttp(request, response, options);
     } catch (error) {
@@ -107,6 +113,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       if (!response.headersSent) respondJson(response, 500, { error: 'internal error' });
     }
   });
+  const http = listener.server;
   http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     try {
       wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
@@ -118,7 +125,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   http.on('clientError', (_error, socket: Duplex) => socket.destroy());
   // TCP connections of any kind (upgrades not yet done, /health probes) are bounded too: past
   // the WebSocket bound and a margin for probes, the kernel's accept is answered with a close.
-  http.maxConnections = limits.connectionsMax + HTTP_CONNECTIONS_MARGIN;
+  listener.setMaxConnections(limits.connectionsMax + HTTP_CONNECTIONS_MARGIN);
 
   /**
    * Cut a connection that does not read. With little left unread it is closed with a reason
@@ -332,19 +339,13 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       socket.terminate();
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(options.port, options.host, () => {
-      http.off('error', reject);
-      resolve();
-    });
-  });
+  await listener.listen(options.port, options.host);
   http.on('error', (error) => logger.error({ event: 'client_port_error', error: error.message }, 'the client port failed'));
-  const address = http.address();
-  const port = typeof address === 'object' && address !== null ? address.port : options.port;
+  const port = listener.address().port;
   return {
     port,
     http,
+    reloadTls: () => listener.reload(),
     get connections() {
       return connections.size;
     },
@@ -352,8 +353,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       new Promise<void>((resolve) => {
         for (const client of wss.clients) client.close(1001, 'member stopping');
         wss.close();
-        http.close(() => resolve());
-        http.closeAllConnections();
+        void listener.close().then(resolve);
       }),
   };
 }

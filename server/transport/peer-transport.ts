@@ -11,6 +11,7 @@
  * accept a peer that is not in the cluster.
  */
 
+import type { SecureContextOptions } from 'node:tls';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { validFrame } from './peer-frames.js';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -65,6 +66,8 @@ export interface PeerTransportOptions {
    * is refused, so two clusters never count each other's votes or acknowledgements.
    */
   readonly clusterId?: string;
+  /** With peer TLS: this member's certificate, key and the peer CA, read at each dial (so a SIGHUP reload reaches new dials). */
+  readonly tls?: () => SecureContextOptions;
 }
 
 export interface PeerHandlers {
@@ -210,7 +213,7 @@ export class PeerTransport implements PeerLink {
     // Frames between members are not masked (an all-zero mask): masking guards proxies against
     // a browser's attacker-chosen bytes, and nothing here comes from a browser.
     // A dial whose upgrade is blackholed gives up after HANDSHAKE_TIMEOUT_MS (and redials), not when TCP does.
-    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, generateMask: (mask) => void mask.fill(0) });
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, generateMask: (mask) => void mask.fill(0), ...(this.options.tls === undefined ? {} : this.options.tls()) });
     socket.binaryType = 'nodebuffer';
     socket.on('upgrade', (response: IncomingMessage) => this.coalescers.set(socket, writeCoalescer(response.socket)));
     socket.on('open', () => {

@@ -55,6 +55,11 @@ export interface ClusterOptions {
   readonly main?: string;
   /** The Raft tick (default 50 ms here, to keep elections quick in tests; wardend's own default is 100). */
   readonly tickMs?: number;
+  /**
+   * TLS on both ports from certificates deploy/tls/make-certs.sh wrote in this directory (each
+   * member's own, by name): wss:// for clients and peers, https:// for /health and /status.
+   */
+  readonly tlsDir?: string;
 }
 
 export class Cluster {
@@ -76,10 +81,11 @@ export class Cluster {
     cluster.options = options;
     const names = Array.from({ length: size }, (_, i) => `n${i + 1}`);
     for (const name of names) cluster.peerPorts.set(name, await freePort());
-    cluster.initialCluster = names.map((n) => `${n}=ws://127.0.0.1:${cluster.peerPorts.get(n)}`).join(',');
+    const s = options.tlsDir === undefined ? '' : 's';
+    cluster.initialCluster = names.map((n) => `${n}=ws${s}://127.0.0.1:${cluster.peerPorts.get(n)}`).join(',');
     for (const name of names) {
       const clientPort = await freePort();
-      cluster.members.push({ name, clientUrl: `ws://127.0.0.1:${clientPort}`, httpUrl: `http://127.0.0.1:${clientPort}`, process: null, logs: [] });
+      cluster.members.push({ name, clientUrl: `ws${s}://127.0.0.1:${clientPort}`, httpUrl: `http${s}://127.0.0.1:${clientPort}`, process: null, logs: [] });
     }
     return cluster;
   }
@@ -106,7 +112,8 @@ export class Cluster {
         '--name', member.name,
         '--data-dir', this.dataDirOf(member.name),
         '--listen-client', member.clientUrl,
-        '--listen-peer', `ws://127.0.0.1:${this.peerPorts.get(member.name)}`,
+        '--listen-peer', `ws${this.options.tlsDir === undefined ? '' : 's'}://127.0.0.1:${this.peerPorts.get(member.name)}`,
+        ...this.tlsArgs(member.name),
         '--initial-cluster', this.initialCluster,
         '--tick-ms', String(this.options.tickMs ?? 50),
         '--log-format', 'json',
@@ -121,6 +128,16 @@ export class Cluster {
     child.on('exit', () => {
       if (member.process === child) member.process = null;
     });
+  }
+
+  /** A member's TLS flags: its own client and peer certificates, the peer CA. */
+  private tlsArgs(name: string): string[] {
+    const dir = this.options.tlsDir;
+    if (dir === undefined) return [];
+    return [
+      '--cert-file', join(dir, name, 'client.pem'), '--key-file', join(dir, name, 'client.key'),
+      '--peer-cert-file', join(dir, name, 'peer.pem'), '--peer-key-file', join(dir, name, 'peer.key'), '--peer-trusted-ca-file', join(dir, 'peer-ca.pem'),
+    ];
   }
 
   /** Signal a member and wait (bounded) for it to exit; answers its exit code (null if killed by a signal). */
@@ -195,9 +212,9 @@ export class ProtocolClient {
     socket.on('close', (code, reason) => void (this.closed = { code, reason: reason.toString() }));
   }
 
-  static connect(url: string): Promise<ProtocolClient> {
+  static connect(url: string, options: WebSocket.ClientOptions = {}): Promise<ProtocolClient> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url);
+      const socket = new WebSocket(url, options);
       socket.once('open', () => resolve(new ProtocolClient(socket)));
       socket.once('error', reject);
     });
