@@ -11,7 +11,7 @@
  * accept a peer that is not in the cluster.
  */
 
-import type { SecureContextOptions } from 'node:tls';
+import type { PeerCertificate, SecureContextOptions, TLSSocket } from 'node:tls';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { validFrame } from './peer-frames.js';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
@@ -213,7 +213,18 @@ export class PeerTransport implements PeerLink {
     // Frames between members are not masked (an all-zero mask): masking guards proxies against
     // a browser's attacker-chosen bytes, and nothing here comes from a browser.
     // A dial whose upgrade is blackholed gives up after HANDSHAKE_TIMEOUT_MS (and redials), not when TCP does.
-    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, generateMask: (mask) => void mask.fill(0), ...(this.options.tls === undefined ? {} : this.options.tls()) });
+    const tls = this.options.tls;
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: this.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, generateMask: (mask) => void mask.fill(0), ...(tls === undefined ? {} : tls()) });
+    if (tls !== undefined) {
+      // The member dialled must present a certificate naming it, not only one the peer CA signed:
+      // checked before our hello goes out.
+      socket.once('upgrade', (response: IncomingMessage) => {
+        const named = certificateNames((response.socket as TLSSocket).getPeerCertificate?.() ?? null);
+        if (named.includes(peer)) return;
+        this.options.logger.warn({ event: 'peer_refused', peer, certificateNames: named }, `${url} answered with a certificate that names ${named.join(', ') || 'no member'}, not ${peer}`);
+        socket.terminate();
+      });
+    }
     socket.binaryType = 'nodebuffer';
     socket.on('upgrade', (response: IncomingMessage) => this.coalescers.set(socket, writeCoalescer(response.socket)));
     socket.on('open', () => {
@@ -276,6 +287,14 @@ export class PeerTransport implements PeerLink {
       if (frame?.k !== 'hello' || !this.options.peers.has(frame.from) || frame.from === this.options.id) {
         this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress }, 'a peer connection did not introduce itself as a cluster member');
         socket.close(1008, 'not a member of this cluster');
+        return;
+      }
+      // With peer TLS the CA vouched for the certificate; it must also name the member speaking,
+      // or any member's certificate would let its holder speak for all the others.
+      const named = this.options.tls === undefined ? null : certificateNames((request.socket as TLSSocket).getPeerCertificate?.() ?? null);
+      if (named !== null && !named.includes(frame.from)) {
+        this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress, claimed: frame.from, certificateNames: named }, `a peer said it was ${frame.from} with a certificate that names ${named.join(', ') || 'no member'}`);
+        socket.close(1008, `the certificate names ${named.join(', ') || 'nothing'}, not ${frame.from}`);
         return;
       }
       if (frame.cluster !== this.options.clusterId) {
@@ -473,4 +492,15 @@ function decode(data: RawData): Frame | null {
   } catch {
     return null;
   }
+}
+
+/** The member names a certificate carries: its subjectAltName DNS entries. */
+function certificateNames(cert: PeerCertificate | null): string[] {
+  const san = cert?.subjectaltname;
+  if (typeof san !== 'string') return [];
+  return san
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice('DNS:'.length));
 }

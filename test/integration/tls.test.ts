@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Encoder } from '@msgpack/msgpack';
 import { WebSocket } from 'ws';
 import { Cluster, ProtocolClient } from './cluster.js';
 
@@ -134,6 +135,17 @@ describe('TLS on the client and peer ports', () => {
     const client = await ProtocolClient.connect(cluster.member(before).clientUrl, { ca: clientCa });
     expect(await client.request('put', { path: '/after-strangers', value: b64('fine') })).toMatchObject({ ok: true });
     client.socket.close();
+  });
+
+  it("refuses one member's certificate speaking for another (the peer CA signed it, but it names someone else)", async () => {
+    const peerUrl = `wss://127.0.0.1:${new URL(cluster.initialClusterSpec.split(',')[0]!.split('=')[1]!).port}`;
+    const closed = await new Promise<{ code: number; reason: string } | string>((resolve) => {
+      const socket = new WebSocket(peerUrl, { ca: readFileSync(join(dir, 'peer-ca.pem')), cert: readFileSync(join(dir, 'n2', 'peer.pem')), key: readFileSync(join(dir, 'n2', 'peer.key')), handshakeTimeout: 3_000 });
+      socket.once('open', () => socket.send(new Encoder().encode({ k: 'hello', from: 'n3', clientUrl: 'wss://127.0.0.1:1' })));
+      socket.once('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+      socket.once('error', (error) => resolve(error.message));
+    });
+    expect(closed).toEqual({ code: 1008, reason: 'the certificate names n2, localhost, not n3' });
   });
 
   it('puts a new certificate in service on SIGHUP, without a restart', async () => {
