@@ -36,9 +36,20 @@ export interface ConnectOptions {
   /** Aborting it closes the client. */
   readonly signal?: AbortSignal;
   readonly backoff?: BackoffPolicy;
+  /**
+   * For `wss://` endpoints under Node: the CA that signed the members' certificates (PEM), and a
+   * client certificate and key if the cluster asks for one. (A browser uses its own trust store.)
+   */
+  readonly tls?: ClientTls;
   /** @internal tests: a fake clock and randomness. */
   readonly clock?: ClientClock;
   readonly random?: () => number;
+}
+
+export interface ClientTls {
+  readonly ca?: string | Uint8Array;
+  readonly cert?: string | Uint8Array;
+  readonly key?: string | Uint8Array;
 }
 
 export type Consistency = 'linearizable' | 'serializable';

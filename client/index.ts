@@ -27,8 +27,8 @@ class NodeSocket implements SocketLike {
   private readonly ws: WebSocket;
   private corked = false;
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url, { perMessageDeflate: false });
+  constructor(url: string, tls: ConnectOptions['tls']) {
+    this.ws = new WebSocket(url, { perMessageDeflate: false, ...(tls === undefined ? {} : { ca: pem(tls.ca), cert: pem(tls.cert), key: pem(tls.key) }) });
     this.ws.onopen = (event) => this.onopen?.(event);
     this.ws.onclose = (event) => this.onclose?.(event);
     this.ws.onerror = (event) => this.onerror?.(event);
@@ -59,5 +59,9 @@ class NodeSocket implements SocketLike {
 
 /** Connect to a Warden cluster. The socket opens on the first call; the client is usable at once. */
 export function connect(options: ConnectOptions): WardenClient {
-  return new WardenClient(options, (url) => new NodeSocket(url));
+  return new WardenClient(options, (url) => new NodeSocket(url, options.tls));
+}
+
+function pem(value: string | Uint8Array | undefined): string | Buffer | undefined {
+  return value === undefined || typeof value === 'string' ? value : Buffer.from(value);
 }

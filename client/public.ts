@@ -7,7 +7,7 @@
  */
 
 export { WardenClient } from './client.js';
-export type { ConnectOptions, Consistency, GetOptions, MemberStatus, PutResult, RangeOptions, ReadOptions, TxnOpResult, TxnResult, WriteResult } from './client.js';
+export type { ClientTls, ConnectOptions, Consistency, GetOptions, MemberStatus, PutResult, RangeOptions, ReadOptions, TxnOpResult, TxnResult, WriteResult } from './client.js';
 export { WardenError, ERROR_CODES, type ErrorCode } from '../shared/errors.js';
 export { cmp, op, TxnBuilder, type Compare, type CompareOperator, type CreateOptions, type DeleteOptions, type PutOptions, type TxnOp } from './txn.js';
 export { Session, type LeaseInfo, type LeaseTimeToLive, type SessionEvents } from './leases.js';

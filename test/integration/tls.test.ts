@@ -19,6 +19,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Encoder } from '@msgpack/msgpack';
 import { WebSocket } from 'ws';
 import { Cluster, ProtocolClient } from './cluster.js';
+import { connect } from '../../client/index.js';
+import { runCli } from '../cli/run.js';
 
 const MAKE_CERTS = fileURLToPath(new URL('../../deploy/tls/make-certs.sh', import.meta.url));
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
@@ -97,6 +99,24 @@ describe('TLS on the client and peer ports', () => {
     expect(await reader.request('get', { path: '/tls' })).toMatchObject({ ok: true, node: { value: b64('yes') } });
     reader.socket.close();
     expect(await getHttps(`${follower.httpUrl}/health`, clientCa)).toMatchObject({ status: 200 });
+  });
+
+  it('is reached over wss:// by the client library (tls: { ca }) and the CLI (--cacert), and refused without the CA', async () => {
+    const endpoints = cluster.members.map((m) => m.clientUrl).join(',');
+    const client = connect({ endpoints, tls: { ca: clientCa }, timeoutMs: 10_000 });
+    try {
+      await client.put('/library', 'over tls');
+      expect(await client.get('/library')).toMatchObject({ value: 'over tls' });
+    } finally {
+      await client.close();
+    }
+    const caFile = join(dir, 'client-ca.pem');
+    const read = await runCli(['--cacert', caFile, '--output', 'json', 'get', '/library'], { endpoints });
+    expect(read.code).toBe(0);
+    expect(read.stdout).toContain('over tls');
+    // Without the CA the members' certificates are not trusted: the call fails, it does not fall back.
+    const untrusted = await runCli(['--timeout', '2000', 'get', '/library'], { endpoints });
+    expect(untrusted.code).toBe(1);
   });
 
   it('refuses plaintext on a TLS port with a reason a person can read', async () => {

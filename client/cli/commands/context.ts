@@ -11,13 +11,18 @@
  * after a failed operation; swallow an error without printing it.
  */
 
-import { connect, type WardenClient } from '../../index.js';
+import { readFileSync } from 'node:fs';
+import { connect, type ClientTls, type WardenClient } from '../../index.js';
 import { FORMATS, Output, UsageError, type Format } from '../output.js';
 
 export interface GlobalArgs {
   readonly endpoints: string;
   readonly output: Format;
   readonly timeout: number | undefined;
+  /** PEM files for wss:// endpoints: the CA that signed the members' certificates, and a client certificate and key. */
+  readonly cacert?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
 }
 
 /** The global options of a command's arguments, checked (yargs gives every command its own shape). */
@@ -29,6 +34,9 @@ function globalArgsOf(args: unknown): GlobalArgs {
     endpoints: typeof a['endpoints'] === 'string' ? a['endpoints'] : DEFAULT_ENDPOINTS,
     output: output === 'json' || output === 'simple' || output === 'table' ? output : 'simple',
     timeout: typeof timeout === 'number' && Number.isFinite(timeout) ? timeout : undefined,
+    ...(typeof a['cacert'] === 'string' ? { cacert: a['cacert'] } : {}),
+    ...(typeof a['cert'] === 'string' ? { cert: a['cert'] } : {}),
+    ...(typeof a['key'] === 'string' ? { key: a['key'] } : {}),
   };
 }
 
@@ -38,6 +46,7 @@ export class Context {
   readonly out: Output;
   readonly endpoints: string[];
   readonly timeoutMs: number | undefined;
+  private readonly tls: ClientTls | undefined;
   private readonly clients: WardenClient[] = [];
   private readonly controller = new AbortController();
   private mainClient: WardenClient | null = null;
@@ -50,6 +59,17 @@ export class Context {
     for (const e of this.endpoints) if (!/^wss?:\/\//.test(e)) throw new UsageError(`--endpoints: ${JSON.stringify(e)} is not a ws:// or wss:// URL`);
     if (args.timeout !== undefined && (!Number.isFinite(args.timeout) || args.timeout <= 0)) throw new UsageError('--timeout (or WARDEN_TIMEOUT): give a positive number of milliseconds');
     this.timeoutMs = args.timeout;
+    if ((args.cert === undefined) !== (args.key === undefined)) throw new UsageError('--cert and --key go together');
+    const read = (flag: string, path: string | undefined): Buffer | undefined => {
+      if (path === undefined) return undefined;
+      try {
+        return readFileSync(path);
+      } catch (error) {
+        throw new UsageError(`--${flag}: cannot read ${path}: ${(error as Error).message}`);
+      }
+    };
+    const [ca, cert, key] = [read('cacert', args.cacert), read('cert', args.cert), read('key', args.key)];
+    this.tls = ca === undefined && cert === undefined ? undefined : { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert }), ...(key === undefined ? {} : { key }) };
   }
 
   /** Fired by Ctrl-C (SIGINT) or SIGTERM. */
@@ -70,7 +90,7 @@ export class Context {
 
   /** A client of its own (e.g. one endpoint alone, for `endpoint status`); closed with the rest. */
   open(endpoints: readonly string[]): WardenClient {
-    const client = connect({ endpoints, ...(this.timeoutMs === undefined ? {} : { timeoutMs: this.timeoutMs }) });
+    const client = connect({ endpoints, ...(this.timeoutMs === undefined ? {} : { timeoutMs: this.timeoutMs }), ...(this.tls === undefined ? {} : { tls: this.tls }) });
     this.clients.push(client);
     return client;
   }
