@@ -15,12 +15,19 @@
  * --profile (members write a CPU profile into ./profiles on exit), --baseline PATH (another
  * build's server/main.ts, e.g. a worktree of an older commit: a second Warden cluster takes
  * turns with this one, and its rows show this build ÷ that one; it is loaded through this build's
- * client library, so it must speak this build's client protocol).
+ * client library, so it must speak this build's client protocol), --tls (a second Warden cluster
+ * with TLS on both ports, certificates from deploy/tls/make-certs.sh, takes turns with the plain
+ * one: its rows show the cost of TLS as TLS ÷ plain).
  *
  * Must never: run in CI (it starts the anchors); be read as a test; leave members behind; stop
  * an anchor it did not start.
  */
 
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import type zookeeper from 'node-zookeeper-client';
@@ -39,6 +46,7 @@ const { values } = parseArgs({
     profile: { type: 'boolean', default: false },
     cases: { type: 'string' },
     baseline: { type: 'string' },
+    tls: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(values.seconds);
@@ -62,11 +70,11 @@ interface System {
   close(): Promise<void>;
 }
 
-async function warden(name: string, main?: string): Promise<System> {
-  const cluster = await Cluster.start(3, { ...(values.profile ? { cpuProfileDir: 'profiles' } : {}), ...(main === undefined ? {} : { main }) });
+async function warden(name: string, main?: string, tlsDir?: string): Promise<System> {
+  const cluster = await Cluster.start(3, { ...(values.profile ? { cpuProfileDir: 'profiles' } : {}), ...(main === undefined ? {} : { main }), ...(tlsDir === undefined ? {} : { tlsDir }) });
   try {
     const endpoint = cluster.member(await cluster.leader()).clientUrl;
-    const client = connect({ endpoints: endpoint, timeoutMs: options.timeoutMs });
+    const client = connect({ endpoints: endpoint, timeoutMs: options.timeoutMs, ...(tlsDir === undefined ? {} : { tls: { ca: readFileSync(join(tlsDir, 'client-ca.pem')) } }) });
     await client.status({ timeoutMs: options.timeoutMs });
     // A write first: a baseline is driven through this build's client library, so it must speak its protocol.
     await client.create(options.prefix, '', { parents: true, timeoutMs: options.timeoutMs }).catch((error: unknown) => {
@@ -124,6 +132,12 @@ process.once('SIGINT', () => {
 try {
   systems.push(await warden('warden'));
   if (values.baseline !== undefined) systems.push(await warden('baseline', values.baseline));
+  if (values.tls) {
+    const tlsDir = mkdtempSync(join(tmpdir(), 'warden-bench-tls-'));
+    process.once('exit', () => rmSync(tlsDir, { recursive: true, force: true }));
+    execFileSync('bash', [fileURLToPath(new URL('../deploy/tls/make-certs.sh', import.meta.url)), tlsDir, 'n1', 'n2', 'n3']);
+    systems.push(await warden('warden-tls', undefined, tlsDir));
+  }
   if (only.includes('etcd')) systems.push(etcd());
   if (only.includes('zookeeper')) systems.push(await zk());
   for (const c of cases) {

@@ -6,8 +6,9 @@
  * Must never: wait without a bound; leave a process or a folder behind.
  */
 
+import { get as httpsGet } from 'node:https';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,8 +162,28 @@ export class Cluster {
 
   async status(name: string): Promise<Record<string, unknown> | null> {
     try {
-      const response = await fetch(`${this.member(name).httpUrl}/status`, { signal: AbortSignal.timeout(2_000) });
-      return (await response.json()) as Record<string, unknown>;
+      const url = `${this.member(name).httpUrl}/status`;
+      if (this.options.tlsDir === undefined) {
+        const response = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+        return (await response.json()) as Record<string, unknown>;
+      }
+      // Under TLS the members' certificates come from the test's own CA, which fetch does not take.
+      const ca = readFileSync(join(this.options.tlsDir, 'client-ca.pem'));
+      return await new Promise<Record<string, unknown>>((resolve, reject) => {
+        const request = httpsGet(url, { ca, timeout: 2_000 }, (response) => {
+          let body = '';
+          response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+          response.on('end', () => {
+            try {
+              resolve(JSON.parse(body) as Record<string, unknown>);
+            } catch (error) {
+              reject(error as Error);
+            }
+          });
+        });
+        request.on('timeout', () => request.destroy(new Error('no answer within 2 s')));
+        request.on('error', reject);
+      });
     } catch {
       return null;
     }
