@@ -68,7 +68,7 @@ const REAL_PACE: ScanPace = {
 /**
  * Whether a complete staged store is swapped in at start: only if the log names it as its base
  * (the core accepted it and its base was made durable before the swap) and it moves the state
- * forward. A stage the log does not name was never installed — the core had not taken it, or
+ * forward. A stage the log does not name is one the core did not install — it had not taken it, or
  * declined it — and swapped in it left a store past the end of the log: a member that could not
  * start (simulator seed 9 with read-without-quorum planted). One no newer than the live store
  * (its install was overtaken) would roll the state back.
