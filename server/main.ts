@@ -33,6 +33,7 @@ const parser = yargs(hideBin(process.argv))
   .option('trusted-ca-file', { type: 'string', group: 'TLS:', describe: 'the CA that signs client certificates (PEM); with it, clients may present one' })
   .option('peer-cert-file', { type: 'string', group: 'TLS:', describe: "this member's certificate for the peer port (PEM), signed by the peer CA" })
   .option('peer-key-file', { type: 'string', group: 'TLS:', describe: 'the key of --peer-cert-file (PEM)' })
+  .option('peer-secret-file', { type: 'string', group: 'TLS:', describe: 'a file holding the cluster secret (at least 16 bytes, the same on every member): without peer TLS, a peer connection must prove it (HMAC on its hello)' })
   .option('peer-trusted-ca-file', { type: 'string', group: 'TLS:', describe: 'the peer CA (PEM): a member accepts and dials only peers whose certificate it signed' })
   .check((argv) => {
     if ((argv['cert-file'] === undefined) !== (argv['key-file'] === undefined)) throw new Error('--cert-file and --key-file go together');
@@ -74,6 +75,7 @@ try {
     ...(argv['listen-client'] === undefined ? {} : { listenClient: argv['listen-client'] }),
     ...(argv['listen-peer'] === undefined ? {} : { listenPeer: argv['listen-peer'] }),
     ...(argv['cert-file'] === undefined || argv['key-file'] === undefined ? {} : { tls: { certFile: argv['cert-file'], keyFile: argv['key-file'], ...(argv['trusted-ca-file'] === undefined ? {} : { trustedCaFile: argv['trusted-ca-file'] }) } }),
+    ...(argv['peer-secret-file'] === undefined ? {} : { peerSecretFile: argv['peer-secret-file'] }),
     ...(argv['peer-cert-file'] === undefined || argv['peer-key-file'] === undefined || argv['peer-trusted-ca-file'] === undefined ? {} : { peerTls: { certFile: argv['peer-cert-file'], keyFile: argv['peer-key-file'], trustedCaFile: argv['peer-trusted-ca-file'] } }),
     ...(argv['initial-cluster'] === undefined ? {} : { initialCluster: argv['initial-cluster'] }),
     tickMs: argv['tick-ms'],

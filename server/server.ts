@@ -10,10 +10,11 @@
  */
 
 import { randomInt } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createServer as createHttpServer } from 'node:http';
+import { PeerSecret } from './transport/peer-secret.js';
 import { createPort, readTlsFiles, type TlsFiles } from './tls.js';
 import { WebSocketServer } from 'ws';
 import { pino, type Logger } from 'pino';
@@ -55,6 +56,8 @@ export interface ServerOptions {
    * present a certificate the peer CA signed (mutual TLS); a connection without one is refused.
    */
   readonly peerTls?: TlsFiles & { readonly trustedCaFile: string };
+  /** A file holding the cluster secret (--peer-secret-file): every member's peer hello must prove it (an HMAC). */
+  readonly peerSecretFile?: string;
   /** Milliseconds per Raft tick (heartbeat = 1 tick, election timeout = 10–20 ticks). */
   readonly tickMs?: number;
   /** Limits on what clients may ask (server/limits.ts); each defaults as `wardend --help` says. */
@@ -134,6 +137,15 @@ function directoryBytes(directory: string): number | null {
     return total;
   } catch {
     return null;
+  }
+}
+
+/** The cluster secret's bytes (surrounding whitespace, such as a final newline, is not part of it). */
+function readSecret(path: string): Buffer {
+  try {
+    return Buffer.from(readFileSync(path, 'utf8').trim());
+  } catch (error) {
+    throw new Error(`--peer-secret-file: cannot read ${path}: ${(error as Error).message}`);
   }
 }
 
@@ -222,7 +234,8 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     let clientUrl = options.listenClient ?? `${clientScheme}://127.0.0.1:7071`;
     const clusterId = await clusterIdOf(dataDir, cluster);
     const peerTls = options.peerTls;
-    const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log, clusterId, ...(peerTls === undefined ? {} : { tls: () => readTlsFiles(peerTls) }) }, peerServer);
+    const secret = options.peerSecretFile === undefined ? undefined : new PeerSecret(readSecret(options.peerSecretFile));
+    const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log, clusterId, ...(peerTls === undefined ? {} : { tls: () => readTlsFiles(peerTls) }), ...(secret === undefined ? {} : { secret }) }, peerServer);
     undo.push(() => transport.close());
 
     // History is kept for the last 100,000 revisions (compacted automatically past twice that), so

@@ -76,7 +76,13 @@ function leaseRequest(value: unknown): boolean {
 
 /** Each frame kind's fields. */
 const FRAME_FIELDS: Record<string, (f: Fields) => boolean> = {
-  hello: (f) => name(f['from']) && typeof f['clientUrl'] === 'string' && (f['cluster'] === undefined || typeof f['cluster'] === 'string'),
+  hello: (f) =>
+    name(f['from']) &&
+    typeof f['clientUrl'] === 'string' &&
+    (f['cluster'] === undefined || typeof f['cluster'] === 'string') &&
+    (f['ts'] === undefined || typeof f['ts'] === 'number') &&
+    (f['nonce'] === undefined || name(f['nonce'])) &&
+    (f['proof'] === undefined || name(f['proof'])),
   raft: (f) => validMessage(f['m']) !== null,
   fwd: (f) => count(f['id']) && bytes(f['entry']),
   'fwd-ok': (f) => count(f['id']) && object(f['result']) && bool(f['result']['ok']) && (f['result']['revision'] === undefined || count(f['result']['revision'])),

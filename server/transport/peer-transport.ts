@@ -11,6 +11,7 @@
  * accept a peer that is not in the cluster.
  */
 
+import type { PeerSecret } from './peer-secret.js';
 import type { PeerCertificate, SecureContextOptions, TLSSocket } from 'node:tls';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { validFrame } from './peer-frames.js';
@@ -35,7 +36,7 @@ const FORWARD_TIMEOUT_MS = 10_000;
 const HANDSHAKE_TIMEOUT_MS = 3_000;
 
 type Frame =
-  | { readonly k: 'hello'; readonly from: NodeId; readonly clientUrl: string; readonly cluster?: string }
+  | { readonly k: 'hello'; readonly from: NodeId; readonly clientUrl: string; readonly cluster?: string; readonly ts?: number; readonly nonce?: string; readonly proof?: string }
   | { readonly k: 'raft'; readonly m: Message }
   | { readonly k: 'fwd'; readonly id: number; readonly entry: Uint8Array }
   | { readonly k: 'fwd-ok'; readonly id: number; readonly result: StateResult }
@@ -68,6 +69,8 @@ export interface PeerTransportOptions {
   readonly clusterId?: string;
   /** With peer TLS: this member's certificate, key and the peer CA, read at each dial (so a SIGHUP reload reaches new dials). */
   readonly tls?: () => SecureContextOptions;
+  /** Without peer TLS: the cluster secret every hello must prove (--peer-secret-file). */
+  readonly secret?: PeerSecret;
 }
 
 export interface PeerHandlers {
@@ -228,7 +231,8 @@ export class PeerTransport implements PeerLink {
     socket.binaryType = 'nodebuffer';
     socket.on('upgrade', (response: IncomingMessage) => this.coalescers.set(socket, writeCoalescer(response.socket)));
     socket.on('open', () => {
-      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId } satisfies Frame));
+      const proof = this.options.secret?.helloProof(this.options.id, peer);
+      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId, ...proof } satisfies Frame));
       // The channel is live only once the peer says who it is back: a peer whose transport is
       // not listening yet would otherwise leave us sending into a socket nobody reads.
       const timer = setTimeout(() => {
@@ -245,6 +249,11 @@ export class PeerTransport implements PeerLink {
         const frame = decode(data);
         if (frame?.k !== 'hello' || frame.from !== peer) {
           socket.close(1008, 'expected a hello from the member dialled');
+          return;
+        }
+        if (proof !== undefined && !this.options.secret!.checkReply(peer, this.options.id, proof.nonce, frame.proof)) {
+          this.options.logger.warn({ event: 'peer_refused', peer }, `${peer} answered without proving the cluster secret`);
+          socket.close(1008, 'the answer does not prove the cluster secret');
           return;
         }
         if (frame.cluster !== this.options.clusterId) {
@@ -297,6 +306,12 @@ export class PeerTransport implements PeerLink {
         socket.close(1008, `the certificate names ${named.join(', ') || 'nothing'}, not ${frame.from}`);
         return;
       }
+      const refused = this.options.secret?.checkHello(frame.from, this.options.id, frame) ?? null;
+      if (refused !== null) {
+        this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress, claimed: frame.from, reason: refused }, `a peer said it was ${frame.from}: ${refused}`);
+        socket.close(1008, refused);
+        return;
+      }
       if (frame.cluster !== this.options.clusterId) {
         this.refuseCluster(frame.from, frame.cluster);
         socket.close(1008, `another cluster: this is cluster ${this.options.clusterId ?? '(none)'}`);
@@ -305,8 +320,10 @@ export class PeerTransport implements PeerLink {
       peer = frame.from;
       this.clientUrls.set(peer, frame.clientUrl);
       this.adopt(peer, socket);
-      // Introduce ourselves back, so the dialler learns our client URL too (for leader hints).
-      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId } satisfies Frame));
+      // Introduce ourselves back, so the dialler learns our client URL too (for leader hints), and
+      // prove the secret over its nonce.
+      const reply = this.options.secret === undefined || frame.nonce === undefined ? {} : { proof: this.options.secret.replyProof(this.options.id, frame.from, frame.nonce) };
+      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId, ...reply } satisfies Frame));
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
