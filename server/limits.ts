@@ -16,6 +16,7 @@ import type { ErrorCode } from '../shared/errors.js';
 import { ANSWER_BYTES_MAX_DEFAULT, FRAME_BYTES_MAX_DEFAULT, WRITE_NODES_MAX_DEFAULT, WRITE_PATH_BYTES_MAX_DEFAULT } from '../shared/protocol.js';
 import { PATH_BYTES_MAX } from '../shared/paths.js';
 import { LEASES_MAX } from './state/leases.js';
+import { AUTH_CEILINGS } from './state/auth.js';
 
 export interface Limits {
   /** The largest client frame read; a larger one closes its connection (1009) with a reason. */
@@ -62,6 +63,18 @@ export interface Limits {
   readonly snapshotStreamsMax: number;
   /** How long a client snapshot may wait for its next pull before the member ends it. */
   readonly snapshotIdleMs: number;
+  /** Users in the cluster. */
+  readonly usersMax: number;
+  /** Roles in the cluster. */
+  readonly rolesMax: number;
+  /** Permissions (path prefixes) one role holds. */
+  readonly rolePermissionsMax: number;
+  /** Roles one user holds. */
+  readonly userRolesMax: number;
+  /** Password checks (scrypt, on the thread pool) waiting on a member; one runs at a time. */
+  readonly authQueueMax: number;
+  /** Users and source addresses whose failed authentications a member remembers (to slow the next). */
+  readonly authFailuresTrackedMax: number;
 }
 
 export interface LimitSpec {
@@ -105,6 +118,12 @@ export const LIMIT_SPECS: readonly LimitSpec[] = [
   { key: 'turnApplyMsMax', flag: 'max-turn-apply-ms', defaultValue: 10, unit: 'ms', what: 'milliseconds one turn of the update loop spends taking requests in, and again applying entries, before it lets the network in', past: 'the rest is taken or applied on the next turn (no error; at least one of each per turn)', code: null },
   { key: 'turnAnswerBytesMax', flag: 'max-turn-answer-bytes', defaultValue: 4 * MiB, unit: 'bytes', what: 'answer bytes one turn of the event loop builds, for every client together', past: 'the rest of the answers (and the reads not yet served) wait for the next turn (no error)', code: null },
   { key: 'snapshotStreamsMax', flag: 'max-snapshot-streams', defaultValue: 2, unit: 'count', what: 'client snapshots (`warden snapshot save`) streaming from a member at once (each holds a RocksDB snapshot, and the files it needs, until it ends)', past: 'RESOURCE_EXHAUSTED for the new snapshot (retry when one ends)', code: 'RESOURCE_EXHAUSTED' },
+  { key: 'usersMax', flag: 'max-users', defaultValue: 10_000, unit: 'count', what: 'users in the cluster', past: 'RESOURCE_EXHAUSTED for user add', code: 'RESOURCE_EXHAUSTED', ceiling: AUTH_CEILINGS.usersMax },
+  { key: 'rolesMax', flag: 'max-roles', defaultValue: 10_000, unit: 'count', what: 'roles in the cluster', past: 'RESOURCE_EXHAUSTED for role add', code: 'RESOURCE_EXHAUSTED', ceiling: AUTH_CEILINGS.rolesMax },
+  { key: 'rolePermissionsMax', flag: 'max-role-permissions', defaultValue: 10_000, unit: 'count', what: 'permissions (path prefixes) one role holds', past: 'RESOURCE_EXHAUSTED for role grant', code: 'RESOURCE_EXHAUSTED', ceiling: AUTH_CEILINGS.rolePermissionsMax },
+  { key: 'userRolesMax', flag: 'max-user-roles', defaultValue: 1_000, unit: 'count', what: 'roles one user holds', past: 'RESOURCE_EXHAUSTED for user grant-role', code: 'RESOURCE_EXHAUSTED', ceiling: AUTH_CEILINGS.userRolesMax },
+  { key: 'authQueueMax', flag: 'max-auth-queue', defaultValue: 64, unit: 'count', what: 'password checks waiting on a member (scrypt runs one at a time, off the event loop, so a flood of logins never starves the disk\'s threads)', past: 'RESOURCE_EXHAUSTED for authenticate (retry later)', code: 'RESOURCE_EXHAUSTED' },
+  { key: 'authFailuresTrackedMax', flag: 'max-auth-failures-tracked', defaultValue: 10_000, unit: 'count', what: 'users and source addresses whose failed authentications a member remembers, to delay their next attempt', past: 'the least recently failing is forgotten (no error)', code: null },
   { key: 'snapshotIdleMs', flag: 'max-snapshot-idle-ms', defaultValue: 30_000, unit: 'ms', what: 'how long a client snapshot may wait for the client to ask for its next chunk', past: 'the member ends it; the next pull is refused INVALID_ARGUMENT (save again)', code: null },
 ];
 

@@ -30,12 +30,15 @@ const parser = yargs(hideBin(process.argv))
   .option('listen-peer', { type: 'string', describe: 'URL for the other members (default ws://127.0.0.1:7081, wss:// with --peer-cert-file)' })
   .option('cert-file', { type: 'string', group: 'TLS:', describe: "the client port's certificate (PEM): clients connect with wss://, /health and /status are https://" })
   .option('key-file', { type: 'string', group: 'TLS:', describe: 'the key of --cert-file (PEM)' })
-  .option('trusted-ca-file', { type: 'string', group: 'TLS:', describe: 'the CA that signs client certificates (PEM); with it, clients may present one' })
+  .option('trusted-ca-file', { type: 'string', group: 'TLS:', describe: 'the CA that signs client certificates (PEM); with it, every client must present one (its CN names a user when auth is on)' })
   .option('peer-cert-file', { type: 'string', group: 'TLS:', describe: "this member's certificate for the peer port (PEM), signed by the peer CA" })
   .option('peer-key-file', { type: 'string', group: 'TLS:', describe: 'the key of --peer-cert-file (PEM)' })
   .option('peer-secret-file', { type: 'string', group: 'TLS:', describe: 'a file holding the cluster secret (at least 16 bytes, the same on every member): without peer TLS, a peer connection must prove it (HMAC on its hello)' })
   .option('peer-trusted-ca-file', { type: 'string', group: 'TLS:', describe: 'the peer CA (PEM): a member accepts and dials only peers whose certificate it signed' })
+  .option('auth-token-ttl', { type: 'number', default: 300, group: 'Auth:', describe: 'seconds a token from authenticate holds (a client holding the password authenticates again by itself)' })
+  .option('audit-log', { type: 'string', group: 'Auth:', describe: 'the audit log file: every login, auth/user/role change, compaction and permission refusal, with user and source (default: audit.log in --data-dir)' })
   .check((argv) => {
+    if (!Number.isSafeInteger(argv['auth-token-ttl']) || (argv['auth-token-ttl'] as number) < 1) throw new Error('--auth-token-ttl must be a positive number of seconds');
     if ((argv['cert-file'] === undefined) !== (argv['key-file'] === undefined)) throw new Error('--cert-file and --key-file go together');
     const peer = [argv['peer-cert-file'], argv['peer-key-file'], argv['peer-trusted-ca-file']].filter((v) => v !== undefined).length;
     if (peer !== 0 && peer !== 3) throw new Error('--peer-cert-file, --peer-key-file and --peer-trusted-ca-file go together (members authenticate each other)');
@@ -80,6 +83,8 @@ try {
     ...(argv['initial-cluster'] === undefined ? {} : { initialCluster: argv['initial-cluster'] }),
     tickMs: argv['tick-ms'],
     limits,
+    authTokenTtlMs: argv['auth-token-ttl'] * 1000,
+    ...(argv['audit-log'] === undefined ? {} : { auditLog: argv['audit-log'] }),
     snapshotCount: argv['snapshot-count'],
     snapshotBytes: argv['snapshot-bytes'],
     catchupEntries: argv['catchup-entries'],

@@ -9,6 +9,10 @@
  * after close(), or after a start that failed part way.
  */
 
+import { fileAuditLog } from './auth/audit.js';
+import { AuthGate } from './auth/gate.js';
+import { PasswordHasher } from './auth/passwords.js';
+import { FailureThrottle } from './auth/throttle.js';
 import { randomInt } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,6 +39,8 @@ import { lockDataDir, RESTORE_MARKER } from './storage/data-dir-lock.js';
 
 export const WARDEN_VERSION = '0.1.0';
 export const HISTORY_REVISIONS_DEFAULT = 100_000;
+/** How long a token from `authenticate` holds, by default (etcd's simple tokens: 5 minutes). */
+export const AUTH_TOKEN_TTL_MS_DEFAULT = 300_000;
 /** What the state machine itself refuses: the ceiling of --max-value-bytes (a member refuses above its own flag before proposing). */
 const VALUE_BYTES_CEILING = LIMIT_SPECS.find((spec) => spec.key === 'valueBytesMax')!.ceiling!;
 
@@ -58,6 +64,10 @@ export interface ServerOptions {
   readonly peerTls?: TlsFiles & { readonly trustedCaFile: string };
   /** A file holding the cluster secret (--peer-secret-file): every member's peer hello must prove it (an HMAC). */
   readonly peerSecretFile?: string;
+  /** How long a token `authenticate` answers holds (ms; --auth-token-ttl in seconds). */
+  readonly authTokenTtlMs?: number;
+  /** The audit log's file (--audit-log); default: audit.log in the data directory. */
+  readonly auditLog?: string;
   /** Milliseconds per Raft tick (heartbeat = 1 tick, election timeout = 10–20 ticks). */
   readonly tickMs?: number;
   /** Limits on what clients may ask (server/limits.ts); each defaults as `wardend --help` says. */
@@ -205,7 +215,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     // Peers first: with port 0 the real port is known only once listening, and it is this member's own entry.
     const peerServer = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 256 * 1024 * 1024 });
     // With peer TLS only a member presenting a certificate the peer CA signed gets past the handshake.
-    const peerPort = createPort(options.peerTls ?? null, (_request, response) => void response.writeHead(404).end(), options.peerTls !== undefined);
+    const peerPort = createPort(options.peerTls ?? null, (_request, response) => void response.writeHead(404).end(), options.peerTls !== undefined ? 'require' : 'none');
     const peerHttp = peerPort.server;
     peerHttp.on('upgrade', (request, socket, head) => {
       try {
@@ -339,6 +349,11 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
         version: WARDEN_VERSION,
       };
     };
+    const audit = fileAuditLog(options.auditLog ?? join(dataDir, 'audit.log'), name, (error) => logger.error({ event: 'audit_log_failed', error: error.message }, `the audit log cannot be written: ${error.message}`));
+    undo.push(() => audit.close());
+    const hasher = new PasswordHasher(limits.authQueueMax);
+    const throttle = new FailureThrottle(limits.authFailuresTrackedMax, () => performance.now());
+    const gate = new AuthGate({ machine: () => runtime.machine, wallMs: () => Date.now(), tokenTtlMs: options.authTokenTtlMs ?? AUTH_TOKEN_TTL_MS_DEFAULT, hasher, throttle, audit });
     const snapshots = new SnapshotStreams({ runtime, limits, member: () => ({ name, dbSize: diskSizes().dbSize ?? 0 }), logger: log });
     clientServer = await startClientServer({
       host: client.host,
@@ -347,7 +362,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       limits,
       answerBudget,
       logger: log,
-      handlers: createHandlers({ runtime, hub, limits, answerBudget, snapshots, leaderUrl: (leader) => transport.clientUrlOf(leader), status }),
+      handlers: createHandlers({ runtime, hub, limits, answerBudget, snapshots, leaderUrl: (leader) => transport.clientUrlOf(leader), status, auth: { gate, hasher, audit } }),
       healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < 1_000,
       status,
     }).catch((error: unknown) => {
@@ -390,6 +405,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
           });
           await runtime.stop();
           await home.close();
+          await audit.close();
           loopDelay.disable();
           lock.release();
           logger.info({ event: 'stopped' }, 'member stopped');

@@ -57,12 +57,16 @@ export interface Port {
   setMaxConnections(max: number): void;
 }
 
+/** How long a new connection to a TLS port may wait before its first byte (then it is dropped). */
+const FIRST_BYTE_TIMEOUT_MS = 10_000;
+
 /**
  * A port serving `handler`: plain HTTP without `tls`; with it, HTTPS whose listener hands TLS
  * connections to the HTTPS server and answers anything else with a readable refusal.
- * `requireClientCert`: only clients with a certificate the trusted CA signed get through (mTLS).
+ * `clientCerts`: 'require' — only clients with a certificate the trusted CA signed get through
+ * (mTLS); 'request' — a client may present one (its name is checked by the caller, per request).
  */
-export function createPort(tls: TlsFiles | null, handler: (request: IncomingMessage, response: ServerResponse) => void, requireClientCert = false): Port {
+export function createPort(tls: TlsFiles | null, handler: (request: IncomingMessage, response: ServerResponse) => void, clientCerts: 'none' | 'request' | 'require' = 'none'): Port {
   if (tls === null) {
     const server = createHttpServer(handler);
     return {
@@ -79,12 +83,15 @@ export function createPort(tls: TlsFiles | null, handler: (request: IncomingMess
       setMaxConnections: (max) => void (server.maxConnections = max),
     };
   }
-  const server = createHttpsServer({ ...readTlsFiles(tls), requestCert: requireClientCert, rejectUnauthorized: requireClientCert }, handler);
+  const server = createHttpsServer({ ...readTlsFiles(tls), requestCert: clientCerts !== 'none', rejectUnauthorized: clientCerts === 'require' }, handler);
   const sockets = new Set<Socket>();
   const listener: NetServer = createNetServer((socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
+    // A connection that never says its first byte would hold a slot (and a socket) forever.
+    socket.setTimeout(FIRST_BYTE_TIMEOUT_MS, () => socket.destroy());
     socket.once('data', (first: Buffer) => {
+      socket.setTimeout(0);
       if (first[0] !== TLS_HANDSHAKE) {
         socket.end(PLAINTEXT_REFUSAL);
         return;
@@ -119,6 +126,23 @@ export function createPort(tls: TlsFiles | null, handler: (request: IncomingMess
 }
 
 /** A stream over a socket whose first bytes were already read (they come first). */
+/**
+ * The address a client connected from (and its port). A TLS socket over a SocketStream has none
+ * of its own (it wraps a stream, not a socket handle): the stream it wraps is found through the
+ * TLS handle's parent, which Node keeps for it. A test pins that this still finds it.
+ */
+export function remoteOf(socket: Socket): { readonly address: string | undefined; readonly port: number | undefined } {
+  if (socket.remoteAddress !== undefined) return { address: socket.remoteAddress, port: socket.remotePort };
+  const parent = (socket as unknown as { ssl?: { _parent?: Record<symbol, unknown> } }).ssl?._parent;
+  if (parent !== undefined && parent !== null) {
+    for (const symbol of Object.getOwnPropertySymbols(parent)) {
+      const stream = (parent[symbol] as { stream?: unknown } | undefined)?.stream;
+      if (stream instanceof SocketStream) return { address: stream.remoteAddress, port: stream.remotePort };
+    }
+  }
+  return { address: undefined, port: undefined };
+}
+
 class SocketStream extends Duplex {
   constructor(
     private readonly socket: Socket,

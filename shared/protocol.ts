@@ -46,6 +46,9 @@ const watchId = { type: 'integer', minimum: 1, maximum: 2 ** 31 - 1 } as const;
 
 /** A session's secret, as `register` answers it: 128 random bits in 32 lowercase hex digits. */
 const secret = { type: 'string', pattern: '^[0-9a-f]{32}$' } as const;
+/** A user or role name: printable ASCII without spaces (a client certificate's CN fits). */
+const authName = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' } as const;
+const password = { type: 'string', minLength: 1, maxLength: 1024 } as const;
 const safeCount = (minimum: number) => ({ type: 'integer', minimum, maximum: Number.MAX_SAFE_INTEGER }) as const;
 
 const stamp = {
@@ -160,6 +163,26 @@ export const REQUEST_SCHEMAS = {
   cancelWatch: request('cancelWatch', { watchId }, ['watchId']),
   // A bookmark now: a progress push for each watch on the connection, then the answer.
   watchProgress: request('watchProgress', {}),
+  // Auth. `authenticate` with a user and password (or a token an earlier one answered): the
+  // connection then speaks as that user, and the answer's token (it expires) opens the next one.
+  authenticate: request('authenticate', { user: authName, password, token: { type: 'string', minLength: 1, maxLength: 1024 } }),
+  // Whether auth is on, and who this connection speaks as. Needs no credentials.
+  authStatus: request('authStatus', {}),
+  authEnable: request('authEnable', {}),
+  authDisable: request('authDisable', {}),
+  // Without a password: a user that authenticates by client certificate only (its CN).
+  userAdd: request('userAdd', { name: authName, password }, ['name']),
+  userDelete: request('userDelete', { name: authName }, ['name']),
+  userPasswd: request('userPasswd', { name: authName, password }, ['name', 'password']),
+  userGrantRole: request('userGrantRole', { name: authName, role: authName }, ['name', 'role']),
+  userRevokeRole: request('userRevokeRole', { name: authName, role: authName }, ['name', 'role']),
+  userList: request('userList', {}),
+  roleAdd: request('roleAdd', { name: authName }, ['name']),
+  roleDelete: request('roleDelete', { name: authName }, ['name']),
+  // A grant on a path covers the path and its whole subtree (`/` covers everything).
+  roleGrant: request('roleGrant', { name: authName, path, access: { enum: ['read', 'write', 'admin'] } }, ['name', 'path', 'access']),
+  roleRevoke: request('roleRevoke', { name: authName, path }, ['name', 'path']),
+  roleList: request('roleList', {}),
 } as const;
 
 export type RequestType = keyof typeof REQUEST_SCHEMAS;

@@ -14,8 +14,9 @@
 
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import { createPort, type TlsFiles } from '../tls.js';
+import { createPort, remoteOf, type TlsFiles } from '../tls.js';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { ENVELOPE_SCHEMA, REQUEST_SCHEMAS, isRequestId, type RequestType } from '../../shared/protocol.js';
@@ -105,17 +106,28 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   let unreadTotal = 0;
   let inFlightBytes = 0;
 
-  const listener = createPort(options.tls ?? null, (request, response) => {
-    try {
-      serveHttp(request, response, options);
-    } catch (error) {
-      logger.error({ event: 'http_failed', error: (error as Error).message }, 'an HTTP request failed');
-      if (!response.headersSent) respondJson(response, 500, { error: 'internal error' });
-    }
-  });
+  // With a trusted CA, a WebSocket needs a client certificate it signed (its CN may name a user);
+  // /health and /status stay open to probes without one.
+  const clientCerts = options.tls?.trustedCaFile !== undefined;
+  const listener = createPort(
+    options.tls ?? null,
+    (request, response) => {
+      try {
+        serveHttp(request, response, options);
+      } catch (error) {
+        logger.error({ event: 'http_failed', error: (error as Error).message }, 'an HTTP request failed');
+        if (!response.headersSent) respondJson(response, 500, { error: 'internal error' });
+      }
+    },
+    clientCerts ? 'request' : 'none',
+  );
   const http = listener.server;
   http.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     try {
+      if (clientCerts && !(request.socket as TLSSocket).authorized) {
+        socket.end('HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nthis member requires a client certificate signed by its trusted CA (--trusted-ca-file)\n');
+        return;
+      }
       wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
     } catch (error) {
       logger.warn({ event: 'upgrade_failed', error: (error as Error).message }, 'a WebSocket upgrade failed');
@@ -182,7 +194,8 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     return true;
   };
 
-  const serveSocket = (socket: WebSocket, raw: Duplex): void => {
+  const serveSocket = (socket: WebSocket, raw: Duplex, request: IncomingMessage): void => {
+    const remote = remoteOf(request.socket);
     const coalesce = writeCoalescer(raw);
     const send = (text: string): void => {
       coalesce();
@@ -202,6 +215,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       lastUnread: 0,
       client: {
         alive: () => socket.readyState === WebSocket.OPEN,
+        auth: { source: `${remote.address ?? '?'}:${remote.port ?? 0}`, address: remote.address ?? '?', certName: clientCerts ? certificateName(request) : null, identity: null },
         sink: {
           push: (frame, force = false) => {
             if (!roomFor(connection, force ? limits.unreadBytesPerConnectionMax : limits.watchUnsentBytesMax, force)) return false;
@@ -333,7 +347,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
 
   wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
     try {
-      serveSocket(socket, request.socket);
+      serveSocket(socket, request.socket, request);
     } catch (error) {
       logger.error({ event: 'connection_failed', error: (error as Error).message }, 'a client connection could not be set up');
       socket.terminate();
@@ -356,6 +370,14 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
         void listener.close().then(resolve);
       }),
   };
+}
+
+/** The CN of the verified client certificate on `request`'s connection, else null. */
+function certificateName(request: IncomingMessage): string | null {
+  const tls = request.socket as TLSSocket;
+  if (!tls.authorized || typeof tls.getPeerCertificate !== 'function') return null;
+  const cn = tls.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' && cn.length > 0 ? cn : null;
 }
 
 function serveHttp(request: IncomingMessage, response: ServerResponse, options: ClientServerOptions): void {

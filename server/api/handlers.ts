@@ -21,8 +21,8 @@ import type { ErrorCode } from '../../shared/errors.js';
 import { ANSWER_BYTES_MAX_DEFAULT, WRITE_NODES_MAX_DEFAULT, WRITE_PATH_BYTES_MAX_DEFAULT, type RequestType } from '../../shared/protocol.js';
 import { checkPath } from '../../shared/paths.js';
 import { jsonStringBytes, nodeWireBytes } from '../../shared/wire-size.js';
+import { answerBytes, pick, txnFromWire, txnWithoutValues, withoutValues } from './wire-commands.js';
 import type { StateCommand, StateMachine, StateResult } from '../state/state-machine.js';
-import type { Compare, CompareOperator, CompareTarget, NodeView, TxnCommand, TxnOp } from '../state/types.js';
 import type { ClientStamp } from '../state/sessions.js';
 import { commandProblem } from '../state/validate.js';
 import type { MemberRuntime } from '../node/runtime.js';
@@ -33,11 +33,17 @@ import { limitField, type Limits } from '../limits.js';
 import { decodeBase64, errorFrame, wireValue } from './wire.js';
 import type { TurnBudget } from './turn-budget.js';
 import type { SnapshotStreams } from './snapshot-streams.js';
+import { AUTH_REQUEST_TYPES, createAuthHandlers, OPEN_REQUESTS, type AuthRequestType } from './auth-handlers.js';
+import type { AuthConnection, AuthGate } from '../auth/gate.js';
+import type { PasswordHasher } from '../auth/passwords.js';
+import type { AuditLog } from '../auth/audit.js';
+import { AUTH_OPS } from '../state/auth.js';
 
-/** One client connection, as the handlers see it: where its watches push, and whether it is still open. */
+/** One client connection, as the handlers see it: where its watches push, whether it is still open, who it is. */
 export interface ClientConnection {
   readonly sink: WatchSink;
   alive(): boolean;
+  readonly auth: AuthConnection;
 }
 
 export interface RequestHandlers {
@@ -61,6 +67,8 @@ export interface HandlerDeps {
   readonly status: () => Record<string, unknown>;
   /** Client snapshots streaming from this member (`snapshot` requests). */
   readonly snapshots: Pick<SnapshotStreams, 'pull' | 'closed'>;
+  /** Who each connection speaks as, password hashing, and the audit log. */
+  readonly auth: { readonly gate: AuthGate; readonly hasher: PasswordHasher; readonly audit: AuditLog };
 }
 
 /** How long a read may wait for this member to reach the revision its client carries. */
@@ -70,7 +78,7 @@ const LEASE_PAGE_MAX = 10_000;
 /** What a range page's walk (up to RANGE_SCAN_MAX paths) counts against the turn's answer budget, beyond its answer. */
 const RANGE_WALK_COST_BYTES = 128 * 1024;
 
-const WRITES: ReadonlySet<RequestType> = new Set(['register', 'keepalive', 'create', 'put', 'delete', 'txn', 'compact', 'leaseGrant', 'leaseRevoke']);
+const WRITES: ReadonlySet<string> = new Set(['register', 'keepalive', 'create', 'put', 'delete', 'txn', 'compact', 'leaseGrant', 'leaseRevoke', ...AUTH_OPS]);
 /** Reads served through `read`: their answers are charged to the turn's budget as they are served. */
 const SERVED_READS: ReadonlySet<RequestType> = new Set(['get', 'children', 'range', 'leaseList']);
 
@@ -104,9 +112,9 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     if (r.ok === false) return { revision: r.revision, ...errorFrame(r.code!, r.message!, r.limit === undefined ? {} : { limit: limitField(limits, r.limit) }) };
     return wireValue(result) as Answer;
   };
-  const write = async (command: StateCommand, client: unknown, shape: (result: StateResult) => StateResult | Answer = (r) => r): Promise<Answer> => {
+  const write = async (command: StateCommand, client: unknown, user: string | undefined, shape: (result: StateResult) => StateResult | Answer = (r) => r): Promise<Answer> => {
     try {
-      return toWire(shape(await runtime.propose(command, client as ClientStamp | undefined)));
+      return toWire(shape(await runtime.propose(command, client as ClientStamp | undefined, user)));
     } catch (error) {
       return refusedAnswer(error, true);
     }
@@ -121,12 +129,12 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     };
     return Object.keys(differing).length === 0 ? null : differing;
   })();
-  const namespaceWrite = (command: StateCommand, client: unknown, shape?: (result: StateResult) => StateResult | Answer): Promise<Answer> => {
+  const namespaceWrite = (command: StateCommand, client: unknown, user: string | undefined, shape?: (result: StateResult) => StateResult | Answer): Promise<Answer> => {
     const problem = commandProblem(command, { valueBytesMax: limits.valueBytesMax, operandBytesMax: limits.valueBytesMax, pathBytesMax: limits.pathBytesMax, txnOpsMax: limits.txnOpsMax });
     if (problem !== null) {
       return Promise.resolve(errorFrame(problem.code, problem.message, problem.limit === undefined ? {} : { limit: limitField(limits, problem.limit) }));
     }
-    return write(carried === null ? command : ({ ...command, limits: carried } as StateCommand), client, shape);
+    return write(carried === null ? command : ({ ...command, limits: carried } as StateCommand), client, user, shape);
   };
   /**
    * `work`: what serving cost beyond the answer's own bytes (which the reply charges), in the
@@ -168,55 +176,89 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
   /** A refusal for an answer past the bound, in the state machine's shape (toWire turns it into a frame). */
   const answerTooLarge = (what: string, revision: number): Answer => ({ ok: false, code: 'TOO_LARGE', message: `${what} would pass the answer bound`, revision, limit: 'answerBytesMax' });
 
-  const handlers: Record<RequestType, (f: Record<string, unknown>, connection: ClientConnection) => Promise<Answer> | Answer> = {
-    register: (f) => write({ op: 'registerClient', secret: randomBytes(16).toString('hex'), ...(typeof f['nonce'] === 'string' ? { nonce: f['nonce'] } : {}), sessionsMax: limits.sessionsMax }, undefined),
-    keepalive: (f) => write({ op: 'sessionKeepAlive', clientId: f['clientId'] as number, secret: f['secret'] as string }, undefined),
-    create: (f) => namespaceWrite({ op: 'create', path: f['path'] as string, value: value(f['value'], 'value'), ...pick(f, ['sequential', 'lease', 'parents']) }, f['client'], withoutValues(false)),
-    put: (f) => namespaceWrite({ op: 'put', path: f['path'] as string, value: value(f['value'], 'value'), ...pick(f, ['ifVersion', 'lease']) }, f['client'], withoutValues(f['prevNode'] === true)),
-    delete: (f) => namespaceWrite({ op: 'delete', path: f['path'] as string, ...pick(f, ['ifVersion', 'recursive']) }, f['client']),
-    txn: (f) => namespaceWrite(txnFromWire(f, value), f['client'], txnWithoutValues),
-    compact: (f) => write({ op: 'compact', revision: f['revision'] as number }, undefined),
-    get: (f, connection) =>
-      read(f, connection, (machine) => {
-        const got = machine.namespace.get(f['path'] as string, f['revision'] as number | undefined);
-        if (got.ok && got.op === 'get' && nodeWireBytes(got.node) > limits.answerBytesMax) return answerTooLarge(`the node ${got.node.path}`, got.revision);
-        return got;
-      }),
-    children: (f, connection) =>
-      read(
-        f,
-        connection,
-        (machine) => machine.namespace.childrenOf(f['path'] as string, { ...(pick(f, ['limit', 'after']) as { limit?: number; after?: string }), bytesMax: limits.answerBytesMax }),
-        // A refused list weighed up to a whole answer's worth of names.
-        (answer) => ((answer as { ok?: boolean }).ok === false ? limits.answerBytesMax : 0),
-      ),
-    range: (f, connection) =>
-      read(
-        f,
-        connection,
-        (machine) => machine.namespace.range(f['path'] as string, { limit: f['limit'] as number, ...pick(f, ['after', 'revision']), bytesMax: limits.answerBytesMax } as { limit: number }),
-        () => RANGE_WALK_COST_BYTES,
-      ),
-    status: () => ({ ok: true, revision: runtime.machine.revision, status: deps.status() }),
-    snapshot: (f, connection) => deps.snapshots.pull(f, connection),
-    leaseGrant: (f) => {
-      const ttlMs = f['ttlMs'] as number;
-      if (ttlMs < runtime.leaseTtlMinMs) {
-        return errorFrame('INVALID_ARGUMENT', `ttlMs must be at least ${runtime.leaseTtlMinMs} (twice this cluster's longest election timeout), got ${ttlMs}`);
-      }
-      return write({ op: 'leaseGrant', ttlMs, ...(typeof f['lease'] === 'number' ? { lease: f['lease'] } : {}), leasesMax: limits.leasesMax }, undefined);
-    },
-    leaseRevoke: (f) => write({ op: 'leaseRevoke', lease: f['lease'] as number }, undefined),
-    leaseKeepAlive: async (f) => {
+  /** A read refused for want of permission, in the state machine's shape; null if `user` may read `path` at `machine`'s state. */
+  const readDenied = (machine: StateMachine, user: string | undefined, path: string): Answer | null => {
+    const auth = machine.auth;
+    if (!auth.enabled) return null;
+    if (user === undefined) return { ok: false, code: 'UNAUTHENTICATED', message: 'auth is enabled: authenticate first', revision: machine.revision };
+    if (auth.may(user, path, 'read')) return null;
+    return { ok: false, code: 'PERMISSION_DENIED', message: `the user ${user} has no read permission on ${path}`, revision: machine.revision };
+  };
+  const isAdmin = (user: string | undefined): boolean => user === undefined || !runtime.machine.auth.enabled || runtime.machine.auth.isAdmin(user);
+  const authRequests = createAuthHandlers({
+    ...deps.auth,
+    limits,
+    machine: () => runtime.machine,
+    write: (command, user) => write(command, undefined, user),
+    readLinearizable: async (serve) => {
       try {
-        return { ok: true, leases: await runtime.leaseRequest({ op: 'keepAlive', leases: f['leases'] as number[] }) };
+        return toWire(await runtime.readLinearizable(serve));
       } catch (error) {
         return refusedAnswer(error, false);
       }
     },
-    leaseTimeToLive: async (f) => {
+  });
+
+  type Handler = (f: Record<string, unknown>, connection: ClientConnection, user: string | undefined) => Promise<Answer> | Answer;
+  const authHandlers = Object.fromEntries(AUTH_REQUEST_TYPES.map((type): [AuthRequestType, Handler] => [type, (f, connection, user) => authRequests[type](f, connection.auth, user)])) as Record<AuthRequestType, Handler>;
+
+  const handlers: Record<RequestType, Handler> = {
+    register: (f, _c, user) => write({ op: 'registerClient', secret: randomBytes(16).toString('hex'), ...(typeof f['nonce'] === 'string' ? { nonce: f['nonce'] } : {}), sessionsMax: limits.sessionsMax }, undefined, user),
+    keepalive: (f, _c, user) => write({ op: 'sessionKeepAlive', clientId: f['clientId'] as number, secret: f['secret'] as string }, undefined, user),
+    create: (f, _c, user) => namespaceWrite({ op: 'create', path: f['path'] as string, value: value(f['value'], 'value'), ...pick(f, ['sequential', 'lease', 'parents']) }, f['client'], user, withoutValues(false)),
+    put: (f, _c, user) => namespaceWrite({ op: 'put', path: f['path'] as string, value: value(f['value'], 'value'), ...pick(f, ['ifVersion', 'lease']) }, f['client'], user, withoutValues(f['prevNode'] === true)),
+    delete: (f, _c, user) => namespaceWrite({ op: 'delete', path: f['path'] as string, ...pick(f, ['ifVersion', 'recursive']) }, f['client'], user),
+    txn: (f, _c, user) => namespaceWrite(txnFromWire(f, value), f['client'], user, txnWithoutValues),
+    compact: async (f, connection, user) => {
+      const answer = await write({ op: 'compact', revision: f['revision'] as number }, undefined, user);
+      const error = answer['error'] as { code?: string } | undefined;
+      deps.auth.audit.record({ action: 'compact', user: user ?? null, source: connection.auth.source, outcome: answer['ok'] === true ? 'ok' : 'refused', target: { revision: f['revision'] }, ...(error?.code === undefined ? {} : { code: error.code }) });
+      return answer;
+    },
+    get: (f, connection, user) =>
+      read(f, connection, (machine) => {
+        const denied = readDenied(machine, user, f['path'] as string);
+        if (denied !== null) return denied;
+        const got = machine.namespace.get(f['path'] as string, f['revision'] as number | undefined);
+        if (got.ok && got.op === 'get' && nodeWireBytes(got.node) > limits.answerBytesMax) return answerTooLarge(`the node ${got.node.path}`, got.revision);
+        return got;
+      }),
+    children: (f, connection, user) =>
+      read(
+        f,
+        connection,
+        (machine) => readDenied(machine, user, f['path'] as string) ?? machine.namespace.childrenOf(f['path'] as string, { ...(pick(f, ['limit', 'after']) as { limit?: number; after?: string }), bytesMax: limits.answerBytesMax }),
+        // A refused list weighed up to a whole answer's worth of names.
+        (answer) => ((answer as { ok?: boolean }).ok === false ? limits.answerBytesMax : 0),
+      ),
+    range: (f, connection, user) =>
+      read(
+        f,
+        connection,
+        (machine) => readDenied(machine, user, f['path'] as string) ?? machine.namespace.range(f['path'] as string, { limit: f['limit'] as number, ...pick(f, ['after', 'revision']), bytesMax: limits.answerBytesMax } as { limit: number }),
+        () => RANGE_WALK_COST_BYTES,
+      ),
+    status: () => ({ ok: true, revision: runtime.machine.revision, status: deps.status() }),
+    // The whole store, users' password hashes included: admin only.
+    snapshot: (f, connection, user) => (isAdmin(user) ? deps.snapshots.pull(f, connection) : errorFrame('PERMISSION_DENIED', `the user ${String(user)} has no admin permission on / (needed for a snapshot)`)),
+    leaseGrant: (f, _c, user) => {
+      const ttlMs = f['ttlMs'] as number;
+      if (ttlMs < runtime.leaseTtlMinMs) {
+        return errorFrame('INVALID_ARGUMENT', `ttlMs must be at least ${runtime.leaseTtlMinMs} (twice this cluster's longest election timeout), got ${ttlMs}`);
+      }
+      return write({ op: 'leaseGrant', ttlMs, ...(typeof f['lease'] === 'number' ? { lease: f['lease'] } : {}), leasesMax: limits.leasesMax }, undefined, user);
+    },
+    leaseRevoke: (f, _c, user) => write({ op: 'leaseRevoke', lease: f['lease'] as number }, undefined, user),
+    leaseKeepAlive: async (f, _c, user) => {
       try {
-        const [answer] = await runtime.leaseRequest({ op: 'timeToLive', lease: f['lease'] as number });
+        return { ok: true, leases: await runtime.leaseRequest({ op: 'keepAlive', leases: f['leases'] as number[], ...(user === undefined ? {} : { user }) }) };
+      } catch (error) {
+        return refusedAnswer(error, false);
+      }
+    },
+    leaseTimeToLive: async (f, _c, user) => {
+      try {
+        const [answer] = await runtime.leaseRequest({ op: 'timeToLive', lease: f['lease'] as number, ...(user === undefined ? {} : { user }) });
         if (answer === undefined || !answer.ok) return errorFrame(answer?.ok === false ? answer.code : 'LEASE_NOT_FOUND', answer?.ok === false ? answer.message : 'no such lease');
         const { ok: _ok, ...lease } = answer;
         if (f['paths'] !== true) return { ok: true, lease };
@@ -229,21 +271,29 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
         return refusedAnswer(error, false);
       }
     },
-    leaseList: (f, connection) =>
+    leaseList: (f, connection, user) =>
       read(f, connection, (machine) => {
         const limit = (f['limit'] as number | undefined) ?? LEASE_PAGE_MAX;
-        const ids = machine.leases.idsAfter((f['after'] as number | undefined) ?? 0, limit + 1);
+        // A user who is not an admin sees its own leases only (others' ids would let it spy on or disturb them).
+        const mine = user === undefined || !machine.auth.enabled || machine.auth.isAdmin(user) ? null : user;
+        const ids = mine === null ? machine.leases.idsAfter((f['after'] as number | undefined) ?? 0, limit + 1) : machine.leases.idsAfter((f['after'] as number | undefined) ?? 0, LEASE_PAGE_MAX * 10).filter((id) => machine.leases.get(id)!.owner === mine).slice(0, limit + 1);
         const page = ids.slice(0, limit).map((id) => ({ id, ttlMs: machine.leases.get(id)!.ttlMs }));
         return { ok: true, revision: machine.revision, op: 'leaseList', leases: page, next: ids.length > limit ? page[page.length - 1]!.id : null };
       }),
-    watch: (f, connection) => {
+    watch: (f, connection, user) => {
       const path = f['path'] as string;
       const checked = checkPath(path);
       if (!checked.ok) return errorFrame('INVALID_ARGUMENT', checked.error.message);
+      const scope = (f['scope'] as WatchScope | undefined) ?? 'node';
+      // A node watch on a path it may not read would only ever be silent: refused instead.
+      // Children and subtree watches see the events on the paths they may read.
+      if (user !== undefined && scope === 'node' && !runtime.machine.auth.may(user, path, 'read')) return errorFrame('PERMISSION_DENIED', `the user ${user} has no read permission on ${path}`);
+      const mayRead = user === undefined ? undefined : (changed: string): boolean => !runtime.machine.auth.enabled || runtime.machine.auth.may(user, changed, 'read');
       const watchId = f['watchId'] as number;
       const started = hub.watch(connection.sink, watchId, {
         path,
-        scope: (f['scope'] as WatchScope | undefined) ?? 'node',
+        scope,
+        ...(mayRead === undefined ? {} : { mayRead }),
         ...(typeof f['fromRevision'] === 'number' ? { fromRevision: f['fromRevision'] } : {}),
         prevNode: f['prevNode'] === true,
         noPut: f['noPut'] === true,
@@ -261,6 +311,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     cancelWatch: (f, connection) =>
       hub.cancel(connection.sink, f['watchId'] as number) ? { ok: true, watchId: f['watchId'] } : errorFrame('WATCH_NOT_FOUND', `no watch ${String(f['watchId'])} is open on this connection`),
     watchProgress: (_f, connection) => ({ ok: true, revision: hub.progress(connection.sink) }),
+    ...authHandlers,
   };
 
   return {
@@ -272,89 +323,20 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     chargedWhenServed: (type) => SERVED_READS.has(type),
     async handle(type, frame, connection) {
       try {
-        return await handlers[type](frame, connection);
+        let user: string | undefined;
+        if (!OPEN_REQUESTS.has(type)) {
+          const who = deps.auth.gate.whoIs(connection.auth);
+          if (!who.ok) return errorFrame(who.code, who.message);
+          user = who.user;
+        }
+        const answer = await handlers[type](frame, connection, user);
+        const error = answer['error'] as { code?: string; message?: string } | undefined;
+        // Refusals of an authenticated user are audited (an unauthenticated flood is not: it costs nothing to send).
+        if (error?.code === 'PERMISSION_DENIED' && !AUTH_OPS.has(type)) deps.auth.audit.record({ action: 'denied', user: user ?? null, source: connection.auth.source, outcome: 'refused', code: error.code, target: { type, ...(typeof frame['path'] === 'string' ? { path: frame['path'] } : {}) }, reason: error.message ?? '' });
+        return answer;
       } catch (error) {
         return refusedAnswer(error, WRITES.has(type));
       }
     },
   };
-}
-
-/**
- * A write's answer without the value the client just sent (the node's path and stat only), and
- * without the previous node unless asked for: an answer a fraction of the request's size.
- */
-function withoutValues(keepPrevNode: boolean): (result: StateResult) => StateResult | Answer {
-  return (result) => {
-    if (!result.ok || !('node' in result) || result.node === null || typeof result.node !== 'object') return result;
-    const { node, ...rest } = result;
-    const { prevNode, ...others } = rest as typeof rest & { prevNode?: unknown };
-    return { ...others, node: { path: node.path, stat: node.stat }, ...(keepPrevNode && prevNode !== undefined ? { prevNode } : {}) };
-  };
-}
-
-/**
- * A transaction's answer: its gets with their nodes whole (what a get is for; bounded by the
- * state machine), its writes without values — the paths and stats, and a put's previous stat —
- * so writing big values never makes a big answer.
- */
-function txnWithoutValues(result: StateResult): StateResult | Answer {
-  if (!result.ok || !('op' in result) || result.op !== 'txn') return result;
-  const strip = (node: NodeView | null): Pick<NodeView, 'path' | 'stat'> | null => (node === null ? null : { path: node.path, stat: node.stat });
-  const results = result.results.map((op) => {
-    if (op.op === 'create') return { ...op, node: strip(op.node) };
-    if (op.op === 'put') return { ...op, node: strip(op.node), prevNode: strip(op.prevNode) };
-    return op;
-  });
-  return { ...result, results };
-}
-
-/** An answer's size in JSON, estimated without building it: its nodes (with values), names, leases. */
-function answerBytes(answer: unknown): number {
-  if (answer === null || typeof answer !== 'object') return 0;
-  const a = answer as { node?: unknown; nodes?: unknown; names?: unknown; leases?: unknown };
-  let bytes = 64;
-  if (isNodeView(a.node)) bytes += nodeWireBytes(a.node);
-  if (Array.isArray(a.nodes)) for (const node of a.nodes) if (isNodeView(node)) bytes += nodeWireBytes(node) + 1;
-  if (Array.isArray(a.names)) for (const name of a.names) if (typeof name === 'string') bytes += jsonStringBytes(name) + 1;
-  if (Array.isArray(a.leases)) bytes += 48 * a.leases.length;
-  return bytes;
-}
-
-function isNodeView(value: unknown): value is { path: string; value: Uint8Array } {
-  return typeof value === 'object' && value !== null && typeof (value as { path?: unknown }).path === 'string' && (value as { value?: unknown }).value instanceof Uint8Array;
-}
-
-function pick(frame: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of keys) if (frame[key] !== undefined) out[key] = frame[key];
-  return out;
-}
-
-/** A txn frame as the state machine takes it: its shape is the protocol schema's (checked on arrival); only values change form, base64 to bytes. */
-function txnFromWire(f: Record<string, unknown>, value: (text: unknown, what: string) => Uint8Array): TxnCommand {
-  const branch = (name: 'success' | 'failure'): TxnOp[] => ((f[name] as Record<string, unknown>[] | undefined) ?? []).map((op, i) => opFromWire(op, () => value(op['value'], `${name} op ${i} value`)));
-  const compare = ((f['compare'] as Record<string, unknown>[] | undefined) ?? []).map(
-    (c, i): Compare => ({
-      path: c['path'] as string,
-      target: c['target'] as CompareTarget,
-      operator: c['operator'] as CompareOperator,
-      operand: c['target'] === 'value' && typeof c['operand'] === 'string' ? value(c['operand'], `compare ${i} operand`) : (c['operand'] as number | boolean),
-    }),
-  );
-  return { op: 'txn', compare, success: branch('success'), failure: branch('failure') };
-}
-
-function opFromWire(op: Record<string, unknown>, bytes: () => Uint8Array): TxnOp {
-  const path = op['path'] as string;
-  switch (op['op']) {
-    case 'create':
-      return { op: 'create', path, value: bytes(), ...pick(op, ['sequential', 'lease', 'parents']) };
-    case 'put':
-      return { op: 'put', path, value: bytes(), ...pick(op, ['ifVersion', 'lease']) };
-    case 'delete':
-      return { op: 'delete', path, ...pick(op, ['ifVersion', 'recursive']) };
-    default:
-      return { op: 'get', path, ...pick(op, ['revision']) };
-  }
 }

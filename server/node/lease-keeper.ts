@@ -26,7 +26,7 @@ import type { StateMachine, StateResult } from '../state/state-machine.js';
 /** What a keep-alive or time-to-live answers for one lease. */
 export type LeaseStatus =
   | { readonly id: LeaseId; readonly ok: true; readonly ttlMs: number; readonly remainingMs: number }
-  | { readonly id: LeaseId; readonly ok: false; readonly code: 'LEASE_NOT_FOUND' | 'UNAVAILABLE'; readonly message: string };
+  | { readonly id: LeaseId; readonly ok: false; readonly code: 'LEASE_NOT_FOUND' | 'UNAVAILABLE' | 'PERMISSION_DENIED'; readonly message: string };
 
 export interface LeaseKeeperDeps {
   readonly monotonicMs: () => number;

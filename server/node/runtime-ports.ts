@@ -16,7 +16,8 @@ import type { LeaseStatus } from './lease-keeper.js';
 import type { ChangeEvent, LeaseId } from '../state/types.js';
 
 /** A lease question only the leader can answer (it alone keeps lease deadlines). */
-export type LeaseRequest = { readonly op: 'keepAlive'; readonly leases: readonly LeaseId[] } | { readonly op: 'timeToLive'; readonly lease: LeaseId };
+/** `user`: who asks (auth enabled): the leader answers only for that user's leases (or any, for an admin). */
+export type LeaseRequest = ({ readonly op: 'keepAlive'; readonly leases: readonly LeaseId[] } | { readonly op: 'timeToLive'; readonly lease: LeaseId }) & { readonly user?: string };
 
 export interface RuntimeClock {
   /** Milliseconds that never go back (for timers and deadlines). */

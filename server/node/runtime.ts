@@ -188,7 +188,20 @@ export class MemberRuntime {
     if (!this.leaseKeeper.leading) throw notLeading();
     await this.readLinearizable(() => undefined);
     if (!this.leaseKeeper.leading) throw notLeading();
-    return request.op === 'keepAlive' ? this.leaseKeeper.keepAlive(request.leases) : [this.leaseKeeper.timeToLive(request.lease)];
+    // Another user's lease is neither kept alive nor described (checked after the barrier, so
+    // against every grant committed before the request).
+    const auth = this.machine.auth;
+    const foreign = (id: number): boolean => {
+      if (request.user === undefined || !auth.enabled) return false;
+      const owner = this.machine.leases.get(id)?.owner;
+      return owner !== undefined && owner !== request.user && !auth.isAdmin(request.user);
+    };
+    const denied = (id: number): LeaseStatus => ({ id, ok: false, code: 'PERMISSION_DENIED', message: `lease ${id} belongs to another user` });
+    if (request.op === 'timeToLive') return [foreign(request.lease) ? denied(request.lease) : this.leaseKeeper.timeToLive(request.lease)];
+    const mine = request.leases.filter((id) => !foreign(id));
+    if (mine.length === request.leases.length) return this.leaseKeeper.keepAlive(request.leases);
+    const kept = new Map(this.leaseKeeper.keepAlive(mine).map((status) => [status.id, status]));
+    return request.leases.map((id) => kept.get(id) ?? denied(id));
   }
 
   /** Snapshots streamed to followers and installed from a leader since start (for /status). */
@@ -257,8 +270,8 @@ export class MemberRuntime {
   }
 
   /** A client write: proposed here if this member leads, else forwarded to the leader. */
-  propose(command: StateCommand, client?: ClientStamp): Promise<StateResult> {
-    const entry = encodeEntry({ timeMs: this.deps.clock.wallMs(), command, ...(client === undefined ? {} : { client }) });
+  propose(command: StateCommand, client?: ClientStamp, user?: string): Promise<StateResult> {
+    const entry = encodeEntry({ timeMs: this.deps.clock.wallMs(), command, ...(client === undefined ? {} : { client }), ...(user === undefined ? {} : { user }) });
     return this.proposeEntry(entry, true);
   }
 

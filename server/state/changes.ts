@@ -35,6 +35,8 @@ export class ChangeTracker {
   sessions = new Set<number>();
   /** Recorded answers added or dropped: clientId → seqs. */
   results = new Map<number, Set<number>>();
+  /** The auth table changed (it is written whole: it changes rarely, and only by an admin). */
+  auth = false;
 
   result(clientId: number, seq: number): void {
     let seqs = this.results.get(clientId);
@@ -43,7 +45,7 @@ export class ChangeTracker {
   }
 
   get empty(): boolean {
-    return this.versions.length === 0 && this.leases.size === 0 && this.sessions.size === 0 && this.results.size === 0;
+    return this.versions.length === 0 && this.leases.size === 0 && this.sessions.size === 0 && this.results.size === 0 && !this.auth;
   }
 
   /** Hand over what changed and start afresh. */
@@ -53,6 +55,7 @@ export class ChangeTracker {
     [taken.leases, this.leases] = [this.leases, new Set()];
     [taken.sessions, this.sessions] = [this.sessions, new Set()];
     [taken.results, this.results] = [this.results, new Map()];
+    [taken.auth, this.auth] = [this.auth, false];
     return taken;
   }
 }

@@ -20,6 +20,8 @@ export interface Lease {
   readonly ttlMs: number;
   /** Log time of the grant (for timeToLive and list; deadlines live on the leader). */
   readonly grantedAtMs: number;
+  /** The user that granted it (auth enabled), absent: only that user (or an admin) may keep it alive, revoke it or attach nodes to it. */
+  readonly owner?: string;
 }
 
 export const LEASE_TTL_MS_MIN = 1_000;
@@ -85,13 +87,17 @@ export class LeaseTable {
    * the first one made, `existing`), else the next free id of the counter. Refused
    * RESOURCE_EXHAUSTED when `leasesMax` (the proposer's bound, never above LEASES_MAX) exist.
    */
-  grant(ttlMs: number, nowMs: number, id?: LeaseId, leasesMax = LEASES_MAX): LeaseAnswer {
+  grant(ttlMs: number, nowMs: number, id?: LeaseId, leasesMax = LEASES_MAX, owner?: string): LeaseAnswer {
     if (!Number.isInteger(ttlMs) || ttlMs < LEASE_TTL_MS_MIN || ttlMs > LEASE_TTL_MS_MAX) {
       return { ok: false, code: 'INVALID_ARGUMENT', message: `ttlMs must be an integer from ${LEASE_TTL_MS_MIN} to ${LEASE_TTL_MS_MAX}` };
     }
     if (id !== undefined) {
       const granted = this.leases.get(id);
-      if (granted !== undefined) return { ok: true, lease: granted, existing: true };
+      if (granted !== undefined) {
+        // Another user's id: not a retry of this user's grant.
+        if (granted.owner !== owner) return { ok: false, code: 'PERMISSION_DENIED', message: `lease ${id} belongs to another user` };
+        return { ok: true, lease: granted, existing: true };
+      }
     }
     const max = Math.min(leasesMax, LEASES_MAX);
     if (this.leases.size >= max) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `${this.leases.size} leases exist, the most this cluster keeps (${max})` };
@@ -100,7 +106,7 @@ export class LeaseTable {
     if (id === undefined) {
       while (this.leases.has(this.nextId)) this.nextId += 1;
     }
-    const lease: Lease = { id: id ?? this.nextId++, ttlMs, grantedAtMs: nowMs };
+    const lease: Lease = { id: id ?? this.nextId++, ttlMs, grantedAtMs: nowMs, ...(owner === undefined ? {} : { owner }) };
     this.leases.set(lease.id, lease);
     this.changes?.leases.add(lease.id);
     this.noteChange(lease.id);

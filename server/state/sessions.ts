@@ -42,6 +42,8 @@ export interface ClientStamp {
 
 interface Session {
   readonly secret: string;
+  /** The user that registered it (auth enabled), else absent: only that user may stamp with it. */
+  readonly owner?: string;
   readonly nonce: string | null;
   lastActiveMs: number;
   /** When it was last active in apply order (a counter): restores the least-recently-active order. */
@@ -57,6 +59,7 @@ interface Session {
 export interface SessionHeader {
   readonly id: number;
   readonly secret: string;
+  readonly owner?: string;
   readonly nonce: string | null;
   readonly lastActiveMs: number;
   readonly lastActivity: number;
@@ -108,6 +111,7 @@ export class SessionTable {
     for (const r of records) {
       table.sessions.set(r.id, {
         secret: r.secret,
+        ...(r.owner === undefined ? {} : { owner: r.owner }),
         nonce: r.nonce,
         lastActiveMs: r.lastActiveMs,
         lastActivity: r.lastActivity,
@@ -131,7 +135,7 @@ export class SessionTable {
   header(id: number): SessionHeader | undefined {
     const s = this.sessions.get(id);
     if (s === undefined) return undefined;
-    return { id, secret: s.secret, nonce: s.nonce, lastActiveMs: s.lastActiveMs, lastActivity: s.lastActivity, ackedThrough: s.ackedThrough, forgottenThrough: s.forgottenThrough };
+    return { id, secret: s.secret, ...(s.owner === undefined ? {} : { owner: s.owner }), nonce: s.nonce, lastActiveMs: s.lastActiveMs, lastActivity: s.lastActivity, ackedThrough: s.ackedThrough, forgottenThrough: s.forgottenThrough };
   }
 
   /** A recorded answer, or undefined if it was dropped (or its session is gone). */
@@ -143,16 +147,21 @@ export class SessionTable {
     return this.sessions.size;
   }
 
+  /** The user a live session belongs to (undefined: registered while auth was off, or no such session). */
+  owner(id: number): string | undefined {
+    return this.sessions.get(id)?.owner;
+  }
+
   /**
    * A new session with `secret` (drawn by the proposer), or the live session registered with
    * `nonce` before (a retried register). Refused RESOURCE_EXHAUSTED when `sessionsMax` (the
    * proposer's bound, else the table's) sessions are live.
    */
-  register(nowMs: number, secret: string, nonce: string | null, sessionsMax?: number): Registration {
+  register(nowMs: number, secret: string, nonce: string | null, sessionsMax?: number, owner?: string): Registration {
     if (nonce !== null) {
       const id = this.byNonce.get(nonce);
       const session = id === undefined ? undefined : this.sessions.get(id);
-      if (id !== undefined && session !== undefined) {
+      if (id !== undefined && session !== undefined && session.owner === owner) {
         this.touch(id, session, nowMs);
         return { ok: true, id, secret: session.secret, existing: true };
       }
@@ -162,7 +171,7 @@ export class SessionTable {
       return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `${this.sessions.size} client sessions are live, the most this cluster keeps (${max}); idle ones expire after ${this.ttlMs} ms` };
     }
     const id = this.nextId++;
-    this.sessions.set(id, { secret, nonce, lastActiveMs: nowMs, lastActivity: ++this.activity, ackedThrough: 0, forgottenThrough: 0, results: new Map() });
+    this.sessions.set(id, { secret, ...(owner === undefined ? {} : { owner }), nonce, lastActiveMs: nowMs, lastActivity: ++this.activity, ackedThrough: 0, forgottenThrough: 0, results: new Map() });
     if (nonce !== null) this.byNonce.set(nonce, id);
     this.changes?.sessions.add(id);
     return { ok: true, id, secret, existing: false };

@@ -10,6 +10,8 @@
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
+import { AuthTable, AUTH_OPS, type AuthCommand, type AuthImage } from './auth.js';
+import { authorizeEntry } from './authorize.js';
 import { ChangeTracker, type VersionChange } from './changes.js';
 import { LeaseTable, type Lease } from './leases.js';
 import { Namespace, type NamespaceOptions } from './namespace.js';
@@ -34,7 +36,7 @@ export type SessionCommand =
   | { readonly op: 'registerClient'; readonly secret: string; readonly nonce?: string; readonly sessionsMax?: number }
   | { readonly op: 'sessionKeepAlive'; readonly clientId: number; readonly secret: string };
 
-export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand;
+export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand | AuthCommand;
 
 export type StateResult =
   | CommandResult
@@ -44,7 +46,8 @@ export type StateResult =
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseExpire'; readonly leases: readonly []; readonly deleted: 0; readonly stale: true }
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number; readonly epoch: number }
   | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number; readonly secret: string; readonly existing: boolean }
-  | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' };
+  | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' }
+  | { readonly ok: true; readonly revision: number; readonly op: AuthCommand['op']; readonly authRevision: number };
 
 /** A committed entry as the state machine sees it. */
 export interface StateEntry {
@@ -54,6 +57,8 @@ export interface StateEntry {
   readonly command: unknown;
   /** Set on a client's write: who sent it and its number, for exactly-once retries. */
   readonly client?: ClientStamp;
+  /** The user the proposing member authenticated (auth enabled): checked, and owns what it makes. */
+  readonly user?: string;
 }
 
 export interface StateMachineOptions extends Omit<NamespaceOptions, 'leaseExists' | 'changes'> {
@@ -86,12 +91,15 @@ export interface StateImage {
   readonly versions: Iterable<VersionChange>;
   readonly leases: readonly Lease[];
   readonly sessions: Iterable<SessionRecord>;
+  /** Absent in a store written before auth existed: auth off, no users. */
+  readonly auth?: AuthImage;
 }
 
 export class StateMachine {
   readonly namespace: Namespace;
   readonly leases: LeaseTable;
   readonly sessions: SessionTable;
+  readonly auth: AuthTable;
   private readonly changes: ChangeTracker | null;
   private appliedIndexNow = 0;
   private logTimeMsNow = 0;
@@ -106,12 +114,14 @@ export class StateMachine {
       this.namespace = new Namespace(nsOptions);
       this.leases = new LeaseTable(this.changes);
       this.sessions = new SessionTable(ttl, max, this.changes, resultsPerSessionMax);
+      this.auth = new AuthTable(this.changes);
       return;
     }
     const { meta } = image;
     this.namespace = Namespace.restore(nsOptions, { revision: meta.revision, compactRevision: meta.compactRevision, versions: image.versions });
     this.leases = LeaseTable.restore({ nextId: meta.nextLeaseId, epoch: meta.leaseEpoch, leases: image.leases }, this.changes);
     this.sessions = SessionTable.restore({ nextId: meta.nextClientId, activity: meta.sessionActivity, sessions: image.sessions }, ttl, max, this.changes, resultsPerSessionMax);
+    this.auth = image.auth === undefined ? new AuthTable(this.changes) : AuthTable.restore(image.auth, this.changes);
     this.appliedIndexNow = meta.appliedIndex;
     this.logTimeMsNow = meta.logTimeMs;
   }
@@ -161,33 +171,52 @@ export class StateMachine {
     this.appliedIndexNow = entry.index;
     if (Number.isFinite(entry.timeMs) && entry.timeMs > this.logTimeMsNow) this.logTimeMsNow = entry.timeMs;
     this.sessions.expire(this.logTimeMsNow);
-    if (entry.client === undefined) return this.applyCommand(entry.command);
+    // Checked while auth is on; what it makes (leases, sessions) belongs to the user.
+    const user = this.auth.enabled ? entry.user : undefined;
+    if (entry.client === undefined) {
+      const refusal = authorizeEntry(this, entry.command, entry.user, undefined);
+      if (refusal !== null) return { result: this.refused(refusal.code, refusal.message), events: [] };
+      return this.applyCommand(entry.command, user);
+    }
+    // Another user's session: refused before anything about the session moves.
+    const owner = this.sessions.owner((entry.client as { id?: number }).id ?? 0);
+    if (this.auth.enabled && owner !== undefined && owner !== entry.user) return { result: this.refused('PERMISSION_DENIED', `client session ${entry.client.id} belongs to another user`), events: [] };
     const admission = this.sessions.admit(entry.client, this.logTimeMsNow);
     if (admission.kind === 'refused') return { result: this.refused(admission.code, admission.message), events: [] };
-    // A retry of a write already applied: the same answer, and nothing applied again.
+    // A retry of a write already applied: the same answer, and nothing applied again — even if
+    // the user lost the permission since (a refusal would tell it the write never happened).
     if (admission.kind === 'repeat') return { result: admission.result as StateResult, events: [] };
-    const applied = this.applyCommand(entry.command);
+    const refusal = authorizeEntry(this, entry.command, entry.user, entry.client.id);
+    if (refusal !== null) return { result: this.refused(refusal.code, refusal.message), events: [] };
+    const applied = this.applyCommand(entry.command, user);
     this.sessions.recordResult(entry.client, recordable(applied.result));
     return applied;
   }
 
-  private applyCommand(command: unknown): { result: StateResult; events: ChangeEvent[] } {
+  private applyCommand(command: unknown, user: string | undefined): { result: StateResult; events: ChangeEvent[] } {
     if (typeof command === 'object' && command !== null && typeof (command as { op?: unknown }).op === 'string') {
       const op = (command as { op: string }).op;
-      if (op.startsWith('lease')) return this.applyLease(command as Record<string, unknown>);
-      if (op === 'registerClient' || op === 'sessionKeepAlive') return this.applySession(command as Record<string, unknown>);
+      if (op.startsWith('lease')) return this.applyLease(command as Record<string, unknown>, user);
+      if (op === 'registerClient' || op === 'sessionKeepAlive') return this.applySession(command as Record<string, unknown>, user);
+      if (AUTH_OPS.has(op)) return this.applyAuth(command as AuthCommand);
     }
     return this.namespace.apply(command as NamespaceCommand);
   }
 
-  private applyLease(command: Record<string, unknown>): { result: StateResult; events: ChangeEvent[] } {
+  private applyAuth(command: AuthCommand): { result: StateResult; events: ChangeEvent[] } {
+    const answer = this.auth.apply(command);
+    if (!answer.ok) return { result: { ...this.refused(answer.code, answer.message), ...(answer.limit === undefined ? {} : { limit: answer.limit }) } as StateResult, events: [] };
+    return { result: { ok: true, revision: this.revision, op: command.op, authRevision: answer.authRevision }, events: [] };
+  }
+
+  private applyLease(command: Record<string, unknown>, user: string | undefined): { result: StateResult; events: ChangeEvent[] } {
     const now = this.logTimeMsNow;
     switch (command['op']) {
       case 'leaseGrant': {
         const { lease, leasesMax } = command;
         if (lease !== undefined && (!Number.isSafeInteger(lease) || (lease as number) < 1)) return { result: this.refused('INVALID_ARGUMENT', `lease must be a positive integer id, got ${describe(lease)}`), events: [] };
         if (leasesMax !== undefined && (!Number.isSafeInteger(leasesMax) || (leasesMax as number) < 1)) return { result: this.refused('INVALID_ARGUMENT', `leasesMax must be a positive integer, got ${describe(leasesMax)}`), events: [] };
-        const answer = this.leases.grant(command['ttlMs'] as number, now, lease as LeaseId | undefined, leasesMax as number | undefined);
+        const answer = this.leases.grant(command['ttlMs'] as number, now, lease as LeaseId | undefined, leasesMax as number | undefined, user);
         if (!answer.ok) return { result: { ...this.refused(answer.code, answer.message), ...(answer.code === 'RESOURCE_EXHAUSTED' ? { limit: 'leasesMax' as const } : {}) } as StateResult, events: [] };
         return { result: { ok: true, revision: this.revision, op: 'leaseGrant', lease: answer.lease, existing: answer.existing }, events: [] };
       }
@@ -220,14 +249,14 @@ export class StateMachine {
     }
   }
 
-  private applySession(command: Record<string, unknown>): { result: StateResult; events: ChangeEvent[] } {
+  private applySession(command: Record<string, unknown>, user: string | undefined): { result: StateResult; events: ChangeEvent[] } {
     const secret = command['secret'];
     if (typeof secret !== 'string' || !SESSION_SECRET_PATTERN.test(secret)) return { result: this.refused('INVALID_ARGUMENT', 'secret must be 32 lowercase hex digits'), events: [] };
     if (command['op'] === 'registerClient') {
       const { nonce, sessionsMax } = command;
       if (nonce !== undefined && (typeof nonce !== 'string' || nonce.length === 0 || nonce.length > 64)) return { result: this.refused('INVALID_ARGUMENT', 'nonce must be text of 1 to 64 characters'), events: [] };
       if (sessionsMax !== undefined && (!Number.isSafeInteger(sessionsMax) || (sessionsMax as number) < 1)) return { result: this.refused('INVALID_ARGUMENT', `sessionsMax must be a positive integer, got ${describe(sessionsMax)}`), events: [] };
-      const registered = this.sessions.register(this.logTimeMsNow, secret, (nonce as string | undefined) ?? null, sessionsMax as number | undefined);
+      const registered = this.sessions.register(this.logTimeMsNow, secret, (nonce as string | undefined) ?? null, sessionsMax as number | undefined, user);
       if (!registered.ok) return { result: { ...this.refused(registered.code, registered.message), limit: 'sessionsMax' } as StateResult, events: [] };
       return { result: { ok: true, revision: this.revision, op: 'registerClient', clientId: registered.id, secret: registered.secret, existing: registered.existing }, events: [] };
     }

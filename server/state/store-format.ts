@@ -13,7 +13,9 @@
  *                                       each "/" written as 0x01, so keys sort as comparePaths
  *                                       does (no valid path holds a byte below 0x20) and all
  *                                       versions of a path sit together, oldest first
- *   "L" leaseId(u64 BE)                 a lease
+ *   0x03                                the auth table: whether auth is on, users, roles (one record:
+ *                                       it changes rarely, and only by an admin)
+ *   "L" leaseId(u64 BE)                 a lease (its owner, when auth made one)
  *   "S" clientId(u64 BE)                a client session (its answers apart, so a write that
  *   "R" clientId(u64 BE) seq(u64 BE)    records one answer does not rewrite all the others)
  * Values are a CRC32C (u32 LE) of the rest, then MessagePack; a node version is nil when the path
@@ -31,6 +33,7 @@ import type { SnapshotSummary } from '../../shared/snapshot-file.js';
 import type { ChangeTracker, VersionChange } from './changes.js';
 import type { KvWrite } from './kv-engine.js';
 import type { Lease } from './leases.js';
+import { ACCESS_LEVELS, type Access, type AuthImage } from './auth.js';
 import type { StoredNode } from './namespace.js';
 import type { SessionHeader, SessionRecord } from './sessions.js';
 import type { StateImage, StateMachine, StateMeta } from './state-machine.js';
@@ -43,6 +46,8 @@ export const STORE_FORMAT = 3;
 const META = 0x01;
 /** Reserved for the storage layer: the Raft snapshot base of an installed snapshot. */
 export const INSTALLED_BASE_KEY = new Uint8Array([0x02]);
+const AUTH = 0x03;
+const AUTH_KEY = new Uint8Array([AUTH]);
 const NODE = 0x4e; // N
 const LEASE = 0x4c; // L
 const SESSION = 0x53; // S
@@ -79,6 +84,7 @@ export function encodeChanges(machine: StateMachine, changes: ChangeTracker): Kv
       batch.push(result === undefined ? { type: 'del', key: resultKey(id, seq) } : { type: 'put', key: resultKey(id, seq), value: sealed(result) });
     }
   }
+  if (changes.auth) batch.push({ type: 'put', key: AUTH_KEY, value: encodeAuth(machine.auth.image()) });
   batch.push(metaWrite(machine));
   return batch;
 }
@@ -104,6 +110,9 @@ export function encodeFull(machine: StateMachine): KvWrite[] {
     batch.push({ type: 'put', key: sessionKey(session.id), value: encodeSession(session) });
     for (const [seq, result] of session.results) batch.push({ type: 'put', key: resultKey(session.id, seq), value: sealed(result) });
   }
+  // Written once auth was ever touched (a store kept by encodeChanges has it from then on).
+  const auth = machine.auth.image();
+  if (auth.revision > 0) batch.push({ type: 'put', key: AUTH_KEY, value: encodeAuth(auth) });
   batch.push(metaWrite(machine));
   return batch;
 }
@@ -118,6 +127,7 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
   const leases: Lease[] = [];
   const headers: SessionHeader[] = [];
   const results = new Map<number, [number, unknown][]>();
+  let auth: AuthImage | undefined;
   for (const [key, value] of entries) {
     const where = (): string => `state store: cannot read the record at key ${hex(key)}`;
     let fields: unknown;
@@ -131,21 +141,27 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
       case META:
         meta = decodeMeta(fields, where);
         break;
+      case AUTH:
+        auth = decodeAuth(fields, where);
+        break;
       case NODE: {
         const { path, since } = decodeNodeKey(key, where);
         versions.push({ path, since, node: decodeNode(path, fields, where) });
         break;
       }
       case LEASE: {
-        const [ttlMs, grantedAtMs] = numbers(fields, 2, where);
-        leases.push({ id: readU64(key, 1, where), ttlMs: ttlMs!, grantedAtMs: grantedAtMs! });
+        const owner = Array.isArray(fields) && fields.length === 3 ? (fields[2] as unknown) : undefined;
+        if (owner !== undefined && typeof owner !== 'string') throw new Error(`${where()}: a lease's owner is not a name`);
+        const [ttlMs, grantedAtMs] = numbers(owner === undefined ? fields : (fields as unknown[]).slice(0, 2), 2, where);
+        leases.push({ id: readU64(key, 1, where), ttlMs: ttlMs!, grantedAtMs: grantedAtMs!, ...(owner === undefined ? {} : { owner }) });
         break;
       }
       case SESSION: {
-        if (!Array.isArray(fields) || fields.length !== 6 || typeof fields[3] !== 'string' || (fields[4] !== null && typeof fields[4] !== 'string')) throw new Error(`${where()}: not a session`);
+        if (!Array.isArray(fields) || (fields.length !== 6 && fields.length !== 7) || typeof fields[3] !== 'string' || (fields[4] !== null && typeof fields[4] !== 'string')) throw new Error(`${where()}: not a session`);
+        if (fields.length === 7 && typeof fields[6] !== 'string') throw new Error(`${where()}: a session's owner is not a name`);
         const [lastActiveMs, lastActivity, ackedThrough] = numbers(fields.slice(0, 3), 3, where);
-        const [forgottenThrough] = numbers(fields.slice(5), 1, where);
-        headers.push({ id: readU64(key, 1, where), secret: fields[3] as string, nonce: fields[4] as string | null, lastActiveMs: lastActiveMs!, lastActivity: lastActivity!, ackedThrough: ackedThrough!, forgottenThrough: forgottenThrough! });
+        const [forgottenThrough] = numbers(fields.slice(5, 6), 1, where);
+        headers.push({ id: readU64(key, 1, where), secret: fields[3] as string, ...(fields.length === 7 ? { owner: fields[6] as string } : {}), nonce: fields[4] as string | null, lastActiveMs: lastActiveMs!, lastActivity: lastActivity!, ackedThrough: ackedThrough!, forgottenThrough: forgottenThrough! });
         break;
       }
       case RESULT: {
@@ -160,11 +176,11 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
     }
   }
   if (meta === null) {
-    if (versions.length + leases.length + headers.length + results.size > 0) throw new Error('state store: records without a meta record');
+    if (versions.length + leases.length + headers.length + results.size > 0 || auth !== undefined) throw new Error('state store: records without a meta record');
     return null;
   }
   const sessions = headers.map((h): SessionRecord => ({ ...h, results: results.get(h.id) ?? [] }));
-  return { meta, versions, leases, sessions };
+  return { meta, versions, leases, sessions, ...(auth === undefined ? {} : { auth }) };
 }
 
 export function nodeKey(path: string, since: number): Uint8Array {
@@ -200,11 +216,43 @@ function resultKey(id: number, seq: number): Uint8Array {
 }
 
 function encodeLease(lease: Lease): Uint8Array {
-  return sealed([lease.ttlMs, lease.grantedAtMs]);
+  return sealed(lease.owner === undefined ? [lease.ttlMs, lease.grantedAtMs] : [lease.ttlMs, lease.grantedAtMs, lease.owner]);
 }
 
 function encodeSession(header: SessionHeader): Uint8Array {
-  return sealed([header.lastActiveMs, header.lastActivity, header.ackedThrough, header.secret, header.nonce, header.forgottenThrough]);
+  const fields = [header.lastActiveMs, header.lastActivity, header.ackedThrough, header.secret, header.nonce, header.forgottenThrough];
+  return sealed(header.owner === undefined ? fields : [...fields, header.owner]);
+}
+
+/** [enabled, tokenKey, revision, [[name, password, roles, revision]…], [[name, [[path, access]…]]…]] */
+function encodeAuth(auth: AuthImage): Uint8Array {
+  return sealed([auth.enabled, auth.tokenKey, auth.revision, auth.users.map((u) => [u.name, u.password, u.roles, u.revision]), auth.roles.map((r) => [r.name, r.permissions.map((p) => [p.path, p.access])])]);
+}
+
+function decodeAuth(fields: unknown, where: () => string): AuthImage {
+  const fail = (what: string): never => {
+    throw new Error(`${where()}: ${what}`);
+  };
+  if (!Array.isArray(fields) || fields.length !== 5) return fail('not an auth table');
+  const [enabled, tokenKey, revision, users, roles] = fields as unknown[];
+  if (typeof enabled !== 'boolean' || (tokenKey !== null && typeof tokenKey !== 'string') || !Number.isSafeInteger(revision) || !Array.isArray(users) || !Array.isArray(roles)) return fail('not an auth table');
+  return {
+    enabled,
+    tokenKey: tokenKey as string | null,
+    revision: revision as number,
+    users: users.map((u: unknown) => {
+      if (!Array.isArray(u) || u.length !== 4 || typeof u[0] !== 'string' || (u[1] !== null && typeof u[1] !== 'string') || !Array.isArray(u[2]) || !u[2].every((r) => typeof r === 'string') || !Number.isSafeInteger(u[3])) return fail('not a user');
+      return { name: u[0] as string, password: u[1] as string | null, roles: u[2] as string[], revision: u[3] as number };
+    }),
+    roles: roles.map((r: unknown) => {
+      if (!Array.isArray(r) || r.length !== 2 || typeof r[0] !== 'string' || !Array.isArray(r[1])) return fail('not a role');
+      const permissions = (r[1] as unknown[]).map((p) => {
+        if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string' || !ACCESS_LEVELS.includes(p[1] as Access)) return fail('not a permission');
+        return { path: p[0] as string, access: p[1] as Access };
+      });
+      return { name: r[0] as string, permissions };
+    }),
+  };
 }
 
 function encodeNode(node: StoredNode | null): Uint8Array {

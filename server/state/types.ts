@@ -46,7 +46,7 @@ export interface CommandLimits {
 }
 
 /** The replicated limits an error may name (the member maps each to its flag). */
-export type StateLimitName = 'writeNodesMax' | 'writePathBytesMax' | 'answerBytesMax' | 'sessionsMax' | 'leasesMax';
+export type StateLimitName = 'writeNodesMax' | 'writePathBytesMax' | 'answerBytesMax' | 'sessionsMax' | 'leasesMax' | 'usersMax' | 'rolesMax' | 'rolePermissionsMax' | 'userRolesMax';
 
 export interface CreateOp {
   readonly op: 'create';

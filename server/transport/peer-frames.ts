@@ -68,6 +68,7 @@ const leaseIds = (value: unknown): boolean => Array.isArray(value) && value.leng
 
 function leaseRequest(value: unknown): boolean {
   if (!object(value)) return false;
+  if (value['user'] !== undefined && (typeof value['user'] !== 'string' || value['user'].length === 0 || value['user'].length > 128)) return false;
   if (value['op'] === 'keepAlive') return leaseIds(value['leases']);
   if (value['op'] === 'timeToLive') return count(value['lease']) && value['lease'] > 0;
   return false;

@@ -22,7 +22,7 @@
  *
  * Must never: block or throw into the apply loop; deliver a revision out of order or
  * interleaved with another; keep a watcher whose connection is gone; do unbounded work in one
- * turn for one watcher.
+ * turn for one watcher; deliver an event on a path its user may not read.
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
@@ -44,6 +44,12 @@ export interface WatchSpec {
   readonly noDelete: boolean;
   /** Push a progress frame when the watch has had nothing to say for the progress interval. */
   readonly progressNotify: boolean;
+  /**
+   * Whether the watcher's user may read a path now (auth enabled): events on other paths are
+   * left out, live and replayed alike. Asked per event, so a permission revoked takes effect at
+   * once.
+   */
+  readonly mayRead?: (path: string) => boolean;
 }
 
 /** A client connection's side: frames out, refused when its unsent bytes are over the bound. */
@@ -491,6 +497,7 @@ export class WatchHub {
 }
 
 function passes(spec: WatchSpec, change: ChangeEvent): boolean {
+  if (spec.mayRead !== undefined && !spec.mayRead(change.path)) return false;
   if (change.kind === 'delete') return !spec.noDelete;
   return !spec.noPut;
 }

@@ -72,6 +72,16 @@ describe('entry codec', () => {
     expect(hex(encoded)).toBe(GOLDEN_FORMAT_2);
   });
 
+  it('writes format 3 only for an entry that names its user, and reads the user back', () => {
+    const encoded = encodeEntry({ timeMs: 1_700_000_000_000, command: { op: 'put', path: '/a', value: bytes('hi') }, user: 'alice' });
+    expect(encoded[1]).toBe(3);
+    expect(decodeEntry(encoded)).toMatchObject({ user: 'alice', command: { op: 'put', path: '/a' } });
+    expect(decodeEntry(encodeEntry({ timeMs: 1, command: { op: 'compact', revision: 1 } }))).not.toHaveProperty('user');
+    // A format-3 entry without its fifth field, or with a user that is not text, is malformed.
+    expect(decodeEntry(new Uint8Array([0x94, 0x03, 0x01, 0xc0, 0xc0])).command).toMatchObject({ op: 'malformedEntry' });
+    expect(decodeEntry(new Uint8Array([0x95, 0x03, 0x01, 0xc0, 0xc0, 0x07])).command).toMatchObject({ op: 'malformedEntry', reason: "the entry's user is not a name" });
+  });
+
   it('refuses a format-1 entry (its stamp had no session secret): refused when applied, nothing changed', () => {
     const decoded = decodeEntry(Buffer.from(GOLDEN_FORMAT_1, 'hex'));
     expect(decoded.command).toMatchObject({ op: 'malformedEntry', reason: 'unknown entry format 1' });
