@@ -8,12 +8,17 @@
  *
  * It does not retry anything itself: a request whose member was lost fails with `ChannelLost`
  * (saying whether it had been sent), and the client decides — a read is retried freely, a write
- * only with its session stamp.
+ * only with its session stamp. One exception, the handshake (auth.ts, when the client has
+ * credentials): every new socket first carries the handshake's frame (`authenticate`), and
+ * nothing else until it is answered; a request the member refuses UNAUTHENTICATED (the socket's
+ * identity lapsed) is sent once more after the handshake runs again on that socket — it was
+ * certainly not applied, so this is safe even for a write.
  *
  * Must never: answer a request with another request's answer; keep a request pending past its
  * deadline; hold more than `maxInFlight` requests on the socket (the rest wait their turn, up
  * to maxQueued: past it a call is refused RESOURCE_EXHAUSTED, not sent);
- * dial while a dial is in progress.
+ * dial while a dial is in progress; send a request on a socket before its handshake is answered;
+ * send a request again for any refusal but UNAUTHENTICATED, or more than once for that.
  */
 
 import { WardenError } from '../shared/errors.js';
@@ -55,11 +60,29 @@ export interface ChannelOptions {
   readonly logger?: ClientLogger;
   /** A frame without a request id: a watch push. */
   readonly onPush: (frame: Record<string, unknown>) => void;
-  /** A socket opened to `url` (generation counts connections): watches resubscribe, keep-alives go out. */
+  /** A socket opened to `url` (generation counts connections), its handshake answered: watches resubscribe, keep-alives go out. */
   readonly onConnected: (url: string, generation: number) => void;
+  /** What each new socket carries first (authentication); none: a socket carries requests as soon as it opens. */
+  readonly handshake?: Handshake;
 }
 
 export type Answer = Record<string, unknown> & { readonly ok: boolean };
+
+/**
+ * The first exchange on every new socket, before any request goes out on it — and again on the
+ * same socket when a request is refused UNAUTHENTICATED, if `renewal()` has a frame. A refusal
+ * the member calls "retry" (throttled, busy) leaves the member as a lost one would; any other
+ * fails the requests waiting for the socket with that error, and later ones go out as they are
+ * (the member then refuses them by itself): one failed attempt per call, never a loop.
+ */
+export interface Handshake {
+  /** The frame for a new socket; null: nothing to send, the socket is ready at once. */
+  opening(): Record<string, unknown> | null;
+  /** The frame for an open socket whose identity lapsed; null: nothing could renew it (no password held). */
+  renewal(): Record<string, unknown> | null;
+  /** Its answer: null when the socket may carry requests, else why it may not. */
+  answered(answer: Answer): WardenError | null;
+}
 
 /** Requests one client lets wait for a socket (past maxInFlight, or between members) before it refuses more, by default. */
 export const QUEUED_MAX_DEFAULT = 100_000;
@@ -79,6 +102,12 @@ interface Pending {
   readonly onAbort: () => void;
   /** Answered or failed: a settled request still in a waiting line is skipped and purged. */
   settled: boolean;
+  /** Handshakes started when it was sent: one started later already renewed the identity it was refused for. */
+  epoch: number;
+  /** Already sent again after an UNAUTHENTICATED refusal (a second refusal is its answer). */
+  renewed: boolean;
+  /** The handshake's own frame: its answer opens the socket for requests. */
+  readonly handshake: boolean;
 }
 
 /** How a request waits for the socket: `urgent` ones (keep-alives, watch subscriptions, retries of sent writes) go first and are never refused for a full line. */
@@ -93,6 +122,12 @@ export class Channel {
   private socket: SocketLike | null = null;
   private socketUrl: string | null = null;
   private connected = false;
+  /** The open socket's handshake is answered (or there is none): requests may go out on it. */
+  private ready = false;
+  /** Handshakes started, on any socket (a request remembers the count it was sent under). */
+  private handshakes = 0;
+  /** The connection whose opening onConnected announced (once per socket, not per renewal). */
+  private announced = 0;
   private dialing = false;
   /** Counts sockets opened: an answer or a failure names the connection it came from. */
   private generation = 0;
@@ -165,6 +200,9 @@ export class Channel {
         signal,
         onAbort: () => this.fail(pending, new ChannelLost('aborted', pending.sent, true)),
         settled: false,
+        epoch: 0,
+        renewed: false,
+        handshake: false,
       };
       signal?.addEventListener('abort', pending.onAbort, { once: true });
       (urgent ? this.urgent : this.queue).push(pending);
@@ -242,7 +280,7 @@ export class Channel {
     pending.signal?.removeEventListener('abort', pending.onAbort);
   }
 
-  private fail(pending: Pending, error: ChannelLost): void {
+  private fail(pending: Pending, error: ChannelLost | WardenError): void {
     if (pending.settled) return;
     pending.settled = true;
     this.settle(pending);
@@ -277,12 +315,14 @@ export class Channel {
       if (this.waiting > 0 || this.inFlight.size > 0) this.dial();
       return;
     }
+    if (!this.ready) return; // the handshake's answer opens the socket for requests
     const socket = this.socket!;
     while (this.inFlight.size < this.options.maxInFlight) {
       const pending = this.nextWaiting();
       if (pending === null) break;
       pending.sent = true;
       pending.generation = this.generation;
+      pending.epoch = this.handshakes;
       pending.sentAt = this.options.clock.now();
       this.inFlight.set(pending.id, pending);
       try {
@@ -338,9 +378,12 @@ export class Channel {
       if (this.socket !== socket) return;
       this.dialing = false;
       this.connected = true;
+      this.ready = false;
       this.lastHeardAt = this.options.clock.now();
       this.options.logger?.debug({ event: 'member_connected', url }, 'connected');
-      this.options.onConnected(url, generation);
+      if (this.shake('opening')) return;
+      this.ready = true;
+      this.opened();
       this.pump();
     };
     socket.onmessage = (event) => {
@@ -363,6 +406,7 @@ export class Channel {
     const wasConnected = this.connected;
     this.socket = null;
     this.connected = false;
+    this.ready = false;
     this.dialing = false;
     if (socket !== null) {
       socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
@@ -415,11 +459,104 @@ export class Channel {
     const pending = this.inFlight.get(id);
     if (pending === undefined) return; // its caller gave up (deadline or abort)
     this.inFlight.delete(id);
+    if (!pending.handshake && this.renew(pending, frame)) return;
     pending.settled = true;
     this.settle(pending);
-    this.failures = 0;
+    // A handshake's answer may be a refusal: only its acceptance says the member is fine (shaken).
+    if (!pending.handshake) this.failures = 0;
     frame['generation'] = pending.generation; // the parsed frame is ours to annotate
     pending.resolve(frame as Answer & { generation: number });
     this.pump();
+  }
+
+  /** Announce the open socket (once per connection) to the watches and leases. */
+  private opened(): void {
+    if (this.announced === this.generation || this.socketUrl === null) return;
+    this.announced = this.generation;
+    this.options.onConnected(this.socketUrl, this.generation);
+  }
+
+  /**
+   * Put the handshake's frame on the open socket, ahead of everything; until its answer, the
+   * socket carries nothing else. False when the handshake has no frame to send.
+   */
+  private shake(kind: 'opening' | 'renewal'): boolean {
+    const frame = kind === 'opening' ? this.options.handshake?.opening() : this.options.handshake?.renewal();
+    if (frame === null || frame === undefined || this.socket === null) return false;
+    const socket = this.socket;
+    const generation = this.generation;
+    this.ready = false;
+    this.handshakes += 1;
+    const pending: Pending = {
+      id: this.nextId++,
+      frame,
+      resolve: (answer) => this.shaken(generation, answer),
+      // Its socket went: the next one shakes hands anew.
+      reject: () => undefined,
+      // No deadline of its own: the sweep leaves a member that sits on it past the attempt deadline.
+      deadline: Number.POSITIVE_INFINITY,
+      attemptMs: this.options.attemptTimeoutMs,
+      sentAt: this.options.clock.now(),
+      sent: true,
+      generation,
+      signal: undefined,
+      onAbort: () => undefined,
+      settled: false,
+      epoch: this.handshakes,
+      renewed: true,
+      handshake: true,
+    };
+    this.inFlight.set(pending.id, pending);
+    this.startSweep();
+    try {
+      socket.send(JSON.stringify({ ...frame, id: pending.id }));
+    } catch (error) {
+      this.drop(`send failed: ${(error as Error).message}`);
+    }
+    return true;
+  }
+
+  /** The handshake's answer on connection `generation`: the socket opens for requests, or the member is left, or what waits fails. */
+  private shaken(generation: number, answer: Answer): void {
+    if (generation !== this.generation || !this.connected) return;
+    const refusal = this.options.handshake!.answered(answer);
+    if (refusal !== null && refusal.retryable) {
+      // Throttled, or too busy to check credentials now: like a lost member, another (or this one, after the backoff) may take them.
+      this.drop(`authentication refused: ${refusal.code}: ${refusal.message}`);
+      return;
+    }
+    if (refusal === null) this.failures = 0;
+    else {
+      // Refused for good (a wrong password): what waits for this socket fails with the refusal,
+      // unsent, rather than wait for credentials that will not change. The socket stays: a later
+      // request goes out as it is, and its own refusal runs the handshake once more.
+      this.options.logger?.warn({ event: 'authentication_refused', code: refusal.code, reason: refusal.message }, 'authentication refused');
+      for (const pending of [...this.urgent, ...this.queue.slice(this.queueHead)]) this.fail(pending, refusal);
+      this.urgent = [];
+      this.queue = [];
+      this.queueHead = 0;
+    }
+    this.ready = true;
+    this.opened();
+    this.pump();
+  }
+
+  /**
+   * A request the member refused UNAUTHENTICATED — its socket's identity lapsed (the token's
+   * TTL passed, the password changed) — waits for a handshake on this socket and is sent once
+   * more. Safe for any request, a write too: the member refuses an unauthenticated request
+   * before anything else, so it was certainly not applied (UNAUTHENTICATED is 'final' in
+   * shared/errors.ts). False when it is not such a refusal, or nothing can renew the identity.
+   */
+  private renew(pending: Pending, frame: Record<string, unknown>): boolean {
+    if (pending.renewed || frame['ok'] !== false || (frame['error'] as { code?: unknown } | undefined)?.code !== 'UNAUTHENTICATED') return false;
+    // A handshake started after it was sent (by another refused request) renews it already.
+    const renewing = !this.ready || pending.epoch < this.handshakes;
+    if (!renewing && !this.shake('renewal')) return false;
+    pending.renewed = true;
+    pending.sent = false;
+    this.urgent.unshift(pending);
+    this.pump();
+    return true;
   }
 }

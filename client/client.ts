@@ -3,13 +3,16 @@
  * its arguments into a protocol frame (shared/protocol.ts), sends it through `Requests` — reads
  * retried freely, writes exactly once through the client's session — and turns the answer into
  * typed values. One WebSocket to one member at a time (Single-Socket Channel), requests
- * pipelined; watches and sessions carry on across a change of member by themselves.
+ * pipelined; watches and sessions carry on across a change of member by themselves. With `auth`,
+ * every socket authenticates before it carries anything else (auth.ts); `client.auth`,
+ * `client.users` and `client.roles` administer auth.
  *
  * Must never: import server/ or a Node builtin (the Node and browser entries pass the socket
  * in); throw anything but a WardenError for a refused or failed call.
  */
 
 import { WardenError } from '../shared/errors.js';
+import { AuthAdmin, Authenticator, RoleAdmin, UserAdmin, type AuthCredentials } from './auth.js';
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { Channel, QUEUED_MAX_DEFAULT, type Answer, type ClientLogger } from './channel.js';
 import { LeaseKeeper, type LeaseInfo, type LeaseTimeToLive, type Session } from './leases.js';
@@ -41,6 +44,13 @@ export interface ConnectOptions {
    * client certificate and key if the cluster asks for one. (A browser uses its own trust store.)
    */
   readonly tls?: ClientTls;
+  /**
+   * Once the cluster has auth on: a user and password, or a token an earlier authentication
+   * answered (`client.auth.token`). Every new socket authenticates before anything else goes out
+   * on it; with a password, an identity that lapsed (the token TTL, a changed password) is
+   * renewed by itself. A client certificate naming a user (`tls.cert`) needs none.
+   */
+  readonly auth?: AuthCredentials;
   /** @internal tests: a fake clock and randomness. */
   readonly clock?: ClientClock;
   readonly random?: () => number;
@@ -112,6 +122,12 @@ export class WardenClient {
   private probeTimer: unknown = null;
   private readonly clock: ClientClock;
   private readonly attemptTimeoutMs: number;
+  /** Auth on or off, and who this client is. */
+  readonly auth: AuthAdmin;
+  /** Users: add, delete, set passwords, grant and revoke roles, list. */
+  readonly users: UserAdmin;
+  /** Roles: add, delete, grant and revoke access on paths, list. */
+  readonly roles: RoleAdmin;
 
   /** @internal use `connect()`. */
   constructor(options: ConnectOptions, open: OpenSocket) {
@@ -121,6 +137,7 @@ export class WardenClient {
     // Start at a random member, so many clients spread over the cluster.
     const start = Math.floor(random() * endpoints.length);
     const rotated = [...endpoints.slice(start), ...endpoints.slice(0, start)];
+    const authenticator = options.auth === undefined ? null : new Authenticator(options.auth);
     this.channel = new Channel({
       endpoints: rotated,
       open,
@@ -131,6 +148,7 @@ export class WardenClient {
       maxInFlight: options.maxInFlight ?? 512,
       maxQueued: options.maxQueued ?? QUEUED_MAX_DEFAULT,
       ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(authenticator === null ? {} : { handshake: authenticator }),
       onPush: (frame) => this.watches.push(frame),
       onConnected: () => {
         this.watches.connected();
@@ -140,6 +158,9 @@ export class WardenClient {
     this.requests = new Requests({ channel: this.channel, clock, random, backoff: options.backoff ?? DEFAULT_BACKOFF, timeoutMs: options.timeoutMs ?? 10_000, ...(options.logger === undefined ? {} : { logger: options.logger }) });
     this.watches = new WatchRegistry(this.channel, this.requests, clock);
     this.keeper = new LeaseKeeper(this.requests, clock);
+    this.auth = new AuthAdmin(this.requests, authenticator);
+    this.users = new UserAdmin(this.requests, authenticator);
+    this.roles = new RoleAdmin(this.requests);
     this.channel.wantConnection = () => this.watches.live.size > 0 || this.keeper.size > 0;
     this.clock = clock;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;

@@ -15,6 +15,7 @@ export { Watch, type WatchEvent, type WatchOptions, type WatchScope, type EventT
 export type { Stat, Value, ValueAs, WardenNode } from './values.js';
 export type { SnapshotDownload, SnapshotInfo, SnapshotOptions, SnapshotSummary } from './snapshot.js';
 export type { CallOptions } from './requests.js';
+export type { Access, AuthAdmin, AuthChange, AuthCredentials, AuthStatus, Permission, RoleAdmin, RoleInfo, UserAdmin, UserInfo } from './auth.js';
 export type { ClientLogger } from './channel.js';
 export type { ClientClock, OpenSocket, SocketLike } from './transport.js';
 export { Emitter, type Listener } from './emitter.js';

@@ -5,11 +5,13 @@
  * unknown outcome (TIMEOUT, OUTCOME_UNKNOWN) or a refusal that says "retry" — so a write is
  * applied at most once however often it is sent. Every answer's revision raises the highest
  * revision the client has seen, which serializable reads carry as `minRevision` so that a read
- * after a switch of member never sees older state.
+ * after a switch of member never sees older state. The auth changes (users, roles, auth on and
+ * off) are writes without a stamp: retried only while certainly not applied.
  *
  * Must never: report a write as "certainly not applied" once a frame of it may have reached a
  * member (it is OUTCOME_UNKNOWN then, unless a stamped retry got its real answer); retry a
- * write without its stamp; wait between tries longer than the backoff's cap.
+ * write without its stamp; send an unstamped write again once a frame of it may have reached a
+ * member; wait between tries longer than the backoff's cap.
  */
 
 import { isErrorCode, WardenError, type ErrorCode, type WardenErrorDetails } from '../shared/errors.js';
@@ -51,6 +53,8 @@ export function errorOfAnswer(answer: Answer, isWrite = false): WardenError {
 
 const RETRY_AS_IS: ReadonlySet<ErrorCode> = new Set(['NOT_LEADER', 'UNAVAILABLE', 'RESOURCE_EXHAUSTED']);
 const UNKNOWN: ReadonlySet<ErrorCode> = new Set(['TIMEOUT', 'OUTCOME_UNKNOWN']);
+/** Why an UNAUTHENTICATED answer to a retry says nothing of an earlier try: the member refuses it at the connection, before any record of a write. */
+const DOOR = 'the retry was refused UNAUTHENTICATED (the connection\'s credentials were refused), which says nothing of the earlier try';
 
 export class Requests {
   /** The highest revision any answer or event carried: the client's causal token. */
@@ -113,23 +117,30 @@ export class Requests {
       if (call.signal?.aborted) throw giveUp('aborted by the caller');
       if (this.options.clock.now() >= deadline) throw giveUp('no answer before the deadline');
       if (this.options.channel.isClosed) throw giveUp('the client is closed');
+      let answer: Answer & { readonly generation: number };
       try {
-        const answer = await this.options.channel.request(frame, deadline, {
+        answer = await this.options.channel.request(frame, deadline, {
           ...(call.signal === undefined ? {} : { signal: call.signal }),
           ...(options.attemptMs === undefined ? {} : { attemptMs: options.attemptMs }),
           urgent: options.urgent === true || (options.idempotent === true && mayHaveApplied),
         });
-        this.saw(answer['revision']);
-        if (answer.ok) return answer;
-        const error = errorOfAnswer(answer, options.idempotent === true);
-        if (!RETRY_AS_IS.has(error.code)) throw error;
-        this.leaveOn(answer, error);
-        lastError = error;
       } catch (error) {
+        // The client's own refusal, unsent (a full line, the socket's credentials refused): it
+        // says nothing of an earlier try that may have been applied.
+        if (error instanceof WardenError && options.idempotent === true && mayHaveApplied) throw giveUp(error.message);
         if (!(error instanceof ChannelLost)) throw error;
         if (error.sent) mayHaveApplied = true;
         lastError = error;
+        await this.pause(attempt, deadline, call.signal);
+        continue;
       }
+      this.saw(answer['revision']);
+      if (answer.ok) return answer;
+      const error = errorOfAnswer(answer, options.idempotent === true);
+      if (options.idempotent === true && mayHaveApplied && error.code === 'UNAUTHENTICATED') throw giveUp(DOOR);
+      if (!RETRY_AS_IS.has(error.code)) throw error;
+      this.leaveOn(answer, error);
+      lastError = error;
       await this.pause(attempt, deadline, call.signal);
     }
   }
@@ -174,37 +185,81 @@ export class Requests {
         if (call.signal?.aborted) throw giveUp('aborted by the caller');
         if (this.options.clock.now() >= deadline) throw giveUp('no answer before the deadline');
         if (this.options.channel.isClosed) throw giveUp('the client is closed');
+        let answer: Answer & { readonly generation: number };
         try {
           // A retry of a write that may have been applied goes ahead of the line and is never
           // refused for a full one: its seq is open, and only its real answer can close it.
-          const answer = await this.options.channel.request({ ...frame, client: session.stamp(seq) }, deadline, { ...(call.signal === undefined ? {} : { signal: call.signal }), urgent: mayHaveApplied });
-          this.saw(answer['revision']);
-          if (answer.ok) return answer;
-          const error = errorOfAnswer(answer, true);
-          if (error.code === 'SESSION_EXPIRED') {
-            if (this.session === session) this.session = null; // the next write registers anew
-            throw error;
-          }
-          if (UNKNOWN.has(error.code)) mayHaveApplied = true;
-          // A final refusal comes from the state: a stamped retry of a write that was applied
-          // would have been answered from the record instead, so it is the write's true answer.
-          else if (!RETRY_AS_IS.has(error.code)) throw error;
-          this.leaveOn(answer, error);
-          lastError = error;
+          answer = await this.options.channel.request({ ...frame, client: session.stamp(seq) }, deadline, { ...(call.signal === undefined ? {} : { signal: call.signal }), urgent: mayHaveApplied });
         } catch (error) {
           if (error instanceof WardenError) {
-            // The client's own refusal (its waiting line is full) of a write already sent says nothing of that write.
-            if (mayHaveApplied && error.retryable && error.details.limit?.name === 'maxQueued') throw giveUp(error.message);
+            // The client's own refusal, unsent (its waiting line is full, its socket's credentials
+            // were refused), of a write already sent says nothing of that write.
+            if (mayHaveApplied) throw giveUp(error.message);
             throw error;
           }
           if (!(error instanceof ChannelLost)) throw error;
           if (error.sent) mayHaveApplied = true;
           lastError = error;
+          await this.pause(attempt, deadline, call.signal);
+          continue;
         }
+        this.saw(answer['revision']);
+        if (answer.ok) return answer;
+        const error = errorOfAnswer(answer, true);
+        if (error.code === 'SESSION_EXPIRED') {
+          if (this.session === session) this.session = null; // the next write registers anew
+          throw error;
+        }
+        if (UNKNOWN.has(error.code)) mayHaveApplied = true;
+        else if (error.code === 'UNAUTHENTICATED' && mayHaveApplied) throw giveUp(DOOR);
+        // A final refusal comes from the state: a stamped retry of a write that was applied
+        // would have been answered from the record instead, so it is the write's true answer.
+        else if (!RETRY_AS_IS.has(error.code)) throw error;
+        this.leaveOn(answer, error);
+        lastError = error;
         await this.pause(attempt, deadline, call.signal);
       }
     } finally {
       session.done(seq);
+    }
+  }
+
+  /**
+   * A write without a session stamp (the auth changes: users, roles, auth on and off), retried
+   * only while it certainly was not applied: unsent, or refused with a "retry" code. Once a
+   * frame of it may have reached a member without an answer back — or the answer says TIMEOUT
+   * or OUTCOME_UNKNOWN — it is OUTCOME_UNKNOWN and never sent again: with no stamp, a member
+   * could not tell a repeat from a new change.
+   */
+  async unstamped(frame: Record<string, unknown>, call: CallOptions = {}): Promise<Answer> {
+    const deadline = this.deadlineOf(call);
+    let lastError: Error | null = null;
+    const giveUp = (why: string): WardenError =>
+      lastError instanceof WardenError && lastError.code === 'RESOURCE_EXHAUSTED'
+        ? new WardenError(lastError.code, `${why}: ${lastError.message}; the change was not applied`, lastError.details)
+        : new WardenError('UNAVAILABLE', `${why}; the change was not sent (${lastError?.message ?? 'no member answered'})`);
+    for (let attempt = 0; ; attempt++) {
+      if (call.signal?.aborted) throw giveUp('aborted by the caller');
+      if (this.options.clock.now() >= deadline) throw giveUp('no answer before the deadline');
+      if (this.options.channel.isClosed) throw giveUp('the client is closed');
+      let answer: Answer & { readonly generation: number };
+      try {
+        answer = await this.options.channel.request(frame, deadline, call.signal === undefined ? {} : { signal: call.signal });
+      } catch (error) {
+        if (!(error instanceof ChannelLost)) throw error;
+        if (error.sent) throw new WardenError('OUTCOME_UNKNOWN', `${error.deadline ? 'no answer before the deadline' : 'the member was lost before it answered'} (${error.message}); the change may have been applied: check before trying it again`);
+        lastError = error;
+        await this.pause(attempt, deadline, call.signal);
+        continue;
+      }
+      this.saw(answer['revision']);
+      if (answer.ok) return answer;
+      // TIMEOUT and OUTCOME_UNKNOWN say themselves that it may have been applied: thrown as they are.
+      const error = errorOfAnswer(answer, true);
+      if (!RETRY_AS_IS.has(error.code)) throw error;
+      this.leaveOn(answer, error);
+      lastError = error;
+      await this.pause(attempt, deadline, call.signal);
     }
   }
 

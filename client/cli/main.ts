@@ -4,7 +4,8 @@
  * `--endpoints` (comma-separated ws:// URLs; default the local cluster of `npm start`; env
  * WARDEN_ENDPOINTS), `--output table|json|simple` (default: `table` on a terminal, `simple`
  * when stdout is a pipe, so scripts get bare values; env WARDEN_OUTPUT), `--timeout` (ms, a
- * call's deadline; env WARDEN_TIMEOUT).
+ * call's deadline; env WARDEN_TIMEOUT), `--cacert`/`--cert`/`--key` (TLS), `--user NAME[:PASSWORD]`
+ * and `--password` (env WARDEN_USER, WARDEN_PASSWORD; typed on the terminal when not given).
  * Exit codes: 0 success, 1 a failed operation (its error code printed), 2 bad usage.
  *
  * Pattern: Command — each family of commands is a module (commands/*.ts) registered from one
@@ -17,6 +18,7 @@
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { benchCommand } from './bench/command.js';
+import { authCommands } from './commands/auth.js';
 import { checkCommand } from './commands/check.js';
 import { endpointCommand, memberCommand } from './commands/cluster.js';
 import { DEFAULT_ENDPOINTS } from './commands/context.js';
@@ -29,7 +31,7 @@ import { watchCommand } from './commands/watch.js';
 import { FORMATS } from './output.js';
 
 /** Every command family; `warden bench` (client/cli/bench/) is added here by the lead. */
-const COMMANDS: readonly CommandModule<object, Record<string, unknown>>[] = [...kvCommands, watchCommand, txnCommand, leaseCommand, lockCommand, electCommand, memberCommand, endpointCommand, snapshotCommand, checkCommand, benchCommand as CommandModule<object, Record<string, unknown>>];
+const COMMANDS: readonly CommandModule<object, Record<string, unknown>>[] = [...kvCommands, watchCommand, txnCommand, leaseCommand, lockCommand, electCommand, memberCommand, endpointCommand, snapshotCommand, checkCommand, ...authCommands, benchCommand as CommandModule<object, Record<string, unknown>>];
 
 /** WARDEN_<NAME> from the environment, when set and not empty. */
 function env(name: string): string | undefined {
@@ -49,6 +51,9 @@ const parser = yargs(hideBin(process.argv))
   .option('cacert', { type: 'string', global: true, default: env('CACERT'), defaultDescription: 'env WARDEN_CACERT', describe: 'for wss:// endpoints: the CA (PEM) that signed the members\' certificates' })
   .option('cert', { type: 'string', global: true, default: env('CERT'), defaultDescription: 'env WARDEN_CERT', describe: 'a client certificate (PEM), with --key' })
   .option('key', { type: 'string', global: true, default: env('KEY'), defaultDescription: 'env WARDEN_KEY', describe: 'the key of --cert (PEM)' })
+  .option('user', { type: 'string', global: true, default: env('USER'), defaultDescription: 'env WARDEN_USER', describe: 'once auth is on: who to speak as, NAME or NAME:PASSWORD' })
+  // No default: WARDEN_PASSWORD is read with --user (credentials.ts), and `--no-password` (user add) arrives here as false.
+  .option('password', { type: 'string', global: true, defaultDescription: 'env WARDEN_PASSWORD, else typed on the terminal', describe: 'the password of --user NAME' })
   .option('timeout', { type: 'number', global: true, default: env('TIMEOUT') === undefined ? undefined : Number(env('TIMEOUT')), defaultDescription: 'env WARDEN_TIMEOUT, else 10000', describe: 'a call\'s deadline in ms, retries included' })
   .command(COMMANDS as CommandModule<object, Record<string, unknown>>[])
   .completion('completion', 'print a shell completion script (bash/zsh): warden completion >> ~/.bashrc')
@@ -57,6 +62,7 @@ const parser = yargs(hideBin(process.argv))
   .example('$0 watch /config --scope subtree', 'follow every change under /config')
   .example('$0 lock backups -- ./backup.sh', 'run a command while holding /locks/backups')
   .example('WARDEN_ENDPOINTS=ws://10.0.0.1:7071 $0 endpoint status', 'a remote cluster\'s members')
+  .example('$0 --user alice get /config/db', 'once auth is on: as alice (her password typed, unechoed)')
   .demandCommand(1, 'Say which command to run (warden --help lists them).')
   .recommendCommands()
   .strict()

@@ -3,6 +3,9 @@
  * throughput and a latency histogram (p50/p90/p99/p99.9/max), as a table, JSON (one object) or
  * key=value lines, with a live progress bar on a TTY and an optional self-contained HTML page.
  *
+ * Its clients connect as every command's do: the global TLS files (--cacert/--cert/--key) and
+ * login (--user/--password, commands/context.ts).
+ *
  * Pattern: Command (a yargs CommandModule): parse and check options, open `conns` clients,
  * prepare the workload, drive it (runner.ts), print (report.ts, html.ts), close everything.
  *
@@ -14,6 +17,8 @@ import { writeFileSync } from 'node:fs';
 import cliProgress from 'cli-progress';
 import type { Argv, CommandModule } from 'yargs';
 import { connect, WardenError, type WardenClient } from '../../index.js';
+import { accessOf } from '../commands/context.js';
+import { UsageError } from '../output.js';
 import { html } from './html.js';
 import { simple, summarize, table } from './report.js';
 import { run } from './runner.js';
@@ -77,13 +82,21 @@ export function builder(yargs: Argv): Argv<BenchArgs> {
     .example('$0 bench put --duration 30 --rate 2000 --html put.html', 'a steady 2,000 puts/s, with a picture') as unknown as Argv<BenchArgs>;
 }
 
-/** Run a bench and print it; answers the process exit code (0 ran, 1 could not run or nothing succeeded). */
+/** Run a bench and print it; answers the process exit code (0 ran, 1 could not run or nothing succeeded, 2 bad TLS or login options). */
 export async function bench(argv: BenchArgs, out: NodeJS.WritableStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
   const output = argv.output ?? 'table';
   const endpoints = argv.endpoints ?? process.env['WARDEN_ENDPOINTS'] ?? DEFAULT_ENDPOINTS;
   const timeoutMs = argv.timeout ?? 10_000;
   const conns = Math.min(argv.conns, argv.clients);
-  const clients: WardenClient[] = Array.from({ length: conns }, () => connect({ endpoints, timeoutMs }));
+  let access: Awaited<ReturnType<typeof accessOf>>;
+  try {
+    access = await accessOf(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    err.write(`${error.message}\nRun with --help for usage.\n`);
+    return 2;
+  }
+  const clients: WardenClient[] = Array.from({ length: conns }, () => connect({ endpoints, timeoutMs, ...access }));
   const options = { prefix: argv.prefix, keySize: argv['key-size'], valSize: argv['val-size'], keySpace: argv['key-space'], consistency: argv.consistency, timeoutMs };
   let bar: cliProgress.SingleBar | null = null;
   try {

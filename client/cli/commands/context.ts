@@ -1,6 +1,7 @@
 /**
  * What every `warden` command runs with: the parsed global options, the Output, a client made
- * on first use (and closed when the command ends), an AbortSignal that Ctrl-C (SIGINT) or
+ * on first use (and closed when the command ends) with the TLS files and the login (`--user`,
+ * credentials.ts) the options name, an AbortSignal that Ctrl-C (SIGINT) or
  * SIGTERM fires — long-running commands (watch, lock, elect, lease keepalive) end cleanly on it
  * — and the exit code (0 success, 1 failed operation, 2 bad usage).
  *
@@ -12,7 +13,8 @@
  */
 
 import { readFileSync } from 'node:fs';
-import { connect, type ClientTls, type WardenClient } from '../../index.js';
+import { connect, type AuthCredentials, type ClientTls, type WardenClient } from '../../index.js';
+import { credentialsOf, passwordFlag, TERMINAL, type Asker } from '../credentials.js';
 import { FORMATS, Output, UsageError, type Format } from '../output.js';
 
 export interface GlobalArgs {
@@ -23,6 +25,10 @@ export interface GlobalArgs {
   readonly cacert?: string | undefined;
   readonly cert?: string | undefined;
   readonly key?: string | undefined;
+  /** `--user` NAME or NAME:PASSWORD (env WARDEN_USER). */
+  readonly user?: string | undefined;
+  /** `--password` as yargs parsed it (a string; false from `user add --no-password`; an array of both). */
+  readonly password?: unknown;
 }
 
 /** The global options of a command's arguments, checked (yargs gives every command its own shape). */
@@ -37,7 +43,32 @@ function globalArgsOf(args: unknown): GlobalArgs {
     ...(typeof a['cacert'] === 'string' ? { cacert: a['cacert'] } : {}),
     ...(typeof a['cert'] === 'string' ? { cert: a['cert'] } : {}),
     ...(typeof a['key'] === 'string' ? { key: a['key'] } : {}),
+    ...(typeof a['user'] === 'string' ? { user: a['user'] } : {}),
+    ...(a['password'] === undefined ? {} : { password: a['password'] }),
   };
+}
+
+/** The TLS files the options name, read (a UsageError naming the flag when one cannot be). */
+export function tlsOf(args: Pick<GlobalArgs, 'cacert' | 'cert' | 'key'>): ClientTls | undefined {
+  if ((args.cert === undefined) !== (args.key === undefined)) throw new UsageError('--cert and --key go together');
+  const read = (flag: string, path: string | undefined): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new UsageError(`--${flag}: cannot read ${path}: ${(error as Error).message}`);
+    }
+  };
+  const [ca, cert, key] = [read('cacert', args.cacert), read('cert', args.cert), read('key', args.key)];
+  return ca === undefined && cert === undefined ? undefined : { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert }), ...(key === undefined ? {} : { key }) };
+}
+
+/** What a command's clients connect with besides endpoints: TLS and the login (asked for on the terminal when needed). */
+export async function accessOf(args: unknown, asker: Asker = TERMINAL): Promise<{ readonly tls?: ClientTls; readonly auth?: AuthCredentials }> {
+  const global = globalArgsOf(args);
+  const tls = tlsOf(global);
+  const auth = await credentialsOf(global.user, global.password, process.env['WARDEN_PASSWORD'], asker);
+  return { ...(tls === undefined ? {} : { tls }), ...(auth === undefined ? {} : { auth }) };
 }
 
 export const DEFAULT_ENDPOINTS = 'ws://127.0.0.1:7071,ws://127.0.0.1:7072,ws://127.0.0.1:7073';
@@ -47,6 +78,8 @@ export class Context {
   readonly endpoints: string[];
   readonly timeoutMs: number | undefined;
   private readonly tls: ClientTls | undefined;
+  private readonly args: GlobalArgs;
+  private auth: AuthCredentials | undefined;
   private readonly clients: WardenClient[] = [];
   private readonly controller = new AbortController();
   private mainClient: WardenClient | null = null;
@@ -59,17 +92,18 @@ export class Context {
     for (const e of this.endpoints) if (!/^wss?:\/\//.test(e)) throw new UsageError(`--endpoints: ${JSON.stringify(e)} is not a ws:// or wss:// URL`);
     if (args.timeout !== undefined && (!Number.isFinite(args.timeout) || args.timeout <= 0)) throw new UsageError('--timeout (or WARDEN_TIMEOUT): give a positive number of milliseconds');
     this.timeoutMs = args.timeout;
-    if ((args.cert === undefined) !== (args.key === undefined)) throw new UsageError('--cert and --key go together');
-    const read = (flag: string, path: string | undefined): Buffer | undefined => {
-      if (path === undefined) return undefined;
-      try {
-        return readFileSync(path);
-      } catch (error) {
-        throw new UsageError(`--${flag}: cannot read ${path}: ${(error as Error).message}`);
-      }
-    };
-    const [ca, cert, key] = [read('cacert', args.cacert), read('cert', args.cert), read('key', args.key)];
-    this.tls = ca === undefined && cert === undefined ? undefined : { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert }), ...(key === undefined ? {} : { key }) };
+    this.tls = tlsOf(args);
+    this.args = args;
+  }
+
+  /** Settle who the clients speak as (`--user`): the password may be asked for on the terminal. Before the first client. */
+  async signIn(asker: Asker = TERMINAL): Promise<void> {
+    this.auth = await credentialsOf(this.args.user, this.args.password, process.env['WARDEN_PASSWORD'], asker);
+  }
+
+  /** Whether `--no-password` was given (`user add`: a user without a password). */
+  get noPassword(): boolean {
+    return passwordFlag(this.args.password).none;
   }
 
   /** Fired by Ctrl-C (SIGINT) or SIGTERM. */
@@ -90,7 +124,7 @@ export class Context {
 
   /** A client of its own (e.g. one endpoint alone, for `endpoint status`); closed with the rest. */
   open(endpoints: readonly string[]): WardenClient {
-    const client = connect({ endpoints, ...(this.timeoutMs === undefined ? {} : { timeoutMs: this.timeoutMs }), ...(this.tls === undefined ? {} : { tls: this.tls }) });
+    const client = connect({ endpoints, ...(this.timeoutMs === undefined ? {} : { timeoutMs: this.timeoutMs }), ...(this.tls === undefined ? {} : { tls: this.tls }), ...(this.auth === undefined ? {} : { auth: this.auth }) });
     this.clients.push(client);
     return client;
   }
@@ -125,6 +159,7 @@ export function action<A>(fn: (ctx: Context, args: A) => Promise<void | number>,
     process.on('SIGTERM', onSignal);
     try {
       ctx = new Context(globalArgsOf(args));
+      await ctx.signIn();
       const code = await fn(ctx, args);
       process.exitCode = typeof code === 'number' ? code : 0;
     } catch (error) {
