@@ -66,6 +66,8 @@ export function supportedArgs(args: readonly string[]): string[] {
 export interface ArenaOptions {
   /** wardend flags for every member, as `--flag value` pairs. */
   readonly flags?: readonly string[];
+  /** The canary's user and password, for a file that turns auth on (it must create the user first). */
+  readonly canaryAuth?: { readonly user: string; readonly password: string };
 }
 
 export interface CaseReport {
@@ -106,7 +108,7 @@ export class Arena {
     this.quiet = quiet.name;
     this.quietUrl = quiet.clientUrl;
     this.members = this.cluster.members.map((m) => ({ name: m.name, clientUrl: m.clientUrl, httpUrl: m.httpUrl, pid: m.process!.pid! }));
-    this.monitor = await Monitor.start({ members: this.members, canaryUrl: this.followerUrl });
+    this.monitor = await Monitor.start({ members: this.members, canaryUrl: this.followerUrl, ...(options.canaryAuth === undefined ? {} : { canaryAuth: options.canaryAuth }) });
     // The attacking client is niced (this thread only: the members and the monitor's thread were
     // started before and keep their priority): on 2 shared cores its own CPU would otherwise
     // delay the probes and the members, as an attacker on another machine could not.

@@ -31,6 +31,8 @@ export interface MonitorInput {
   readonly members: readonly MonitorMember[];
   /** Where the canary runs (a follower's client URL); none when null. */
   readonly canaryUrl: string | null;
+  /** The canary's user, once auth is on: it authenticates on each connection, and again when told to. */
+  readonly canaryAuth?: { readonly user: string; readonly password: string };
 }
 /** Everything seen since a moment. Times are `clock()` milliseconds. */
 export interface MonitorSnapshot {
@@ -146,6 +148,7 @@ function monitorWorker(input: MonitorInput): void {
         if (conn === null || !conn.open) {
           try {
             conn = await Conn.open(url, {}, 2_000);
+            if (input.canaryAuth !== undefined) await conn.call('authenticate', { ...input.canaryAuth }, 10_000);
           } catch {
             canary.push([clock(), 0, 0, 'NO_CONNECTION']);
             await sleep(200);
@@ -159,6 +162,9 @@ function monitorWorker(input: MonitorInput): void {
         canaryOutstanding = null;
         if (!running) break;
         const code = codeOf(answer);
+        // Auth was enabled (or the token ran out) since it authenticated: it does again, as the
+        // client library would, and that request counts as failed.
+        if (code === 'UNAUTHENTICATED' && input.canaryAuth !== undefined) await conn.call('authenticate', { ...input.canaryAuth }, 10_000);
         canary.push([sent, kind, clock() - sent, code]);
         if (code === null) markReady('canary');
         else await sleep(10); // an error answers fast: do not spin
