@@ -16,6 +16,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { b64, ProtocolClient, type Cluster } from './cluster.js';
 import { clusterForSuite } from './suite.js';
+import { connect } from '../../client/index.js';
+import { runCli } from '../cli/run.js';
 
 let cluster: Cluster;
 // A token lives 4 s here, so its expiry can be waited for.
@@ -178,6 +180,36 @@ describe('auth on a real cluster', () => {
     expect(lines.find((l) => l['action'] === 'authenticate' && l['outcome'] === 'ok')).toMatchObject({ source: expect.stringMatching(/^127\.0\.0\.1:/) });
     expect(lines.find((l) => l['action'] === 'denied')).toMatchObject({ user: 'alice', code: 'PERMISSION_DENIED' });
     expect(JSON.stringify(lines)).not.toContain(PASSWORDS['alice']);
+  });
+
+  it('serves the client library and the CLI with credentials: re-authenticating past a token\'s expiry, refusing a wrong password', async () => {
+    const endpoints = cluster.members.filter((m) => m.process !== null).map((m) => m.clientUrl).join(',');
+    const client = connect({ endpoints, auth: { user: 'alice', password: PASSWORDS['alice']! }, timeoutMs: 15_000 });
+    try {
+      expect(await client.get('/a')).toMatchObject({ path: '/a' });
+      await expect(client.put('/a', 'no')).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+      // A token issued now runs out when the client's does (4 s): past it, the client logs in again by itself.
+      const probe = await login(leader, 'alice');
+      const token = (await probe.request('authenticate', { user: 'alice', password: PASSWORDS['alice'] }))['token'] as string;
+      const other = await ProtocolClient.connect(cluster.member(leader).clientUrl);
+      await until('the token expires', async () => (code(await other.request('authenticate', { token })) === 'UNAUTHENTICATED' ? true : null));
+      expect(await client.get('/a')).toMatchObject({ path: '/a' });
+      probe.close();
+      other.close();
+    } finally {
+      await client.close();
+    }
+    const read = await runCli(['--user', `alice:${PASSWORDS['alice']!}`, '-o', 'json', 'get', '/a'], { endpoints });
+    expect(read.code, read.stderr).toBe(0);
+    const wrong = await runCli(['--user', 'alice:wrong', 'get', '/a'], { endpoints });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/UNAUTHENTICATED/);
+    const users = await runCli(['--user', 'root', '-o', 'json', 'user', 'list'], { endpoints, env: { WARDEN_PASSWORD: PASSWORDS['root']! } });
+    expect(users.code, users.stderr).toBe(0);
+    expect(users.stdout).toContain('alice');
+    const denied = await runCli(['--user', `alice:${PASSWORDS['alice']!}`, 'role', 'list'], { endpoints });
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/PERMISSION_DENIED/);
   });
 
   it('holds back a flood of 1,000 wrong passwords without slowing another user', async () => {
