@@ -33,7 +33,8 @@ import type { SnapshotSummary } from '../../shared/snapshot-file.js';
 import type { ChangeTracker, VersionChange } from './changes.js';
 import type { KvWrite } from './kv-engine.js';
 import type { Lease } from './leases.js';
-import { ACCESS_LEVELS, type Access, type AuthImage } from './auth.js';
+import type { AuthImage } from './auth.js';
+import { authFields, decodeAuth } from './store-auth.js';
 import type { StoredNode } from './namespace.js';
 import type { SessionHeader, SessionRecord } from './sessions.js';
 import type { StateImage, StateMachine, StateMeta } from './state-machine.js';
@@ -84,7 +85,7 @@ export function encodeChanges(machine: StateMachine, changes: ChangeTracker): Kv
       batch.push(result === undefined ? { type: 'del', key: resultKey(id, seq) } : { type: 'put', key: resultKey(id, seq), value: sealed(result) });
     }
   }
-  if (changes.auth) batch.push({ type: 'put', key: AUTH_KEY, value: encodeAuth(machine.auth.image()) });
+  if (changes.auth) batch.push({ type: 'put', key: AUTH_KEY, value: sealed(authFields(machine.auth.image())) });
   batch.push(metaWrite(machine));
   return batch;
 }
@@ -112,7 +113,7 @@ export function encodeFull(machine: StateMachine): KvWrite[] {
   }
   // Written once auth was ever touched (a store kept by encodeChanges has it from then on).
   const auth = machine.auth.image();
-  if (auth.revision > 0) batch.push({ type: 'put', key: AUTH_KEY, value: encodeAuth(auth) });
+  if (auth.revision > 0) batch.push({ type: 'put', key: AUTH_KEY, value: sealed(authFields(auth)) });
   batch.push(metaWrite(machine));
   return batch;
 }
@@ -222,37 +223,6 @@ function encodeLease(lease: Lease): Uint8Array {
 function encodeSession(header: SessionHeader): Uint8Array {
   const fields = [header.lastActiveMs, header.lastActivity, header.ackedThrough, header.secret, header.nonce, header.forgottenThrough];
   return sealed(header.owner === undefined ? fields : [...fields, header.owner]);
-}
-
-/** [enabled, tokenKey, revision, [[name, password, roles, revision]…], [[name, [[path, access]…]]…]] */
-function encodeAuth(auth: AuthImage): Uint8Array {
-  return sealed([auth.enabled, auth.tokenKey, auth.revision, auth.users.map((u) => [u.name, u.password, u.roles, u.revision]), auth.roles.map((r) => [r.name, r.permissions.map((p) => [p.path, p.access])])]);
-}
-
-function decodeAuth(fields: unknown, where: () => string): AuthImage {
-  const fail = (what: string): never => {
-    throw new Error(`${where()}: ${what}`);
-  };
-  if (!Array.isArray(fields) || fields.length !== 5) return fail('not an auth table');
-  const [enabled, tokenKey, revision, users, roles] = fields as unknown[];
-  if (typeof enabled !== 'boolean' || (tokenKey !== null && typeof tokenKey !== 'string') || !Number.isSafeInteger(revision) || !Array.isArray(users) || !Array.isArray(roles)) return fail('not an auth table');
-  return {
-    enabled,
-    tokenKey: tokenKey as string | null,
-    revision: revision as number,
-    users: users.map((u: unknown) => {
-      if (!Array.isArray(u) || u.length !== 4 || typeof u[0] !== 'string' || (u[1] !== null && typeof u[1] !== 'string') || !Array.isArray(u[2]) || !u[2].every((r) => typeof r === 'string') || !Number.isSafeInteger(u[3])) return fail('not a user');
-      return { name: u[0] as string, password: u[1] as string | null, roles: u[2] as string[], revision: u[3] as number };
-    }),
-    roles: roles.map((r: unknown) => {
-      if (!Array.isArray(r) || r.length !== 2 || typeof r[0] !== 'string' || !Array.isArray(r[1])) return fail('not a role');
-      const permissions = (r[1] as unknown[]).map((p) => {
-        if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string' || !ACCESS_LEVELS.includes(p[1] as Access)) return fail('not a permission');
-        return { path: p[0] as string, access: p[1] as Access };
-      });
-      return { name: r[0] as string, permissions };
-    }),
-  };
 }
 
 function encodeNode(node: StoredNode | null): Uint8Array {

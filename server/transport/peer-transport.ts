@@ -12,9 +12,11 @@
  */
 
 import type { PeerSecret } from './peer-secret.js';
-import type { PeerCertificate, SecureContextOptions, TLSSocket } from 'node:tls';
-import { Decoder, Encoder } from '@msgpack/msgpack';
-import { validFrame } from './peer-frames.js';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import { certificateNames } from './certificate-names.js';
+import { helloRefusal } from './peer-hello.js';
+import { ChunkQueue } from './chunk-queue.js';
+import { decodeFrame, encodeFrame, type Frame } from './peer-codec.js';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { IncomingMessage } from 'node:http';
 import type { Message, NodeId, SnapshotMessage } from '../raft/types.js';
@@ -30,25 +32,13 @@ const BACKOFF_MS_MIN = 50;
 const BACKOFF_MS_MAX = 2_000;
 /** A dialled peer that has not answered our hello by then is dialled again. */
 const HELLO_TIMEOUT_MS = 3_000;
+/** Accepted peer connections that have not said their hello yet, at most (a stranger's flood is refused past it). */
+const AWAITING_HELLO_MAX = 64;
 /** A forwarded write with no answer by then fails (the client may retry with its stamp). */
 const FORWARD_TIMEOUT_MS = 10_000;
 /** A dial whose WebSocket upgrade has not completed by then is abandoned (and retried). */
 const HANDSHAKE_TIMEOUT_MS = 3_000;
 
-type Frame =
-  | { readonly k: 'hello'; readonly from: NodeId; readonly clientUrl: string; readonly cluster?: string; readonly ts?: number; readonly nonce?: string; readonly proof?: string }
-  | { readonly k: 'raft'; readonly m: Message }
-  | { readonly k: 'fwd'; readonly id: number; readonly entry: Uint8Array }
-  | { readonly k: 'fwd-ok'; readonly id: number; readonly result: StateResult }
-  | { readonly k: 'lease'; readonly id: number; readonly request: LeaseRequest }
-  | { readonly k: 'lease-ok'; readonly id: number; readonly answers: LeaseStatus[] }
-  | { readonly k: 'fwd-err'; readonly id: number; readonly code: RequestError['code']; readonly message: string; readonly leader: NodeId | null }
-  | { readonly k: 'snap'; readonly id: number; readonly m: SnapshotMessage }
-  | { readonly k: 'snap-chunk'; readonly id: number; readonly chunk: Uint8Array }
-  | { readonly k: 'snap-end'; readonly id: number };
-
-const encoder = new Encoder({ ignoreUndefined: true });
-const decoder = new Decoder();
 
 export interface PeerTransportOptions {
   readonly id: NodeId;
@@ -99,6 +89,8 @@ export class PeerTransport implements PeerLink {
   /** The snapshot stream arriving from each peer, if one is (a newer one replaces it). */
   private readonly inbound = new Map<NodeId, { readonly id: number; readonly chunks: ChunkQueue; readonly socket: WebSocket }>();
   private closed = false;
+  /** Accepted connections still waiting for their hello. */
+  private awaitingHello = 0;
   private handlers: PeerHandlers | null = null;
   private clientUrl: string;
 
@@ -173,7 +165,7 @@ export class PeerTransport implements PeerLink {
           reject(new Error(`the channel to ${to} closed during the snapshot`));
           return;
         }
-        socket.send(encoder.encode(frame), (error) => (error === undefined || error === null ? resolve() : reject(error)));
+        socket.send(encodeFrame(frame), (error) => (error === undefined || error === null ? resolve() : reject(error)));
       });
     await sendPaced({ k: 'snap', id, m: message });
     for await (const chunk of chunks) await sendPaced({ k: 'snap-chunk', id, chunk });
@@ -206,7 +198,7 @@ export class PeerTransport implements PeerLink {
     const socket = this.sockets.get(to);
     if (socket === undefined || socket.readyState !== WebSocket.OPEN || socket.bufferedAmount > BUFFERED_BYTES_MAX) return false;
     this.coalescers.get(socket)?.();
-    socket.send(encoder.encode(frame));
+    socket.send(encodeFrame(frame));
     return true;
   }
 
@@ -232,7 +224,7 @@ export class PeerTransport implements PeerLink {
     socket.on('upgrade', (response: IncomingMessage) => this.coalescers.set(socket, writeCoalescer(response.socket)));
     socket.on('open', () => {
       const proof = this.options.secret?.helloProof(this.options.id, peer);
-      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId, ...proof } satisfies Frame));
+      socket.send(encodeFrame({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId, ...proof } satisfies Frame));
       // The channel is live only once the peer says who it is back: a peer whose transport is
       // not listening yet would otherwise leave us sending into a socket nobody reads.
       const timer = setTimeout(() => {
@@ -246,7 +238,7 @@ export class PeerTransport implements PeerLink {
           socket.close(1001, 'member stopping');
           return;
         }
-        const frame = decode(data);
+        const frame = decodeFrame(data);
         if (frame?.k !== 'hello' || frame.from !== peer) {
           socket.close(1008, 'expected a hello from the member dialled');
           return;
@@ -285,33 +277,42 @@ export class PeerTransport implements PeerLink {
 
   private accept(socket: WebSocket, request: IncomingMessage): void {
     socket.binaryType = 'nodebuffer';
+    // A connection that has not said who it is costs a socket and a timer: a stranger may hold
+    // only a few, and each only for the hello's time.
+    if (this.awaitingHello >= AWAITING_HELLO_MAX) {
+      this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress, reason: 'awaiting_hello' }, `${AWAITING_HELLO_MAX} peer connections are waiting for their hello already: refused another`);
+      socket.close(1013, `too many peer connections waiting for their hello (${AWAITING_HELLO_MAX})`);
+      return;
+    }
+    this.awaitingHello += 1;
+    let waiting = true;
+    const helloDone = (): void => {
+      if (!waiting) return;
+      waiting = false;
+      this.awaitingHello -= 1;
+      clearTimeout(helloTimer);
+    };
+    const helloTimer = setTimeout(() => {
+      helloDone();
+      socket.terminate();
+    }, this.options.helloTimeoutMs ?? HELLO_TIMEOUT_MS);
     this.coalescers.set(socket, writeCoalescer(request.socket));
     let peer: NodeId | null = null;
     socket.once('message', (data: RawData) => {
-      const frame = decode(data);
+      helloDone();
+      const frame = decodeFrame(data);
       if (this.closed) {
         socket.close(1001, 'member stopping');
         return;
       }
-      if (frame?.k !== 'hello' || !this.options.peers.has(frame.from) || frame.from === this.options.id) {
-        this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress }, 'a peer connection did not introduce itself as a cluster member');
-        socket.close(1008, 'not a member of this cluster');
+      const certificate = this.options.tls === undefined ? undefined : ((request.socket as TLSSocket).getPeerCertificate?.() ?? null);
+      const refusal = helloRefusal(frame, { id: this.options.id, peers: this.options.peers, certificate, secret: this.options.secret });
+      if (refusal !== null) {
+        this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress, ...refusal.fields }, refusal.log);
+        socket.close(1008, refusal.reason);
         return;
       }
-      // With peer TLS the CA vouched for the certificate; it must also name the member speaking,
-      // or any member's certificate would let its holder speak for all the others.
-      const named = this.options.tls === undefined ? null : certificateNames((request.socket as TLSSocket).getPeerCertificate?.() ?? null);
-      if (named !== null && !named.includes(frame.from)) {
-        this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress, claimed: frame.from, certificateNames: named }, `a peer said it was ${frame.from} with a certificate that names ${named.join(', ') || 'no member'}`);
-        socket.close(1008, `the certificate names ${named.join(', ') || 'nothing'}, not ${frame.from}`);
-        return;
-      }
-      const refused = this.options.secret?.checkHello(frame.from, this.options.id, frame) ?? null;
-      if (refused !== null) {
-        this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress, claimed: frame.from, reason: refused }, `a peer said it was ${frame.from}: ${refused}`);
-        socket.close(1008, refused);
-        return;
-      }
+      if (frame === null || frame.k !== 'hello') return; // helloRefusal refused it already
       if (frame.cluster !== this.options.clusterId) {
         this.refuseCluster(frame.from, frame.cluster);
         socket.close(1008, `another cluster: this is cluster ${this.options.clusterId ?? '(none)'}`);
@@ -323,10 +324,11 @@ export class PeerTransport implements PeerLink {
       // Introduce ourselves back, so the dialler learns our client URL too (for leader hints), and
       // prove the secret over its nonce.
       const reply = this.options.secret === undefined || frame.nonce === undefined ? {} : { proof: this.options.secret.replyProof(this.options.id, frame.from, frame.nonce) };
-      socket.send(encoder.encode({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId, ...reply } satisfies Frame));
+      socket.send(encodeFrame({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId, ...reply } satisfies Frame));
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
+      helloDone();
       if (peer !== null && this.sockets.get(peer) === socket) this.sockets.delete(peer);
     });
   }
@@ -373,7 +375,7 @@ export class PeerTransport implements PeerLink {
     if (previous !== undefined && previous !== socket) previous.close(1000, 'replaced by a newer connection');
     this.sockets.set(peer, socket);
     socket.on('message', (data: RawData) => {
-      const frame = decode(data);
+      const frame = decodeFrame(data);
       if (frame === null) {
         this.refuseFrame(peer);
         return;
@@ -446,78 +448,4 @@ export class PeerTransport implements PeerLink {
       }
     }
   }
-}
-
-/**
- * The chunks of one arriving snapshot, as an async iterable for the store to consume. When the
- * store falls behind the network, the peer's socket is paused (a bound on what waits in memory)
- * and resumed once the store has caught up.
- */
-class ChunkQueue implements AsyncIterable<Uint8Array> {
-  private static readonly PAUSE_AT = 8;
-  private readonly chunks: Uint8Array[] = [];
-  private ended = false;
-  private failure: Error | null = null;
-  private wake: (() => void) | null = null;
-
-  constructor(private readonly socket: WebSocket) {}
-
-  push(chunk: Uint8Array): void {
-    this.chunks.push(chunk);
-    if (this.chunks.length >= ChunkQueue.PAUSE_AT) this.socket.pause();
-    this.notify();
-  }
-
-  end(): void {
-    this.ended = true;
-    this.notify();
-  }
-
-  fail(error: Error): void {
-    this.failure = error;
-    this.socket.resume();
-    this.notify();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    for (;;) {
-      if (this.failure !== null) throw this.failure;
-      const chunk = this.chunks.shift();
-      if (chunk !== undefined) {
-        if (this.chunks.length < ChunkQueue.PAUSE_AT / 2 && this.socket.isPaused) this.socket.resume();
-        yield chunk;
-        continue;
-      }
-      if (this.ended) return;
-      await new Promise<void>((resolve) => (this.wake = resolve));
-    }
-  }
-
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = null;
-    wake?.();
-  }
-}
-
-function decode(data: RawData): Frame | null {
-  try {
-    const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-    // A plain Uint8Array view: decoded bytes (entry data) must not be Buffers, whose slice() is a view.
-    // Checked whole before anything reads it: a peer's garbage is refused, never trusted by a cast.
-    return validFrame<Frame>(decoder.decode(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)));
-  } catch {
-    return null;
-  }
-}
-
-/** The member names a certificate carries: its subjectAltName DNS entries. */
-function certificateNames(cert: PeerCertificate | null): string[] {
-  const san = cert?.subjectaltname;
-  if (typeof san !== 'string') return [];
-  return san
-    .split(',')
-    .map((entry) => entry.trim())
-    .filter((entry) => entry.startsWith('DNS:'))
-    .map((entry) => entry.slice('DNS:'.length));
 }

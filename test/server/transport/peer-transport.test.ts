@@ -383,6 +383,21 @@ describe('PeerTransport: sockets that are not members', () => {
     expect(b.messages.items.map((m) => m.from)).toEqual(['a']);
   });
 
+  it('drops a connection that never says hello after the hello timeout, and refuses more than 64 waiting at once (1013)', async () => {
+    const a = await member('a');
+    const b = await member('b');
+    build(b, peersOf(a, b), { helloTimeoutMs: 300 });
+    start(b);
+    const silent = rawClient(b.url);
+    await silent.opened;
+    // Closed by b without a word from it: the hello timeout ran out.
+    expect(await within(silent.closed, BOUND_MS, 'b dropping a silent connection')).toBe(1006);
+    const crowd = Array.from({ length: 70 }, () => rawClient(b.url));
+    const codes = await within(Promise.all(crowd.map((c) => c.closed)), BOUND_MS, 'the crowd closed');
+    expect(codes.filter((code) => code === 1013).length).toBeGreaterThanOrEqual(6);
+    expect(b.log.items.some((e) => e.fields['reason'] === 'awaiting_hello')).toBe(true);
+  });
+
   it('a dialler closes with 1008 a peer that answers as somebody else, and never takes it for live', async () => {
     const a = await member('a');
     const impostor = await listen();
