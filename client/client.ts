@@ -325,7 +325,7 @@ export class WardenClient {
       const info = answer['lease'] as LeaseTimeToLive;
       return { id: info.id, ttlMs: info.ttlMs, remainingMs: info.remainingMs, ...(answer['paths'] === undefined ? {} : { paths: answer['paths'] as string[] }) };
     },
-    /** Every lease in the cluster, in id order (a page of up to 10,000 at a time). */
+    /** Every lease in the cluster, in id order (a page of up to 10,000 at a time); with auth on, a user without admin on / sees its own. */
     list: async (call: CallOptions = {}): Promise<LeaseInfo[]> => {
       const leases: LeaseInfo[] = [];
       let after: number | null = 0;

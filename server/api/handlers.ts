@@ -75,6 +75,8 @@ export interface HandlerDeps {
 const MIN_REVISION_WAIT_MS = 5_000;
 /** A page of leaseList, at most (and by default). */
 const LEASE_PAGE_MAX = 10_000;
+/** Leases a page of a user's own leases looks at, at most. */
+const LEASE_SCAN_MAX = 100_000;
 /** What a range page's walk (up to RANGE_SCAN_MAX paths) counts against the turn's answer budget, beyond its answer. */
 const RANGE_WALK_COST_BYTES = 128 * 1024;
 
@@ -276,9 +278,19 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
         const limit = (f['limit'] as number | undefined) ?? LEASE_PAGE_MAX;
         // A user who is not an admin sees its own leases only (others' ids would let it spy on or disturb them).
         const mine = user === undefined || !machine.auth.enabled || machine.auth.isAdmin(user) ? null : user;
-        const ids = mine === null ? machine.leases.idsAfter((f['after'] as number | undefined) ?? 0, limit + 1) : machine.leases.idsAfter((f['after'] as number | undefined) ?? 0, LEASE_PAGE_MAX * 10).filter((id) => machine.leases.get(id)!.owner === mine).slice(0, limit + 1);
-        const page = ids.slice(0, limit).map((id) => ({ id, ttlMs: machine.leases.get(id)!.ttlMs }));
-        return { ok: true, revision: machine.revision, op: 'leaseList', leases: page, next: ids.length > limit ? page[page.length - 1]!.id : null };
+        const after = (f['after'] as number | undefined) ?? 0;
+        if (mine === null) {
+          const ids = machine.leases.idsAfter(after, limit + 1);
+          const page = ids.slice(0, limit).map((id) => ({ id, ttlMs: machine.leases.get(id)!.ttlMs }));
+          return { ok: true, revision: machine.revision, op: 'leaseList', leases: page, next: ids.length > limit ? page[page.length - 1]!.id : null };
+        }
+        // A page looks at LEASE_SCAN_MAX leases at most: past them (the user's are few among many)
+        // it ends early, and `next` goes on from the last one looked at.
+        const scanned = machine.leases.idsAfter(after, LEASE_SCAN_MAX);
+        const own = scanned.filter((id) => machine.leases.get(id)!.owner === mine);
+        const page = own.slice(0, limit).map((id) => ({ id, ttlMs: machine.leases.get(id)!.ttlMs }));
+        const next = own.length > limit ? page[page.length - 1]!.id : scanned.length === LEASE_SCAN_MAX ? scanned[scanned.length - 1]! : null;
+        return { ok: true, revision: machine.revision, op: 'leaseList', leases: page, next };
       }),
     watch: (f, connection, user) => {
       const path = f['path'] as string;

@@ -16,7 +16,7 @@
  */
 
 import type { ErrorCode } from '../../shared/errors.js';
-import { ROOT } from '../../shared/paths.js';
+import { parentOf, ROOT } from '../../shared/paths.js';
 import { AUTH_OPS, ROOT_NAME, type Access, type AuthTable } from './auth.js';
 import type { LeaseTable } from './leases.js';
 import type { Namespace } from './namespace.js';
@@ -93,10 +93,14 @@ function txn(ctx: AuthorizeContext, user: string, c: Record<string, unknown>): R
 
 function writeOp(ctx: AuthorizeContext, user: string, op: Record<string, unknown>): Refusal | null {
   const path = pathOf(op);
+  // A sequential create names a sibling of its path (`/q/job-` makes `/q/job-0000000007`): a
+  // grant on the path itself does not cover it, one on the parent does.
+  const base = op['op'] === 'create' && op['sequential'] === true ? (parentOf(path) ?? ROOT) : path;
   // A put makes missing ancestors, as a create with parents does: the highest one needs the grant.
   const makesParents = op['op'] === 'put' || (op['op'] === 'create' && op['parents'] === true);
-  const target = makesParents ? highestMissing(ctx.namespace, path) : path;
-  const refused = need(ctx, user, target, 'write', target === path ? `${String(op['op'])}` : `creating the parent ${target}`);
+  const missing = makesParents ? highestMissing(ctx.namespace, path) : path;
+  const target = missing === path ? base : missing;
+  const refused = need(ctx, user, target, 'write', target === path ? `${String(op['op'])}` : target === base ? `a sequential create under ${target}` : `creating the parent ${target}`);
   if (refused !== null) return refused;
   return op['lease'] === undefined ? null : leaseOwned(ctx, user, op['lease']);
 }

@@ -124,6 +124,10 @@ describe('checks at apply, with auth on', () => {
     // alice may write /a/w, not /a: a create of /a/q/r with parents would make /a/q.
     expect(as('alice', { op: 'create', path: '/a/q/r', value: bytes(''), parents: true })).toMatchObject({ ok: false, code: 'PERMISSION_DENIED', message: expect.stringMatching(/creating the parent \/a\/q/) });
     expect(as('alice', { op: 'create', path: '/a/w/q/r', value: bytes(''), parents: true })).toMatchObject({ ok: true });
+    // A sequential create names a sibling: a grant on the path alone does not cover it.
+    expect(as('root', { op: 'roleGrant', name: 'reader', path: '/a/job-', access: 'write' })).toMatchObject({ ok: true });
+    expect(as('alice', { op: 'create', path: '/a/job-', value: bytes(''), sequential: true })).toMatchObject({ ok: false, code: 'PERMISSION_DENIED', message: expect.stringMatching(/sequential create under \/a\b/) });
+    expect(as('alice', { op: 'create', path: '/a/w/job-', value: bytes(''), sequential: true })).toMatchObject({ ok: true, path: expect.stringMatching(/^\/a\/w\/job-\d{10}$/) });
     // A put makes its missing parents too.
     expect(as('alice', { op: 'put', path: '/a/p/q', value: bytes('') })).toMatchObject({ ok: false, code: 'PERMISSION_DENIED', message: expect.stringMatching(/creating the parent \/a\/p/) });
     expect(as('alice', { op: 'put', path: '/a/w/p/q', value: bytes('') })).toMatchObject({ ok: true });
