@@ -7,6 +7,8 @@
  * 2. Per request, on a real 3-member cluster (fsync on): linearizable gets and puts at 64 in
  *    flight over one connection to the leader, with auth off and with auth on as that user,
  *    turns alternated (off, on, off, on…) in one run; the ratio on÷off is the cost.
+ * 3. What 1,000 wrong passwords (20 connections) cost another user's gets, beside the same
+ *    number of requests that hash nothing (authStatus), turns alternated.
  * Flags: --seconds N per turn (default 4), --rounds N (default 3).
  *
  * Must never: run in CI; be read as a test; leave members behind.
@@ -114,9 +116,70 @@ async function perRequest(): Promise<void> {
     }
     setup.close();
     off.close();
+    await floodCost(url);
   } finally {
     await cluster.stop();
   }
+}
+
+/**
+ * Another user's gets, one at a time for `seconds`, in three turns per round: quiet; while 20
+ * connections (from the same address, as an attacker behind the same NAT) send 1,000 wrong
+ * passwords spread over the turn; and, as the control, while they send as many `authStatus`
+ * requests at the same pace (a request flood that hashes nothing). p50 and p99 of the user's gets.
+ */
+async function floodCost(url: string): Promise<void> {
+  const root = await ProtocolClient.connect(url);
+  await root.request('authEnable', {});
+  await root.request('authenticate', { user: 'root', password: 'root-pw' });
+  const reader = await ProtocolClient.connect(url);
+  await reader.request('authenticate', { user: 'root', password: 'root-pw' });
+  const gets = async (): Promise<number[]> => {
+    const latencies: number[] = [];
+    const end = performance.now() + seconds * 1_000;
+    while (performance.now() < end) {
+      const t = performance.now();
+      const answer = await reader.request('get', { path: '/t0/app0/k1' });
+      if (answer['ok'] !== true) throw new Error(`get: ${JSON.stringify(answer)}`);
+      latencies.push(performance.now() - t);
+    }
+    return latencies.sort((x, y) => x - y);
+  };
+  const pct = (xs: number[], p: number): string => xs[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!.toFixed(2);
+  /** 1,000 requests from 20 connections, spread evenly over the turn, while the reader reads. */
+  const during = async (request: (c: number, i: number) => [string, Record<string, unknown>]): Promise<{ latencies: number[]; codes: Record<string, number> }> => {
+    const attackers = await Promise.all(Array.from({ length: 20 }, () => ProtocolClient.connect(url)));
+    const codes: Record<string, number> = {};
+    const gapMs = (seconds * 1_000) / 50;
+    const flood = Promise.all(
+      attackers.map(async (conn, c) => {
+        for (let i = 0; i < 50; i++) {
+          const next = performance.now() + gapMs;
+          const [type, fields] = request(c, i);
+          const answer = await conn.request(type, fields);
+          const code = (answer['error'] as { code?: string } | undefined)?.code ?? 'ok';
+          codes[code] = (codes[code] ?? 0) + 1;
+          await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - performance.now()))); // pacing, not synchronisation
+        }
+      }),
+    );
+    const latencies = await gets();
+    await flood;
+    for (const conn of attackers) conn.close();
+    return { latencies, codes };
+  };
+  const rows: string[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const quiet = await gets();
+    const wrong = await during((c, i) => ['authenticate', { user: 'many', password: `guess-${round}-${c}-${i}` }]);
+    const control = await during(() => ['authStatus', {}]);
+    const codes = Object.entries(wrong.codes).map(([k, v]) => `${k} ${v}`).join(', ');
+    rows.push(`  round ${round + 1}: quiet p50 ${pct(quiet, 50)} p99 ${pct(quiet, 99)} ms; 1,000 wrong passwords p50 ${pct(wrong.latencies, 50)} p99 ${pct(wrong.latencies, 99)} ms (${codes}); 1,000 authStatus p50 ${pct(control.latencies, 50)} p99 ${pct(control.latencies, 99)} ms`);
+  }
+  console.log(`\nanother user's linearizable gets (1 in flight): quiet, during 1,000 wrong passwords from 20 connections over ${seconds} s, and during as many authStatus requests:`);
+  for (const row of rows) console.log(row);
+  reader.close();
+  root.close();
 }
 
 micro();

@@ -83,12 +83,17 @@ export class AuthGate {
     if (held.ms > 0) {
       return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `too many failed attempts ${held.who === 'user' ? `for the user ${user}` : 'from this address'}: try again in ${held.ms} ms` };
     }
+    if (!throttle.begin(user, connection.address)) {
+      return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `a login for the user ${user}, or several from this address, are being checked: try again when they are answered` };
+    }
     let matches: boolean;
     try {
       matches = await this.deps.hasher.verify(password, this.deps.machine().auth.user(user)?.password ?? null);
     } catch (error) {
       if (error instanceof QueueFull) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `${error.message} on this member (--max-auth-queue): try again shortly` };
       throw error;
+    } finally {
+      throttle.end(user, connection.address);
     }
     // Read again after the wait: the user may have changed while its hash was computed.
     const record = this.deps.machine().auth.user(user);

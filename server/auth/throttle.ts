@@ -1,8 +1,10 @@
 /**
  * Slowing password guessing: every failed authentication delays the next attempt for the same
  * user, and for the same source address, by a time that doubles with each failure (from
- * FIRST_DELAY_MS up to MAX_DELAY_MS). An attempt inside its delay is refused at once, before any
- * password is hashed — so a guesser costs the member almost nothing, and other users (other
+ * FIRST_DELAY_MS up to MAX_DELAY_MS); and while a user's password is being checked, another
+ * attempt for it (or past a few from one address) is refused too, so attempts sent together
+ * cannot all slip in before the first failure counts. An attempt inside its delay is refused at
+ * once, before any password is hashed — so a guesser costs the member almost nothing, and other users (other
  * names, other addresses) never wait behind it. A success clears the user's and the source's
  * count. Both tables are bounded (the least recently failing entry is forgotten).
  *
@@ -17,9 +19,16 @@ interface Failures {
   untilMs: number;
 }
 
+/** Password checks under way at once for one user, and from one address: attempts sent together
+ * would otherwise all pass the delay before the first failure is counted. */
+const CHECKING_PER_USER_MAX = 1;
+const CHECKING_PER_SOURCE_MAX = 4;
+
 export class FailureThrottle {
   /** In least-recently-failed order (a failure re-inserts its key at the end). */
   private readonly failures = new Map<string, Failures>();
+  /** Checks under way, by key (bounded: at most the hasher's queue plus one). */
+  private readonly checking = new Map<string, number>();
 
   constructor(
     private readonly trackedMax: number,
@@ -33,6 +42,27 @@ export class FailureThrottle {
     const bySource = (this.failures.get(sourceKey(source))?.untilMs ?? 0) - now;
     if (byUser <= 0 && bySource <= 0) return { ms: 0, who: null };
     return byUser >= bySource ? { ms: Math.ceil(byUser), who: 'user' } : { ms: Math.ceil(bySource), who: 'source' };
+  }
+
+  /**
+   * Start a password check for `user` from `source`: false (and nothing started) if one for that
+   * user, or CHECKING_PER_SOURCE_MAX from that address, are under way already. `end` it after.
+   */
+  begin(user: string, source: string): boolean {
+    const u = this.checking.get(userKey(user)) ?? 0;
+    const s = this.checking.get(sourceKey(source)) ?? 0;
+    if (u >= CHECKING_PER_USER_MAX || s >= CHECKING_PER_SOURCE_MAX) return false;
+    this.checking.set(userKey(user), u + 1);
+    this.checking.set(sourceKey(source), s + 1);
+    return true;
+  }
+
+  end(user: string, source: string): void {
+    for (const key of [userKey(user), sourceKey(source)]) {
+      const n = (this.checking.get(key) ?? 1) - 1;
+      if (n <= 0) this.checking.delete(key);
+      else this.checking.set(key, n);
+    }
   }
 
   failed(user: string, source: string): void {

@@ -35,6 +35,17 @@ describe('the failure throttle', () => {
     expect(throttle.wait('alice', '10.0.0.9').ms).toBe(0);
   });
 
+  it('lets one check run per user, and a few per address, at once', () => {
+    const throttle = new FailureThrottle(100, () => 0);
+    expect(throttle.begin('alice', '10.0.0.9')).toBe(true);
+    expect(throttle.begin('alice', '10.0.0.1')).toBe(false);
+    for (let i = 0; i < 3; i++) expect(throttle.begin(`u${i}`, '10.0.0.9')).toBe(true);
+    expect(throttle.begin('bob', '10.0.0.9')).toBe(false);
+    expect(throttle.begin('bob', '10.0.0.2')).toBe(true);
+    throttle.end('alice', '10.0.0.9');
+    expect(throttle.begin('alice', '10.0.0.9')).toBe(true);
+  });
+
   it('forgets the least recently failing past its bound', () => {
     const throttle = new FailureThrottle(4, () => 0);
     for (let i = 0; i < 10; i++) throttle.failed(`u${i}`, `a${i}`);
