@@ -13,7 +13,8 @@
  */
 
 import { WardenError } from '../shared/errors.js';
-import type { Answer, Handshake } from './channel.js';
+import type { Answer } from './channel.js';
+import type { Handshake } from './handshake.js';
 import { errorOfAnswer, type CallOptions, type Requests } from './requests.js';
 
 /** Who a client speaks as once auth is on: a user and password, or a token an earlier authentication answered. */

@@ -8,22 +8,30 @@
  *
  * It does not retry anything itself: a request whose member was lost fails with `ChannelLost`
  * (saying whether it had been sent), and the client decides — a read is retried freely, a write
- * only with its session stamp. One exception, the handshake (auth.ts, when the client has
- * credentials): every new socket first carries the handshake's frame (`authenticate`), and
- * nothing else until it is answered; a request the member refuses UNAUTHENTICATED (the socket's
- * identity lapsed) is sent once more after the handshake runs again on that socket — it was
- * certainly not applied, so this is safe even for a write.
+ * only with its session stamp. One exception, the handshake (handshake.ts): a request refused
+ * UNAUTHENTICATED goes once more after the socket's identity is renewed.
+ *
+ * Pattern: Single-Socket Channel with a Request Pipeline. This module is the pipeline: ids,
+ * answers, deadlines, what is on the socket. Its parts change for other reasons and live apart:
+ * which member and when to dial, and the socket's lifetime (member-link.ts); what waits for the
+ * socket (waiting-line.ts); when the socket may carry requests, and which refusal earns a second
+ * try (handshake.ts). Each holds its own "Must never" (no dial while a dial is in progress, no
+ * line past maxQueued, no request before the handshake's answer, among them).
  *
  * Must never: answer a request with another request's answer; keep a request pending past its
- * deadline; hold more than `maxInFlight` requests on the socket (the rest wait their turn, up
- * to maxQueued: past it a call is refused RESOURCE_EXHAUSTED, not sent);
- * dial while a dial is in progress; send a request on a socket before its handshake is answered;
- * send a request again for any refusal but UNAUTHENTICATED, or more than once for that.
+ * deadline; hold more than `maxInFlight` requests on the socket (the rest wait their turn in the
+ * line); send a request on a socket the gate has not opened (its handshake unanswered); send a
+ * request again unless the gate asks (UNAUTHENTICATED), or more than once for that.
  */
 
 import { WardenError } from '../shared/errors.js';
-import { backoffMs, type BackoffPolicy } from './backoff.js';
-import type { ClientClock, OpenSocket, SocketLike } from './transport.js';
+import type { BackoffPolicy } from './backoff.js';
+import { HandshakeGate, type Handshake } from './handshake.js';
+import { MemberLink } from './member-link.js';
+import type { ClientClock, OpenSocket } from './transport.js';
+import { WaitingLine } from './waiting-line.js';
+
+export { QUEUED_MAX_DEFAULT } from './waiting-line.js';
 
 /** A pino-compatible logger, or any object with these methods. */
 export interface ClientLogger {
@@ -68,25 +76,6 @@ export interface ChannelOptions {
 
 export type Answer = Record<string, unknown> & { readonly ok: boolean };
 
-/**
- * The first exchange on every new socket, before any request goes out on it — and again on the
- * same socket when a request is refused UNAUTHENTICATED, if `renewal()` has a frame. A refusal
- * the member calls "retry" (throttled, busy) leaves the member as a lost one would; any other
- * fails the requests waiting for the socket with that error, and later ones go out as they are
- * (the member then refuses them by itself): one failed attempt per call, never a loop.
- */
-export interface Handshake {
-  /** The frame for a new socket; null: nothing to send, the socket is ready at once. */
-  opening(): Record<string, unknown> | null;
-  /** The frame for an open socket whose identity lapsed; null: nothing could renew it (no password held). */
-  renewal(): Record<string, unknown> | null;
-  /** Its answer: null when the socket may carry requests, else why it may not. */
-  answered(answer: Answer): WardenError | null;
-}
-
-/** Requests one client lets wait for a socket (past maxInFlight, or between members) before it refuses more, by default. */
-export const QUEUED_MAX_DEFAULT = 100_000;
-
 interface Pending {
   readonly id: number;
   readonly frame: Record<string, unknown>;
@@ -119,59 +108,68 @@ export interface RequestOptions {
 }
 
 export class Channel {
-  private socket: SocketLike | null = null;
-  private socketUrl: string | null = null;
-  private connected = false;
-  /** The open socket's handshake is answered (or there is none): requests may go out on it. */
-  private ready = false;
-  /** Handshakes started, on any socket (a request remembers the count it was sent under). */
-  private handshakes = 0;
-  /** The connection whose opening onConnected announced (once per socket, not per renewal). */
-  private announced = 0;
-  private dialing = false;
-  /** Counts sockets opened: an answer or a failure names the connection it came from. */
-  private generation = 0;
-  private failures = 0;
-  private endpointIndex = 0;
-  private preferredUrl: string | null = null;
   private nextId = 1;
   private closed = false;
-  private retryTimer: unknown = null;
   private sweepTimer: unknown = null;
   /** The client clock's time of the last frame the member sent (answer or push). */
   private lastHeardAt = 0;
   /** Sent, waiting for an answer, by request id. */
   private readonly inFlight = new Map<number, Pending>();
-  /** Not yet sent (no socket, or maxInFlight reached), oldest first from queueHead; `urgent` before them. */
-  private queue: Pending[] = [];
-  private queueHead = 0;
-  private urgent: Pending[] = [];
+  /** Not yet sent (no socket, or maxInFlight reached). */
+  private readonly line: WaitingLine<Pending>;
+  private readonly gate: HandshakeGate;
+  private readonly link: MemberLink;
 
   constructor(private readonly options: ChannelOptions) {
     if (options.endpoints.length === 0) throw new Error('connect: at least one endpoint is needed');
+    this.line = new WaitingLine(options.maxQueued);
+    // Closures, not public methods: the link and the gate get exactly these, and the Channel's callers none of them.
+    this.link = new MemberLink(options, {
+      opened: () => {
+        this.lastHeardAt = this.options.clock.now();
+        this.gate.socketOpened();
+      },
+      received: (data) => this.received(data),
+      lost: (reason) => this.lost(reason),
+      wanted: () => this.line.size > 0 || this.wantConnection(),
+    });
+    const link = this.link;
+    this.gate = new HandshakeGate(
+      options.handshake,
+      {
+        generation: () => link.generation,
+        hasSocket: () => link.socket !== null,
+        isOpen: (generation) => generation === link.generation && link.connected,
+        socketUrl: () => link.socketUrl,
+        sendFirst: (frame, epoch, answered) => this.sendFirst(frame, epoch, answered),
+        drop: (reason) => link.drop(reason),
+        memberFine: () => link.answered(),
+        failWaiting: (error) => {
+          for (const pending of this.line.drain()) this.fail(pending, error);
+        },
+        pump: () => this.pump(),
+      },
+      options.onConnected,
+      options.logger,
+    );
   }
 
   /** The URL of the member the channel speaks to now, if connected. */
   get url(): string | null {
-    return this.connected ? this.socketUrl : null;
+    return this.link.connected ? this.link.socketUrl : null;
   }
 
   get isClosed(): boolean {
     return this.closed;
   }
 
-  /** Requests waiting for the socket (settled ones not yet purged included). */
-  private get waiting(): number {
-    return this.queue.length - this.queueHead + this.urgent.length;
-  }
-
   get currentGeneration(): number {
-    return this.generation;
+    return this.link.generation;
   }
 
   /** How long the connected member has said nothing (0 when not connected). */
   silentForMs(): number {
-    return this.connected ? this.options.clock.now() - this.lastHeardAt : 0;
+    return this.link.connected ? this.options.clock.now() - this.lastHeardAt : 0;
   }
 
   /**
@@ -181,10 +179,8 @@ export class Channel {
   request(frame: Record<string, unknown>, deadline: number, options: RequestOptions = {}): Promise<Answer & { readonly generation: number }> {
     const { signal, attemptMs = this.options.attemptTimeoutMs, urgent = false } = options;
     if (this.closed) return Promise.reject(new ChannelLost('the client is closed', false));
-    if (!urgent && this.queue.length - this.queueHead >= this.options.maxQueued) {
-      const max = this.options.maxQueued;
-      return Promise.reject(new WardenError('RESOURCE_EXHAUSTED', `${max} requests already wait for a socket in this client (connect option maxQueued); nothing was sent`, { limit: { name: 'maxQueued', flag: 'maxQueued', value: max } }));
-    }
+    const full = this.line.refusal(urgent);
+    if (full !== null) return Promise.reject(full);
     if (signal?.aborted) return Promise.reject(new ChannelLost('aborted', false, true));
     return new Promise((resolve, reject) => {
       const pending: Pending = {
@@ -205,7 +201,7 @@ export class Channel {
         handshake: false,
       };
       signal?.addEventListener('abort', pending.onAbort, { once: true });
-      (urgent ? this.urgent : this.queue).push(pending);
+      this.line.push(pending, urgent);
       this.pump();
       this.startSweep();
     });
@@ -216,24 +212,17 @@ export class Channel {
    * another — `preferUrl` first when given (a leader hint). Pending requests fail `ChannelLost`.
    */
   leave(generation: number, reason: string, preferUrl: string | null = null): void {
-    if (generation !== this.generation || this.socket === null) return;
-    if (preferUrl !== null && this.options.endpoints.includes(preferUrl)) this.preferredUrl = preferUrl;
-    this.options.logger?.debug({ event: 'member_left', url: this.socketUrl, reason }, 'leaving member');
-    this.drop(reason);
+    this.link.leave(generation, reason, preferUrl);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.retryTimer !== null) this.options.clock.clearTimeout(this.retryTimer);
     if (this.sweepTimer !== null) this.options.clock.clearTimeout(this.sweepTimer);
     this.sweepTimer = null;
-    const socket = this.socket;
-    this.drop('the client is closed');
-    for (const pending of [...this.urgent, ...this.queue.slice(this.queueHead)]) this.fail(pending, new ChannelLost('the client is closed', false));
-    this.urgent = [];
-    this.queue = [];
-    this.queueHead = 0;
+    const socket = this.link.socket;
+    this.link.close();
+    for (const pending of this.line.drain()) this.fail(pending, new ChannelLost('the client is closed', false));
     socket?.close(1000, 'client closed');
   }
 
@@ -248,18 +237,14 @@ export class Channel {
     this.sweepTimer = this.options.clock.setTimeout(() => {
       this.sweepTimer = null;
       this.sweep();
-      if (this.waiting > 0 || this.inFlight.size > 0) this.startSweep();
+      if (this.line.size > 0 || this.inFlight.size > 0) this.startSweep();
     }, every);
   }
 
   private sweep(): void {
     const now = this.options.clock.now();
-    const waiting = [...this.urgent, ...this.queue.slice(this.queueHead)];
-    for (const pending of waiting) if (!pending.settled && now >= pending.deadline) this.fail(pending, new ChannelLost('the request timed out', false, true));
-    // Purge what was settled while waiting (timed out, aborted): the lines hold only live requests.
-    this.urgent = this.urgent.filter((pending) => !pending.settled);
-    this.queue = this.queue.slice(this.queueHead).filter((pending) => !pending.settled);
-    this.queueHead = 0;
+    for (const pending of this.line.all()) if (!pending.settled && now >= pending.deadline) this.fail(pending, new ChannelLost('the request timed out', false, true));
+    this.line.purge();
     let silentOn: number | null = null;
     let silentMs = 0;
     for (const pending of [...this.inFlight.values()]) {
@@ -291,44 +276,27 @@ export class Channel {
     pending.reject(error);
   }
 
-  /** The next request to send: urgent ones first, then the line, skipping settled ones. */
-  private nextWaiting(): Pending | null {
-    while (this.urgent.length > 0) {
-      const pending = this.urgent.shift()!;
-      if (!pending.settled) return pending;
-    }
-    while (this.queueHead < this.queue.length) {
-      const pending = this.queue[this.queueHead++]!;
-      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-        this.queue = this.queue.slice(this.queueHead);
-        this.queueHead = 0;
-      }
-      if (!pending.settled) return pending;
-    }
-    return null;
-  }
-
   /** Send what waits, while the socket is open and has room; dial when there is none. */
   private pump(): void {
     if (this.closed) return;
-    if (!this.connected) {
-      if (this.waiting > 0 || this.inFlight.size > 0) this.dial();
+    if (!this.link.connected) {
+      if (this.line.size > 0 || this.inFlight.size > 0) this.link.dial();
       return;
     }
-    if (!this.ready) return; // the handshake's answer opens the socket for requests
-    const socket = this.socket!;
+    if (!this.gate.ready) return; // the handshake's answer opens the socket for requests
+    const socket = this.link.socket!;
     while (this.inFlight.size < this.options.maxInFlight) {
-      const pending = this.nextWaiting();
+      const pending = this.line.next();
       if (pending === null) break;
       pending.sent = true;
-      pending.generation = this.generation;
-      pending.epoch = this.handshakes;
+      pending.generation = this.link.generation;
+      pending.epoch = this.gate.epoch;
       pending.sentAt = this.options.clock.now();
       this.inFlight.set(pending.id, pending);
       try {
         socket.send(JSON.stringify({ ...pending.frame, id: pending.id }));
       } catch (error) {
-        this.drop(`send failed: ${(error as Error).message}`);
+        this.link.drop(`send failed: ${(error as Error).message}`);
         return;
       }
     }
@@ -336,102 +304,19 @@ export class Channel {
 
   /** Dial the next endpoint, after the backoff its failures earned. Dials only while someone waits (or watches live). */
   dial(): void {
-    if (this.closed || this.connected || this.dialing || this.retryTimer !== null) return;
-    const wait = this.failures === 0 ? 0 : backoffMs(this.options.backoff, this.failures - 1, this.options.random);
-    if (wait > 0) {
-      this.retryTimer = this.options.clock.setTimeout(() => {
-        this.retryTimer = null;
-        this.openNext();
-      }, wait);
-    } else this.openNext();
+    this.link.dial();
   }
 
-  private openNext(): void {
-    if (this.closed || this.connected || this.dialing) return;
-    const { endpoints } = this.options;
-    let url: string;
-    if (this.preferredUrl !== null) {
-      url = this.preferredUrl;
-      this.preferredUrl = null;
-      this.endpointIndex = endpoints.indexOf(url);
-    } else {
-      url = endpoints[this.endpointIndex % endpoints.length]!;
-    }
-    this.dialing = true;
-    const generation = ++this.generation;
-    let socket: SocketLike;
-    try {
-      socket = this.options.open(url);
-    } catch (error) {
-      this.dialing = false;
-      this.failed(`cannot open ${url}: ${(error as Error).message}`);
-      return;
-    }
-    this.socket = socket;
-    this.socketUrl = url;
-    // A dial the member never answers (a frozen process whose kernel took the TCP connection).
-    const dialTimer = this.options.clock.setTimeout(() => {
-      if (this.socket === socket && !this.connected) this.drop(`no WebSocket handshake from ${url} in ${this.options.attemptTimeoutMs} ms`);
-    }, this.options.attemptTimeoutMs);
-    socket.onopen = () => {
-      this.options.clock.clearTimeout(dialTimer);
-      if (this.socket !== socket) return;
-      this.dialing = false;
-      this.connected = true;
-      this.ready = false;
-      this.lastHeardAt = this.options.clock.now();
-      this.options.logger?.debug({ event: 'member_connected', url }, 'connected');
-      if (this.shake('opening')) return;
-      this.ready = true;
-      this.opened();
-      this.pump();
-    };
-    socket.onmessage = (event) => {
-      if (this.socket !== socket) return;
-      this.received(event.data);
-    };
-    socket.onerror = () => {
-      // onclose follows with the reason.
-    };
-    socket.onclose = (event) => {
-      this.options.clock.clearTimeout(dialTimer);
-      if (this.socket !== socket) return;
-      this.drop(`the connection to ${url} closed (${event.code}${event.reason === '' ? '' : `: ${event.reason}`})`);
-    };
-  }
-
-  /** The socket is gone (or being left): fail what was on it, count the failure, dial again if needed. */
-  private drop(reason: string): void {
-    const socket = this.socket;
-    const wasConnected = this.connected;
-    this.socket = null;
-    this.connected = false;
-    this.ready = false;
-    this.dialing = false;
-    if (socket !== null) {
-      socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
-      try {
-        socket.close(1000, 'leaving');
-      } catch {
-        // already closed
-      }
-    }
-    const lost = [...this.inFlight.values()];
+  /** The socket is gone (or being left): what was sent on it fails, marked sent (a write may have been applied). */
+  private lost(reason: string): void {
+    this.gate.socketLost();
+    const onSocket = [...this.inFlight.values()];
     this.inFlight.clear();
-    for (const pending of lost) {
+    for (const pending of onSocket) {
       pending.settled = true;
       this.settle(pending);
       pending.reject(new ChannelLost(reason, true));
     }
-    if (wasConnected) this.options.logger?.debug({ event: 'member_lost', reason }, 'member lost');
-    this.failed(reason);
-  }
-
-  private failed(reason: string): void {
-    this.failures += 1;
-    this.endpointIndex = (this.endpointIndex + 1) % this.options.endpoints.length;
-    if (this.failures % this.options.endpoints.length === 0) this.options.logger?.warn({ event: 'no_member_reachable', reason, failures: this.failures }, 'no member answered; still trying');
-    if (!this.closed && (this.waiting > 0 || this.wantConnection())) this.dial();
   }
 
   /** Whether the client wants a connection with nothing queued (live watches, kept leases). */
@@ -443,7 +328,7 @@ export class Channel {
     try {
       frame = JSON.parse(typeof data === 'string' ? data : new TextDecoder().decode(data as Uint8Array)) as Record<string, unknown>;
     } catch {
-      this.drop('the member sent a frame that is not JSON');
+      this.link.drop('the member sent a frame that is not JSON');
       return;
     }
     if (typeof frame['watch'] === 'number' && frame['id'] === undefined) {
@@ -459,38 +344,30 @@ export class Channel {
     const pending = this.inFlight.get(id);
     if (pending === undefined) return; // its caller gave up (deadline or abort)
     this.inFlight.delete(id);
-    if (!pending.handshake && this.renew(pending, frame)) return;
+    if (!pending.handshake && !pending.renewed && this.gate.renews(frame, pending.epoch)) {
+      // Certainly not applied (refused before anything else): it goes first once the identity is renewed.
+      pending.renewed = true;
+      pending.sent = false;
+      this.line.pushFront(pending);
+      this.pump();
+      return;
+    }
     pending.settled = true;
     this.settle(pending);
-    // A handshake's answer may be a refusal: only its acceptance says the member is fine (shaken).
-    if (!pending.handshake) this.failures = 0;
+    // A handshake's answer may be a refusal: only its acceptance says the member is fine (handshake.ts).
+    if (!pending.handshake) this.link.answered();
     frame['generation'] = pending.generation; // the parsed frame is ours to annotate
     pending.resolve(frame as Answer & { generation: number });
     this.pump();
   }
 
-  /** Announce the open socket (once per connection) to the watches and leases. */
-  private opened(): void {
-    if (this.announced === this.generation || this.socketUrl === null) return;
-    this.announced = this.generation;
-    this.options.onConnected(this.socketUrl, this.generation);
-  }
-
-  /**
-   * Put the handshake's frame on the open socket, ahead of everything; until its answer, the
-   * socket carries nothing else. False when the handshake has no frame to send.
-   */
-  private shake(kind: 'opening' | 'renewal'): boolean {
-    const frame = kind === 'opening' ? this.options.handshake?.opening() : this.options.handshake?.renewal();
-    if (frame === null || frame === undefined || this.socket === null) return false;
-    const socket = this.socket;
-    const generation = this.generation;
-    this.ready = false;
-    this.handshakes += 1;
+  /** The handshake's frame, ahead of everything on the socket (see HandshakeHost.sendFirst). */
+  private sendFirst(frame: Record<string, unknown>, epoch: number, answered: (answer: Answer) => void): void {
+    const socket = this.link.socket!;
     const pending: Pending = {
       id: this.nextId++,
       frame,
-      resolve: (answer) => this.shaken(generation, answer),
+      resolve: answered,
       // Its socket went: the next one shakes hands anew.
       reject: () => undefined,
       // No deadline of its own: the sweep leaves a member that sits on it past the attempt deadline.
@@ -498,11 +375,11 @@ export class Channel {
       attemptMs: this.options.attemptTimeoutMs,
       sentAt: this.options.clock.now(),
       sent: true,
-      generation,
+      generation: this.link.generation,
       signal: undefined,
       onAbort: () => undefined,
       settled: false,
-      epoch: this.handshakes,
+      epoch,
       renewed: true,
       handshake: true,
     };
@@ -511,52 +388,7 @@ export class Channel {
     try {
       socket.send(JSON.stringify({ ...frame, id: pending.id }));
     } catch (error) {
-      this.drop(`send failed: ${(error as Error).message}`);
+      this.link.drop(`send failed: ${(error as Error).message}`);
     }
-    return true;
-  }
-
-  /** The handshake's answer on connection `generation`: the socket opens for requests, or the member is left, or what waits fails. */
-  private shaken(generation: number, answer: Answer): void {
-    if (generation !== this.generation || !this.connected) return;
-    const refusal = this.options.handshake!.answered(answer);
-    if (refusal !== null && refusal.retryable) {
-      // Throttled, or too busy to check credentials now: like a lost member, another (or this one, after the backoff) may take them.
-      this.drop(`authentication refused: ${refusal.code}: ${refusal.message}`);
-      return;
-    }
-    if (refusal === null) this.failures = 0;
-    else {
-      // Refused for good (a wrong password): what waits for this socket fails with the refusal,
-      // unsent, rather than wait for credentials that will not change. The socket stays: a later
-      // request goes out as it is, and its own refusal runs the handshake once more.
-      this.options.logger?.warn({ event: 'authentication_refused', code: refusal.code, reason: refusal.message }, 'authentication refused');
-      for (const pending of [...this.urgent, ...this.queue.slice(this.queueHead)]) this.fail(pending, refusal);
-      this.urgent = [];
-      this.queue = [];
-      this.queueHead = 0;
-    }
-    this.ready = true;
-    this.opened();
-    this.pump();
-  }
-
-  /**
-   * A request the member refused UNAUTHENTICATED — its socket's identity lapsed (the token's
-   * TTL passed, the password changed) — waits for a handshake on this socket and is sent once
-   * more. Safe for any request, a write too: the member refuses an unauthenticated request
-   * before anything else, so it was certainly not applied (UNAUTHENTICATED is 'final' in
-   * shared/errors.ts). False when it is not such a refusal, or nothing can renew the identity.
-   */
-  private renew(pending: Pending, frame: Record<string, unknown>): boolean {
-    if (pending.renewed || frame['ok'] !== false || (frame['error'] as { code?: unknown } | undefined)?.code !== 'UNAUTHENTICATED') return false;
-    // A handshake started after it was sent (by another refused request) renews it already.
-    const renewing = !this.ready || pending.epoch < this.handshakes;
-    if (!renewing && !this.shake('renewal')) return false;
-    pending.renewed = true;
-    pending.sent = false;
-    this.urgent.unshift(pending);
-    this.pump();
-    return true;
   }
 }
