@@ -107,6 +107,11 @@ export class Authenticator implements Handshake {
     return new WardenError(error.code, `authenticating ${who}: ${error.message}`, error.details);
   }
 
+  /** The password held for `user`, if this client authenticates as it with one (a user changing its own password proves the old one). */
+  passwordOf(user: string): string | null {
+    return user === this.userName ? this.password : null;
+  }
+
   /** The client changed a password: its own, held for the next authentication, follows. */
   passwordChanged(user: string, password: string): void {
     if (this.password !== null && user === this.userName) this.password = password;
@@ -167,9 +172,15 @@ export class UserAdmin {
     return change(await this.requests.unstamped({ type: 'userDelete', name }, call));
   }
 
-  /** Set a user's password: its identities from the old one lapse (this client's own follows, if it is that user). */
-  async passwd(name: string, password: string, call: CallOptions = {}): Promise<AuthChange> {
-    const answer = await this.requests.unstamped({ type: 'userPasswd', name, password }, call);
+  /**
+   * Set a user's password: its identities from the old one lapse (this client's own follows, if
+   * it is that user). A user who is not an admin may set only its own, proving the old one:
+   * `oldPassword`, else the one this client holds for that user.
+   */
+  async passwd(name: string, password: string, call: CallOptions & { readonly oldPassword?: string } = {}): Promise<AuthChange> {
+    const oldPassword = call.oldPassword ?? this.authenticator?.passwordOf(name) ?? null;
+    const { oldPassword: _old, ...options } = call;
+    const answer = await this.requests.unstamped({ type: 'userPasswd', name, password, ...(oldPassword === null ? {} : { oldPassword }) }, options);
     this.authenticator?.passwordChanged(name, password);
     return change(answer);
   }

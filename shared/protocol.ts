@@ -173,7 +173,8 @@ export const REQUEST_SCHEMAS = {
   // Without a password: a user that authenticates by client certificate only (its CN).
   userAdd: request('userAdd', { name: authName, password }, ['name']),
   userDelete: request('userDelete', { name: authName }, ['name']),
-  userPasswd: request('userPasswd', { name: authName, password }, ['name', 'password']),
+  // A user who is not an admin changes its own password only with the one it has (`oldPassword`).
+  userPasswd: request('userPasswd', { name: authName, password, oldPassword: password }, ['name', 'password']),
   userGrantRole: request('userGrantRole', { name: authName, role: authName }, ['name', 'role']),
   userRevokeRole: request('userRevokeRole', { name: authName, role: authName }, ['name', 'role']),
   userList: request('userList', {}),

@@ -61,10 +61,25 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Record<AuthRequestTyp
       throw error;
     }
   };
+  /**
+   * Before a password is hashed (the member's costliest work for a request), whether `user` may
+   * make the change at all, by this member's state: refused early if not. The state machine
+   * checks again where the change lands in the log.
+   */
+  const mayHash = async (connection: AuthConnection, user: string | undefined, f: Record<string, unknown>): Promise<Answer | null> => {
+    const auth = deps.machine().auth;
+    if (!auth.enabled || (user !== undefined && auth.isAdmin(user))) return null;
+    if (user === undefined) return errorFrame('UNAUTHENTICATED', 'auth is enabled: authenticate first');
+    if (f['type'] !== 'userPasswd' || f['name'] !== user) return errorFrame('PERMISSION_DENIED', `the user ${user} has no admin permission on / (needed for ${String(f['type'])} of ${String(f['name'])})`);
+    if (auth.user(user)?.password === null) return errorFrame('PERMISSION_DENIED', `the user ${user} comes in by client certificate only: an admin gives it a password`);
+    if (typeof f['oldPassword'] !== 'string') return errorFrame('INVALID_ARGUMENT', 'oldPassword: a user changes its own password with the one it has');
+    const proved = await gate.proves(connection, user, f['oldPassword']);
+    return proved.ok ? null : errorFrame(proved.code, proved.message);
+  };
   const adminOnly = (user: string | undefined, serve: (machine: StateMachine) => Answer): Promise<Answer> =>
     deps.readLinearizable((machine) => {
       // In the state machine's shape (the read path turns it into an error frame).
-      if (user !== undefined && machine.auth.enabled && !machine.auth.isAdmin(user)) return { ok: false, code: 'PERMISSION_DENIED', message: `the user ${user} has no admin permission on / (needed to list users and roles)`, revision: machine.revision };
+      if (machine.auth.enabled && (user === undefined || !machine.auth.isAdmin(user))) return { ok: false, code: 'PERMISSION_DENIED', message: `the user ${user} has no admin permission on / (needed to list users and roles)`, revision: machine.revision };
       return serve(machine);
     });
 
@@ -87,12 +102,16 @@ export function createAuthHandlers(deps: AuthHandlerDeps): Record<AuthRequestTyp
     authEnable: (_f, connection, user) => change(connection, user, { op: 'authEnable', tokenKey: randomBytes(32).toString('hex') }, {}),
     authDisable: (_f, connection, user) => change(connection, user, { op: 'authDisable' }, {}),
     userAdd: async (f, connection, user) => {
+      const early = f['password'] === undefined ? null : await mayHash(connection, user, f);
+      if (early !== null) return early;
       const password = f['password'] === undefined ? null : await hashed(f['password']);
       if (password !== null && typeof password !== 'string') return password;
       return change(connection, user, { op: 'userAdd', name: f['name'] as string, password, usersMax: limits.usersMax }, { user: f['name'], password: password !== null });
     },
     userDelete: (f, connection, user) => change(connection, user, { op: 'userDelete', name: f['name'] as string }, { user: f['name'] }),
     userPasswd: async (f, connection, user) => {
+      const early = await mayHash(connection, user, f);
+      if (early !== null) return early;
       const password = await hashed(f['password']);
       if (typeof password !== 'string') return password;
       return change(connection, user, { op: 'userPasswd', name: f['name'] as string, password }, { user: f['name'] });

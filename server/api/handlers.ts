@@ -186,7 +186,8 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
     if (auth.may(user, path, 'read')) return null;
     return { ok: false, code: 'PERMISSION_DENIED', message: `the user ${user} has no read permission on ${path}`, revision: machine.revision };
   };
-  const isAdmin = (user: string | undefined): boolean => user === undefined || !runtime.machine.auth.enabled || runtime.machine.auth.isAdmin(user);
+  // With auth on, a request without a user (taken just before auth was turned on) is no admin.
+  const isAdmin = (user: string | undefined): boolean => !runtime.machine.auth.enabled || (user !== undefined && runtime.machine.auth.isAdmin(user));
   const authRequests = createAuthHandlers({
     ...deps.auth,
     limits,
@@ -264,7 +265,8 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
         if (answer === undefined || !answer.ok) return errorFrame(answer?.ok === false ? answer.code : 'LEASE_NOT_FOUND', answer?.ok === false ? answer.message : 'no such lease');
         const { ok: _ok, ...lease } = answer;
         if (f['paths'] !== true) return { ok: true, lease };
-        const paths = await runtime.readLinearizable((machine) => machine.namespace.pathsOfLease(lease.id));
+        // Only the paths its user may read (a lease made while auth was off belongs to no one).
+        const paths = await runtime.readLinearizable((machine) => machine.namespace.pathsOfLease(lease.id).filter((p) => user === undefined || !machine.auth.enabled || machine.auth.may(user, p, 'read')));
         let bytes = 0;
         for (const path of paths) bytes += jsonStringBytes(path) + 1;
         if (bytes > limits.answerBytesMax) return toWire(answerTooLarge(`the ${paths.length} paths of lease ${lease.id}`, runtime.machine.revision));
@@ -277,6 +279,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
       read(f, connection, (machine) => {
         const limit = (f['limit'] as number | undefined) ?? LEASE_PAGE_MAX;
         // A user who is not an admin sees its own leases only (others' ids would let it spy on or disturb them).
+        if (machine.auth.enabled && user === undefined) return { ok: false, code: 'UNAUTHENTICATED', message: 'auth is enabled: authenticate first', revision: machine.revision };
         const mine = user === undefined || !machine.auth.enabled || machine.auth.isAdmin(user) ? null : user;
         const after = (f['after'] as number | undefined) ?? 0;
         if (mine === null) {
@@ -300,12 +303,24 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
       // A node watch on a path it may not read would only ever be silent: refused instead.
       // Children and subtree watches see the events on the paths they may read.
       if (user !== undefined && scope === 'node' && !runtime.machine.auth.may(user, path, 'read')) return errorFrame('PERMISSION_DENIED', `the user ${user} has no read permission on ${path}`);
-      const mayRead = user === undefined ? undefined : (changed: string): boolean => !runtime.machine.auth.enabled || runtime.machine.auth.may(user, changed, 'read');
+      // Asked per event and per revision, against who the connection is now: a watch opened
+      // before auth was turned on, or whose token expired or password changed, is cancelled
+      // (UNAUTHENTICATED) rather than go on streaming; a grant revoked hides its paths at once.
+      const gate = deps.auth.gate;
+      const allowed = (): string | null => {
+        const who = gate.whoIs(connection.auth);
+        return who.ok ? null : who.message;
+      };
+      const mayRead = (changed: string): boolean => {
+        const who = gate.whoIs(connection.auth);
+        return who.ok && (who.user === undefined || runtime.machine.auth.may(who.user, changed, 'read'));
+      };
       const watchId = f['watchId'] as number;
       const started = hub.watch(connection.sink, watchId, {
         path,
         scope,
-        ...(mayRead === undefined ? {} : { mayRead }),
+        mayRead,
+        allowed,
         ...(typeof f['fromRevision'] === 'number' ? { fromRevision: f['fromRevision'] } : {}),
         prevNode: f['prevNode'] === true,
         noPut: f['noPut'] === true,

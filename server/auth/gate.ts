@@ -27,6 +27,8 @@ export interface Identity {
   /** The user's revision it was established at (null: a certificate, which the CA vouches for). */
   readonly revision: number | null;
   readonly expiresAtMs: number | null;
+  /** The token key when it was established: auth enabled anew (a new key) voids it. */
+  readonly key: string | null;
 }
 
 /** A connection's side of auth: where it comes from, its certificate's name, and who it authenticated as. */
@@ -66,6 +68,7 @@ export class AuthGate {
       const why =
         record === undefined ? `the user ${identity.user} was deleted`
         : identity.revision !== null && record.revision !== identity.revision ? `the password of ${identity.user} changed`
+        : identity.via !== 'certificate' && identity.key !== auth.tokenKey ? 'auth was enabled anew'
         : identity.expiresAtMs !== null && this.deps.wallMs() >= identity.expiresAtMs ? 'the token expired'
         : null;
       if (why === null) return { ok: true, user: identity.user };
@@ -108,13 +111,42 @@ export class AuthGate {
     return login;
   }
 
+  /**
+   * Whether `password` is `user`'s now, checked as a login is (throttled, in the hasher's
+   * queue) but changing nothing about the connection: a user changing its own password proves
+   * it knows the old one, so a stolen token cannot take the account over.
+   */
+  async proves(connection: AuthConnection, user: string, password: string): Promise<{ readonly ok: true } | { readonly ok: false; readonly code: ErrorCode; readonly message: string }> {
+    const { throttle, audit } = this.deps;
+    const held = throttle.wait(user, connection.address);
+    if (held.ms > 0) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `too many failed attempts ${held.who === 'user' ? `for the user ${user}` : 'from this address'}: try again in ${held.ms} ms` };
+    if (!throttle.begin(user, connection.address)) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `a password of ${user} is being checked already: try again when it is answered` };
+    let matches: boolean;
+    try {
+      matches = await this.deps.hasher.verify(password, this.deps.machine().auth.user(user)?.password ?? null);
+    } catch (error) {
+      if (error instanceof QueueFull) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `${error.message} on this member (--max-auth-queue): try again shortly` };
+      throw error;
+    } finally {
+      throttle.end(user, connection.address);
+    }
+    if (matches) return { ok: true };
+    throttle.failed(user, connection.address);
+    audit.record({ action: 'userPasswd', user, source: connection.source, outcome: 'refused', code: 'PERMISSION_DENIED', reason: 'the old password is wrong' });
+    return { ok: false, code: 'PERMISSION_DENIED', message: 'the old password is wrong' };
+  }
+
   /** A login with a token an earlier login answered. */
   token(connection: AuthConnection, token: string): Login {
     const auth = this.deps.machine().auth;
     const refuse = (reason: string): Login => {
+      this.deps.throttle.sourceFailed(connection.address);
       this.deps.audit.record({ action: 'authenticate', user: null, source: connection.source, outcome: 'refused', code: 'UNAUTHENTICATED', reason });
       return { ok: false, code: 'UNAUTHENTICATED', message: `${reason}: authenticate with a password again` };
     };
+    // A guesser of tokens is slowed per address, as one of passwords is (and not audited while held back).
+    const held = this.deps.throttle.sourceWait(connection.address);
+    if (held > 0) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `too many failed attempts from this address: try again in ${held} ms` };
     if (auth.tokenKey === null) return refuse('this cluster has issued no tokens');
     const read = readToken(token, auth.tokenKey);
     if (!read.ok) return refuse(read.reason);
@@ -123,14 +155,15 @@ export class AuthGate {
     if (record === undefined) return refuse(`the user ${claims.user} was deleted`);
     if (record.revision !== claims.revision) return refuse(`the password of ${claims.user} changed since the token was issued`);
     if (this.deps.wallMs() >= claims.expiresAtMs) return refuse('the token expired');
-    connection.identity = { user: claims.user, via: 'token', revision: claims.revision, expiresAtMs: claims.expiresAtMs };
+    this.deps.throttle.sourceSucceeded(connection.address);
+    connection.identity = { user: claims.user, via: 'token', revision: claims.revision, expiresAtMs: claims.expiresAtMs, key: auth.tokenKey };
     return { ok: true, user: claims.user, token, ttlMs: Math.max(0, claims.expiresAtMs - this.deps.wallMs()) };
   }
 
   private establish(connection: AuthConnection, user: string, revision: number, via: Identity['via']): Login {
     const key = this.deps.machine().auth.tokenKey;
     const expiresAtMs = this.deps.wallMs() + this.deps.tokenTtlMs;
-    connection.identity = { user, via, revision, expiresAtMs };
+    connection.identity = { user, via, revision, expiresAtMs, key };
     // Auth never enabled has no key yet; the login still holds on this connection.
     const token = key === null ? '' : issueToken({ user, revision, expiresAtMs }, key);
     return { ok: true, user, token, ttlMs: this.deps.tokenTtlMs };

@@ -89,6 +89,8 @@ function parse(stored: string): { n: number; r: number; p: number; salt: Buffer;
   if (parts.length !== 6 || parts[0] !== 'scrypt') return null;
   const [n, r, p] = parts.slice(1, 4).map(Number) as [number, number, number];
   // A hash from the replicated state is trusted in shape, not in cost: bounded here too.
-  if (!Number.isInteger(n) || n < 2 || n > 1 << 20 || (n & (n - 1)) !== 0 || !Number.isInteger(r) || r < 1 || r > 32 || !Number.isInteger(p) || p < 1 || p > 16) return null;
+  if (!Number.isInteger(n) || n < 2 || n > 1 << 17 || (n & (n - 1)) !== 0 || !Number.isInteger(r) || r < 1 || r > 16 || !Number.isInteger(p) || p < 1 || p > 4) return null;
+  // At most 64 MiB and 4 passes of work per check, whatever a restored store holds.
+  if (128 * n * r > 64 * 1024 * 1024) return null;
   return { n, r, p, salt: Buffer.from(parts[4]!, 'base64'), key: Buffer.from(parts[5]!, 'base64') };
 }

@@ -65,6 +65,19 @@ export class FailureThrottle {
     }
   }
 
+  /** Milliseconds until `source` may try a token again (0: now): token failures are counted per address only. */
+  sourceWait(source: string): number {
+    return Math.max(0, Math.ceil((this.failures.get(sourceKey(source))?.untilMs ?? 0) - this.nowMs()));
+  }
+
+  sourceFailed(source: string): void {
+    this.note(sourceKey(source));
+  }
+
+  sourceSucceeded(source: string): void {
+    this.failures.delete(sourceKey(source));
+  }
+
   failed(user: string, source: string): void {
     this.note(userKey(user));
     this.note(sourceKey(source));

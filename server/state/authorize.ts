@@ -50,7 +50,9 @@ export function authorizeEntry(ctx: AuthorizeContext, command: unknown, user: st
     if (owner !== undefined && owner !== user) return denied(`client session ${clientId} belongs to another user`);
   }
   if (AUTH_OPS.has(op)) {
-    if (op === 'userPasswd' && c['name'] === user && user !== ROOT_NAME) return null;
+    // A user may change its own password (the member that took it checked the old one), unless
+    // it has none: a certificate-only user gets one from an admin.
+    if (op === 'userPasswd' && c['name'] === user && user !== ROOT_NAME && ctx.auth.user(user)?.password !== null) return null;
     return need(ctx, user, ROOT, 'admin', `changing users, roles or auth`);
   }
   switch (op) {
@@ -62,8 +64,13 @@ export function authorizeEntry(ctx: AuthorizeContext, command: unknown, user: st
       return txn(ctx, user, c);
     case 'compact':
       return need(ctx, user, ROOT, 'admin', 'compaction');
-    case 'leaseRevoke':
-      return leaseOwned(ctx, user, c['lease']);
+    case 'leaseRevoke': {
+      // A lease made while auth was off belongs to no one: ending it deletes nodes anywhere, so
+      // only an admin may.
+      const id = c['lease'];
+      if (typeof id === 'number' && ctx.leases.has(id) && ctx.leases.get(id)!.owner === undefined) return need(ctx, user, ROOT, 'admin', `revoking lease ${id}, which belongs to no one`);
+      return leaseOwned(ctx, user, id);
+    }
     case 'sessionKeepAlive': {
       const owner = typeof c['clientId'] === 'number' ? ctx.sessions.owner(c['clientId']) : undefined;
       return owner !== undefined && owner !== user ? denied(`client session ${String(c['clientId'])} belongs to another user`) : null;

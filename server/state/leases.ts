@@ -94,8 +94,9 @@ export class LeaseTable {
     if (id !== undefined) {
       const granted = this.leases.get(id);
       if (granted !== undefined) {
-        // Another user's id: not a retry of this user's grant.
-        if (granted.owner !== owner) return { ok: false, code: 'PERMISSION_DENIED', message: `lease ${id} belongs to another user` };
+        // Another user's id: not a retry of this user's grant. (One made while auth was off
+        // belongs to no one: a retry of it after auth came on is answered as the grant it was.)
+        if (granted.owner !== undefined && granted.owner !== owner) return { ok: false, code: 'PERMISSION_DENIED', message: `lease ${id} belongs to another user` };
         return { ok: true, lease: granted, existing: true };
       }
     }

@@ -50,6 +50,12 @@ export interface WatchSpec {
    * once.
    */
   readonly mayRead?: (path: string) => boolean;
+  /**
+   * Why the watch may no longer run (its connection's identity expired or was revoked, or auth
+   * was turned on under an anonymous one), or null: asked once per revision it would be sent,
+   * and before each replay step; a reason cancels it with UNAUTHENTICATED.
+   */
+  readonly allowed?: () => string | null;
 }
 
 /** A client connection's side: frames out, refused when its unsent bytes are over the bound. */
@@ -254,9 +260,15 @@ export class WatchHub {
     const revision = events[0]!.revision;
     const changes = onePerPath(events, this.namespace());
     const matched = new Map<Watcher, ChangeEvent[]>();
+    const asked = new Set<Watcher>();
     for (const change of changes) {
       for (const watcher of this.matching(change.path)) {
-        if (!passes(watcher.spec, change)) continue;
+        if (watcher.spec.allowed !== undefined && !asked.has(watcher)) {
+          asked.add(watcher);
+          const why = watcher.spec.allowed();
+          if (why !== null) this.cancelWith(watcher, 'UNAUTHENTICATED', why);
+        }
+        if (watcher.cancelled || !passes(watcher.spec, change)) continue;
         let list = matched.get(watcher);
         if (list === undefined) matched.set(watcher, (list = []));
         list.push(change);
@@ -362,6 +374,11 @@ export class WatchHub {
   private pump(watcher: Watcher, budget: { slices: number; bytes: number }): boolean {
     const replay = watcher.replay;
     if (watcher.cancelled || replay === null) return false;
+    const why = watcher.spec.allowed?.() ?? null;
+    if (why !== null) {
+      this.cancelWith(watcher, 'UNAUTHENTICATED', why);
+      return false;
+    }
     replay.waiting = false;
     let sliceRead = false;
     for (;;) {

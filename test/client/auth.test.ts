@@ -226,8 +226,9 @@ describe('the admin calls', () => {
     expect(frames.find((f) => f['type'] === 'roleGrant')).toMatchObject({ name: 'reader', path: '/app', access: 'read' });
     for (const f of frames) expect(f).not.toHaveProperty('client');
     expect(frames.filter((f) => f['type'] === 'register')).toHaveLength(0);
-    // Its own password changed: the next socket authenticates with the new one.
+    // Its own password changed — proving the old one it holds — and the next socket authenticates with the new one.
     await drive(clock, client.users.passwd('alice', 'new-secret'));
+    expect(m.log.map((e) => e.frame).find((f) => f['type'] === 'userPasswd')).toMatchObject({ name: 'alice', password: 'new-secret', oldPassword: m.password });
     m.password = 'new-secret';
     m.member.kill();
     await drive(clock, client.auth.status());

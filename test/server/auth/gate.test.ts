@@ -79,7 +79,9 @@ describe('the gate', () => {
     apply({ op: 'authEnable', tokenKey: KEY });
     const audit = memoryAuditLog();
     const gate = new AuthGate({ machine: () => machine, wallMs: () => now, tokenTtlMs: 10_000, hasher: new PasswordHasher(4), throttle: new FailureThrottle(100, () => now), audit });
-    const connection = (certName: string | null = null): AuthConnection => ({ source: '127.0.0.1:5', address: '127.0.0.1', certName, identity: null });
+    let port = 0;
+    // Each connection from its own address, unless told: the per-address throttle stays out of the way.
+    const connection = (certName: string | null = null, address = `10.0.0.${++port}`): AuthConnection => ({ source: `${address}:5`, address, certName, identity: null });
     return { gate, apply, audit, connection, advance: (ms: number) => (now += ms), machine };
   }
 
@@ -101,6 +103,18 @@ describe('the gate', () => {
     expect(gate.token(connection(), fresh)).toMatchObject({ ok: false });
   });
 
+  it('voids an identity once auth is enabled anew (a new key), and slows a guesser of tokens per address', () => {
+    const { gate, apply, connection } = setup();
+    const c = connection();
+    expect(gate.token(c, issueToken({ user: 'root', revision: 1, expiresAtMs: 50_000 }, KEY))).toMatchObject({ ok: true });
+    apply({ op: 'authDisable' }, 'root');
+    apply({ op: 'authEnable', tokenKey: 'ef'.repeat(32) }, 'root');
+    expect(gate.whoIs(c)).toMatchObject({ ok: false, message: expect.stringMatching(/enabled anew/) });
+    const guesser = connection(null, '192.0.2.7');
+    expect(gate.token(guesser, 'wt1.x.y')).toMatchObject({ ok: false, code: 'UNAUTHENTICATED' });
+    expect(gate.token(guesser, 'wt1.x.z')).toMatchObject({ ok: false, code: 'RESOURCE_EXHAUSTED' });
+  });
+
   it('names the user of a client certificate whose CN is a user, and no one else', () => {
     const { gate, connection } = setup();
     expect(gate.whoIs(connection('carol'))).toEqual({ ok: true, user: 'carol' });
@@ -109,9 +123,9 @@ describe('the gate', () => {
 
   it('refuses a wrong password the same way as an unknown user, audits it, and holds the next try back without hashing', async () => {
     const { gate, connection, audit } = setup();
-    const c = connection();
+    const c = connection(null, '127.0.0.1');
     expect(await gate.password(c, 'root', 'wrong')).toEqual({ ok: false, code: 'UNAUTHENTICATED', message: 'wrong user or password' });
-    expect(await gate.password(connection(), 'nobody', 'x')).toMatchObject({ ok: false, code: expect.stringMatching(/UNAUTHENTICATED|RESOURCE_EXHAUSTED/) });
+    expect(await gate.password(connection(null, '127.0.0.1'), 'nobody', 'x')).toMatchObject({ ok: false, code: expect.stringMatching(/UNAUTHENTICATED|RESOURCE_EXHAUSTED/) });
     expect(await gate.password(c, 'root', 'wrong')).toMatchObject({ ok: false, code: 'RESOURCE_EXHAUSTED', message: expect.stringMatching(/too many failed attempts/) });
     expect(audit.events[0]).toMatchObject({ action: 'authenticate', user: 'root', source: '127.0.0.1:5', outcome: 'refused' });
   });
@@ -125,6 +139,8 @@ describe('the password hasher', () => {
     expect(a).toMatch(/^scrypt\$16384\$8\$1\$/);
     expect(await hasher.verify('secret', a)).toBe(true);
     expect(await hasher.verify('Secret', a)).toBe(false);
+    // A stored hash whose cost is past the bound (4 GiB of memory) is no match, and costs a decoy.
+    expect(await hasher.verify('secret', 'scrypt$1048576$32$16$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaA==')).toBe(false);
     const three = [hasher.hash('x'), hasher.hash('y'), hasher.hash('z')];
     const settled = await Promise.allSettled(three);
     expect(settled.filter((s) => s.status === 'rejected' && s.reason instanceof QueueFull)).toHaveLength(1);

@@ -139,7 +139,9 @@ describe('checks at apply, with auth on', () => {
     expect(as('bob', { op: 'roleGrant', name: 'writer', path: '/', access: 'admin' })).toMatchObject({ ok: false, code: 'PERMISSION_DENIED' });
     expect(as('bob', { op: 'authDisable' })).toMatchObject({ ok: false, code: 'PERMISSION_DENIED' });
     expect(as('bob', { op: 'userPasswd', name: 'alice', password: HASH })).toMatchObject({ ok: false, code: 'PERMISSION_DENIED' });
-    expect(as('bob', { op: 'userPasswd', name: 'bob', password: HASH })).toMatchObject({ ok: true });
+    // bob has no password (certificate only): an admin gives him one; alice may change her own.
+    expect(as('bob', { op: 'userPasswd', name: 'bob', password: HASH })).toMatchObject({ ok: false, code: 'PERMISSION_DENIED' });
+    expect(as('alice', { op: 'userPasswd', name: 'alice', password: HASH })).toMatchObject({ ok: true });
     expect(as('root', { op: 'compact', revision: 1 })).toMatchObject({ ok: true });
     expect(as('root', { op: 'authDisable' })).toMatchObject({ ok: true });
   });
