@@ -31,7 +31,7 @@ const SLOW_TURN_PART_MS = 100;
 
 export interface ReadyHandlerDeps extends Pick<RuntimeDeps, 'clock' | 'timers' | 'wal' | 'home' | 'link' | 'logger' | 'onApplied' | 'onStoreReplaced' | 'onEntryApplied'> {
   readonly config: Pick<RuntimeConfig, 'plantedBugs' | 'turnChangesMax' | 'turnApplyMsMax' | 'snapshotEvery' | 'snapshotBytes' | 'keepEntries'>;
-  readonly raft: Pick<Raft, 'status' | 'termAt' | 'compact'>;
+  readonly raft: Pick<Raft, 'status' | 'termAt' | 'confAt' | 'compact'>;
   readonly receiver: Pick<SnapshotReceiver, 'check' | 'install'>;
   readonly sender: Pick<SnapshotSender, 'toFollower'>;
   readonly proposals: Pick<ProposalWaitingList<StateResult>, 'applied' | 'failThrough'>;
@@ -243,7 +243,9 @@ export class ReadyHandler {
     this.appliedSizes = this.appliedSizes.filter(([index]) => index > mark);
     const term = raft.termAt(mark);
     if (mark <= raft.status.snapshotIndex || term === undefined) return;
+    // The configuration in force at the mark (a change after it is still in the log).
+    const conf = raft.confAt(mark);
     raft.compact(mark);
-    this.deps.wal.compact({ index: mark, term, conf: { voters: raft.status.voters } });
+    this.deps.wal.compact({ index: mark, term, conf });
   }
 }

@@ -7,7 +7,8 @@
  * applying before it was handed out for persisting.
  */
 
-import type { Entry, SnapshotMeta } from './types.js';
+import { ConfLog } from './conf.js';
+import type { ConfState, Entry, SnapshotMeta } from './types.js';
 
 export class RaftLog {
   private snapshotIdx: number;
@@ -19,14 +20,18 @@ export class RaftLog {
   private unstableFromIdx: number;
   /** Highest index handed out for applying and acknowledged by advance(). */
   private applied: number;
+  /** The configurations of these entries (the latest is the one in use). */
+  private readonly confs: ConfLog;
 
-  constructor(snapshot: SnapshotMeta | null, entries: readonly Entry[], commit: number, applied: number) {
+  /** `initialConf`: the configuration of a log that starts from nothing (no snapshot says otherwise). */
+  constructor(snapshot: SnapshotMeta | null, entries: readonly Entry[], commit: number, applied: number, initialConf: ConfState = { voters: [] }) {
     this.snapshotIdx = snapshot?.index ?? 0;
     this.snapshotTrm = snapshot?.term ?? 0;
     this.entries = [...entries];
     for (let i = 0; i < this.entries.length; i++) {
       assert(this.entries[i]!.index === this.snapshotIdx + 1 + i, 'persisted entries are not contiguous with the snapshot');
     }
+    this.confs = new ConfLog(snapshot?.conf ?? initialConf, this.entries);
     this.commit = Math.max(commit, this.snapshotIdx);
     assert(this.commit <= this.lastIndex(), `commit ${this.commit} beyond last index ${this.lastIndex()}`);
     this.applied = Math.min(Math.max(applied, this.snapshotIdx), this.commit);
@@ -106,12 +111,28 @@ export class RaftLog {
     return out;
   }
 
+  /** The configuration in use: the latest in the log, committed or not (Raft thesis §4.1). */
+  get conf(): ConfState {
+    return this.confs.latest;
+  }
+
+  /** The index of the latest config entry the log holds after its base (0: none). */
+  get confIndex(): number {
+    return this.confs.latestIndex;
+  }
+
+  /** The configuration in force at `index` (for a snapshot or a compacted base at it). */
+  confAt(index: number): ConfState {
+    return this.confs.at(index);
+  }
+
   /** Leader path: append new entries at the end. */
   append(entries: readonly Entry[]): void {
     for (const e of entries) {
       assert(e.index === this.lastIndex() + 1, `append at ${e.index} does not follow last index ${this.lastIndex()}`);
       this.entries.push(e);
     }
+    this.confs.appended(entries);
   }
 
   /**
@@ -138,6 +159,7 @@ export class RaftLog {
   private truncateFrom(index: number): void {
     this.entries.length = index - this.snapshotIdx - 1;
     if (index < this.unstableFromIdx) this.unstableFromIdx = index;
+    this.confs.truncatedFrom(index);
   }
 
   commitTo(index: number): boolean {
@@ -180,6 +202,7 @@ export class RaftLog {
     this.entries = [];
     this.commit = meta.index;
     this.unstableFromIdx = meta.index + 1;
+    this.confs.restored(meta.conf);
   }
 
   /** Drop entries at or below `index`, which the caller has captured in a snapshot. */
@@ -191,6 +214,7 @@ export class RaftLog {
     this.entries = this.entries.slice(index - this.snapshotIdx);
     this.snapshotIdx = index;
     this.snapshotTrm = term;
+    this.confs.compactedTo(index);
   }
 }
 

@@ -1,8 +1,9 @@
 /**
  * The Raft consensus core as a pure state machine (Leader and Followers, HeartBeat, Generation
  * Clock, Majority Quorum, High-Water Mark, Replicated Log; pre-vote and check-quorum keep it
- * stable). Input: tick(), step(message), propose(data), readIndex(requestId),
- * transferLeadership(to), compact(index). Output: ready() then advance().
+ * stable). Input: tick(), step(message), propose(data), proposeConfChange(change),
+ * readIndex(requestId), transferLeadership(to), compact(index). Output: ready() then advance().
+ * Membership changes are single-server changes (conf.ts).
  *
  * PERSISTING CONTRACT: everything a Ready asks to persist (hardState, snapshot, entries) must be
  * durable before any message of the same Ready is sent, and before its committed entries are
@@ -14,6 +15,7 @@
  * order; commit an entry of an older term by counting its replicas (Raft §5.4.2, Figure 8).
  */
 
+import { confChangeProblem, encodeConfChange, learnersOf, membersOf, type ConfChange } from './conf.js';
 import { RaftLog, assert } from './log.js';
 import { Progress } from './progress.js';
 import { hasQuorum, majorityIndex, voteOutcome } from './quorum.js';
@@ -66,8 +68,14 @@ export class Raft {
   private readonly maxInflightAppends: number;
   private readonly maxUncommittedEntries = 16_384;
   private readonly bugs: PlantedBugs;
+  /** A learner further behind the leader's last index than this is not promoted. */
+  private readonly promoteLagMax: number;
 
-  private conf: ConfState;
+  /** The configuration in use: the latest in the log, committed or not (server/raft/conf.ts). */
+  private get conf(): ConfState {
+    return this.log.conf;
+  }
+
   private term: number;
   private vote: NodeId | null;
   private leaderId: NodeId | null = null;
@@ -112,10 +120,10 @@ export class Raft {
     this.bugs = config.plantedBugs ?? {};
     this.startQuietTicks = config.quietAfterStart === true ? this.electionTicks : 0;
 
-    this.conf = persisted.snapshot?.conf ?? { voters: [...config.peers].sort() };
     this.term = persisted.hardState.term;
     this.vote = persisted.hardState.vote;
-    this.log = new RaftLog(persisted.snapshot, persisted.entries, persisted.hardState.commit, config.appliedIndex ?? 0);
+    this.log = new RaftLog(persisted.snapshot, persisted.entries, persisted.hardState.commit, config.appliedIndex ?? 0, { voters: [...config.peers].sort() });
+    this.promoteLagMax = config.promoteLagMax ?? 1_000;
     this.prevHardState = this.hardState();
     this.becomeFollower(this.term, null);
     this.prevSoftState = this.softState();
@@ -195,6 +203,31 @@ export class Raft {
     }
     const entry: Entry = { index: this.log.lastIndex() + 1, term: this.term, type: 'normal', data };
     this.appendOwn(entry);
+    return { ok: true, index: entry.index, term: entry.term };
+  }
+
+  /**
+   * Propose one membership change (add a learner, promote a learner, remove a member). Refused
+   * unless this member leads, the change before it is committed, and this leadership has
+   * committed an entry of its own term (single-server changes, with Ongaro's correction); a
+   * learner is promoted only once it is within promoteLagMax entries of the leader's log.
+   */
+  proposeConfChange(change: ConfChange): ProposeResult | { readonly ok: false; readonly code: 'REFUSED'; readonly reason: string } {
+    this.assertNoReadyOutstanding();
+    if (this.role !== 'leader') return { ok: false, code: 'NOT_LEADER', leaderHint: this.leaderId };
+    if (this.leadTransferee !== null) return { ok: false, code: 'UNAVAILABLE', leaderHint: null };
+    if (this.log.confIndex > this.log.commitIndex) return { ok: false, code: 'REFUSED', reason: `the change at index ${this.log.confIndex} is not committed yet: one change at a time` };
+    if (this.log.term(this.log.commitIndex) !== this.term && this.bugs.confChangeBeforeTermCommit !== true) return { ok: false, code: 'REFUSED', reason: 'this leader has not committed an entry of its term yet: try again shortly' };
+    const problem = confChangeProblem(this.conf, change);
+    if (problem !== null) return { ok: false, code: 'REFUSED', reason: problem };
+    if (change.op === 'promote') {
+      const match = this.progress.get(change.id)?.match ?? 0;
+      const lag = this.log.lastIndex() - match;
+      if (lag > this.promoteLagMax) return { ok: false, code: 'REFUSED', reason: `${change.id} is ${lag} entries behind the leader (at most ${this.promoteLagMax} to be promoted): let it catch up` };
+    }
+    const entry: Entry = { index: this.log.lastIndex() + 1, term: this.term, type: 'config', data: encodeConfChange(change) };
+    this.appendOwn(entry);
+    this.syncProgress();
     return { ok: true, index: entry.index, term: entry.term };
   }
 
@@ -319,7 +352,13 @@ export class Raft {
       lastIndex: this.log.lastIndex(),
       snapshotIndex: this.log.snapshotIndex,
       voters: this.conf.voters,
+      learners: learnersOf(this.conf),
     };
+  }
+
+  /** The configuration in force at `index` (what a snapshot or a compacted base at it records). */
+  confAt(index: number): ConfState {
+    return this.log.confAt(index);
   }
 
   /** The term of the entry at `index` as this member holds it (undefined if compacted or absent). */
@@ -328,7 +367,7 @@ export class Raft {
   }
 
   snapshotMeta(): SnapshotMeta {
-    return { index: this.log.snapshotIndex, term: this.log.snapshotTerm, conf: this.conf };
+    return { index: this.log.snapshotIndex, term: this.log.snapshotTerm, conf: this.log.confAt(this.log.snapshotIndex) };
   }
 
   // ─── roles ─────────────────────────────────────────────────────────────────────────────────
@@ -373,10 +412,10 @@ export class Raft {
     this.role = 'leader';
     this.leaderId = this.id;
     const next = this.log.lastIndex() + 1;
-    for (const voter of this.conf.voters) {
+    for (const member of membersOf(this.conf)) {
       const pr = new Progress(next, this.maxInflightAppends);
       pr.recentActive = true; // give every follower one full timeout before check-quorum counts it
-      this.progress.set(voter, pr);
+      this.progress.set(member, pr);
     }
     this.progress.get(this.id)?.becomeReplicate();
     // The no-op lets the leader commit (and so learn its commit index) in its own term.
@@ -612,7 +651,6 @@ export class Raft {
       assert(m.snapshot.data !== null || m.snapshot.staged === true, 'a snapshot arrived without its state: neither data nor a stage');
       assert(m.snapshot.data === null || m.snapshot.staged !== true, 'a snapshot arrived with both data and a stage: which to install is unclear');
       this.log.restore(meta);
-      this.conf = meta.conf;
       this.pendingSnapshot = m.snapshot;
     }
     this.send({ type: 'AppendResp', to: m.from, term: this.term, reject: false, index: this.log.commitIndex, rejectHint: 0, hintTerm: 0 });
@@ -669,6 +707,12 @@ export class Raft {
     if (index <= this.log.commitIndex) return false;
     if (this.log.term(index) !== this.term && this.bugs.commitOldTermEntries !== true) return false;
     this.log.commitTo(index);
+    if (!this.conf.voters.includes(this.id) && this.log.commitIndex >= this.log.confIndex) {
+      // This leader's removal is committed: it hands over to the most caught-up voter and steps
+      // down (it counted itself in no majority since the removal was appended).
+      this.handOverOnRemoval();
+      return true;
+    }
     if (this.log.term(this.log.commitIndex) === this.term) {
       // The leader now knows its commit index is current; reads held back may go ahead.
       for (const read of this.reads.takeHeld()) this.leaderReadIndex(read);
@@ -782,10 +826,32 @@ export class Raft {
     this.outbox.push({ ...m, from: this.id } as Message);
   }
 
+  private handOverOnRemoval(): void {
+    let best: NodeId | null = null;
+    for (const [id, pr] of this.sortedProgress()) {
+      if (id !== this.id && this.conf.voters.includes(id) && (best === null || pr.match > this.progress.get(best)!.match)) best = id;
+    }
+    if (best !== null && this.progress.get(best)!.match === this.log.lastIndex()) this.send({ type: 'TimeoutNow', to: best, term: this.term });
+    this.becomeFollower(this.term, null);
+  }
+
+  /** The leader's progress follows the configuration: new members get one (probing), removed ones lose theirs. */
+  private syncProgress(): void {
+    if (this.role !== 'leader') return;
+    const members = membersOf(this.conf);
+    for (const id of members) {
+      if (this.progress.has(id)) continue;
+      const pr = new Progress(this.log.lastIndex(), this.maxInflightAppends);
+      pr.recentActive = true;
+      this.progress.set(id, pr);
+    }
+    for (const id of [...this.progress.keys()]) if (!members.includes(id)) this.progress.delete(id);
+  }
+
   private sortedProgress(): [NodeId, Progress][] {
-    // conf.voters is sorted, so this order is the same on every replay.
+    // Voters and learners, sorted, so this order is the same on every replay.
     const out: [NodeId, Progress][] = [];
-    for (const id of this.conf.voters) {
+    for (const id of membersOf(this.conf)) {
       const pr = this.progress.get(id);
       if (pr !== undefined) out.push([id, pr]);
     }

@@ -25,9 +25,14 @@ export interface HardState {
   readonly commit: number;
 }
 
-/** The cluster configuration, kept as data so membership changes can arrive through the log later. */
+/**
+ * The cluster configuration, as data in the log (server/raft/conf.ts): voters elect and count
+ * for commit and reads; learners receive the log and snapshots and do neither.
+ */
 export interface ConfState {
   readonly voters: readonly NodeId[]; // sorted
+  /** Sorted; absent when there are none. */
+  readonly learners?: readonly NodeId[];
 }
 
 export interface SnapshotMeta {
@@ -192,6 +197,8 @@ export interface PlantedBugs {
   readonly readIndexWithoutQuorum?: boolean;
   /** Grant votes without checking that the candidate's log is at least as up to date. */
   readonly voteIgnoresLogCheck?: boolean;
+  /** Accept a membership change before this leadership has committed an entry of its term (the bug Ongaro corrected in 2015). */
+  readonly confChangeBeforeTermCommit?: boolean;
 }
 
 export interface RaftConfig {
@@ -219,6 +226,8 @@ export interface RaftConfig {
    * of a cluster that serves lease reads must set it.
    */
   readonly quietAfterStart?: boolean;
+  /** A learner is promoted only within this many entries of the leader's last index (default 1,000). */
+  readonly promoteLagMax?: number;
   readonly plantedBugs?: PlantedBugs;
 }
 
@@ -249,4 +258,6 @@ export interface RaftStatus {
   readonly lastIndex: number;
   readonly snapshotIndex: number;
   readonly voters: readonly NodeId[];
+  /** Members that receive the log but neither vote nor count (sorted). */
+  readonly learners: readonly NodeId[];
 }

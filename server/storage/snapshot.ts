@@ -113,7 +113,7 @@ export async function openSnapshotStream(engine: KvEngine, chunkBytes = SNAPSHOT
         throw new Error(`snapshot: base index ${base.index} is not the store's applied index ${appliedIndex}`);
       }
       let seq = 0;
-      let pairs: (readonly [Uint8Array, Uint8Array])[] = [[INSTALLED_BASE_KEY, sealValue([base.index, base.term, base.conf.voters])], first.value];
+      let pairs: (readonly [Uint8Array, Uint8Array])[] = [[INSTALLED_BASE_KEY, baseValue(base)], first.value];
       observe?.(first.value[0], first.value[1]);
       let bytes = 0;
       let sliceStarted = pace.now();
@@ -151,8 +151,7 @@ export function chunkBase(chunk: Uint8Array): SnapshotMeta {
   const { writes } = decodeChunk(chunk, 0);
   const first = writes[0];
   if (first?.type !== 'put' || first.key.length !== 1 || first.key[0] !== INSTALLED_BASE_KEY[0]) throw new Error('snapshot: the first chunk does not begin with the snapshot base');
-  const [index, term, voters] = openValue(first.value) as [number, number, string[]];
-  return { index, term, conf: { voters } };
+  return baseMeta(first.value);
 }
 
 /** Where a chunk stands in its stream: its sequence number, and whether it is the last. */
@@ -249,8 +248,9 @@ export async function writeSnapshotInto(engine: KvEngine, chunks: AsyncIterable<
     if (seq === 1) {
       const [first, meta] = writes;
       if (first?.type !== 'put' || first.key.length !== 1 || first.key[0] !== INSTALLED_BASE_KEY[0]) throw new Error('snapshot: the first chunk does not begin with the snapshot base');
-      const [index, term, voters] = openValue(first.value) as [number, number, string[]];
-      base = { meta: { index, term, conf: { voters } }, write: first };
+      const baseRead = baseMeta(first.value);
+      const { index } = baseRead;
+      base = { meta: baseRead, write: first };
       if (meta?.type !== 'put' || meta.key.length !== 1 || meta.key[0] !== META_KEY[0]) throw new Error('snapshot: the meta record of the store does not follow the base');
       const applied = (openValue(meta.value) as unknown[])[1];
       if (applied !== index) throw new Error(`snapshot: the base says index ${index}, the store's meta ${String(applied)}`);
@@ -330,8 +330,18 @@ export async function recoverStateDirectory(directory: string, logBaseIndex: num
 export async function installedBase(engine: KvEngine): Promise<SnapshotMeta | null> {
   const value = await engine.get(INSTALLED_BASE_KEY);
   if (value === undefined) return null;
-  const [index, term, voters] = openValue(value) as [number, number, string[]];
-  return { index, term, conf: { voters } };
+  return baseMeta(value);
+}
+
+/** The snapshot base as the store keeps it: [index, term, voters] and learners when there are any. */
+export function baseValue(meta: SnapshotMeta): Uint8Array {
+  const learners = meta.conf.learners ?? [];
+  return sealValue(learners.length === 0 ? [meta.index, meta.term, meta.conf.voters] : [meta.index, meta.term, meta.conf.voters, learners]);
+}
+
+function baseMeta(value: Uint8Array): SnapshotMeta {
+  const [index, term, voters, learners] = openValue(value) as [number, number, string[], string[] | undefined];
+  return { index, term, conf: learners === undefined || learners.length === 0 ? { voters } : { voters, learners } };
 }
 
 /** The applied index of the store in `directory` (-1 if it holds none). */

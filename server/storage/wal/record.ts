@@ -190,17 +190,22 @@ function hardStateFrom(fields: unknown): HardState {
   return { term: term as number, vote: vote as string | null, commit: commit as number };
 }
 
+/** [index, term, voters, replacesLog] and, when there are learners, [… , learners] (a base from before learners has four fields). */
 function baseFields(base: LogBase): unknown[] {
-  return [base.meta.index, base.meta.term, base.meta.conf.voters, base.replacesLog];
+  const fields = [base.meta.index, base.meta.term, base.meta.conf.voters, base.replacesLog];
+  const learners = base.meta.conf.learners ?? [];
+  return learners.length === 0 ? fields : [...fields, learners];
 }
 
 function baseFrom(fields: unknown): LogBase {
-  if (!Array.isArray(fields) || fields.length !== 4) throw new Error('a malformed log base');
-  const [index, term, voters, replacesLog] = fields as unknown[];
-  if (!Number.isInteger(index) || !Number.isInteger(term) || !Array.isArray(voters) || !voters.every((v) => typeof v === 'string') || typeof replacesLog !== 'boolean') {
+  if (!Array.isArray(fields) || (fields.length !== 4 && fields.length !== 5)) throw new Error('a malformed log base');
+  const [index, term, voters, replacesLog, learners] = fields as unknown[];
+  const names = (list: unknown): list is string[] => Array.isArray(list) && list.every((v) => typeof v === 'string');
+  if (!Number.isInteger(index) || !Number.isInteger(term) || !names(voters) || typeof replacesLog !== 'boolean' || (learners !== undefined && !names(learners))) {
     throw new Error('a malformed log base');
   }
-  return { meta: { index: index as number, term: term as number, conf: { voters: voters as string[] } }, replacesLog };
+  const conf = learners === undefined || learners.length === 0 ? { voters } : { voters, learners };
+  return { meta: { index: index as number, term: term as number, conf }, replacesLog };
 }
 
 function allZero(bytes: Uint8Array, from: number, to: number): boolean {

@@ -211,7 +211,7 @@ export class Member {
     const term = this.raft.termAt(index);
     if (term === undefined) throw new Error(`harness: ${this.id} has no entry ${index} to snapshot`);
     if (index > this.appliedIndex) throw new Error(`harness: ${this.id} cannot snapshot ${index} beyond applied ${this.appliedIndex}`);
-    const meta: SnapshotMeta = { index, term, conf: { voters: this.raft.status.voters } };
+    const meta: SnapshotMeta = { index, term, conf: this.raft.confAt(index) };
     this.disk.saveSnapshot(meta, encodeState(this.state.filter((r) => r.index <= index)));
     this.raft.compact(index);
   }
@@ -246,6 +246,8 @@ type Rule = { readonly match: (m: Message) => boolean; readonly fate: 'dropped' 
 
 export interface ClusterOptions extends MemberOptions {
   readonly seed?: number;
+  /** The configuration every member starts with (default: every member a voter); the others join by a change. */
+  readonly voters?: readonly NodeId[];
   /** Options for single members, on top of the shared ones. */
   readonly members?: Readonly<Record<NodeId, MemberOptions>>;
 }
@@ -266,14 +268,15 @@ export class Network {
 
   /** A cluster of `ids`; every member starts with an empty disk unless `persisted` says otherwise. */
   static cluster(ids: readonly NodeId[], options: ClusterOptions = {}): Network {
-    const { seed = 1, members = {}, ...shared } = options;
+    const { seed = 1, members = {}, voters, ...shared } = options;
     const sorted = [...ids].sort();
+    const initial = voters === undefined ? sorted : [...voters].sort();
     return new Network(
       sorted.map((id, position) => {
         const { random, persisted, ...config } = { ...shared, ...members[id] };
         return new Member(
           id,
-          { ...config, id, peers: sorted, random: random ?? new SeededRandom(seed * 1000 + position) },
+          { ...config, id, peers: initial, random: random ?? new SeededRandom(seed * 1000 + position) },
           persisted,
         );
       }),

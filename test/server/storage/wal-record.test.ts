@@ -215,6 +215,14 @@ describe('hard state, base and segment header records', () => {
     });
   }
 
+  it('round-trips a base with learners, and reads a base written before learners (four fields) as one without', () => {
+    const base: LogBase = { meta: { index: 7, term: 2, conf: { voters: ['a', 'b', 'c'], learners: ['d'] } }, replacesLog: false };
+    expect(decodeBase(expectRecord(readRecord(record(RecordType.BASE, encodeBase(base)), 0)).payload)).toEqual(base);
+    const plain: LogBase = { meta: { index: 7, term: 2, conf: { voters: ['a'] } }, replacesLog: false };
+    const bytes = encodeBase(plain);
+    expect(decodeBase(expectRecord(readRecord(record(RecordType.BASE, bytes), 0)).payload)).toEqual(plain);
+  });
+
   it('round-trips a base at 2^53-1 with no voters', () => {
     const base: LogBase = { meta: { index: MAX_SAFE, term: MAX_SAFE, conf: { voters: [] } }, replacesLog: true };
     expect(decodeBase(expectRecord(readRecord(record(RecordType.BASE, encodeBase(base)), 0)).payload)).toEqual(base);
