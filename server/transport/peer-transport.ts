@@ -93,19 +93,46 @@ export class PeerTransport implements PeerLink {
   private awaitingHello = 0;
   private handlers: PeerHandlers | null = null;
   private clientUrl: string;
+  /** The members this one talks to, by name, with their peer URLs: the configuration's, as it changes. */
+  private readonly peers: Map<NodeId, string>;
 
   constructor(
     private readonly options: PeerTransportOptions,
     private readonly server: WebSocketServer,
   ) {
     this.clientUrl = options.clientUrl;
+    this.peers = new Map(options.peers);
     server.on('connection', this.onConnection);
   }
 
   /** Begin: deliver to `handlers`, and dial every peer this member dials. */
   start(handlers: PeerHandlers): void {
     this.handlers = handlers;
-    for (const peer of this.options.peers.keys()) if (peer !== this.options.id && this.options.id < peer) this.dial(peer, 0);
+    for (const peer of this.peers.keys()) if (this.dials(peer)) this.dial(peer, 0);
+  }
+
+  /**
+   * The configuration changed: dial the members added (those this member dials), drop the
+   * channels of those removed — never dialled again, their hellos refused — and redial one whose
+   * URL changed.
+   */
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    const before = new Map(this.peers);
+    this.peers.clear();
+    for (const [peer, url] of peers) this.peers.set(peer, url);
+    for (const [peer, url] of before) {
+      if (peers.get(peer) === url) continue;
+      // Removed, or moved: its channel goes (a dialler redials the new URL when it closes).
+      this.sockets.get(peer)?.close(1000, peers.has(peer) ? 'the member moved' : 'removed from the cluster');
+      if (!peers.has(peer)) this.options.logger.info({ event: 'peer_removed', peer }, `${peer} left the configuration`);
+    }
+    if (this.handlers === null || this.closed) return;
+    for (const peer of peers.keys()) if (!before.has(peer) && this.dials(peer)) this.dial(peer, 0);
+  }
+
+  /** The member whose name sorts first dials; the other accepts. */
+  private dials(peer: NodeId): boolean {
+    return peer !== this.options.id && this.options.id < peer;
   }
 
   /** This member's client URL once its port is known (told to peers in each hello). */
@@ -204,7 +231,8 @@ export class PeerTransport implements PeerLink {
 
   private dial(peer: NodeId, attempt: number): void {
     if (this.closed) return;
-    const url = this.options.peers.get(peer)!;
+    const url = this.peers.get(peer);
+    if (url === undefined) return; // removed from the configuration meanwhile
     // Frames between members are not masked (an all-zero mask): masking guards proxies against
     // a browser's attacker-chosen bytes, and nothing here comes from a browser.
     // A dial whose upgrade is blackholed gives up after HANDSHAKE_TIMEOUT_MS (and redials), not when TCP does.
@@ -264,7 +292,7 @@ export class PeerTransport implements PeerLink {
       const other = code === 1008 ? /^another cluster: this is cluster (\S+)$/.exec(reason.toString()) : null;
       if (other !== null) this.refuseCluster(peer, other[1]);
       if (this.sockets.get(peer) === socket) this.sockets.delete(peer);
-      if (this.closed) return;
+      if (this.closed || !this.peers.has(peer)) return;
       // Exponential backoff with full jitter, so members restarting together do not dial in step.
       const ceiling = Math.min(BACKOFF_MS_MAX, BACKOFF_MS_MIN * 2 ** Math.min(attempt, 10));
       const timer = setTimeout(() => {
@@ -306,7 +334,7 @@ export class PeerTransport implements PeerLink {
         return;
       }
       const certificate = this.options.tls === undefined ? undefined : ((request.socket as TLSSocket).getPeerCertificate?.() ?? null);
-      const refusal = helloRefusal(frame, { id: this.options.id, peers: this.options.peers, certificate, secret: this.options.secret });
+      const refusal = helloRefusal(frame, { id: this.options.id, peers: this.peers, certificate, secret: this.options.secret });
       if (refusal !== null) {
         this.options.logger.warn({ event: 'peer_refused', remote: request.socket.remoteAddress, ...refusal.fields }, refusal.log);
         socket.close(1008, refusal.reason);

@@ -415,6 +415,36 @@ describe('PeerTransport: sockets that are not members', () => {
   });
 });
 
+describe('PeerTransport: configuration changes', () => {
+  it('dials a member added to the configuration, and drops — never redials, refuses — one removed', async () => {
+    const { a, b } = await connectedPair();
+    const c = await member('c');
+    const all = peersOf(a, b, c);
+    build(c, all);
+    start(c);
+    a.transport!.setPeers(all);
+    b.transport!.setPeers(all);
+    await logged(a, 'peer_connected', 'c', 'a dialling the added c');
+    a.transport!.send(heartbeat('a', 'c', 7));
+    await c.messages.find((m) => m.type === 'Heartbeat' && m.from === 'a' && m.commit === 7, 'a heartbeat from a at c');
+
+    // b removed: a closes their channel and does not dial b again.
+    a.transport!.setPeers(peersOf(a, c));
+    await logged(a, 'peer_removed', 'b');
+    await logged(b, 'peer_disconnected', 'a', 'b losing a');
+    // b saying hello to a now is a stranger's hello.
+    const raw = rawClient(a.url);
+    await raw.opened;
+    raw.socket.send(encode({ k: 'hello', from: 'b', clientUrl: 'ws://b' }));
+    expect(await within(raw.closed, BOUND_MS, 'a refusing b')).toBe(1008);
+    a.transport!.send(heartbeat('a', 'b', 9));
+    a.transport!.send(heartbeat('a', 'c', 10));
+    await c.messages.find((m) => m.type === 'Heartbeat' && m.commit === 10, 'a still talking to c');
+    expect(b.messages.items.some((m) => m.type === 'Heartbeat' && m.commit === 9)).toBe(false);
+    expect(a.log.items.filter((e) => e.fields['event'] === 'peer_connected' && e.fields['peer'] === 'b')).toHaveLength(1);
+  });
+});
+
 describe('PeerTransport: cluster identity', () => {
   it('refuses, both ways and with 1008, a peer that says another cluster: no channel, no message, an error logged', async () => {
     const a = await member('a');
