@@ -14,6 +14,7 @@
  */
 
 import { decodeEntry } from '../state/codec.js';
+import { decodeConfChange } from '../raft/conf.js';
 import type { StateMachine, StateResult } from '../state/state-machine.js';
 import { maySendBeforePersist, type Raft } from '../raft/index.js';
 import type { Entry, HardState, Message, Ready } from '../raft/types.js';
@@ -206,9 +207,10 @@ export class ReadyHandler {
   /** Apply one committed entry; answers how many node changes it made (its share of the turn's work). */
   private apply(entry: Entry): number {
     if (entry.index <= this.machine.appliedIndex) return 0; // the store already holds it
-    // A leader's no-op (or a config entry) still takes its index: the state machine refuses the
-    // unknown op, changes nothing, and moves its applied index on (log time stays where it is).
-    const body = entry.type === 'normal' && entry.data.length > 0 ? decodeEntry(entry.data) : { timeMs: 0, command: { op: 'noop' } };
+    // A leader's no-op still takes its index: the state machine refuses the unknown op, changes
+    // nothing, and moves its applied index on (log time stays where it is). A configuration
+    // entry becomes a member change: the member table remembers who was added where.
+    const body = entry.type === 'normal' && entry.data.length > 0 ? decodeEntry(entry.data) : entry.type === 'config' ? memberChangeOf(entry) : { timeMs: 0, command: { op: 'noop' } };
     this.deps.onEntryApplied?.(entry);
     const { result, events } = this.machine.apply({ index: entry.index, ...body });
     this.appliedSizes.push([entry.index, entry.data.length]);
@@ -248,4 +250,12 @@ export class ReadyHandler {
     raft.compact(mark);
     this.deps.wal.compact({ index: mark, term, conf });
   }
+}
+
+/** The state machine's command for a configuration entry (one it cannot read changes nothing). */
+function memberChangeOf(entry: Entry): { readonly timeMs: number; readonly command: unknown } {
+  const change = decodeConfChange(entry.data);
+  if (change === null) return { timeMs: 0, command: { op: 'noop' } };
+  const peerUrl = change.op === 'addLearner' ? change.peerUrl : undefined;
+  return { timeMs: 0, command: { op: 'memberChange', change: change.op, name: change.id, ...(peerUrl === undefined ? {} : { peerUrl }) } };
 }

@@ -18,14 +18,16 @@
 
 import type { ConfState, Entry, NodeId } from './types.js';
 
-export type ConfChange = { readonly op: 'addLearner'; readonly id: NodeId } | { readonly op: 'promote'; readonly id: NodeId } | { readonly op: 'remove'; readonly id: NodeId };
+/** `peerUrl`: where the added member listens for its peers — carried for the caller (the core ignores it). */
+export type ConfChange = { readonly op: 'addLearner'; readonly id: NodeId; readonly peerUrl?: string } | { readonly op: 'promote'; readonly id: NodeId } | { readonly op: 'remove'; readonly id: NodeId };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 const NAME = /^[\x21-\x7e]{1,128}$/;
 
 export function encodeConfChange(change: ConfChange): Uint8Array {
-  return encoder.encode(JSON.stringify({ op: change.op, id: change.id }));
+  const peerUrl = change.op === 'addLearner' ? change.peerUrl : undefined;
+  return encoder.encode(JSON.stringify({ op: change.op, id: change.id, ...(peerUrl === undefined ? {} : { peerUrl }) }));
 }
 
 /** The change an entry's bytes hold, or null if they hold none a member could apply. */
@@ -36,9 +38,10 @@ export function decodeConfChange(data: Uint8Array): ConfChange | null {
   } catch {
     return null;
   }
-  const { op, id } = (fields ?? {}) as Record<string, unknown>;
+  const { op, id, peerUrl } = (fields ?? {}) as Record<string, unknown>;
   if ((op !== 'addLearner' && op !== 'promote' && op !== 'remove') || typeof id !== 'string' || !NAME.test(id)) return null;
-  return { op, id };
+  if (peerUrl !== undefined && (op !== 'addLearner' || typeof peerUrl !== 'string' || peerUrl.length === 0 || peerUrl.length > 1024)) return null;
+  return op === 'addLearner' && typeof peerUrl === 'string' ? { op, id, peerUrl } : { op, id };
 }
 
 /** The learners of a configuration (a configuration from before learners existed has none). */

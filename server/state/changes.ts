@@ -37,6 +37,8 @@ export class ChangeTracker {
   results = new Map<number, Set<number>>();
   /** The auth table changed (it is written whole: it changes rarely, and only by an admin). */
   auth = false;
+  /** The member table changed (written whole: a few members, changed by configuration entries). */
+  members = false;
 
   result(clientId: number, seq: number): void {
     let seqs = this.results.get(clientId);
@@ -45,7 +47,7 @@ export class ChangeTracker {
   }
 
   get empty(): boolean {
-    return this.versions.length === 0 && this.leases.size === 0 && this.sessions.size === 0 && this.results.size === 0 && !this.auth;
+    return this.versions.length === 0 && this.leases.size === 0 && this.sessions.size === 0 && this.results.size === 0 && !this.auth && !this.members;
   }
 
   /** Hand over what changed and start afresh. */
@@ -56,6 +58,7 @@ export class ChangeTracker {
     [taken.sessions, this.sessions] = [this.sessions, new Set()];
     [taken.results, this.results] = [this.results, new Map()];
     [taken.auth, this.auth] = [this.auth, false];
+    [taken.members, this.members] = [this.members, false];
     return taken;
   }
 }

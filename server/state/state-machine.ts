@@ -13,6 +13,7 @@ import type { ErrorCode } from '../../shared/errors.js';
 import { AuthTable, AUTH_OPS, type AuthCommand, type AuthImage } from './auth.js';
 import { authorizeEntry } from './authorize.js';
 import { ChangeTracker, type VersionChange } from './changes.js';
+import { MemberTable, type MemberChangeCommand, type MembersImage } from './members.js';
 import { LeaseTable, type Lease } from './leases.js';
 import { Namespace, type NamespaceOptions } from './namespace.js';
 import { recordable, SessionTable, SESSION_SECRET_PATTERN, SESSION_TTL_MS_DEFAULT, SESSIONS_MAX_DEFAULT, type ClientStamp, type SessionRecord } from './sessions.js';
@@ -36,7 +37,7 @@ export type SessionCommand =
   | { readonly op: 'registerClient'; readonly secret: string; readonly nonce?: string; readonly sessionsMax?: number }
   | { readonly op: 'sessionKeepAlive'; readonly clientId: number; readonly secret: string };
 
-export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand | AuthCommand;
+export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand | AuthCommand | MemberChangeCommand;
 
 export type StateResult =
   | CommandResult
@@ -47,7 +48,8 @@ export type StateResult =
   | { readonly ok: true; readonly revision: number; readonly op: 'leaseRefreshAll'; readonly leases: number; readonly epoch: number }
   | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number; readonly secret: string; readonly existing: boolean }
   | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' }
-  | { readonly ok: true; readonly revision: number; readonly op: AuthCommand['op']; readonly authRevision: number };
+  | { readonly ok: true; readonly revision: number; readonly op: AuthCommand['op']; readonly authRevision: number }
+  | { readonly ok: true; readonly revision: number; readonly op: 'memberChange' };
 
 /** A committed entry as the state machine sees it. */
 export interface StateEntry {
@@ -93,6 +95,8 @@ export interface StateImage {
   readonly sessions: Iterable<SessionRecord>;
   /** Absent in a store written before auth existed: auth off, no users. */
   readonly auth?: AuthImage;
+  /** Absent in a store written before membership changes: no member added or removed. */
+  readonly members?: MembersImage;
 }
 
 export class StateMachine {
@@ -100,6 +104,7 @@ export class StateMachine {
   readonly leases: LeaseTable;
   readonly sessions: SessionTable;
   readonly auth: AuthTable;
+  readonly members: MemberTable;
   private readonly changes: ChangeTracker | null;
   private appliedIndexNow = 0;
   private logTimeMsNow = 0;
@@ -115,6 +120,7 @@ export class StateMachine {
       this.leases = new LeaseTable(this.changes);
       this.sessions = new SessionTable(ttl, max, this.changes, resultsPerSessionMax);
       this.auth = new AuthTable(this.changes);
+      this.members = new MemberTable(this.changes);
       return;
     }
     const { meta } = image;
@@ -122,6 +128,7 @@ export class StateMachine {
     this.leases = LeaseTable.restore({ nextId: meta.nextLeaseId, epoch: meta.leaseEpoch, leases: image.leases }, this.changes);
     this.sessions = SessionTable.restore({ nextId: meta.nextClientId, activity: meta.sessionActivity, sessions: image.sessions }, ttl, max, this.changes, resultsPerSessionMax);
     this.auth = image.auth === undefined ? new AuthTable(this.changes) : AuthTable.restore(image.auth, this.changes);
+    this.members = image.members === undefined ? new MemberTable(this.changes) : MemberTable.restore(image.members, this.changes);
     this.appliedIndexNow = meta.appliedIndex;
     this.logTimeMsNow = meta.logTimeMs;
   }
@@ -199,8 +206,19 @@ export class StateMachine {
       if (op.startsWith('lease')) return this.applyLease(command as Record<string, unknown>, user);
       if (op === 'registerClient' || op === 'sessionKeepAlive') return this.applySession(command as Record<string, unknown>, user);
       if (AUTH_OPS.has(op)) return this.applyAuth(command as AuthCommand);
+      if (op === 'memberChange') return this.applyMemberChange(command as Record<string, unknown>);
     }
     return this.namespace.apply(command as NamespaceCommand);
+  }
+
+  /** A configuration entry the log committed: the table follows it (the core already checked it). */
+  private applyMemberChange(command: Record<string, unknown>): { result: StateResult; events: ChangeEvent[] } {
+    const { change, name, peerUrl } = command;
+    if ((change !== 'addLearner' && change !== 'promote' && change !== 'remove') || typeof name !== 'string' || (peerUrl !== undefined && typeof peerUrl !== 'string')) {
+      return { result: this.refused('INVALID_ARGUMENT', 'a member change names its change and member'), events: [] };
+    }
+    this.members.apply({ op: 'memberChange', change, name, ...(typeof peerUrl === 'string' ? { peerUrl } : {}) });
+    return { result: { ok: true, revision: this.revision, op: 'memberChange' }, events: [] };
   }
 
   private applyAuth(command: AuthCommand): { result: StateResult; events: ChangeEvent[] } {

@@ -15,6 +15,8 @@
  *                                       versions of a path sit together, oldest first
  *   0x03                                the auth table: whether auth is on, users, roles (one record:
  *                                       it changes rarely, and only by an admin)
+ *   0x04                                the member table: members added (name, peer URL, role) and
+ *                                       the names of removed ones (one record)
  *   "L" leaseId(u64 BE)                 a lease (its owner, when auth made one)
  *   "S" clientId(u64 BE)                a client session (its answers apart, so a write that
  *   "R" clientId(u64 BE) seq(u64 BE)    records one answer does not rewrite all the others)
@@ -35,6 +37,8 @@ import type { KvWrite } from './kv-engine.js';
 import type { Lease } from './leases.js';
 import type { AuthImage } from './auth.js';
 import { authFields, decodeAuth } from './store-auth.js';
+import { decodeMembers, membersFields } from './store-members.js';
+import type { MembersImage } from './members.js';
 import type { StoredNode } from './namespace.js';
 import type { SessionHeader, SessionRecord } from './sessions.js';
 import type { StateImage, StateMachine, StateMeta } from './state-machine.js';
@@ -49,6 +53,8 @@ const META = 0x01;
 export const INSTALLED_BASE_KEY = new Uint8Array([0x02]);
 const AUTH = 0x03;
 const AUTH_KEY = new Uint8Array([AUTH]);
+const MEMBERS = 0x04;
+const MEMBERS_KEY = new Uint8Array([MEMBERS]);
 const NODE = 0x4e; // N
 const LEASE = 0x4c; // L
 const SESSION = 0x53; // S
@@ -86,6 +92,7 @@ export function encodeChanges(machine: StateMachine, changes: ChangeTracker): Kv
     }
   }
   if (changes.auth) batch.push({ type: 'put', key: AUTH_KEY, value: sealed(authFields(machine.auth.image())) });
+  if (changes.members) batch.push({ type: 'put', key: MEMBERS_KEY, value: sealed(membersFields(machine.members.image())) });
   batch.push(metaWrite(machine));
   return batch;
 }
@@ -114,6 +121,7 @@ export function encodeFull(machine: StateMachine): KvWrite[] {
   // Written once auth was ever touched (a store kept by encodeChanges has it from then on).
   const auth = machine.auth.image();
   if (auth.revision > 0) batch.push({ type: 'put', key: AUTH_KEY, value: sealed(authFields(auth)) });
+  if (!machine.members.empty) batch.push({ type: 'put', key: MEMBERS_KEY, value: sealed(membersFields(machine.members.image())) });
   batch.push(metaWrite(machine));
   return batch;
 }
@@ -129,6 +137,7 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
   const headers: SessionHeader[] = [];
   const results = new Map<number, [number, unknown][]>();
   let auth: AuthImage | undefined;
+  let members: MembersImage | undefined;
   for (const [key, value] of entries) {
     const where = (): string => `state store: cannot read the record at key ${hex(key)}`;
     let fields: unknown;
@@ -144,6 +153,9 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
         break;
       case AUTH:
         auth = decodeAuth(fields, where);
+        break;
+      case MEMBERS:
+        members = decodeMembers(fields, where);
         break;
       case NODE: {
         const { path, since } = decodeNodeKey(key, where);
@@ -177,11 +189,11 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
     }
   }
   if (meta === null) {
-    if (versions.length + leases.length + headers.length + results.size > 0 || auth !== undefined) throw new Error('state store: records without a meta record');
+    if (versions.length + leases.length + headers.length + results.size > 0 || auth !== undefined || members !== undefined) throw new Error('state store: records without a meta record');
     return null;
   }
   const sessions = headers.map((h): SessionRecord => ({ ...h, results: results.get(h.id) ?? [] }));
-  return { meta, versions, leases, sessions, ...(auth === undefined ? {} : { auth }) };
+  return { meta, versions, leases, sessions, ...(auth === undefined ? {} : { auth }), ...(members === undefined ? {} : { members }) };
 }
 
 export function nodeKey(path: string, since: number): Uint8Array {
