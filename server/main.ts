@@ -45,6 +45,7 @@ const parser = yargs(hideBin(process.argv))
     return true;
   })
   .option('initial-cluster', { type: 'string', describe: 'every member as name=peerURL, comma-separated (default: this member alone)' })
+  .option('initial-cluster-state', { type: 'string', default: 'new', choices: ['new', 'existing'], describe: 'new: the members of --initial-cluster start a cluster; existing: this member joins a running cluster (add it first: warden member add NAME PEER_URL), starting empty and catching up from the leader' })
   .option('tick-ms', { type: 'number', default: 100, describe: 'Raft tick: heartbeats every tick, elections after 10–20 ticks without a leader' })
   .option('snapshot-count', { type: 'number', default: 10_000, describe: 'applied entries between snapshots: the store is made durable and the log compacted up to it' })
   .option('snapshot-bytes', { type: 'number', default: 64 * 1024 * 1024, describe: 'or this many bytes of applied entries between snapshots, whichever comes first (the log is held in memory until compacted); at most half of it is kept below a snapshot' })
@@ -84,6 +85,7 @@ try {
     tickMs: argv['tick-ms'],
     limits,
     authTokenTtlMs: argv['auth-token-ttl'] * 1000,
+    initialClusterState: argv['initial-cluster-state'] as 'new' | 'existing',
     ...(argv['audit-log'] === undefined ? {} : { auditLog: argv['audit-log'] }),
     snapshotCount: argv['snapshot-count'],
     snapshotBytes: argv['snapshot-bytes'],

@@ -30,7 +30,7 @@ import { PeerTransport } from './transport/peer-transport.js';
 import { startClientServer, type ClientServer } from './api/client-server.js';
 import { createHandlers } from './api/handlers.js';
 import { SnapshotStreams } from './api/snapshot-streams.js';
-import { clusterIdOf } from './cluster-id.js';
+import { clusterIdOf, readClusterId, writeClusterId } from './cluster-id.js';
 import { TurnBudget } from './api/turn-budget.js';
 import { WatchHub } from './watch/hub.js';
 import type { NodeId } from './raft/types.js';
@@ -68,6 +68,8 @@ export interface ServerOptions {
   readonly authTokenTtlMs?: number;
   /** The audit log's file (--audit-log); default: audit.log in the data directory. */
   readonly auditLog?: string;
+  /** `new` (the default): the members of --initial-cluster start a cluster; `existing`: this member joins a running one (added first with `warden member add`). */
+  readonly initialClusterState?: 'new' | 'existing';
   /** Milliseconds per Raft tick (heartbeat = 1 tick, election timeout = 10–20 ticks). */
   readonly tickMs?: number;
   /** Limits on what clients may ask (server/limits.ts); each defaults as `wardend --help` says. */
@@ -242,10 +244,15 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     // storage below opens must find someone to answer its hello (an unanswered one used to leave
     // a half-open channel that the dialler took for a live one, and the pair never spoke).
     let clientUrl = options.listenClient ?? `${clientScheme}://127.0.0.1:7071`;
-    const clusterId = await clusterIdOf(dataDir, cluster);
+    // A member joining an existing cluster starts outside its configuration and without its id:
+    // it takes the id from the first member that says hello, and the configuration from the
+    // leader's log or snapshot (it was added as a learner first: `warden member add`).
+    const joining = options.initialClusterState === 'existing';
+    const clusterId = joining ? (readClusterId(dataDir) ?? undefined) : await clusterIdOf(dataDir, cluster);
+    const adoptClusterId = joining && clusterId === undefined ? (id: string): void => void writeClusterId(dataDir, id).catch((error: Error) => logger.error({ event: 'cluster_id_write_failed', error: error.message }, `could not keep the cluster id: ${error.message}`)) : undefined;
     const peerTls = options.peerTls;
     const secret = options.peerSecretFile === undefined ? undefined : new PeerSecret(readSecret(options.peerSecretFile));
-    const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log, clusterId, ...(peerTls === undefined ? {} : { tls: () => readTlsFiles(peerTls) }), ...(secret === undefined ? {} : { secret }) }, peerServer);
+    const transport = new PeerTransport({ id: name, peers: cluster, clientUrl, logger: log, ...(clusterId === undefined ? {} : { clusterId }), ...(adoptClusterId === undefined ? {} : { adoptClusterId }), ...(peerTls === undefined ? {} : { tls: () => readTlsFiles(peerTls) }), ...(secret === undefined ? {} : { secret }) }, peerServer);
     undo.push(() => transport.close());
 
     // History is kept for the last 100,000 revisions (compacted automatically past twice that), so
@@ -268,7 +275,8 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     const runtime: MemberRuntime = new MemberRuntime(
       {
         id: name,
-        peers: [...cluster.keys()].sort(),
+        peers: [...cluster.keys()].filter((member) => !joining || member !== name).sort(),
+        peerUrls: cluster,
         tickMs: options.tickMs ?? 100,
         turnChangesMax: limits.turnChangesMax,
         turnApplyMsMax: limits.turnApplyMsMax,
@@ -338,7 +346,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
         commit: s.commitIndex,
         applied: runtime.machine.appliedIndex,
         revision: runtime.machine.revision,
-        members: [...cluster].map(([member, url]) => ({ name: member, peerUrl: url, clientUrl: transport.clientUrlOf(member) })),
+        members: runtime.members().map((m) => ({ name: m.name, role: m.role, peerUrl: m.peerUrl, clientUrl: transport.clientUrlOf(m.name), lag: m.lag })),
         ...diskSizes(),
         loopLagMs: { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) },
         connections: clientServer?.connections ?? 0,

@@ -184,6 +184,12 @@ export const REQUEST_SCHEMAS = {
   roleGrant: request('roleGrant', { name: authName, path, access: { enum: ['read', 'write', 'admin'] } }, ['name', 'path', 'access']),
   roleRevoke: request('roleRevoke', { name: authName, path }, ['name', 'path']),
   roleList: request('roleList', {}),
+  // Membership (the leader answers; another member refuses NOT_LEADER with the leader's hint).
+  // memberAdd adds a learner; with `learner: false` it is promoted once it has caught up.
+  memberList: request('memberList', {}),
+  memberAdd: request('memberAdd', { name: authName, peerUrl: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^wss?://' }, learner: { type: 'boolean' } }, ['name', 'peerUrl']),
+  memberPromote: request('memberPromote', { name: authName }, ['name']),
+  memberRemove: request('memberRemove', { name: authName }, ['name']),
 } as const;
 
 export type RequestType = keyof typeof REQUEST_SCHEMAS;

@@ -38,6 +38,7 @@ import type { AuthConnection, AuthGate } from '../auth/gate.js';
 import type { PasswordHasher } from '../auth/passwords.js';
 import type { AuditLog } from '../auth/audit.js';
 import { AUTH_OPS } from '../state/auth.js';
+import { createMemberHandlers } from './member-handlers.js';
 
 /** One client connection, as the handlers see it: where its watches push, whether it is still open, who it is. */
 export interface ClientConnection {
@@ -80,7 +81,7 @@ const LEASE_SCAN_MAX = 100_000;
 /** What a range page's walk (up to RANGE_SCAN_MAX paths) counts against the turn's answer budget, beyond its answer. */
 const RANGE_WALK_COST_BYTES = 128 * 1024;
 
-const WRITES: ReadonlySet<string> = new Set(['register', 'keepalive', 'create', 'put', 'delete', 'txn', 'compact', 'leaseGrant', 'leaseRevoke', ...AUTH_OPS]);
+const WRITES: ReadonlySet<string> = new Set(['register', 'keepalive', 'create', 'put', 'delete', 'txn', 'compact', 'leaseGrant', 'leaseRevoke', 'memberAdd', 'memberPromote', 'memberRemove', ...AUTH_OPS]);
 /** Reads served through `read`: their answers are charged to the turn's budget as they are served. */
 const SERVED_READS: ReadonlySet<RequestType> = new Set(['get', 'children', 'range', 'leaseList']);
 
@@ -204,6 +205,14 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
 
   type Handler = (f: Record<string, unknown>, connection: ClientConnection, user: string | undefined) => Promise<Answer> | Answer;
   const authHandlers = Object.fromEntries(AUTH_REQUEST_TYPES.map((type): [AuthRequestType, Handler] => [type, (f, connection, user) => authRequests[type](f, connection.auth, user)])) as Record<AuthRequestType, Handler>;
+
+  const memberRequests = createMemberHandlers({ runtime, audit: deps.auth.audit, isAdmin, leaderUrl: deps.leaderUrl });
+  const memberHandlers: Record<'memberList' | 'memberAdd' | 'memberPromote' | 'memberRemove', Handler> = {
+    memberList: (f, connection, user) => memberRequests.memberList(f, connection.auth, user),
+    memberAdd: (f, connection, user) => memberRequests.memberAdd(f, connection.auth, user),
+    memberPromote: (f, connection, user) => memberRequests.memberPromote(f, connection.auth, user),
+    memberRemove: (f, connection, user) => memberRequests.memberRemove(f, connection.auth, user),
+  };
 
   const handlers: Record<RequestType, Handler> = {
     register: (f, _c, user) => write({ op: 'registerClient', secret: randomBytes(16).toString('hex'), ...(typeof f['nonce'] === 'string' ? { nonce: f['nonce'] } : {}), sessionsMax: limits.sessionsMax }, undefined, user),
@@ -339,6 +348,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
       hub.cancel(connection.sink, f['watchId'] as number) ? { ok: true, watchId: f['watchId'] } : errorFrame('WATCH_NOT_FOUND', `no watch ${String(f['watchId'])} is open on this connection`),
     watchProgress: (_f, connection) => ({ ok: true, revision: hub.progress(connection.sink) }),
     ...authHandlers,
+    ...memberHandlers,
   };
 
   return {

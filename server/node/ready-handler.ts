@@ -31,6 +31,8 @@ import type { RuntimeDeps } from './runtime.js';
 const SLOW_TURN_PART_MS = 100;
 
 export interface ReadyHandlerDeps extends Pick<RuntimeDeps, 'clock' | 'timers' | 'wal' | 'home' | 'link' | 'logger' | 'onApplied' | 'onStoreReplaced' | 'onEntryApplied'> {
+  /** Entries handed to the WAL (the runtime learns new members' URLs from configuration entries). */
+  readonly onAppended?: (entries: readonly Entry[]) => void;
   readonly config: Pick<RuntimeConfig, 'plantedBugs' | 'turnChangesMax' | 'turnApplyMsMax' | 'snapshotEvery' | 'snapshotBytes' | 'keepEntries'>;
   readonly raft: Pick<Raft, 'status' | 'termAt' | 'confAt' | 'compact'>;
   readonly receiver: Pick<SnapshotReceiver, 'check' | 'install'>;
@@ -114,7 +116,10 @@ export class ReadyHandler {
     const durableTerm = this.writtenHardState.term;
     const mustSync = rd.snapshot !== null || rd.entries.length > 0 || (rd.hardState !== null && (rd.hardState.term !== durableTerm || rd.hardState.vote !== this.writtenHardState.vote));
     const appendStarted = this.deps.clock.monotonicMs();
-    if (rd.entries.length > 0) wal.append(rd.entries);
+    if (rd.entries.length > 0) {
+      wal.append(rd.entries);
+      this.deps.onAppended?.(rd.entries);
+    }
     this.noteSlow('append', appendStarted, { entries: rd.entries.length });
     if (rd.hardState !== null) {
       wal.setHardState(rd.hardState);

@@ -27,6 +27,8 @@ export interface RuntimePlantedBugs {
 export interface RuntimeOptions {
   readonly id: NodeId;
   readonly peers: readonly NodeId[];
+  /** The first members' peer URLs (--initial-cluster): members added later bring theirs in the log. */
+  readonly peerUrls?: ReadonlyMap<NodeId, string>;
   readonly tickMs?: number;
   readonly electionTicks?: number;
   readonly heartbeatTicks?: number;

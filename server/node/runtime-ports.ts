@@ -49,6 +49,8 @@ export interface PeerLink {
   sendSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void>;
   /** A lease keep-alive or time-to-live for the leader to answer. */
   leaseRequest(to: NodeId, request: LeaseRequest): Promise<LeaseStatus[]>;
+  /** The members to talk to now, with their peer URLs (the configuration changed); absent: a fixed set. */
+  setPeers?(peers: ReadonlyMap<NodeId, string>): void;
 }
 
 /** Where the state store lives: it can be replaced whole by an installed snapshot. */

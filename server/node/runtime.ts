@@ -10,6 +10,8 @@
  * request waiting once the member stops.
  */
 
+import { Membership, type MemberInfo } from './membership.js';
+import type { ConfChange } from '../raft/conf.js';
 import { encodeEntry } from '../state/codec.js';
 import type { ClientStamp } from '../state/sessions.js';
 import type { StateCommand, StateMachine, StateResult } from '../state/state-machine.js';
@@ -69,6 +71,7 @@ export class MemberRuntime {
   private readonly receiver: SnapshotReceiver;
   private readonly readyHandler: ReadyHandler;
   private readonly config: RuntimeConfig;
+  private readonly membership: Membership;
 
   constructor(
     options: RuntimeOptions,
@@ -144,9 +147,11 @@ export class MemberRuntime {
       config.writePathBytesMax,
       config.plantedBugs.deposedLeaderKeepsDeadlines === true,
     );
+    this.membership = new Membership(options.peerUrls ?? new Map(), deps.link, () => this.machine);
+    this.membership.learn(recovered.entries);
     const { raft, receiver, sender, proposals, reads, leaseGate, leaseKeeper, handOff } = this;
     const loop = { settleHandOff: () => this.settleHandOff(), releaseRevisionWaiters: () => this.releaseRevisionWaiters(), fail: (error: Error) => this.fail(error), stopped: () => this.stopped };
-    this.readyHandler = new ReadyHandler({ ...deps, config, raft, receiver, sender, proposals, reads, leaseGate, leaseKeeper, handOff, ...loop }, recovered.hardState);
+    this.readyHandler = new ReadyHandler({ ...deps, config, raft, receiver, sender, proposals, reads, leaseGate, leaseKeeper, handOff, ...loop, onAppended: (entries) => this.membership.learn(entries) }, recovered.hardState);
   }
 
   /** How long a confirmed leadership probe lets this leader serve reads alone (0: lease reads off; runtime-config.ts). */
@@ -267,6 +272,33 @@ export class MemberRuntime {
    */
   receiveSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
     return this.receiver.receive(message, chunks);
+  }
+
+  /**
+   * One membership change, proposed here — only the leader takes them (NOT_LEADER with its hint
+   * elsewhere). Resolves once the change is applied; a change the core refuses (one at a time,
+   * not yet committed in its term, a learner too far behind) rejects with ConfChangeRefused.
+   */
+  proposeConfChange(change: ConfChange): Promise<StateResult> {
+    if (this.stopped) return Promise.reject(stopping());
+    return new Promise<StateResult>((resolve, reject) => {
+      this.queuedProposals.add(reject);
+      this.enqueue(() => {
+        this.queuedProposals.delete(reject);
+        const proposed = this.raft.proposeConfChange(change);
+        if (proposed.ok) {
+          this.proposals.add(proposed.index, proposed.term).then(resolve, reject);
+          return;
+        }
+        if (proposed.code === 'REFUSED') reject(new ConfChangeRefused(proposed.reason));
+        else reject(new RequestError(proposed.code, proposed.code === 'NOT_LEADER' ? 'this member does not lead: membership changes go to the leader' : 'the cluster cannot change now', proposed.leaderHint));
+      });
+    });
+  }
+
+  /** The members of the configuration in use, with role, peer URL and (on the leader) lag. */
+  members(): MemberInfo[] {
+    return this.membership.list(this.raft.configuration, this.raft.status.leaderId, (name) => this.raft.lagOf(name));
   }
 
   /** A client write: proposed here if this member leads, else forwarded to the leader. */
@@ -393,6 +425,7 @@ export class MemberRuntime {
         if (!this.raft.hasReady()) break;
         const appliedThrough = await this.readyHandler.handle(this.raft.ready());
         this.raft.advance(appliedThrough ?? undefined);
+        this.membership.sync(this.raft.configuration);
         await this.readyHandler.maybeCompact();
         if (appliedThrough !== null || yielded) {
           // This turn's work is spent: let sockets and timers in, and apply (or take) the rest next turn.
@@ -431,5 +464,13 @@ export class MemberRuntime {
   /** A consistent snapshot of this member's store for a client's backup (see SnapshotSender.forClient). */
   snapshotForClient(options: { readonly chunkBytes: number; readonly observe?: PairObserver; readonly linearizable: boolean }): Promise<{ readonly meta: SnapshotMeta; readonly chunks: AsyncIterable<Uint8Array> }> {
     return this.sender.forClient(options);
+  }
+}
+
+/** A membership change the core refused as it stands (certainly not applied; the reason says why). */
+export class ConfChangeRefused extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'ConfChangeRefused';
   }
 }

@@ -356,6 +356,18 @@ export class Raft {
     };
   }
 
+  /** How far behind the leader's last index a member is (on the leader; null elsewhere, or for a stranger). */
+  lagOf(id: NodeId): number | null {
+    if (this.role !== 'leader') return null;
+    const pr = this.progress.get(id);
+    return pr === undefined ? null : this.log.lastIndex() - (id === this.id ? this.log.lastIndex() : pr.match);
+  }
+
+  /** The configuration in use (the latest in the log). */
+  get configuration(): ConfState {
+    return this.conf;
+  }
+
   /** The configuration in force at `index` (what a snapshot or a compacted base at it records). */
   confAt(index: number): ConfState {
     return this.log.confAt(index);

@@ -57,6 +57,12 @@ export interface PeerTransportOptions {
    * is refused, so two clusters never count each other's votes or acknowledgements.
    */
   readonly clusterId?: string;
+  /**
+   * A member joining an existing cluster (`--initial-cluster-state existing`) knows no cluster
+   * id yet: it takes the one the first member of its configuration says in an authenticated
+   * hello, and this hears of it (to keep it).
+   */
+  readonly adoptClusterId?: (id: string) => void;
   /** With peer TLS: this member's certificate, key and the peer CA, read at each dial (so a SIGHUP reload reaches new dials). */
   readonly tls?: () => SecureContextOptions;
   /** Without peer TLS: the cluster secret every hello must prove (--peer-secret-file). */
@@ -95,6 +101,8 @@ export class PeerTransport implements PeerLink {
   private clientUrl: string;
   /** The members this one talks to, by name, with their peer URLs: the configuration's, as it changes. */
   private readonly peers: Map<NodeId, string>;
+  /** The cluster this member belongs to (undefined: one joining, until a member says it). */
+  private clusterId: string | undefined;
 
   constructor(
     private readonly options: PeerTransportOptions,
@@ -102,6 +110,7 @@ export class PeerTransport implements PeerLink {
   ) {
     this.clientUrl = options.clientUrl;
     this.peers = new Map(options.peers);
+    this.clusterId = options.clusterId;
     server.on('connection', this.onConnection);
   }
 
@@ -128,6 +137,14 @@ export class PeerTransport implements PeerLink {
     }
     if (this.handlers === null || this.closed) return;
     for (const peer of peers.keys()) if (!before.has(peer) && this.dials(peer)) this.dial(peer, 0);
+  }
+
+  /** A joining member takes the cluster id of the first member of its configuration that says one (its hello passed every check before). */
+  private maybeAdopt(theirs: string | undefined): void {
+    if (this.clusterId !== undefined || this.options.adoptClusterId === undefined || theirs === undefined) return;
+    this.clusterId = theirs;
+    this.options.logger.info({ event: 'cluster_joined', clusterId: theirs }, `joined cluster ${theirs}`);
+    this.options.adoptClusterId(theirs);
   }
 
   /** The member whose name sorts first dials; the other accepts. */
@@ -252,7 +269,7 @@ export class PeerTransport implements PeerLink {
     socket.on('upgrade', (response: IncomingMessage) => this.coalescers.set(socket, writeCoalescer(response.socket)));
     socket.on('open', () => {
       const proof = this.options.secret?.helloProof(this.options.id, peer);
-      socket.send(encodeFrame({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId, ...proof } satisfies Frame));
+      socket.send(encodeFrame({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.clusterId, ...proof } satisfies Frame));
       // The channel is live only once the peer says who it is back: a peer whose transport is
       // not listening yet would otherwise leave us sending into a socket nobody reads.
       const timer = setTimeout(() => {
@@ -276,7 +293,8 @@ export class PeerTransport implements PeerLink {
           socket.close(1008, 'the answer does not prove the cluster secret');
           return;
         }
-        if (frame.cluster !== this.options.clusterId) {
+        this.maybeAdopt(frame.cluster);
+        if (frame.cluster !== this.clusterId) {
           this.refuseCluster(peer, frame.cluster);
           socket.close(1008, 'another cluster');
           return;
@@ -341,9 +359,10 @@ export class PeerTransport implements PeerLink {
         return;
       }
       if (frame === null || frame.k !== 'hello') return; // helloRefusal refused it already
-      if (frame.cluster !== this.options.clusterId) {
+      this.maybeAdopt(frame.cluster);
+      if (frame.cluster !== this.clusterId) {
         this.refuseCluster(frame.from, frame.cluster);
-        socket.close(1008, `another cluster: this is cluster ${this.options.clusterId ?? '(none)'}`);
+        socket.close(1008, `another cluster: this is cluster ${this.clusterId ?? '(none)'}`);
         return;
       }
       peer = frame.from;
@@ -352,7 +371,7 @@ export class PeerTransport implements PeerLink {
       // Introduce ourselves back, so the dialler learns our client URL too (for leader hints), and
       // prove the secret over its nonce.
       const reply = this.options.secret === undefined || frame.nonce === undefined ? {} : { proof: this.options.secret.replyProof(this.options.id, frame.from, frame.nonce) };
-      socket.send(encodeFrame({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.options.clusterId, ...reply } satisfies Frame));
+      socket.send(encodeFrame({ k: 'hello', from: this.options.id, clientUrl: this.clientUrl, cluster: this.clusterId, ...reply } satisfies Frame));
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
@@ -375,8 +394,8 @@ export class PeerTransport implements PeerLink {
     if ((this.clusterRefusedAt.get(peer) ?? -Infinity) > now - 60_000) return;
     this.clusterRefusedAt.set(peer, now);
     this.options.logger.error(
-      { event: 'peer_other_cluster', peer, ours: this.options.clusterId ?? null, theirs: theirs ?? null },
-      `${peer} belongs to cluster ${theirs ?? '(none)'}, not this one (${this.options.clusterId ?? '(none)'}): refused. Was it restored from another snapshot, or left from an old cluster under the same names?`,
+      { event: 'peer_other_cluster', peer, ours: this.clusterId ?? null, theirs: theirs ?? null },
+      `${peer} belongs to cluster ${theirs ?? '(none)'}, not this one (${this.clusterId ?? '(none)'}): refused. Was it restored from another snapshot, or left from an old cluster under the same names?`,
     );
   }
 

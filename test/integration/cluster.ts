@@ -96,6 +96,16 @@ export class Cluster {
     return this.initialCluster;
   }
 
+  /** The --initial-cluster spec of the named members only. */
+  specOf(names: readonly string[]): string {
+    return this.initialCluster.split(',').filter((entry) => names.includes(entry.split('=')[0]!)).join(',');
+  }
+
+  /** A member's peer URL. */
+  peerUrlOf(name: string): string {
+    return this.initialCluster.split(',').find((entry) => entry.startsWith(`${name}=`))!.slice(name.length + 1);
+  }
+
   dataDirOf(name: string): string {
     return join(this.dataRoot, name);
   }
@@ -104,7 +114,8 @@ export class Cluster {
     return this.members.find((m) => m.name === name)!;
   }
 
-  launch(member: MemberProcess): void {
+  /** Start `member`; `overrides` changes its --initial-cluster (e.g. a cluster it joins later) and adds flags. */
+  launch(member: MemberProcess, overrides: { readonly initialCluster?: string; readonly extraArgs?: readonly string[] } = {}): void {
     const child = spawn(
       process.execPath,
       [
@@ -115,10 +126,11 @@ export class Cluster {
         '--listen-client', member.clientUrl,
         '--listen-peer', `ws${this.options.tlsDir === undefined ? '' : 's'}://127.0.0.1:${this.peerPorts.get(member.name)}`,
         ...this.tlsArgs(member.name),
-        '--initial-cluster', this.initialCluster,
+        '--initial-cluster', overrides.initialCluster ?? this.initialCluster,
         '--tick-ms', String(this.options.tickMs ?? 50),
         '--log-format', 'json',
         ...(this.options.extraArgs ?? []),
+        ...(overrides.extraArgs ?? []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

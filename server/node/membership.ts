@@ -1,0 +1,72 @@
+/**
+ * Where each member of the configuration listens, and keeping the peer transport dialling
+ * exactly them. The core decides who the members are (the latest configuration in the log); the
+ * peer URLs come from the first members' flags (`--initial-cluster`), from the configuration
+ * entries that added the others (seen as they are appended, and in the log at start), and from
+ * the replicated member table once those entries are compacted away.
+ *
+ * Must never: hand the transport a member without a known URL (it waits until one is known);
+ * throw into the update loop.
+ */
+
+import { decodeConfChange, learnersOf } from '../raft/conf.js';
+import type { ConfState, Entry, NodeId } from '../raft/types.js';
+import type { StateMachine } from '../state/state-machine.js';
+import type { PeerLink } from './runtime-ports.js';
+
+export interface MemberInfo {
+  readonly name: NodeId;
+  readonly role: 'voter' | 'learner';
+  readonly peerUrl: string | null;
+  readonly isLeader: boolean;
+  /** Entries behind the leader's last index (known on the leader only). */
+  readonly lag: number | null;
+}
+
+export class Membership {
+  /** URLs from the flags and from configuration entries seen (the newest wins). */
+  private readonly urls: Map<NodeId, string>;
+  /** The members and URLs last handed to the transport, to hand them over only on a change. */
+  private handed = '';
+
+  constructor(
+    initial: ReadonlyMap<NodeId, string>,
+    private readonly link: Pick<PeerLink, 'setPeers'>,
+    private readonly machine: () => StateMachine,
+  ) {
+    this.urls = new Map(initial);
+  }
+
+  /** Configuration entries appended (or found in the log at start): the URLs of members they add. */
+  learn(entries: readonly Entry[]): void {
+    for (const entry of entries) {
+      if (entry.type !== 'config') continue;
+      const change = decodeConfChange(entry.data);
+      if (change?.op === 'addLearner' && change.peerUrl !== undefined) this.urls.set(change.id, change.peerUrl);
+    }
+  }
+
+  urlOf(name: NodeId): string | null {
+    return this.urls.get(name) ?? this.machine().members.get(name)?.peerUrl ?? null;
+  }
+
+  /** The configuration in use now: the transport dials its members (and only them). */
+  sync(conf: ConfState): void {
+    if (this.link.setPeers === undefined) return;
+    const peers = new Map<NodeId, string>();
+    for (const name of [...conf.voters, ...learnersOf(conf)].sort()) {
+      const url = this.urlOf(name);
+      if (url !== null) peers.set(name, url);
+    }
+    const key = JSON.stringify([...peers]);
+    if (key === this.handed) return;
+    this.handed = key;
+    this.link.setPeers(peers);
+  }
+
+  /** Every member of `conf`, with its role, URL and (on the leader) how far behind it is. */
+  list(conf: ConfState, leaderId: NodeId | null, lagOf: (name: NodeId) => number | null): MemberInfo[] {
+    const role = (name: NodeId): 'voter' | 'learner' => (conf.voters.includes(name) ? 'voter' : 'learner');
+    return [...conf.voters, ...learnersOf(conf)].sort().map((name) => ({ name, role: role(name), peerUrl: this.urlOf(name), isLeader: name === leaderId, lag: lagOf(name) }));
+  }
+}

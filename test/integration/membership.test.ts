@@ -1,0 +1,90 @@
+/**
+ * Membership changes on real processes: a fourth member joins a running 3-member cluster
+ * (`--initial-cluster-state existing`, added as a learner, caught up, promoted), holds the data,
+ * and is removed — its name never used again; then the leader itself is removed and the others
+ * elect a new one and go on taking writes. Only the leader takes changes (NOT_LEADER elsewhere).
+ *
+ * Must never: wait without a bound; leave a process or a folder behind.
+ */
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { b64, Cluster, ProtocolClient, unb64 } from './cluster.js';
+
+let cluster: Cluster;
+const FIRST = ['n1', 'n2', 'n3'];
+
+/** Poll `probe` every 100 ms until it answers non-null, for at most `ms`. */
+async function until<T>(what: string, probe: () => Promise<T | null>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // polling interval, bounded by the deadline
+  }
+}
+
+const code = (answer: Record<string, unknown>): string | undefined => (answer['error'] as { code?: string } | undefined)?.code;
+
+describe('membership changes', () => {
+  beforeAll(async () => {
+    cluster = await Cluster.plan(4);
+    for (const name of FIRST) cluster.launch(cluster.member(name), { initialCluster: cluster.specOf(FIRST) });
+    await cluster.leader();
+  }, 60_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('adds a member as a learner, catches it up, promotes it; removes it, and never takes its name again', async () => {
+    const leader = await cluster.leader();
+    const admin = await ProtocolClient.connect(cluster.member(leader).clientUrl);
+    const follower = await ProtocolClient.connect(cluster.member(FIRST.find((n) => n !== leader)!).clientUrl);
+    expect(await admin.request('put', { path: '/before', value: b64('kept') })).toMatchObject({ ok: true });
+    expect(code(await follower.request('memberAdd', { name: 'n4', peerUrl: cluster.peerUrlOf('n4') }))).toBe('NOT_LEADER');
+
+    expect(await admin.request('memberAdd', { name: 'n4', peerUrl: cluster.peerUrlOf('n4') })).toMatchObject({ ok: true, member: { name: 'n4', role: 'learner' } });
+    cluster.launch(cluster.member('n4'), { extraArgs: ['--initial-cluster-state', 'existing'] });
+    await until('n4 caught up', async () => {
+      const list = await admin.request('memberList');
+      const n4 = (list['members'] as { name: string; lag: number | null }[]).find((m) => m.name === 'n4');
+      return n4 !== undefined && n4.lag !== null && n4.lag <= 1 ? n4 : null;
+    });
+    expect(await admin.request('memberPromote', { name: 'n4' })).toMatchObject({ ok: true, member: { name: 'n4', role: 'voter' } });
+    const joined = await ProtocolClient.connect(cluster.member('n4').clientUrl);
+    const read = await joined.request('get', { path: '/before' });
+    expect(unb64((read['node'] as { value: string }).value)).toBe('kept');
+    const members = (await admin.request('memberList'))['members'] as { name: string; role: string }[];
+    expect(members.map((m) => [m.name, m.role])).toEqual([['n1', 'voter'], ['n2', 'voter'], ['n3', 'voter'], ['n4', 'voter']]);
+    expect(code(await admin.request('memberAdd', { name: 'n4', peerUrl: cluster.peerUrlOf('n4') }))).toBe('INVALID_ARGUMENT');
+
+    expect(await admin.request('memberRemove', { name: 'n4' })).toMatchObject({ ok: true });
+    const again = await admin.request('memberAdd', { name: 'n4', peerUrl: cluster.peerUrlOf('n4') });
+    expect(again).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT', message: expect.stringMatching(/never used again/) } });
+    expect(await admin.request('put', { path: '/after-n4', value: b64('ok') })).toMatchObject({ ok: true });
+    for (const c of [admin, follower, joined]) c.close();
+    await cluster.kill('n4');
+  });
+
+  it('removes the leader: it hands over, the others elect a new one within two election timeouts, and writes go on', async () => {
+    const leader = await cluster.leader();
+    const admin = await ProtocolClient.connect(cluster.member(leader).clientUrl);
+    expect(await admin.request('memberRemove', { name: leader })).toMatchObject({ ok: true });
+    admin.close();
+    const rest = FIRST.filter((n) => n !== leader);
+    const next = await until('a new leader', async () => {
+      for (const name of rest) {
+        const status = await cluster.status(name);
+        const led = status?.['leader'];
+        if (typeof led === 'string' && rest.includes(led)) return led;
+      }
+      return null;
+    }, 10_000);
+    const writer = await ProtocolClient.connect(cluster.member(next).clientUrl);
+    expect(await writer.request('put', { path: '/after-leader', value: b64('ok') })).toMatchObject({ ok: true });
+    const members = (await writer.request('memberList'))['members'] as { name: string }[];
+    expect(members.map((m) => m.name)).toEqual(rest);
+    writer.close();
+  });
+});
