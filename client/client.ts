@@ -5,7 +5,7 @@
  * typed values. One WebSocket to one member at a time (Single-Socket Channel), requests
  * pipelined; watches and sessions carry on across a change of member by themselves. With `auth`,
  * every socket authenticates before it carries anything else (auth.ts); `client.auth`,
- * `client.users` and `client.roles` administer auth.
+ * `client.users` and `client.roles` administer auth, `client.members` the membership (members.ts).
  *
  * Must never: import server/ or a Node builtin (the Node and browser entries pass the socket
  * in); throw anything but a WardenError for a refused or failed call.
@@ -16,6 +16,7 @@ import { AuthAdmin, Authenticator, RoleAdmin, UserAdmin, type AuthCredentials } 
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { Channel, QUEUED_MAX_DEFAULT, type Answer, type ClientLogger } from './channel.js';
 import { LeaseKeeper, type LeaseInfo, type LeaseTimeToLive, type Session } from './leases.js';
+import { MemberAdmin } from './members.js';
 import { Requests, type CallOptions } from './requests.js';
 import { downloadSnapshot, type SnapshotDownload, type SnapshotOptions } from './snapshot.js';
 import { REAL_CLOCK, type ClientClock, type OpenSocket } from './transport.js';
@@ -128,6 +129,8 @@ export class WardenClient {
   readonly users: UserAdmin;
   /** Roles: add, delete, grant and revoke access on paths, list. */
   readonly roles: RoleAdmin;
+  /** Members: list, add (as a learner, or promoted once caught up), promote, remove. */
+  readonly members: MemberAdmin;
 
   /** @internal use `connect()`. */
   constructor(options: ConnectOptions, open: OpenSocket) {
@@ -161,6 +164,7 @@ export class WardenClient {
     this.auth = new AuthAdmin(this.requests, authenticator);
     this.users = new UserAdmin(this.requests, authenticator);
     this.roles = new RoleAdmin(this.requests);
+    this.members = new MemberAdmin(this.requests, options.timeoutMs ?? 10_000);
     this.channel.wantConnection = () => this.watches.live.size > 0 || this.keeper.size > 0;
     this.clock = clock;
     this.attemptTimeoutMs = options.attemptTimeoutMs ?? 2_000;

@@ -6,7 +6,8 @@
  * applied at most once however often it is sent. Every answer's revision raises the highest
  * revision the client has seen, which serializable reads carry as `minRevision` so that a read
  * after a switch of member never sees older state. The auth changes (users, roles, auth on and
- * off) are writes without a stamp: retried only while certainly not applied.
+ * off) and the membership changes are writes without a stamp: retried only while certainly not
+ * applied.
  *
  * Must never: report a write as "certainly not applied" once a frame of it may have reached a
  * member (it is OUTCOME_UNKNOWN then, unless a stamped retry got its real answer); retry a
@@ -225,13 +226,15 @@ export class Requests {
   }
 
   /**
-   * A write without a session stamp (the auth changes: users, roles, auth on and off), retried
-   * only while it certainly was not applied: unsent, or refused with a "retry" code. Once a
-   * frame of it may have reached a member without an answer back — or the answer says TIMEOUT
-   * or OUTCOME_UNKNOWN — it is OUTCOME_UNKNOWN and never sent again: with no stamp, a member
-   * could not tell a repeat from a new change.
+   * A write without a session stamp (the auth changes: users, roles, auth on and off; the
+   * membership changes), retried only while it certainly was not applied: unsent, or refused
+   * with a "retry" code. Once a frame of it may have reached a member without an answer back —
+   * or the answer says TIMEOUT or OUTCOME_UNKNOWN — it is OUTCOME_UNKNOWN and never sent again:
+   * with no stamp, a member could not tell a repeat from a new change. `attemptMs`: how long the
+   * member may stay silent before it is left (a change the member answers only once it has
+   * waited for something — a new member to catch up — needs more than the channel's default).
    */
-  async unstamped(frame: Record<string, unknown>, call: CallOptions = {}): Promise<Answer> {
+  async unstamped(frame: Record<string, unknown>, call: CallOptions = {}, options: { readonly attemptMs?: number } = {}): Promise<Answer> {
     const deadline = this.deadlineOf(call);
     let lastError: Error | null = null;
     const giveUp = (why: string): WardenError =>
@@ -244,7 +247,7 @@ export class Requests {
       if (this.options.channel.isClosed) throw giveUp('the client is closed');
       let answer: Answer & { readonly generation: number };
       try {
-        answer = await this.options.channel.request(frame, deadline, call.signal === undefined ? {} : { signal: call.signal });
+        answer = await this.options.channel.request(frame, deadline, { ...(call.signal === undefined ? {} : { signal: call.signal }), ...(options.attemptMs === undefined ? {} : { attemptMs: options.attemptMs }) });
       } catch (error) {
         if (!(error instanceof ChannelLost)) throw error;
         if (error.sent) throw new WardenError('OUTCOME_UNKNOWN', `${error.deadline ? 'no answer before the deadline' : 'the member was lost before it answered'} (${error.message}); the change may have been applied: check before trying it again`);

@@ -26,7 +26,7 @@ export interface MemberHandlerDeps {
   readonly audit: AuditLog;
   /** Whether `user` may change the cluster (admin on `/`, or auth off). */
   readonly isAdmin: (user: string | undefined) => boolean;
-  /** A client URL for a member, for NOT_LEADER hints. */
+  /** A member's client URL (for NOT_LEADER hints and the member list). */
   readonly leaderUrl: (leader: string) => string | null;
 }
 
@@ -59,7 +59,7 @@ export function createMemberHandlers(deps: MemberHandlerDeps): Record<'memberLis
   };
 
   return {
-    memberList: () => ({ ok: true, revision: runtime.machine.revision, members: runtime.members() }),
+    memberList: () => ({ ok: true, revision: runtime.machine.revision, members: runtime.members().map((m) => ({ ...m, clientUrl: deps.leaderUrl(m.name) })) }),
     memberAdd: async (f, connection, user) => {
       const name = f['name'] as string;
       if (runtime.machine.members.wasRemoved(name)) return errorFrame('INVALID_ARGUMENT', `${name} was removed from this cluster, and a name is never used again: give the new member a new name`);

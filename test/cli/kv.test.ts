@@ -191,9 +191,12 @@ describe('warden CLI: members and endpoints', () => {
       w(['endpoint', 'status', '-o', 'json']),
       w(['endpoint', 'health']),
     ]);
-    expect(members.stdout).toMatch(/^NAME\s+PEER URL\s+CLIENT URL\s+LEADER\n/);
-    expect(members.stdout).toMatch(new RegExp(`${leader}\\s+\\S+\\s+\\S+\\s+true`));
-    expect((JSON.parse(membersJson.stdout) as unknown[]).length).toBe(3);
+    expect(members.stdout).toMatch(/^NAME\s+ROLE\s+PEER URL\s+CLIENT URL\s+LEADER\s+LAG\n/);
+    expect(members.stdout).toMatch(new RegExp(`${leader}\\s+voter\\s+\\S+\\s+\\S+\\s+true`));
+    const listed = JSON.parse(membersJson.stdout) as { name: string; role: string; isLeader: boolean }[];
+    expect(listed.map((m) => m.name).sort()).toEqual(['n1', 'n2', 'n3']);
+    expect(listed.filter((m) => m.isLeader).map((m) => m.name)).toEqual([leader]);
+    expect(listed.every((m) => m.role === 'voter')).toBe(true);
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/^ENDPOINT\s+NAME\s+ID\s+LEADER\s+TERM\s+COMMIT\s+APPLIED\s+REVISION\s+DB SIZE\s+WAL SIZE\s+RTT \(ms\)\s+LOOP LAG p99 \(ms\)\s+ERROR\n/);
     for (const m of suite.cluster.members) expect(status.stdout).toContain(m.clientUrl);

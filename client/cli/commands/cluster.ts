@@ -1,15 +1,19 @@
 /**
- * `warden member list`, `warden endpoint status`, `warden endpoint health`: the cluster as its
- * members see it. The endpoint commands ask every endpoint on its own — a client per endpoint,
- * holding that endpoint alone — so one row is one member, and an unreachable member is a row
- * with its error (exit 1) rather than a hidden retry elsewhere.
+ * `warden member list|add|promote|remove`, `warden endpoint status`, `warden endpoint health`:
+ * the cluster as its members see it, and changes to its membership. The member commands go to
+ * the leader through the client's `members` calls (client/members.ts). The endpoint commands
+ * ask every endpoint on its own — a client per endpoint, holding that endpoint alone — so one
+ * row is one member, and an unreachable member is a row with its error (exit 1) rather than a
+ * hidden retry elsewhere.
  *
- * Must never: let one slow member hold the table past --timeout (default 5 s per endpoint here).
+ * Must never: let one slow member hold the table past --timeout (default 5 s per endpoint here);
+ * retry a membership change whose outcome is unknown (the client does not; the error printed
+ * says to check `member list` first).
  */
 
-import type { CommandModule } from 'yargs';
-import { WardenError, type MemberStatus } from '../../api.js';
-import { bytes } from '../output.js';
+import type { Argv, CommandModule } from 'yargs';
+import { PROMOTE_DEADLINE_MS, WardenError, type MemberChange, type MemberInfo, type MemberStatus } from '../../api.js';
+import { bytes, UsageError, type Result } from '../output.js';
 import { action, type Context } from './context.js';
 
 type Args = Record<string, unknown>;
@@ -91,25 +95,114 @@ export const endpointCommand: CommandModule<object, Args> = {
   handler: () => undefined,
 };
 
+// member
+
+/** `member list` in every shape: json is the array of members as the client answers them. */
+export function memberListResult(members: readonly MemberInfo[]): Result {
+  const rows = members.map((m) => [m.name, m.role, m.peerUrl, m.clientUrl, m.isLeader, m.lag]);
+  return {
+    json: members,
+    simple: rows.map((r) => r.map((c) => (c === null ? '-' : String(c))).join(', ')),
+    table: { columns: ['NAME', 'ROLE', 'PEER URL', 'CLIENT URL', 'LEADER', 'LAG'], rows },
+  };
+}
+
+/** A membership change done: a line for people and scripts; the member and the revision for json. */
+export function memberChangeResult(line: string, result: MemberChange): Result {
+  return { json: { ...result.member, revision: result.revision }, simple: [line] };
+}
+
+/** A member's name as given (yargs may have made `7` a number): not empty. */
+export function memberName(value: unknown): string {
+  const text = value === undefined || value === null ? '' : String(value);
+  if (text === '') throw new UsageError('NAME: give the member\'s name');
+  return text;
+}
+
+/** A peer URL: ws:// or wss://, as the members' --listen-peer. */
+export function peerUrlOf(value: unknown): string {
+  const text = value === undefined || value === null ? '' : String(value);
+  if (!/^wss?:\/\/\S+$/.test(text)) throw new UsageError(`PEER_URL: a ws:// or wss:// URL where the new member listens for its peers, got ${JSON.stringify(text)}`);
+  return text;
+}
+
+/**
+ * A change that failed once it may have reached the leader: say how to find out what happened,
+ * then fail as usual (exit 1, the error printed).
+ */
+async function changing<T>(ctx: Context, after: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof WardenError && error.outcomeUnknown) ctx.out.note(`The change may have been applied: see \`warden member list\`${after} before trying it again.`);
+    throw error;
+  }
+}
+
+const withMemberName = (y: Argv): Argv => y.positional('name', { type: 'string', describe: 'the member\'s name (its --name)' });
+
 const memberList: CommandModule<object, Args> = {
   command: 'list',
-  describe: 'the cluster\'s members: name, peer URL, client URL, and which leads',
-  builder: (y) => y.example('$0 member list', 'every member'),
+  describe: 'the cluster\'s members: name, role, peer URL, client URL, which leads, and how far behind each is',
+  builder: (y) => y.example('$0 member list', 'every member, voters and learners').example('$0 member list -o json', 'a JSON array of members'),
   handler: action(async (ctx) => {
-    const s = await ctx.client.status();
-    const members = (s['members'] as { name: string; peerUrl: string; clientUrl: string | null }[] | undefined) ?? [];
-    const rows = members.map((m) => [m.name, m.peerUrl, m.clientUrl, m.name === s.leader]);
-    ctx.out.print({
-      json: members.map((m) => ({ ...m, isLeader: m.name === s.leader })),
-      simple: rows.map((r) => r.map((c) => (c === null ? '-' : String(c))).join(', ')),
-      table: { columns: ['NAME', 'PEER URL', 'CLIENT URL', 'LEADER'], rows },
-    });
+    ctx.out.print(memberListResult(await ctx.client.members.list()));
+  }),
+};
+
+const memberAdd: CommandModule<object, Args> = {
+  command: 'add <name> <peer-url>',
+  describe: 'add a member: a learner first, promoted to voter once it has caught up (--learner: leave it a learner)',
+  builder: (y) =>
+    withMemberName(y)
+      .positional('peer-url', { type: 'string', describe: 'where the new member listens for its peers (its --listen-peer)' })
+      .option('learner', { type: 'boolean', default: false, describe: 'add it as a learner and answer at once (promote it later with `member promote`)' })
+      .example('$0 member add n4 ws://10.0.0.4:7081', 'add n4, and wait until it has caught up and votes')
+      .example('$0 member add n4 ws://10.0.0.4:7081 --learner', 'add n4 as a learner only'),
+  handler: action(async (ctx, args) => {
+    const name = memberName(args['name']);
+    const peerUrl = peerUrlOf(args['peer-url']);
+    const learner = args['learner'] === true;
+    // Waiting for the promotion gets its own, longer deadline unless --timeout says otherwise.
+    const timeoutMs = learner ? ctx.timeoutMs : (ctx.timeoutMs ?? PROMOTE_DEADLINE_MS);
+    // On stderr: a script reading stdout gets the result alone.
+    if (!learner) ctx.out.note(`Adding ${name} as a learner, then waiting for it to catch up with the leader before it is promoted to voter (up to ${Math.round((timeoutMs ?? PROMOTE_DEADLINE_MS) / 1000)} s; --learner does not wait).`);
+    const after = learner ? '' : ` (it may be a learner still to promote: \`warden member promote ${name}\`)`;
+    const result = await changing(ctx, after, () => ctx.client.members.add(name, peerUrl, { learner, ...(timeoutMs === undefined ? {} : { timeoutMs }) }));
+    ctx.out.print(memberChangeResult(`member ${name} added as a ${result.member.role ?? (learner ? 'learner' : 'voter')} (${result.member.peerUrl ?? peerUrl})`, result));
+  }),
+};
+
+const memberPromote: CommandModule<object, Args> = {
+  command: 'promote <name>',
+  describe: 'make a learner a voter (refused while it is too far behind the leader)',
+  builder: (y) => withMemberName(y).example('$0 member promote n4', 'n4 votes from now on'),
+  handler: action(async (ctx, args) => {
+    const name = memberName(args['name']);
+    const result = await changing(ctx, '', () => ctx.client.members.promote(name));
+    ctx.out.print(memberChangeResult(`member ${name} promoted to voter`, result));
+  }),
+};
+
+const memberRemove: CommandModule<object, Args> = {
+  command: 'remove <name>',
+  describe: 'remove a member (the leader too: it hands over first); its name is never used again',
+  builder: (y) => withMemberName(y).example('$0 member remove n2', 'n2 leaves the cluster for good'),
+  handler: action(async (ctx, args) => {
+    const name = memberName(args['name']);
+    const result = await changing(ctx, '', () => ctx.client.members.remove(name));
+    ctx.out.print(memberChangeResult(`member ${name} removed`, result));
   }),
 };
 
 export const memberCommand: CommandModule<object, Args> = {
   command: 'member <command>',
-  describe: 'the cluster\'s members',
-  builder: (y) => y.command([memberList]).demandCommand(1, 'say which: list').example('$0 member list', 'every member'),
+  describe: 'the cluster\'s members: list, add, promote, remove',
+  builder: (y) =>
+    y
+      .command([memberList, memberAdd, memberPromote, memberRemove])
+      .demandCommand(1, 'say which: list, add, promote or remove')
+      .example('$0 member list', 'every member')
+      .example('$0 member add n4 ws://10.0.0.4:7081', 'add a member (it votes once caught up)'),
   handler: () => undefined,
 };
