@@ -1,0 +1,140 @@
+/**
+ * `npm run bench:membership`: what membership changes cost on a real 3-member cluster (fsync
+ * on). A client writes 256-byte values one at a time through the whole run; the figures are:
+ * - for each change (add a learner, promote it, remove it, remove the leader): the longest write
+ *   latency in the change's window and the p50 around it (write unavailability);
+ * - replacing a member: with --mib MiB of state loaded first, the time from `memberAdd` to the
+ *   learner caught up and promoted, and the writes per second the cluster kept meanwhile beside
+ *   the writes per second before.
+ * Flags: --mib N (default 64).
+ *
+ * Must never: run in CI; be read as a test; leave members behind.
+ */
+
+import { parseArgs } from 'node:util';
+import { Cluster, ProtocolClient } from '../test/integration/cluster.js';
+
+const { values } = parseArgs({ options: { mib: { type: 'string', default: '64' } } });
+const mib = Number(values.mib);
+const FIRST = ['n1', 'n2', 'n3'];
+const value = Buffer.alloc(256, 0x61).toString('base64');
+
+interface Write {
+  readonly at: number;
+  readonly ms: number;
+}
+
+/** Writes one at a time to whichever member leads, until stopped; records each write's latency. */
+class Writer {
+  readonly writes: Write[] = [];
+  private running = true;
+  private done: Promise<void>;
+
+  constructor(private readonly cluster: Cluster) {
+    this.done = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    let conn: ProtocolClient | null = null;
+    let i = 0;
+    while (this.running) {
+      try {
+        conn ??= await ProtocolClient.connect(this.cluster.member(await this.cluster.leader(10_000)).clientUrl);
+        const started = performance.now();
+        const answer = await conn.request('put', { path: `/w/k${i++ % 1_000}`, value }, 10_000);
+        if (answer['ok'] !== true) {
+          conn.close();
+          conn = null;
+          continue;
+        }
+        this.writes.push({ at: started, ms: performance.now() - started });
+      } catch {
+        conn?.close();
+        conn = null;
+      }
+    }
+    conn?.close();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.done;
+  }
+
+  /** Writes started in [from, to). */
+  between(from: number, to: number): Write[] {
+    return this.writes.filter((w) => w.at >= from && w.at < to);
+  }
+}
+
+const pct = (xs: number[], p: number): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+};
+
+async function ask(cluster: Cluster, type: string, fields: Record<string, unknown>, timeoutMs = 120_000): Promise<Record<string, unknown>> {
+  const conn = await ProtocolClient.connect(cluster.member(await cluster.leader()).clientUrl);
+  try {
+    const answer = await conn.request(type, fields, timeoutMs);
+    if (answer['ok'] !== true) throw new Error(`${type}: ${JSON.stringify(answer)}`);
+    return answer;
+  } finally {
+    conn.close();
+  }
+}
+
+async function load(cluster: Cluster, bytes: number): Promise<void> {
+  const conn = await ProtocolClient.connect(cluster.member(await cluster.leader()).clientUrl);
+  const big = Buffer.alloc(64 * 1024, 0x62).toString('base64');
+  const count = Math.ceil(bytes / (64 * 1024));
+  for (let k = 0; k < count; k += 32) await Promise.all(Array.from({ length: Math.min(32, count - k) }, (_, j) => conn.request('put', { path: `/load/k${k + j}`, value: big }, 60_000)));
+  conn.close();
+}
+
+const cluster = await Cluster.plan(4, { tickMs: 100 });
+try {
+  for (const name of FIRST) cluster.launch(cluster.member(name), { initialCluster: cluster.specOf(FIRST) });
+  await cluster.leader();
+  console.log(`loading ${mib} MiB of state…`);
+  await load(cluster, mib * 1024 * 1024);
+  const writer = new Writer(cluster);
+  const window = async (label: string, change: () => Promise<void>): Promise<void> => {
+    const from = performance.now();
+    await change();
+    const to = performance.now() + 1_000; // what the change leaves behind counts too
+    while (performance.now() < to) await new Promise((resolve) => setTimeout(resolve, 100)); // measuring a window
+    const ms = writer.between(from, to).map((w) => w.ms);
+    console.log(`  ${label.padEnd(34)} writes ${String(ms.length).padStart(5)}  p50 ${pct(ms, 50).toFixed(2)} ms  max ${Math.max(...ms).toFixed(1)} ms`);
+  };
+  await new Promise((resolve) => setTimeout(resolve, 3_000)); // the writer's steady state, before anything changes
+  const before = writer.between(performance.now() - 3_000, performance.now()).length / 3;
+  console.log(`\nwrite latency (1 in flight, to the leader) in each change's window (the change and 1 s after):`);
+  let added = 0;
+  let promoted = 0;
+  let caughtUpWrites = 0;
+  await window('add n4 as a learner (start it)', async () => {
+    const t = performance.now();
+    await ask(cluster, 'memberAdd', { name: 'n4', peerUrl: cluster.peerUrlOf('n4') });
+    cluster.launch(cluster.member('n4'), { initialCluster: cluster.specOf([...FIRST, 'n4']), extraArgs: ['--initial-cluster-state', 'existing'] });
+    added = t;
+  });
+  await window('catch up and promote n4', async () => {
+    for (;;) {
+      const list = await ask(cluster, 'memberList', {});
+      const n4 = (list['members'] as { name: string; lag: number | null }[]).find((m) => m.name === 'n4');
+      if (n4?.lag !== null && n4 !== undefined && n4.lag <= 100) break;
+      await new Promise((resolve) => setTimeout(resolve, 200)); // polling the learner's lag
+    }
+    caughtUpWrites = writer.between(added, performance.now()).length / ((performance.now() - added) / 1_000);
+    await ask(cluster, 'memberPromote', { name: 'n4' });
+    promoted = performance.now();
+  });
+  await window('remove n4', async () => void (await ask(cluster, 'memberRemove', { name: 'n4' })));
+  await cluster.kill('n4');
+  const leader = await cluster.leader();
+  await window(`remove the leader (${leader})`, async () => void (await ask(cluster, 'memberRemove', { name: leader })));
+  await writer.stop();
+  console.log(`\nreplacing a member holding ${mib} MiB: add → caught up and promoted in ${((promoted - added) / 1_000).toFixed(1)} s; writes/s meanwhile ${caughtUpWrites.toFixed(0)} (before: ${before.toFixed(0)})`);
+} finally {
+  await cluster.stop();
+}
