@@ -50,11 +50,15 @@ export class Membership {
     return this.urls.get(name) ?? this.machine().members.get(name)?.peerUrl ?? null;
   }
 
-  /** The configuration in use now: the transport dials its members (and only them). */
-  sync(conf: ConfState): void {
+  /**
+   * The configuration in use now, and the one committed: the transport talks to the members of
+   * both. A member leaves the transport only once its removal is committed here — before that
+   * it may still be the leader that must hand over (its TimeoutNow must get through).
+   */
+  sync(conf: ConfState, committed: ConfState): void {
     if (this.link.setPeers === undefined) return;
     const peers = new Map<NodeId, string>();
-    for (const name of [...conf.voters, ...learnersOf(conf)].sort()) {
+    for (const name of [...new Set([...conf.voters, ...learnersOf(conf), ...committed.voters, ...learnersOf(committed)])].sort()) {
       const url = this.urlOf(name);
       if (url !== null) peers.set(name, url);
     }

@@ -425,7 +425,7 @@ export class MemberRuntime {
         if (!this.raft.hasReady()) break;
         const appliedThrough = await this.readyHandler.handle(this.raft.ready());
         this.raft.advance(appliedThrough ?? undefined);
-        this.membership.sync(this.raft.configuration);
+        this.membership.sync(this.raft.configuration, this.raft.confAt(this.raft.status.commitIndex));
         await this.readyHandler.maybeCompact();
         if (appliedThrough !== null || yielded) {
           // This turn's work is spent: let sockets and timers in, and apply (or take) the rest next turn.

@@ -843,7 +843,10 @@ export class Raft {
     for (const [id, pr] of this.sortedProgress()) {
       if (id !== this.id && this.conf.voters.includes(id) && (best === null || pr.match > this.progress.get(best)!.match)) best = id;
     }
-    if (best !== null && this.progress.get(best)!.match === this.log.lastIndex()) this.send({ type: 'TimeoutNow', to: best, term: this.term });
+    // The most caught-up voter campaigns at once (entries it lacks were never committed: they
+    // needed a majority it is part of). If another voter's log is longer it is refused, and the
+    // election timeout elects one as it would have anyway.
+    if (best !== null) this.send({ type: 'TimeoutNow', to: best, term: this.term });
     this.becomeFollower(this.term, null);
   }
 
