@@ -81,14 +81,32 @@ export class AuthGate {
 
   /** A login with a password: on success the connection speaks as `user`, and a token for the next is answered. */
   async password(connection: AuthConnection, user: string, password: string): Promise<Login> {
+    const checked = await this.check(connection, user, password, 'authenticate', 'UNAUTHENTICATED', 'wrong user or password');
+    if (!checked.ok) return checked;
+    const login = this.establish(connection, user, checked.revision, 'password');
+    this.deps.audit.record({ action: 'authenticate', user, source: connection.source, outcome: 'ok', target: { via: 'password' } });
+    return login;
+  }
+
+  /**
+   * Whether `password` is `user`'s now, checked as a login is (throttled, in the hasher's
+   * queue) but changing nothing about the connection: a user changing its own password proves
+   * it knows the old one, so a stolen token cannot take the account over.
+   */
+  async proves(connection: AuthConnection, user: string, password: string): Promise<{ readonly ok: true } | { readonly ok: false; readonly code: ErrorCode; readonly message: string }> {
+    const checked = await this.check(connection, user, password, 'userPasswd', 'PERMISSION_DENIED', 'the old password is wrong');
+    return checked.ok ? { ok: true } : checked;
+  }
+
+  /**
+   * One password check, as every one goes: held back inside its delay or while another for the
+   * user runs, hashed in the bounded queue, its failure counted and audited as `action`.
+   */
+  private async check(connection: AuthConnection, user: string, password: string, action: string, wrongCode: ErrorCode, wrong: string): Promise<{ readonly ok: true; readonly revision: number } | { readonly ok: false; readonly code: ErrorCode; readonly message: string }> {
     const { throttle, audit } = this.deps;
     const held = throttle.wait(user, connection.address);
-    if (held.ms > 0) {
-      return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `too many failed attempts ${held.who === 'user' ? `for the user ${user}` : 'from this address'}: try again in ${held.ms} ms` };
-    }
-    if (!throttle.begin(user, connection.address)) {
-      return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `a login for the user ${user}, or several from this address, are being checked: try again when they are answered` };
-    }
+    if (held.ms > 0) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `too many failed attempts ${held.who === 'user' ? `for the user ${user}` : 'from this address'}: try again in ${held.ms} ms` };
+    if (!throttle.begin(user, connection.address)) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `a password of ${user}, or several from this address, are being checked: try again when they are answered` };
     let matches: boolean;
     try {
       matches = await this.deps.hasher.verify(password, this.deps.machine().auth.user(user)?.password ?? null);
@@ -102,38 +120,11 @@ export class AuthGate {
     const record = this.deps.machine().auth.user(user);
     if (!matches || record === undefined) {
       throttle.failed(user, connection.address);
-      audit.record({ action: 'authenticate', user, source: connection.source, outcome: 'refused', code: 'UNAUTHENTICATED', reason: 'wrong user or password' });
-      return { ok: false, code: 'UNAUTHENTICATED', message: 'wrong user or password' };
+      audit.record({ action, user, source: connection.source, outcome: 'refused', code: wrongCode, reason: wrong });
+      return { ok: false, code: wrongCode, message: wrong };
     }
     throttle.succeeded(user, connection.address);
-    const login = this.establish(connection, user, record.revision, 'password');
-    audit.record({ action: 'authenticate', user, source: connection.source, outcome: 'ok', target: { via: 'password' } });
-    return login;
-  }
-
-  /**
-   * Whether `password` is `user`'s now, checked as a login is (throttled, in the hasher's
-   * queue) but changing nothing about the connection: a user changing its own password proves
-   * it knows the old one, so a stolen token cannot take the account over.
-   */
-  async proves(connection: AuthConnection, user: string, password: string): Promise<{ readonly ok: true } | { readonly ok: false; readonly code: ErrorCode; readonly message: string }> {
-    const { throttle, audit } = this.deps;
-    const held = throttle.wait(user, connection.address);
-    if (held.ms > 0) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `too many failed attempts ${held.who === 'user' ? `for the user ${user}` : 'from this address'}: try again in ${held.ms} ms` };
-    if (!throttle.begin(user, connection.address)) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `a password of ${user} is being checked already: try again when it is answered` };
-    let matches: boolean;
-    try {
-      matches = await this.deps.hasher.verify(password, this.deps.machine().auth.user(user)?.password ?? null);
-    } catch (error) {
-      if (error instanceof QueueFull) return { ok: false, code: 'RESOURCE_EXHAUSTED', message: `${error.message} on this member (--max-auth-queue): try again shortly` };
-      throw error;
-    } finally {
-      throttle.end(user, connection.address);
-    }
-    if (matches) return { ok: true };
-    throttle.failed(user, connection.address);
-    audit.record({ action: 'userPasswd', user, source: connection.source, outcome: 'refused', code: 'PERMISSION_DENIED', reason: 'the old password is wrong' });
-    return { ok: false, code: 'PERMISSION_DENIED', message: 'the old password is wrong' };
+    return { ok: true, revision: record.revision };
   }
 
   /** A login with a token an earlier login answered. */

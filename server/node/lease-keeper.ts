@@ -20,6 +20,7 @@
  */
 
 import type { LeaseId } from '../state/types.js';
+import type { LeaseRequest } from './runtime-ports.js';
 import type { LeaseTable } from '../state/leases.js';
 import type { StateMachine, StateResult } from '../state/state-machine.js';
 
@@ -120,6 +121,26 @@ export class LeaseKeeper {
   }
 
   /** A keep-alive for each lease: a full TTL from now. */
+  /**
+   * A lease request as its user may make it: another user's lease (auth on, the user no admin)
+   * is neither kept alive nor described — PERMISSION_DENIED for it, the rest answered.
+   */
+  answer(request: LeaseRequest): LeaseStatus[] {
+    const machine = this.deps.machine();
+    const auth = machine.auth;
+    const foreign = (id: LeaseId): boolean => {
+      if (request.user === undefined || !auth.enabled) return false;
+      const owner = machine.leases.get(id)?.owner;
+      return owner !== undefined && owner !== request.user && !auth.isAdmin(request.user);
+    };
+    const denied = (id: LeaseId): LeaseStatus => ({ id, ok: false, code: 'PERMISSION_DENIED', message: `lease ${id} belongs to another user` });
+    if (request.op === 'timeToLive') return [foreign(request.lease) ? denied(request.lease) : this.timeToLive(request.lease)];
+    const mine = request.leases.filter((id) => !foreign(id));
+    if (mine.length === request.leases.length) return this.keepAlive(request.leases);
+    const kept = new Map(this.keepAlive(mine).map((status) => [status.id, status]));
+    return request.leases.map((id) => kept.get(id) ?? denied(id));
+  }
+
   keepAlive(ids: readonly LeaseId[]): LeaseStatus[] {
     const machine = this.deps.machine();
     const now = this.deps.monotonicMs();

@@ -74,3 +74,11 @@ export class Membership {
     return [...conf.voters, ...learnersOf(conf)].sort().map((name) => ({ name, role: role(name), peerUrl: this.urlOf(name), isLeader: name === leaderId, lag: lagOf(name) }));
   }
 }
+
+/** A membership change the core refused as it stands (certainly not applied; the reason says why). */
+export class ConfChangeRefused extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'ConfChangeRefused';
+  }
+}

@@ -10,7 +10,8 @@
  * request waiting once the member stops.
  */
 
-import { Membership, type MemberInfo } from './membership.js';
+import { ConfChangeRefused, Membership, type MemberInfo } from './membership.js';
+export { ConfChangeRefused } from './membership.js';
 import type { ConfChange } from '../raft/conf.js';
 import { encodeEntry } from '../state/codec.js';
 import type { ClientStamp } from '../state/sessions.js';
@@ -193,20 +194,8 @@ export class MemberRuntime {
     if (!this.leaseKeeper.leading) throw notLeading();
     await this.readLinearizable(() => undefined);
     if (!this.leaseKeeper.leading) throw notLeading();
-    // Another user's lease is neither kept alive nor described (checked after the barrier, so
-    // against every grant committed before the request).
-    const auth = this.machine.auth;
-    const foreign = (id: number): boolean => {
-      if (request.user === undefined || !auth.enabled) return false;
-      const owner = this.machine.leases.get(id)?.owner;
-      return owner !== undefined && owner !== request.user && !auth.isAdmin(request.user);
-    };
-    const denied = (id: number): LeaseStatus => ({ id, ok: false, code: 'PERMISSION_DENIED', message: `lease ${id} belongs to another user` });
-    if (request.op === 'timeToLive') return [foreign(request.lease) ? denied(request.lease) : this.leaseKeeper.timeToLive(request.lease)];
-    const mine = request.leases.filter((id) => !foreign(id));
-    if (mine.length === request.leases.length) return this.leaseKeeper.keepAlive(request.leases);
-    const kept = new Map(this.leaseKeeper.keepAlive(mine).map((status) => [status.id, status]));
-    return request.leases.map((id) => kept.get(id) ?? denied(id));
+    // Checked after the barrier, so against every grant committed before the request.
+    return this.leaseKeeper.answer(request);
   }
 
   /** Snapshots streamed to followers and installed from a leader since start (for /status). */
@@ -280,20 +269,10 @@ export class MemberRuntime {
    * not yet committed in its term, a learner too far behind) rejects with ConfChangeRefused.
    */
   proposeConfChange(change: ConfChange): Promise<StateResult> {
-    if (this.stopped) return Promise.reject(stopping());
-    return new Promise<StateResult>((resolve, reject) => {
-      this.queuedProposals.add(reject);
-      this.enqueue(() => {
-        this.queuedProposals.delete(reject);
-        const proposed = this.raft.proposeConfChange(change);
-        if (proposed.ok) {
-          this.proposals.add(proposed.index, proposed.term).then(resolve, reject);
-          return;
-        }
-        if (proposed.code === 'REFUSED') reject(new ConfChangeRefused(proposed.reason));
-        else reject(new RequestError(proposed.code, proposed.code === 'NOT_LEADER' ? 'this member does not lead: membership changes go to the leader' : 'the cluster cannot change now', proposed.leaderHint));
-      });
-    });
+    return this.submit(
+      () => this.raft.proposeConfChange(change),
+      (refused) => (refused.code === 'REFUSED' ? new ConfChangeRefused(refused.reason) : new RequestError(refused.code, refused.code === 'NOT_LEADER' ? 'this member does not lead: membership changes go to the leader' : 'the cluster cannot change now', refused.leaderHint)),
+    );
   }
 
   /** The members of the configuration in use, with role, peer URL and (on the leader) lag. */
@@ -368,22 +347,34 @@ export class MemberRuntime {
   }
 
   private proposeEntry(entry: Uint8Array, mayForward: boolean): Promise<StateResult> {
+    return this.submit(
+      () => this.raft.propose(entry),
+      (refused) => {
+        const leader = refused.leaderHint;
+        if (mayForward && refused.code === 'NOT_LEADER' && leader !== null && leader !== this.config.id) return this.deps.link.forward(leader, entry);
+        return new RequestError(refused.code, refused.code === 'NOT_LEADER' ? 'this member does not lead' : 'the cluster cannot take writes now', leader);
+      },
+    );
+  }
+
+  /**
+   * Hand `toCore` to the update loop: accepted, the answer comes once the entry is applied;
+   * refused, `refused` says what instead (an error, or another way to an answer).
+   */
+  private submit<R extends { readonly ok: false }>(toCore: () => { readonly ok: true; readonly index: number; readonly term: number } | R, refused: (why: R) => Error | Promise<StateResult>): Promise<StateResult> {
     if (this.stopped) return Promise.reject(stopping());
     return new Promise<StateResult>((resolve, reject) => {
       this.queuedProposals.add(reject);
       this.enqueue(() => {
         this.queuedProposals.delete(reject);
-        const proposed = this.raft.propose(entry);
+        const proposed = toCore();
         if (proposed.ok) {
           this.proposals.add(proposed.index, proposed.term).then(resolve, reject);
           return;
         }
-        const leader = proposed.leaderHint;
-        if (mayForward && proposed.code === 'NOT_LEADER' && leader !== null && leader !== this.config.id) {
-          this.deps.link.forward(leader, entry).then(resolve, reject);
-          return;
-        }
-        reject(new RequestError(proposed.code, proposed.code === 'NOT_LEADER' ? 'this member does not lead' : 'the cluster cannot take writes now', leader));
+        const instead = refused(proposed);
+        if (instead instanceof Error) reject(instead);
+        else instead.then(resolve, reject);
       });
     });
   }
@@ -464,13 +455,5 @@ export class MemberRuntime {
   /** A consistent snapshot of this member's store for a client's backup (see SnapshotSender.forClient). */
   snapshotForClient(options: { readonly chunkBytes: number; readonly observe?: PairObserver; readonly linearizable: boolean }): Promise<{ readonly meta: SnapshotMeta; readonly chunks: AsyncIterable<Uint8Array> }> {
     return this.sender.forClient(options);
-  }
-}
-
-/** A membership change the core refused as it stands (certainly not applied; the reason says why). */
-export class ConfChangeRefused extends Error {
-  constructor(readonly reason: string) {
-    super(reason);
-    this.name = 'ConfChangeRefused';
   }
 }

@@ -204,7 +204,8 @@ export class AuthTable {
   }
 
   apply(command: AuthCommand): AuthAnswer {
-    const c = command as unknown as Record<string, unknown>;
+    // Fields read as what they may be: the command came out of the log, not out of a type.
+    const c: Readonly<Record<string, unknown>> = { ...command };
     const bad = nameProblem(c['name'], command.op === 'authEnable' || command.op === 'authDisable');
     if (bad !== null) return bad;
     switch (command.op) {

@@ -14,7 +14,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { b64, ProtocolClient, type Cluster } from './cluster.js';
+import { b64, ProtocolClient, until, type Cluster } from './cluster.js';
 import { clusterForSuite } from './suite.js';
 import { connect } from '../../client/index.js';
 import { runCli } from '../cli/run.js';
@@ -25,16 +25,6 @@ clusterForSuite((c) => (cluster = c), { extraArgs: ['--auth-token-ttl', '4'] });
 
 const PASSWORDS: Record<string, string> = { root: 'root-pw', alice: 'alice-pw', bob: 'bob-pw' };
 
-/** Poll `probe` until it answers non-null, every 100 ms, for at most `ms`. */
-async function until<T>(what: string, probe: () => Promise<T | null>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // polling interval, bounded by the deadline
-  }
-}
 
 /** A connection to `member`, authenticated as `user` (auth on) — retried while the throttle holds its address. */
 async function login(member: string, user: string): Promise<ProtocolClient> {

@@ -287,3 +287,14 @@ export class ProtocolClient {
 
 export const b64 = (text: string): string => Buffer.from(text).toString('base64');
 export const unb64 = (value: unknown): string => Buffer.from(String(value), 'base64').toString();
+
+/** Poll `probe` every 100 ms until it answers non-null, for at most `ms`; throws naming `what` past it. */
+export async function until<T>(what: string, probe: () => Promise<T | null>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value !== null) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // polling interval, bounded by the deadline
+  }
+}

@@ -8,7 +8,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { b64, Cluster, ProtocolClient, unb64 } from './cluster.js';
+import { b64, Cluster, ProtocolClient, unb64, until } from './cluster.js';
 import { connect, type Session, type WardenClient } from '../../client/index.js';
 
 let cluster: Cluster;
@@ -17,16 +17,6 @@ const FIRST = ['n1', 'n2', 'n3'];
 let holder: WardenClient;
 let sessions: Session[] = [];
 
-/** Poll `probe` every 100 ms until it answers non-null, for at most `ms`. */
-async function until<T>(what: string, probe: () => Promise<T | null>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value !== null) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // polling interval, bounded by the deadline
-  }
-}
 
 const code = (answer: Record<string, unknown>): string | undefined => (answer['error'] as { code?: string } | undefined)?.code;
 
