@@ -223,6 +223,10 @@ export class Raft {
     if (change.op === 'promote') {
       const match = this.progress.get(change.id)?.match ?? 0;
       const lag = this.log.lastIndex() - match;
+      // It must hold the latest configuration entry (the one that added it, or a later one): a
+      // learner that never answered is not "within the lag" of a short log.
+      const held = Math.max(this.log.confIndex, 1);
+      if (match < held) return { ok: false, code: 'REFUSED', reason: `${change.id} has not acknowledged the configuration yet (it holds index ${match}; it is unreachable, or starting): it is ${lag} entries behind the leader` };
       if (lag > this.promoteLagMax) return { ok: false, code: 'REFUSED', reason: `${change.id} is ${lag} entries behind the leader (at most ${this.promoteLagMax} to be promoted): let it catch up` };
     }
     const entry: Entry = { index: this.log.lastIndex() + 1, term: this.term, type: 'config', data: encodeConfChange(change) };

@@ -45,6 +45,19 @@ describe('learners', () => {
     reconnect();
   });
 
+  it('are not promoted before they have answered at all, however short the log', () => {
+    const net = cluster();
+    net.elect('a');
+    net.isolate('d');
+    net.raft('a').proposeConfChange({ op: 'addLearner', id: 'd' });
+    net.settle();
+    expect(net.raft('a').status.lastIndex).toBeLessThan(10);
+    expect(net.raft('a').proposeConfChange({ op: 'promote', id: 'd' })).toMatchObject({ ok: false, code: 'REFUSED', reason: expect.stringMatching(/not acknowledged the configuration/) });
+    net.heal();
+    net.tick(2);
+    expect(net.raft('a').proposeConfChange({ op: 'promote', id: 'd' })).toMatchObject({ ok: true });
+  });
+
   it('are promoted only within the lag bound, and count once promoted', () => {
     const net = cluster(['d'], 2);
     net.elect('a');
