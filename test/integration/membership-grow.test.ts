@@ -2,12 +2,14 @@
  * A cluster that changes shape under a client: 3 members grow to 5 (each new one joining empty,
  * added, caught up and promoted) and shrink back to 3, while a client keeps writing and reading;
  * no acknowledged write is lost and every read sees the latest acknowledged value of its key. A
- * member added at a URL nobody answers is only a learner: the cluster keeps its quorum and goes
- * on, and the member can be removed again.
+ * SIGKILLed member whose disk is gone is replaced by a new, empty one while 20 leases are kept
+ * alive: none is lost. A member added at a URL nobody answers is only a learner: the cluster
+ * keeps its quorum and goes on, and the member can be removed again.
  *
  * Must never: wait without a bound; leave a process or a folder behind.
  */
 
+import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { b64, Cluster, freePort, ProtocolClient, unb64, until } from './cluster.js';
 import { connect, type WardenClient } from '../../client/index.js';
@@ -56,7 +58,7 @@ describe('a cluster that changes shape under load', () => {
   let workload: Workload;
 
   beforeAll(async () => {
-    cluster = await Cluster.plan(5);
+    cluster = await Cluster.plan(6);
     for (const name of FIRST) cluster.launch(cluster.member(name), { initialCluster: cluster.specOf(FIRST) });
     await cluster.leader();
     client = connect({ endpoints: cluster.members.map((m) => m.clientUrl).join(','), timeoutMs: 20_000 });
@@ -94,6 +96,28 @@ describe('a cluster that changes shape under load', () => {
       }
       reader.close();
     }
+  });
+
+  it('replaces a SIGKILLed member whose disk is gone with a new, empty one, losing none of 20 leases kept alive', async () => {
+    const sessions = await Promise.all(Array.from({ length: 20 }, () => client.session({ ttlMs: 3_000 })));
+    await Promise.all(sessions.map((session, i) => client.create(`/replace/s${i}`, 'alive', { lease: session.lease, parents: true })));
+    const leader = await cluster.leader();
+    const dead = FIRST.find((n) => n !== leader)!;
+    await cluster.kill(dead);
+    rmSync(cluster.dataDirOf(dead), { recursive: true, force: true }); // its disk is gone
+    await client.members.remove(dead);
+    // The new machine, under a new name (the dead one's is never used again), joins empty.
+    cluster.launch(cluster.member('n6'), { initialCluster: cluster.specOf([...FIRST, 'n6']), extraArgs: ['--initial-cluster-state', 'existing'] });
+    expect((await client.members.add('n6', cluster.peerUrlOf('n6'))).member).toMatchObject({ name: 'n6', role: 'voter' });
+    const watchUntil = Date.now() + 2 * 3_000 + 500;
+    while (Date.now() < watchUntil) {
+      expect(sessions.filter((session) => session.lost).map((session) => session.lease)).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 250)); // observing for a fixed time, not waiting on an event
+    }
+    const reader = await ProtocolClient.connect(cluster.member('n6').clientUrl);
+    for (let i = 0; i < 20; i++) expect(unb64(((await reader.request('get', { path: `/replace/s${i}` }))['node'] as { value: string }).value)).toBe('alive');
+    reader.close();
+    await Promise.all(sessions.map((session) => session.close()));
   });
 
   it('keeps its quorum with a member added at a URL nobody answers, and removes it again', async () => {
