@@ -95,7 +95,7 @@ export class MemberRuntime {
       link: deps.link,
       logger: deps.logger,
       termAt: (index) => this.raft.termAt(index),
-      voters: () => this.raft.status.voters,
+      confAt: (index) => this.raft.confAt(index),
       failed: (to) => this.enqueue(() => this.raft.reportSnapshot(to, false)),
       caughtUp: () => this.readLinearizable(() => undefined),
     });

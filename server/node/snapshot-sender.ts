@@ -3,7 +3,7 @@
  * no longer reaches, streamed beside the update loop over the peer link; and to a client taking
  * a backup (`warden snapshot save`, through server/api/snapshot-streams.ts). Either way the store
  * as a scan sees it, at its durable applied index, with the Raft base that index makes: its term
- * (from the log, which keeps it from the store's durable index on) and the voters.
+ * and its configuration (from the log, which keeps both from the store's durable index on).
  *
  * Must never: send a second stream to a follower while one is going; leave a scan open when the
  * base cannot be made (it is closed before the error goes out).
@@ -20,8 +20,12 @@ export interface SnapshotSenderDeps {
   readonly logger: RuntimeLogger;
   /** The term of a log index, if the log still holds it. */
   termAt(index: number): number | undefined;
-  /** The voters now. */
-  voters(): readonly NodeId[];
+  /**
+   * The configuration in force at a log index the log still holds. A snapshot carries the one at
+   * the index its store was scanned at — not the core's (older) snapshot index: the config
+   * entries between would be lost to the member that installs it (simulator seed 9).
+   */
+  confAt(index: number): ConfState;
   /** A stream to a follower failed: the core should be told (in the update loop), and it tries again sooner. */
   failed(to: NodeId): void;
   /** Resolves once this member has applied the cluster's commit index as of now (a ReadIndex round). */
@@ -42,7 +46,7 @@ export class SnapshotSender {
     this.sending.add(to);
     void (async () => {
       try {
-        const { meta, chunks } = await this.open({}, message.snapshot.meta.conf, (index) => new Error(`no term known for the store's applied index ${index}`));
+        const { meta, chunks } = await this.open({}, (index) => new Error(`no term known for the store's applied index ${index}`));
         this.deps.logger.info({ event: 'snapshot_sending', to, index: meta.index }, `streaming a snapshot at ${meta.index} to ${to}`);
         await this.deps.link.sendSnapshot({ ...message, snapshot: { meta, data: null } }, chunks);
         this.sent += 1;
@@ -67,18 +71,18 @@ export class SnapshotSender {
     if (options.linearizable) await this.deps.caughtUp();
     await this.deps.home.store.persist({ sync: false });
     // The log's low-water mark may pass the store's index while the scan opens: a new scan sees the newer store.
-    return this.open(options, { voters: [...this.deps.voters()] }, (index) => new RequestError('UNAVAILABLE', `the log no longer holds the term of index ${index}; ask again`, null));
+    return this.open(options, (index) => new RequestError('UNAVAILABLE', `the log no longer holds the term of index ${index}; ask again`, null));
   }
 
   /** A scan of the store and the base it makes; closed again if no term is known for its index. */
-  private async open(options: { readonly chunkBytes?: number; readonly observe?: PairObserver }, conf: ConfState, noTerm: (index: number) => Error): Promise<{ readonly meta: SnapshotMeta; readonly chunks: AsyncIterable<Uint8Array> }> {
+  private async open(options: { readonly chunkBytes?: number; readonly observe?: PairObserver }, noTerm: (index: number) => Error): Promise<{ readonly meta: SnapshotMeta; readonly chunks: AsyncIterable<Uint8Array> }> {
     const snapshot = await this.deps.home.snapshot(options);
     const term = this.deps.termAt(snapshot.appliedIndex);
     if (term === undefined) {
       await snapshot.close();
       throw noTerm(snapshot.appliedIndex);
     }
-    const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf };
+    const meta: SnapshotMeta = { index: snapshot.appliedIndex, term, conf: this.deps.confAt(snapshot.appliedIndex) };
     return { meta, chunks: snapshot.chunks(meta) };
   }
 }
