@@ -337,7 +337,10 @@ export class Raft {
       if (this.pendingSnapshot === out.snapshot) this.pendingSnapshot = null;
       this.log.appliedTo(out.snapshot.meta.index);
     }
-    if (out.lastEntry !== null) this.log.stableTo(out.lastEntry.index, out.lastEntry.term);
+    if (out.lastEntry !== null) {
+      this.log.stableTo(out.lastEntry.index, out.lastEntry.term);
+      this.countOwnDurableEntries();
+    }
     if (out.appliedTo !== null) {
       assert(appliedThrough === undefined || appliedThrough <= out.appliedTo, `applied through ${String(appliedThrough)}, past the ${out.appliedTo} handed out`);
       this.log.appliedTo(appliedThrough === undefined ? out.appliedTo : Math.max(this.log.appliedIndex, appliedThrough));
@@ -434,12 +437,20 @@ export class Raft {
       this.progress.set(member, pr);
     }
     this.progress.get(this.id)?.becomeReplicate();
+    this.progress.get(this.id)?.maybeUpdate(this.log.unstableFrom - 1);
     // The no-op lets the leader commit (and so learn its commit index) in its own term.
     this.appendOwn({ index: next, term: this.term, type: 'noop', data: EMPTY });
   }
 
+  /**
+   * A member campaigns if it votes in its latest configuration — or in its committed one, while
+   * its own removal is not yet committed: it may hold the longest log, and the voters left would
+   * refuse one another forever (simulator seed 629). It counts only the votes of its latest
+   * configuration; should it win, it leads without counting itself and steps down once the
+   * removal commits (thesis §4.2.2).
+   */
   private promotable(): boolean {
-    return this.conf.voters.includes(this.id);
+    return this.conf.voters.includes(this.id) || this.log.confAt(this.log.commitIndex).voters.includes(this.id);
   }
 
   private startElection(transfer: boolean): void {
@@ -710,11 +721,22 @@ export class Raft {
 
   // ─── replication ───────────────────────────────────────────────────────────────────────────
 
+  /**
+   * A leader's own entries count toward commit only once durable (countOwnDurableEntries): its
+   * Appends may leave before its own sync (send-order.ts), and a commit index counting a copy a
+   * power cut can still take away would reach followers, which apply it (simulator seed 235: a
+   * lone voter committed, its learner applied, the voter's disk lost the entries).
+   */
   private appendOwn(entry: Entry): void {
     this.log.append([entry]);
-    this.progress.get(this.id)?.maybeUpdate(entry.index);
     this.appendPending = true;
-    this.maybeCommit();
+  }
+
+  /** After a sync: the leader's durable log counts as its acknowledgement. */
+  private countOwnDurableEntries(): void {
+    if (this.role !== 'leader') return;
+    if (this.progress.get(this.id)?.maybeUpdate(this.log.unstableFrom - 1) !== true) return;
+    if (this.maybeCommit() && this.role === 'leader') this.broadcastAppend();
   }
 
   /** Advance the commit index to what a majority holds, counting only current-term entries. */
@@ -809,7 +831,8 @@ export class Raft {
 
   private leaderReadIndex(read: PendingRead): ReadIndexResult {
     if (this.reads.isFull()) return { ok: false, code: 'UNAVAILABLE', leaderHint: this.id };
-    if (this.conf.voters.length === 1 || this.bugs.readIndexWithoutQuorum === true) {
+    // Alone only as the one voter: a leader outside its configuration must hear from it.
+    if ((this.conf.voters.length === 1 && this.conf.voters[0] === this.id) || this.bugs.readIndexWithoutQuorum === true) {
       this.answerRead(read, this.log.commitIndex);
     } else if (this.log.term(this.log.commitIndex) !== this.term) {
       this.reads.hold(read);

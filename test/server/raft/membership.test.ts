@@ -188,6 +188,53 @@ describe('removing members', () => {
   });
 });
 
+describe('a member whose removal is not yet committed', () => {
+  // Two voters; a leads and appends its own removal, which only a holds. b cannot win (a's log is
+  // longer) and a, outside its latest configuration, would not campaign: no leader, ever.
+  function removalOnlyTheLeaderHolds(): Network {
+    const net = cluster([]);
+    net.elect('a');
+    net.raft('a').proposeConfChange({ op: 'remove', id: 'c' });
+    net.settle();
+    net.proposeAll('a', ['x']);
+    const reconnect = net.isolate('b');
+    expect(net.raft('a').proposeConfChange({ op: 'remove', id: 'a' })).toMatchObject({ ok: true });
+    net.settle();
+    expect(net.raft('a').status).toMatchObject({ voters: ['b'] });
+    expect(net.raft('b').status).toMatchObject({ voters: ['a', 'b'] });
+    net.crash('a');
+    net.restart('a');
+    reconnect();
+    return net;
+  }
+
+  it('campaigns, counting only the voters of its latest configuration, commits its removal and hands over', () => {
+    const net = removalOnlyTheLeaderHolds();
+    const ticks = net.tickUntil(() => net.leaders().length === 1 && net.leaders()[0] === 'b' && net.raft('b').status.voters.join() === 'b', 20 * ELECTION_TICKS);
+    expect(ticks).toBeLessThan(20 * ELECTION_TICKS);
+    expect(net.messages((m) => m.type === 'TimeoutNow' && m.from === 'a')).not.toHaveLength(0);
+    net.proposeAll('b', ['after a']);
+    expect(net.member('b').texts()).toEqual(['x', 'after a']);
+    // Its removal committed, a campaigns no more.
+    const before = net.sent.length;
+    net.tick(3 * ELECTION_TICKS, ['a']);
+    expect(net.sent.slice(before).filter((s) => (s.message.type === 'PreVote' || s.message.type === 'Vote') && s.message.from === 'a')).toEqual([]);
+  });
+
+  it('leading outside its configuration, serves no read its one voter has not confirmed', () => {
+    const net = removalOnlyTheLeaderHolds();
+    // a wins (b grants: a's log is longer) but cannot commit (its appends are lost); then b is cut off.
+    net.drop((m) => m.type === 'Append' && m.from === 'a');
+    net.tickUntil(() => net.leaders().includes('a'), 20 * ELECTION_TICKS);
+    expect(net.leaders()).toEqual(['a']);
+    net.isolate('b');
+    const answered = net.member('a').readStates.length;
+    expect(net.raft('a').readIndex('r1')).toMatchObject({ ok: true });
+    net.settle();
+    expect(net.member('a').readStates.length).toBe(answered);
+  });
+});
+
 describe('Ongaro\'s 2015 correction (a leader changes the configuration only after committing an entry of its term)', () => {
   /**
    * s1..s4 voters, s5 a learner. s1 (term 1) promotes s5 — {s1..s5} in its log only — and

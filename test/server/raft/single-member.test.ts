@@ -1,8 +1,9 @@
 /**
  * A cluster of one (the `wardend` default): the lone member is its own majority, so it elects
- * itself after an election timeout, commits each proposal as soon as it is appended (the caller
- * still persists it before applying, within the same Ready), and answers ReadIndex at once with
- * its commit index, all without sending a single message.
+ * itself after an election timeout, commits each proposal as soon as it is durable (persisted in
+ * one Ready, committed and applied in the next: a commit counting an entry a power cut could
+ * still take would let others apply it), and answers ReadIndex at once with its commit index,
+ * all without sending a single message.
  *
  * Pattern: Majority Quorum (of one), Leader and Followers.
  * Must never: reach into the core past its public API, use real time, or loop without a bound.
@@ -29,17 +30,22 @@ describe('a single-member cluster', () => {
     expect(net.sent).toEqual([]);
   });
 
-  it('commits a proposal on its own, persisting and applying it in the same Ready', () => {
+  it('commits a proposal on its own once it is durable: persisted in one Ready, committed and applied in the next', () => {
     const net = soloLeader();
-    expect(net.raft('solo').propose(bytes('x'))).toEqual({ ok: true, index: 2, term: 1 });
-    expect(net.raft('solo').status.commitIndex).toBe(2);
     net.settle();
-
-    const last = net.member('solo').handled.at(-1)!;
-    expect(last.ready.entries.map((e) => e.index)).toEqual([2]);
-    expect(last.ready.committedEntries.map((e) => e.index)).toEqual([2]);
-    expect(last.durableHardState.commit).toBe(2);
-    expect(net.member('solo').texts()).toEqual(['x']);
+    const raft = net.raft('solo');
+    expect(raft.propose(bytes('x'))).toEqual({ ok: true, index: 2, term: 1 });
+    expect(raft.status.commitIndex).toBe(1);
+    const persist = raft.ready();
+    expect(persist.entries.map((e) => e.index)).toEqual([2]);
+    expect(persist.committedEntries).toEqual([]);
+    raft.advance();
+    expect(raft.status.commitIndex).toBe(2);
+    const apply = raft.ready();
+    expect(apply.entries).toEqual([]);
+    expect(apply.committedEntries.map((e) => e.index)).toEqual([2]);
+    raft.advance();
+    expect(raft.hasReady()).toBe(false);
     expect(net.sent).toEqual([]);
   });
 
@@ -59,6 +65,8 @@ describe('applying committed entries in part (a caller whose turn ran out of wor
     const raft = net.raft('solo');
     net.settle();
     for (const text of ['a', 'b', 'c', 'd']) raft.propose(bytes(text));
+    raft.ready(); // persisted: now they commit
+    raft.advance();
     const first = raft.ready();
     expect(first.committedEntries.map((e) => e.index)).toEqual([2, 3, 4, 5]);
     // The caller applied 2 and 3 only.
@@ -78,6 +86,8 @@ describe('applying committed entries in part (a caller whose turn ran out of wor
     const raft = net.raft('solo');
     net.settle();
     raft.propose(bytes('a'));
+    raft.ready();
+    raft.advance();
     raft.ready();
     expect(() => raft.advance(9)).toThrow(/applied through 9, past the 2 handed out/);
   });
