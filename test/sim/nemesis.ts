@@ -2,7 +2,8 @@
  * The nemesis: the seed's fault profile (how lossy, how slow, how violent its weather is) and
  * the faults it strikes with during the chaos phase — partitions (split, isolated leader,
  * one-way, bridge), crashes and quick bounces, power cuts during a WAL sync, crashing a leader
- * that holds uncommitted entries, pauses, and leadership hand-offs — often aimed at the leader.
+ * that holds uncommitted entries, pauses, leadership hand-offs, and membership changes (the
+ * operator, operator.ts: add, promote, remove — the leader too) — often aimed at the leader.
  *
  * Pattern: a strategy drawn once per seed (the profile's weights), then one seeded choice per
  * strike, each strike scheduling the next until the heal.
@@ -16,6 +17,7 @@ import type { SimRandom } from './random.js';
 import type { SimCluster } from './sim-cluster.js';
 import type { NetworkWeather, SimNetwork } from './sim-network.js';
 import type { SimWorld } from './sim-world.js';
+import { SimOperator } from './operator.js';
 
 /** Every seed draws its own weather: how lossy, how slow, how violent. */
 export interface FaultProfile extends NetworkWeather {
@@ -33,6 +35,8 @@ export interface FaultProfile extends NetworkWeather {
   readonly uncommittedCrashWeight: number;
   /** Freeze a member (a GC pause, a stopped VM): it keeps its memory but handles nothing until it resumes. */
   readonly pauseWeight: number;
+  /** Membership changes: add a member, promote a learner, remove a voter (the leader, often) or a learner. */
+  readonly membershipWeight: number;
 }
 
 /** The seed's profile. The draws' order, and the keys' (the trace prints them), are part of every seed's replay. */
@@ -49,19 +53,32 @@ export function drawFaultProfile(random: SimRandom): FaultProfile {
     longDelayRate: random.pick([0, 0.01, 0.03]),
     uncommittedCrashWeight: random.pick([0, 2, 6]),
     pauseWeight: random.pick([0, 1, 2]),
+    membershipWeight: random.pick([0, 1, 3]),
   };
 }
 
 export class Nemesis {
   /** Each partition's number: a heal scheduled for an earlier one must not end a later one. */
   private partitionGeneration = 0;
+  private readonly operator: SimOperator;
 
   constructor(
     private readonly world: SimWorld,
     private readonly profile: FaultProfile,
     private readonly cluster: SimCluster,
     private readonly network: SimNetwork,
-  ) {}
+  ) {
+    this.operator = new SimOperator(world, cluster, (leaderId) => {
+      // Now and then the network splits just as a change goes out: the leader and one other
+      // member on one side (what a change the leader should not have taken needs to commit).
+      if (profile.membershipWeight > 0 && world.random.chance(0.3)) this.cutOffWithOne(leaderId);
+    });
+  }
+
+  /** After the heal: members outside the committed configuration are shut down (operator.ts). */
+  tidyAfterHeal(): void {
+    this.operator.tidyAfterHeal();
+  }
 
   /** The first strike, at a seeded moment. */
   start(): void {
@@ -117,6 +134,12 @@ export class Nemesis {
     for (let i = 0; i < profile.bounceWeight; i++) choices.push(() => this.crashSomeone(world.random.between(1, 30)));
     for (let i = 0; i < profile.pauseWeight; i++) choices.push(() => this.pauseSomeone());
     for (let i = 0; i < profile.uncommittedCrashWeight; i++) choices.push(() => this.crashLeaderWithUncommittedEntries());
+    for (let i = 0; i < profile.membershipWeight; i++) choices.push(() => this.operator.strike(profile.leaderBias));
+    if (profile.membershipWeight > 0) {
+      choices.push(() => this.operator.strikeLeaderMidChange());
+      // And with the network split at the same moment: the members the next leader reaches are not all that hear the old one.
+      choices.push(() => this.leaderMidChangeCutOff());
+    }
     choices.push(() => this.transferLeadership());
     world.random.pick(choices)();
   }
@@ -166,6 +189,50 @@ export class Nemesis {
     world.trace(`t=${world.now} HAND-OFF from ${leader}`);
     // As a clean SIGTERM does: the runtime picks the transferee; the member goes on running.
     void this.cluster.members.get(leader)!.runtime.handOffLeadership(world.random.between(50, 500));
+  }
+
+  /**
+   * The leader takes a change while cut off from all but at most one member, and dies: the change
+   * lives on a minority, which may elect it again once the network heals — against whatever
+   * the majority's next leader decided meanwhile (Ongaro's single-server change scenario).
+   */
+  /** A partition: `id` and one other member (chosen by the seed) against the rest. */
+  private cutOffWithOne(id: NodeId): void {
+    const { world } = this;
+    const others = world.nodeIds.filter((other) => other !== id);
+    if (others.length < 2) return;
+    const partner = world.random.pick(others);
+    const blocked = this.network.blocked;
+    blocked.clear();
+    for (const a of [id, partner]) {
+      for (const b of others) {
+        if (b === partner) continue;
+        blocked.add(`${a}>${b}`);
+        blocked.add(`${b}>${a}`);
+      }
+    }
+    world.faults.partitions++;
+    world.trace(`t=${world.now} PARTITION split ${id},${partner} | the rest, as a change goes out`);
+    world.queue.push(world.now + world.random.between(50, 1000), { kind: 'heal-partition', generation: ++this.partitionGeneration });
+  }
+
+  private leaderMidChangeCutOff(): void {
+    const { world } = this;
+    const leader = this.cluster.leader();
+    if (leader === null) return;
+    const blocked = this.network.blocked;
+    blocked.clear();
+    const others = world.nodeIds.filter((id) => id !== leader);
+    const reached = world.random.chance(0.5) && others.length > 0 ? world.random.pick(others) : null;
+    for (const id of others) {
+      if (id === reached) continue;
+      blocked.add(`${leader}>${id}`);
+      blocked.add(`${id}>${leader}`);
+    }
+    world.faults.partitions++;
+    world.trace(`t=${world.now} PARTITION ${leader} cut off${reached === null ? '' : ` but from ${reached}`}, mid-change`);
+    world.queue.push(world.now + world.random.between(50, 1000), { kind: 'heal-partition', generation: ++this.partitionGeneration });
+    this.operator.strikeLeaderMidChange();
   }
 
   private partition(): void {

@@ -15,7 +15,7 @@ export function seedBatch(nodes: 3 | 5, firstSeed: number, seedCount: number, ch
     const end = Math.min(firstSeed + seedCount, start + chunk) - 1;
     it(`seeds ${start}..${end} on ${nodes} members keep every safety, liveness and linearizability property`, async () => {
       const problems: string[] = [];
-      const exercised: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0, leasesExpired: 0, leaseRenewals: 0, watchedRevisions: 0, watchResumes: 0, powerCuts: 0, batchesTorn: 0, tornTailsCut: 0, walSegmentsDeleted: 0 };
+      const exercised: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0, leasesExpired: 0, leaseRenewals: 0, watchedRevisions: 0, watchResumes: 0, powerCuts: 0, batchesTorn: 0, tornTailsCut: 0, walSegmentsDeleted: 0, membershipChanges: 0 };
       for (let seed = start; seed <= end; seed++) {
         const r = await runSimulation({ seed, nodes, steps: CI_STEPS });
         for (const key of Object.keys(exercised) as (keyof Coverage)[]) exercised[key] += r.coverage[key];

@@ -79,7 +79,8 @@ export class SimCluster {
       // each restart), with the drift allowance set to cover the members' clock rates.
       leaseReads: world.options.seed % 3 === 0,
     };
-    for (const id of world.nodeIds) this.tickMs.set(id, random.between(TICK_MS - 3, TICK_MS + 3));
+    // Spares too: the lease-read drift allowance must cover a member added later.
+    for (const id of world.allIds) this.tickMs.set(id, random.between(TICK_MS - 3, TICK_MS + 3));
   }
 
   /** How fast this member's clock runs against simulated time (its ticks come every tickMs of its own). */
@@ -88,11 +89,11 @@ export class SimCluster {
   }
 
   fastestClockRate(): number {
-    return Math.max(...this.world.nodeIds.map((id) => this.clockRate(id)));
+    return Math.max(...this.world.allIds.map((id) => this.clockRate(id)));
   }
 
   slowestClockRate(): number {
-    return Math.min(...this.world.nodeIds.map((id) => this.clockRate(id)));
+    return Math.min(...this.world.allIds.map((id) => this.clockRate(id)));
   }
 
   /** The leader of the highest term among the members up, if any. */
@@ -114,12 +115,14 @@ export class SimCluster {
 
   private runtimeOptions(id: NodeId): RuntimeOptions {
     const bugs = this.world.options.plantedBugs ?? {};
-    const rates = this.world.nodeIds.map((n) => this.clockRate(n));
+    const rates = this.world.allIds.map((n) => this.clockRate(n));
     // The allowance covers how much faster the fastest clock runs than the slowest.
     const driftPercent = Math.ceil((Math.max(...rates) / Math.min(...rates) - 1) * 100) + 1;
     return {
       id,
-      peers: this.world.nodeIds,
+      // As `--initial-cluster`: the initial members. A member outside it joins an existing
+      // cluster (`--initial-cluster-state existing`): not a voter until a configuration says so.
+      peers: this.world.initialIds,
       tickMs: TICK_MS,
       electionTicks: ELECTION_TICKS,
       heartbeatTicks: this.config.heartbeatTicks,
@@ -131,7 +134,7 @@ export class SimCluster {
         checkQuorum: this.config.checkQuorum,
         maxEntriesPerAppend: this.config.maxEntriesPerAppend,
         maxInflightAppends: this.config.maxInflightAppends,
-        plantedBugs: { commitOldTermEntries: bugs.commitOldTermEntries === true, readIndexWithoutQuorum: bugs.readIndexWithoutQuorum === true, voteIgnoresLogCheck: bugs.voteIgnoresLogCheck === true },
+        plantedBugs: { commitOldTermEntries: bugs.commitOldTermEntries === true, readIndexWithoutQuorum: bugs.readIndexWithoutQuorum === true, voteIgnoresLogCheck: bugs.voteIgnoresLogCheck === true, confChangeBeforeTermCommit: bugs.confChangeBeforeTermCommit === true },
       },
       plantedBugs: { sendBeforeSync: bugs.sendBeforeSync === true, applyBeforeCommit: bugs.applyBeforeCommit === true, stepBeforeStaged: bugs.stepBeforeStaged === true, deposedLeaderKeepsDeadlines: bugs.deposedLeaderKeepsDeadlines === true },
     };
@@ -147,6 +150,8 @@ export class SimCluster {
     const rate = this.clockRate(id);
     // A fixed wall-clock skew per member, from its rate (no extra draw): within ±WALL_SKEW_MS_MAX.
     const wallSkewMs = Math.round((rate - 1) * WALL_SKEW_MS_MAX);
+    // A member the operator added starts on empty disks, the first time.
+    if (!this.disks.has(id)) this.disks.set(id, new MemberDisks());
     const disks = this.disks.get(id)!;
     if (world.options.plantedBugs?.forgetVoteOnRestart === true && incarnation > 1) forgetVote(disks, WAL_SEGMENT_BYTES);
     const observeChanges = this.io.changesObserver(id);
@@ -222,6 +227,20 @@ export class SimCluster {
     return handle;
   }
 
+  /**
+   * The operator shuts a member down for good (it was removed, or never made it into the
+   * configuration): it crashes and never restarts, and clients stop choosing it.
+   */
+  retire(id: NodeId): void {
+    const { world } = this;
+    if (world.retired.has(id)) return;
+    world.retired.add(id);
+    const at = world.nodeIds.indexOf(id);
+    if (at >= 0) world.nodeIds.splice(at, 1);
+    if (this.members.has(id)) this.crash(id, 0);
+    world.trace(`t=${world.now} RETIRE ${id}`);
+  }
+
   /** A process crash (SIGKILL): what it wrote stays (the page cache survives); what it had in flight is gone. */
   crash(id: NodeId, restartAfterMs: number): void {
     if (!this.members.delete(id)) return;
@@ -232,7 +251,7 @@ export class SimCluster {
     disks.detach();
     this.io.closeConnections(id);
     this.world.faults.crashes++;
-    this.world.trace(`t=${this.world.now} CRASH ${id} (back in ${restartAfterMs} ms)`);
-    this.world.queue.push(this.world.now + restartAfterMs, { kind: 'restart', member: id });
+    this.world.trace(`t=${this.world.now} CRASH ${id} (${this.world.retired.has(id) ? 'retired' : `back in ${restartAfterMs} ms`})`);
+    if (!this.world.retired.has(id)) this.world.queue.push(this.world.now + restartAfterMs, { kind: 'restart', member: id });
   }
 }

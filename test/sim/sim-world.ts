@@ -49,13 +49,27 @@ export const WALL_SKEW_MS_MAX = 500;
 export const HOLDER_ID_BASE = 1_001;
 export const LEASE_ID_BASE = 7_001;
 
+/** How many members the nemesis may add over a run (fresh names: a removed name is never reused). */
+export const SPARE_MEMBERS = 3;
+
 export class SimWorld {
   readonly random: SimRandom;
+  /**
+   * The members the run has started (or is about to) and not retired: the initial cluster, then
+   * any the nemesis added. Clients, watchers and partitions pick from this list, so it is changed
+   * in place.
+   */
   readonly nodeIds: NodeId[];
+  /** The cluster the members were started as (`--initial-cluster`); a member outside it joins. */
+  readonly initialIds: readonly NodeId[];
+  /** Every name a member may have in this run: the initial ones, then the spares, in order. */
+  readonly allIds: readonly NodeId[];
+  /** Members removed from the cluster and then shut down for good, as an operator would. */
+  readonly retired = new Set<NodeId>();
   readonly queue = new EventQueue<SimEvent>();
   readonly checker = new SafetyChecker();
   readonly faults: FaultCounts = { dropped: 0, duplicated: 0, partitions: 0, crashes: 0, pauses: 0, transfers: 0 };
-  readonly coverage: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0, leasesExpired: 0, leaseRenewals: 0, watchedRevisions: 0, watchResumes: 0, powerCuts: 0, batchesTorn: 0, tornTailsCut: 0, walSegmentsDeleted: 0 };
+  readonly coverage: Coverage = { elections: 0, snapshotInstalled: 0, leaderRead: 0, followerRead: 0, unknownOutcomes: 0, leasesExpired: 0, leaseRenewals: 0, watchedRevisions: 0, watchResumes: 0, powerCuts: 0, batchesTorn: 0, tornTailsCut: 0, walSegmentsDeleted: 0, membershipChanges: 0 };
   readonly walCounts = { lost: 0, kept: 0, torn: 0, tornTailsCut: 0, segmentsDeleted: 0 };
   readonly traceLines: string[] = [];
   now = 0;
@@ -71,7 +85,9 @@ export class SimWorld {
     this.random = new SimRandom(options.seed);
     // The seed's first draw: the cluster's size.
     const nodes = options.nodes ?? this.random.pick([3, 5] as const);
-    this.nodeIds = Array.from({ length: nodes }, (_, i) => `n${i + 1}`);
+    this.allIds = Array.from({ length: nodes + SPARE_MEMBERS }, (_, i) => `n${i + 1}`);
+    this.initialIds = this.allIds.slice(0, nodes);
+    this.nodeIds = [...this.initialIds];
   }
 
   trace(line: string): void {

@@ -74,6 +74,8 @@ export interface Coverage {
   batchesTorn: number;
   tornTailsCut: number;
   walSegmentsDeleted: number;
+  /** Membership changes (add, promote, remove) the nemesis saw committed. */
+  membershipChanges: number;
 }
 
 export interface SimResult {
@@ -182,7 +184,7 @@ class Simulation {
     const walCounts = world.walCounts;
     return {
       seed: this.options.seed,
-      nodes: world.nodeIds.length,
+      nodes: world.initialIds.length,
       steps: this.step,
       virtualMs: world.now,
       faults: world.faults,
@@ -237,10 +239,11 @@ class Simulation {
   }
 
   private livenessReached(): boolean {
+    this.nemesis.tidyAfterHeal();
     const ticks = Math.max(0, Math.floor((this.world.now - this.healedAt) / TICK_MS));
     if (this.leaderAfterHealTicks === null) {
       if (this.cluster.hasStableLeader()) this.leaderAfterHealTicks = ticks;
-      else if (ticks > LEADER_BOUND_TICKS) throw new Violation('liveness: leader', `no leader ${ticks} ticks after the faults healed`);
+      else if (ticks > LEADER_BOUND_TICKS) throw new Violation('liveness: leader', `no leader ${ticks} ticks after the faults healed; ${this.memberStates()}`);
     }
     if (this.clientsDoneAfterHealTicks === null) {
       const { clients } = this.workload;
@@ -256,6 +259,13 @@ class Simulation {
       this.leasesDoneAtTicks = ticks;
     }
     return this.converged(ticks - Math.max(this.clientsDoneAfterHealTicks, this.leasesDoneAtTicks));
+  }
+
+  /** Each member's role, term, log and configuration, for a liveness failure's report. */
+  private memberStates(): string {
+    return [...this.cluster.members.values()]
+      .map(({ id, status: s }) => `${id}: ${s.role} t${s.term} leader=${s.leaderId ?? '-'} last=${s.lastIndex} commit=${s.commitIndex} voters=${s.voters.join(',')}${s.learners.length > 0 ? ` learners=${s.learners.join(',')}` : ''}`)
+      .join('; ');
   }
 
   /**
@@ -348,7 +358,7 @@ class Simulation {
         this.nemesis.onStrike();
         return;
       case 'restart':
-        if (!cluster.members.has(event.member)) await cluster.start(event.member);
+        if (!cluster.members.has(event.member) && !world.retired.has(event.member)) await cluster.start(event.member);
         return;
       case 'power-cut-deadline':
         this.nemesis.onPowerCutDeadline(event.member, event.incarnation);
