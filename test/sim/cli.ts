@@ -23,7 +23,7 @@ const argv = yargs(hideBin(process.argv))
   .usage('$0 --seed-start S --seeds N [--nodes 3|5]')
   .option('seed-start', { type: 'number', default: 1, describe: 'first seed' })
   .option('seeds', { type: 'number', default: 100, describe: 'how many seeds' })
-  .option('nodes', { type: 'number', choices: [3, 5], describe: 'cluster size (default: each seed chooses)' })
+  .option('nodes', { type: 'number', choices: [3, 4, 5], describe: 'cluster size (default: each seed chooses 3 or 5)' })
   .option('steps', { type: 'number', default: 20_000, describe: 'events per seed in the chaos phase' })
   .option('workers', { type: 'number', default: availableParallelism(), describe: 'worker processes' })
   .option('trace', { type: 'boolean', default: false, describe: 'print the readable trace of each seed (use with --seeds 1)' })
@@ -39,7 +39,7 @@ const argv = yargs(hideBin(process.argv))
 
 const options: Omit<SimOptions, 'seed'> = {
   steps: argv.steps,
-  ...(argv.nodes !== undefined ? { nodes: argv.nodes as 3 | 5 } : {}),
+  ...(argv.nodes !== undefined ? { nodes: argv.nodes as 3 | 4 | 5 } : {}),
   ...(argv.bug !== undefined ? { plantedBugs: PLANTED_BUGS[argv.bug as PlantedBugName].plantedBugs } : {}),
 };
 const seeds = Array.from({ length: argv.seeds }, (_, i) => argv['seed-start'] + i);

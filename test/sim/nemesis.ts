@@ -71,7 +71,7 @@ export class Nemesis {
     this.operator = new SimOperator(world, cluster, (leaderId) => {
       // Now and then the network splits just as a change goes out: the leader and one other
       // member on one side (what a change the leader should not have taken needs to commit).
-      if (profile.membershipWeight > 0 && world.random.chance(0.3)) this.cutOffWithOne(leaderId);
+      if (profile.membershipWeight > 0 && world.random.chance(0.5)) this.cutOffWithOne(leaderId);
     });
   }
 
@@ -135,9 +135,8 @@ export class Nemesis {
     for (let i = 0; i < profile.pauseWeight; i++) choices.push(() => this.pauseSomeone());
     for (let i = 0; i < profile.uncommittedCrashWeight; i++) choices.push(() => this.crashLeaderWithUncommittedEntries());
     for (let i = 0; i < profile.membershipWeight; i++) choices.push(() => this.operator.strike(profile.leaderBias));
-    if (profile.membershipWeight > 0) {
+    for (let i = 0; i < profile.membershipWeight; i++) {
       choices.push(() => this.operator.strikeLeaderMidChange());
-      // And with the network split at the same moment: the members the next leader reaches are not all that hear the old one.
       choices.push(() => this.leaderMidChangeCutOff());
     }
     choices.push(() => this.transferLeadership());
@@ -196,12 +195,13 @@ export class Nemesis {
    * lives on a minority, which may elect it again once the network heals — against whatever
    * the majority's next leader decided meanwhile (Ongaro's single-server change scenario).
    */
-  /** A partition: `id` and one other member (chosen by the seed) against the rest. */
+  /** A partition: leader `id` and one other voter of its configuration (chosen by the seed) against the rest. */
   private cutOffWithOne(id: NodeId): void {
     const { world } = this;
     const others = world.nodeIds.filter((other) => other !== id);
-    if (others.length < 2) return;
-    const partner = world.random.pick(others);
+    const voters = (this.cluster.members.get(id)?.status.voters ?? []).filter((other) => other !== id && others.includes(other));
+    if (others.length < 2 || voters.length === 0) return;
+    const partner = world.random.pick(voters);
     const blocked = this.network.blocked;
     blocked.clear();
     for (const a of [id, partner]) {

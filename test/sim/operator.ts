@@ -131,10 +131,13 @@ export class SimOperator {
     world.queue.push(world.now, { kind: 'call', run: () => void (cluster.members.get(leaderId)?.runtime === runtime && runtime.raft.configuration !== confBefore && this.changeTaken(leaderId)) });
     runtime.proposeConfChange(change).then(
       () => {
-        world.coverage.membershipChanges++;
         world.trace(`t=${world.now} MEMBER ${change.op} ${change.id} committed`);
-        // The removed member is shut down a little later, as a person would after the command returned.
-        if (change.op === 'remove') world.queue.push(world.now + world.random.between(0, 500), { kind: 'call', run: () => cluster.retire(change.id) });
+        // The removed member is shut down later, as a person would after the command returned —
+        // soon, or after a while: until then it runs on, with whatever its log says.
+        if (change.op === 'remove') {
+          const afterMs = world.random.chance(0.5) ? world.random.between(0, 500) : world.random.between(1_000, 5_000);
+          world.queue.push(world.now + afterMs, { kind: 'call', run: () => cluster.retire(change.id) });
+        }
       },
       (error: Error) => {
         world.trace(`t=${world.now} MEMBER ${change.op} ${change.id} refused: ${error.message}`);

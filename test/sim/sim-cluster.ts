@@ -180,7 +180,9 @@ export class SimCluster {
             compacted: (segments) => void (world.walCounts.segmentsDeleted += segments),
           },
           applied: (entry) => {
-            if (alive()) world.checker.onApply(id, entry);
+            if (!alive()) return;
+            world.checker.onApply(id, entry);
+            if (entry.type === 'config') world.configIndexes.add(entry.index);
           },
           changed: (events) => {
             if (alive()) observeChanges(events);

@@ -66,6 +66,8 @@ export class SimWorld {
   readonly allIds: readonly NodeId[];
   /** Members removed from the cluster and then shut down for good, as an operator would. */
   readonly retired = new Set<NodeId>();
+  /** The indexes of the configuration entries members applied: the membership changes committed. */
+  readonly configIndexes = new Set<number>();
   readonly queue = new EventQueue<SimEvent>();
   readonly checker = new SafetyChecker();
   readonly faults: FaultCounts = { dropped: 0, duplicated: 0, partitions: 0, crashes: 0, pauses: 0, transfers: 0 };

@@ -39,7 +39,7 @@ import { SimWorkload } from './workload.js';
 export interface SimOptions {
   readonly seed: number;
   /** 3 or 5; when absent the seed chooses. */
-  readonly nodes?: 3 | 5;
+  readonly nodes?: 3 | 4 | 5;
   /** Events processed in the chaos phase. */
   readonly steps?: number;
   readonly trace?: boolean;
@@ -74,7 +74,7 @@ export interface Coverage {
   batchesTorn: number;
   tornTailsCut: number;
   walSegmentsDeleted: number;
-  /** Membership changes (add, promote, remove) the nemesis saw committed. */
+  /** Membership changes (add, promote, remove) committed: configuration entries applied. */
   membershipChanges: number;
 }
 
@@ -195,6 +195,7 @@ class Simulation {
         batchesTorn: walCounts.torn,
         tornTailsCut: walCounts.tornTailsCut,
         walSegmentsDeleted: walCounts.segmentsDeleted,
+        membershipChanges: world.configIndexes.size,
       },
       operations: this.workload.history.length,
       history: this.workload.history,
@@ -338,6 +339,8 @@ class Simulation {
       case 'raft': {
         const member = cluster.members.get(event.message.to);
         if (member === undefined) return;
+        // A link cut while the message was on its way loses it, as a pulled cable loses what was in flight.
+        if (this.network.blocked.has(`${event.message.from}>${event.message.to}`)) return;
         if (this.options.trace) world.trace(`t=${world.now} ${describeMessage(event.message)}`);
         member.runtime.step(event.message);
         return;

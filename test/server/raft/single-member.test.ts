@@ -92,3 +92,28 @@ describe('applying committed entries in part (a caller whose turn ran out of wor
     expect(() => raft.advance(9)).toThrow(/applied through 9, past the 2 handed out/);
   });
 });
+
+describe('a lone voter with a learner', () => {
+  it('never sends a commit index covering its own entries before they are durable', () => {
+    const net = Network.cluster(['solo', 'learner'], { electionTicks: ELECTION_TICKS, voters: ['solo'] });
+    net.tickUntil(() => net.leaders().length === 1, 2 * ELECTION_TICKS);
+    const raft = net.raft('solo');
+    expect(raft.proposeConfChange({ op: 'addLearner', id: 'learner' })).toMatchObject({ ok: true });
+    net.settle();
+    expect(net.raft('learner').status.learners).toEqual(['learner']);
+    const { index } = raft.propose(bytes('x')) as { index: number };
+    // The Ready that asks for x to be persisted may send the learner its append before the
+    // sync (send-order.ts): the commit index in it must not yet count x.
+    const persist = raft.ready();
+    expect(persist.entries.map((e) => e.index)).toEqual([index]);
+    const appends = persist.messages.filter((m) => m.type === 'Append' || m.type === 'Heartbeat');
+    expect(appends.length).toBeGreaterThan(0);
+    for (const m of appends) expect((m as { commit: number }).commit).toBeLessThan(index);
+    raft.advance();
+    // Durable now: x commits, and the learner hears so.
+    expect(raft.status.commitIndex).toBe(index);
+    const next = raft.ready();
+    expect(next.messages.some((m) => (m.type === 'Append' || m.type === 'Heartbeat') && m.to === 'learner' && m.commit === index)).toBe(true);
+    raft.advance();
+  });
+});
