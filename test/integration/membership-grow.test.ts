@@ -1,7 +1,8 @@
 /**
  * A cluster that changes shape under a client: 3 members grow to 5 (each new one joining empty,
- * added, caught up and promoted) and shrink back to 3, while a client keeps writing and reading;
- * no acknowledged write is lost and every read sees the latest acknowledged value of its key. A
+ * added, caught up and promoted) and shrink back to 3, while three clients write and read at
+ * once (most through followers); the history, with every remaining member's final reads, is
+ * linearizable — so no acknowledged write was lost and no read went stale. A
  * SIGKILLed member whose disk is gone is replaced by a new, empty one while 20 leases are kept
  * alive: none is lost. A member added at a URL nobody answers is only a learner: the cluster
  * keeps its quorum and goes on, and the member can be removed again.
@@ -13,65 +14,101 @@ import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { b64, Cluster, freePort, ProtocolClient, unb64, until } from './cluster.js';
 import { connect, type WardenClient } from '../../client/index.js';
+import { checkHistory } from '../linearizability/checker.js';
+import type { Operation } from '../linearizability/history.js';
 
 let cluster: Cluster;
 const FIRST = ['n1', 'n2', 'n3'];
 
-/** Writes key k{i % 20} = "v{i}" one at a time, reading the key back after each write, until stopped. */
-class Workload {
-  readonly acknowledged = new Map<string, number>();
+/** Clients writing and reading at once, each on its own connection (to a different member first). */
+const CLIENTS = 3;
+const KEYS = 4;
+
+/**
+ * Puts and linearizable gets on a few keys from several clients at once, recorded in the shared
+ * history format for the linearizability checker: a failed write's outcome is unknown (it may
+ * have applied), a failed read is left out (it changed nothing).
+ */
+class HistoryWorkload {
+  readonly history: Operation[] = [];
   /** Writes acknowledged in all. */
   count = 0;
-  readonly problems: string[] = [];
   private running = true;
-  private readonly done: Promise<void>;
+  private readonly done: Promise<void>[];
+  private readonly started = performance.now();
 
-  constructor(private readonly client: WardenClient) {
-    this.done = this.loop();
+  constructor(private readonly clients: readonly WardenClient[]) {
+    this.done = clients.map((client, clientId) => this.loop(client, clientId));
   }
 
-  private async loop(): Promise<void> {
+  private now(): number {
+    return performance.now() - this.started;
+  }
+
+  private async loop(client: WardenClient, clientId: number): Promise<void> {
     for (let i = 0; this.running; i++) {
-      const key = `/grow/k${i % 20}`;
-      try {
-        await this.client.put(key, `v${i}`);
-        this.acknowledged.set(key, i);
-        this.count += 1;
-        const read = await this.client.get(key);
-        // Linearizable: a read after an acknowledged write sees it (or a later one: there is none).
-        if (read?.value !== `v${i}`) this.problems.push(`${key}: wrote v${i}, read ${String(read?.value)}`);
-      } catch (error) {
-        // A write may fail during a change (its outcome told); an acknowledged one may never be lost.
-        if (!(error instanceof Error)) throw error;
+      const key = `/grow/k${(i * 7 + clientId) % KEYS}`;
+      const callTime = this.now();
+      if (i % 2 === 0) {
+        const value = `c${clientId}-${i}`;
+        try {
+          await client.put(key, value);
+          this.history.push({ clientId, input: { kind: 'put', key, value }, callTime, returnTime: this.now(), output: { kind: 'put' } });
+          this.count += 1;
+        } catch {
+          this.history.push({ clientId, input: { kind: 'put', key, value }, callTime, returnTime: null, output: null });
+        }
+      } else {
+        try {
+          const node = await client.get(key);
+          this.history.push({ clientId, input: { kind: 'get', key }, callTime, returnTime: this.now(), output: { kind: 'get', value: node?.value ?? null } });
+        } catch {
+          // A read that failed changed nothing: it is no operation of the history.
+        }
       }
     }
   }
 
-  async stop(): Promise<void> {
+  /** Stop, then read every key from `readers` (one per remaining member) into the history too. */
+  async stop(readers: readonly ProtocolClient[]): Promise<void> {
     this.running = false;
-    await this.done;
+    await Promise.all(this.done);
+    for (const [r, reader] of readers.entries()) {
+      for (let k = 0; k < KEYS; k++) {
+        const key = `/grow/k${k}`;
+        const callTime = this.now();
+        const got = await reader.request('get', { path: key });
+        const node = got['node'] as { value: string } | null | undefined;
+        this.history.push({ clientId: CLIENTS + r, input: { kind: 'get', key }, callTime, returnTime: this.now(), output: { kind: 'get', value: node ? unb64(node.value) : null } });
+      }
+    }
   }
 }
 
 describe('a cluster that changes shape under load', () => {
   let client: WardenClient;
-  let workload: Workload;
+  let writers: WardenClient[];
+  let workload: HistoryWorkload;
 
   beforeAll(async () => {
     cluster = await Cluster.plan(6);
     for (const name of FIRST) cluster.launch(cluster.member(name), { initialCluster: cluster.specOf(FIRST) });
     await cluster.leader();
-    client = connect({ endpoints: cluster.members.map((m) => m.clientUrl).join(','), timeoutMs: 20_000 });
-    workload = new Workload(client);
+    const urls = cluster.members.map((m) => m.clientUrl);
+    client = connect({ endpoints: urls.join(','), timeoutMs: 20_000 });
+    // Each writer's first endpoint is another of the first members: most talk to a follower.
+    writers = Array.from({ length: CLIENTS }, (_, c) => connect({ endpoints: [...urls.slice(c), ...urls.slice(0, c)].join(','), timeoutMs: 20_000 }));
+    workload = new HistoryWorkload(writers);
   }, 60_000);
 
   afterAll(async () => {
-    await workload?.stop();
+    await workload?.stop([]);
+    await Promise.all((writers ?? []).map((w) => w.close()));
     await client?.close();
     await cluster?.stop();
   });
 
-  it('grows from 3 to 5 and shrinks back to 3, losing no acknowledged write', async () => {
+  it('grows from 3 to 5 and shrinks back to 3 under three clients: the history, final reads included, is linearizable', async () => {
     for (const name of ['n4', 'n5']) {
       cluster.launch(cluster.member(name), { initialCluster: cluster.specOf([...FIRST, 'n4', 'n5']), extraArgs: ['--initial-cluster-state', 'existing'] });
       const change = await client.members.add(name, cluster.peerUrlOf(name));
@@ -85,17 +122,14 @@ describe('a cluster that changes shape under load', () => {
       await cluster.kill(name);
     }
     expect((await client.members.list()).map((m) => m.name)).toEqual(FIRST);
-    await workload.stop();
-    expect(workload.problems).toEqual([]);
-    // Every key's last acknowledged write is what every remaining member holds.
-    for (const name of FIRST) {
-      const reader = await ProtocolClient.connect(cluster.member(name).clientUrl);
-      for (const [key, i] of workload.acknowledged) {
-        const got = await reader.request('get', { path: key });
-        expect(unb64((got['node'] as { value: string }).value), `${name} ${key}`).toBe(`v${i}`);
-      }
-      reader.close();
-    }
+    // Every remaining member's answer, after the clients stop, joins the history: a lost
+    // acknowledged write would show there as a read the history cannot explain.
+    const readers = await Promise.all(FIRST.map((name) => ProtocolClient.connect(cluster.member(name).clientUrl)));
+    await workload.stop(readers);
+    for (const reader of readers) reader.close();
+    expect(workload.count).toBeGreaterThan(50);
+    const verdict = checkHistory(workload.history, { timeoutMs: 60_000 });
+    expect(verdict.verdict === 'illegal' ? `${verdict.key}: ${verdict.explanation}` : verdict.verdict).toBe('ok');
   });
 
   it('replaces a SIGKILLed member whose disk is gone with a new, empty one, losing none of 20 leases kept alive', async () => {
