@@ -1,12 +1,14 @@
 /**
  * `npm run bench:membership`: what membership changes cost on a real 3-member cluster (fsync
  * on). A client writes 256-byte values one at a time through the whole run; the figures are:
- * - for each change (add a learner, promote it, remove it, remove the leader): the longest write
- *   latency in the change's window and the p50 around it (write unavailability);
+ * - for each change (add a learner, promote it, remove a follower, remove the leader), repeated
+ *   --rounds times: the longest time without a completed write in the change's window (write
+ *   unavailability), its p50 and max over the rounds, and the write p50 around it;
  * - replacing a member: with --mib MiB of state loaded first, the time from `memberAdd` to the
  *   learner caught up and promoted, and the writes per second the cluster kept meanwhile beside
  *   the writes per second before.
- * Flags: --mib N (default 64).
+ * A round: add and promote a new member, remove a follower, add and promote another, remove the
+ * leader — the cluster stays at three voters. Flags: --mib N (default 64), --rounds R (default 3).
  *
  * Must never: run in CI; be read as a test; leave members behind.
  */
@@ -14,8 +16,9 @@
 import { parseArgs } from 'node:util';
 import { Cluster, ProtocolClient } from '../test/integration/cluster.js';
 
-const { values } = parseArgs({ options: { mib: { type: 'string', default: '64' } } });
+const { values } = parseArgs({ options: { mib: { type: 'string', default: '64' }, rounds: { type: 'string', default: '3' } } });
 const mib = Number(values.mib);
+const rounds = Number(values.rounds);
 const FIRST = ['n1', 'n2', 'n3'];
 const value = Buffer.alloc(256, 0x61).toString('base64');
 
@@ -122,53 +125,74 @@ async function load(cluster: Cluster, bytes: number): Promise<void> {
   conn.close();
 }
 
-const cluster = await Cluster.plan(4, { tickMs: 100 });
+type Change = 'add a learner' | 'catch up and promote' | 'remove a follower' | 'remove the leader';
+const unavailableMs: Record<Change, number[]> = { 'add a learner': [], 'catch up and promote': [], 'remove a follower': [], 'remove the leader': [] };
+
+const cluster = await Cluster.plan(FIRST.length + 2 * rounds, { tickMs: 100 });
 try {
   for (const name of FIRST) cluster.launch(cluster.member(name), { initialCluster: cluster.specOf(FIRST) });
   await cluster.leader();
   console.log(`loading ${mib} MiB of state…`);
   await load(cluster, mib * 1024 * 1024);
   const writer = new Writer(cluster);
-  const window = async (label: string, change: () => Promise<void>, afterMs = 1_000): Promise<void> => {
+  const window = async (change: Change, label: string, run: () => Promise<void>, afterMs = 1_000): Promise<void> => {
     const from = performance.now();
-    await change();
+    await run();
     const to = performance.now() + afterMs; // what the change leaves behind counts too
     while (performance.now() < to) await new Promise((resolve) => setTimeout(resolve, 100)); // measuring a window
     const ms = writer.between(from, to).map((w) => w.ms);
-    console.log(`  ${label.padEnd(34)} writes ${String(ms.length).padStart(5)}  p50 ${pct(ms, 50).toFixed(2)} ms  longest without a write ${writer.longestGap(from, to).toFixed(1)} ms`);
+    const gap = writer.longestGap(from, to);
+    unavailableMs[change].push(gap);
+    console.log(`  ${label.padEnd(34)} writes ${String(ms.length).padStart(5)}  p50 ${pct(ms, 50).toFixed(2)} ms  longest without a write ${gap.toFixed(1)} ms`);
   };
   await new Promise((resolve) => setTimeout(resolve, 3_000)); // the writer's steady state, before anything changes
   const before = writer.between(performance.now() - 3_000, performance.now()).length / 3;
   console.log(`\nwrites (1 in flight, following the leader) in each change's window (the change and 1 s after; 5 s for the leader's removal):`);
-  let added = 0;
-  let promoted = 0;
-  let caughtUpWrites = 0;
-  await window('add n4 as a learner (start it)', async () => {
-    const t = performance.now();
-    await ask(cluster, 'memberAdd', { name: 'n4', peerUrl: cluster.peerUrlOf('n4') });
-    cluster.launch(cluster.member('n4'), { initialCluster: cluster.specOf([...FIRST, 'n4']), extraArgs: ['--initial-cluster-state', 'existing'] });
-    added = t;
-  });
-  await window('catch up and promote n4', async () => {
-    for (;;) {
-      const list = await ask(cluster, 'memberList', {});
-      const n4 = (list['members'] as { name: string; lag: number | null }[]).find((m) => m.name === 'n4');
-      if (n4?.lag !== null && n4 !== undefined && n4.lag <= 100) break;
-      await new Promise((resolve) => setTimeout(resolve, 200)); // polling the learner's lag
-    }
-    caughtUpWrites = writer.between(added, performance.now()).length / ((performance.now() - added) / 1_000);
-    await ask(cluster, 'memberPromote', { name: 'n4' });
-    promoted = performance.now();
-  });
-  await window('remove n4', async () => void (await ask(cluster, 'memberRemove', { name: 'n4' })));
-  await cluster.kill('n4');
-  const leader = await cluster.leader();
-  await window(`remove the leader (${leader})`, async () => {
-    await ask(cluster, 'memberRemove', { name: leader });
-    await cluster.kill(leader); // a removed member is shut down
-  }, 5_000);
+  const voters = [...FIRST];
+  let next = FIRST.length + 1;
+  let replace: { seconds: number; writesPerSecond: number } | null = null;
+  const addAndPromote = async (): Promise<void> => {
+    const name = `n${next++}`;
+    let added = 0;
+    await window('add a learner', `add ${name} as a learner (start it)`, async () => {
+      added = performance.now();
+      await ask(cluster, 'memberAdd', { name, peerUrl: cluster.peerUrlOf(name) });
+      cluster.launch(cluster.member(name), { initialCluster: cluster.specOf([...voters, name]), extraArgs: ['--initial-cluster-state', 'existing'] });
+    });
+    await window('catch up and promote', `catch up and promote ${name}`, async () => {
+      for (;;) {
+        const list = await ask(cluster, 'memberList', {});
+        const member = (list['members'] as { name: string; lag: number | null }[]).find((m) => m.name === name);
+        if (member?.lag !== null && member !== undefined && member.lag <= 100) break;
+        await new Promise((resolve) => setTimeout(resolve, 200)); // polling the learner's lag
+      }
+      const writesPerSecond = writer.between(added, performance.now()).length / ((performance.now() - added) / 1_000);
+      await ask(cluster, 'memberPromote', { name });
+      replace ??= { seconds: (performance.now() - added) / 1_000, writesPerSecond };
+    });
+    voters.push(name);
+  };
+  const remove = async (change: Change, name: string): Promise<void> => {
+    await window(change, `${change === 'remove the leader' ? 'remove the leader' : 'remove a follower'} (${name})`, async () => {
+      await ask(cluster, 'memberRemove', { name });
+      await cluster.kill(name); // a removed member is shut down
+    }, change === 'remove the leader' ? 5_000 : 1_000);
+    voters.splice(voters.indexOf(name), 1);
+  };
+  for (let round = 0; round < rounds; round++) {
+    await addAndPromote();
+    const leader = await cluster.leader();
+    await remove('remove a follower', voters.find((v) => v !== leader)!);
+    await addAndPromote();
+    await remove('remove the leader', await cluster.leader());
+  }
   await writer.stop();
-  console.log(`\nreplacing a member holding ${mib} MiB: add → caught up and promoted in ${((promoted - added) / 1_000).toFixed(1)} s; writes/s meanwhile ${caughtUpWrites.toFixed(0)} (before: ${before.toFixed(0)})`);
+  console.log(`\nwrite unavailability (longest time without a completed write) over ${rounds} rounds:`);
+  for (const [change, gaps] of Object.entries(unavailableMs)) console.log(`  ${change.padEnd(22)} p50 ${pct(gaps, 50).toFixed(1).padStart(6)} ms  max ${Math.max(...gaps).toFixed(1).padStart(6)} ms`);
+  if (replace !== null) {
+    const r = replace as { seconds: number; writesPerSecond: number };
+    console.log(`\nreplacing a member holding ${mib} MiB: add → caught up and promoted in ${r.seconds.toFixed(1)} s; writes/s meanwhile ${r.writesPerSecond.toFixed(0)} (before: ${before.toFixed(0)})`);
+  }
 } finally {
   await cluster.stop();
 }
