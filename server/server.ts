@@ -27,6 +27,10 @@ import { RocksStoreHome } from './node/store-home.js';
 import { NodeFileSystem } from './storage/file-system.js';
 import { Wal } from './storage/wal/wal.js';
 import { PeerTransport } from './transport/peer-transport.js';
+import { PeerRoundTrips } from './transport/round-trips.js';
+import { MemberMetrics } from './metrics/member-metrics.js';
+import { sampleEventLoopLag } from './metrics/event-loop-lag.js';
+import { observedChunks, observedLink, observedWal } from './metrics/observed.js';
 import { startClientServer, type ClientServer } from './api/client-server.js';
 import { createHandlers } from './api/handlers.js';
 import { SnapshotStreams } from './api/snapshot-streams.js';
@@ -42,6 +46,8 @@ export const HISTORY_REVISIONS_DEFAULT = 100_000;
 /** How long a token from `authenticate` holds, by default (etcd's simple tokens: 5 minutes). */
 export const AUTH_TOKEN_TTL_MS_DEFAULT = 300_000;
 /** What the state machine itself refuses: the ceiling of --max-value-bytes (a member refuses above its own flag before proposing). */
+/** A member applied further behind its commit index than this is neither healthy nor ready. */
+const APPLIED_BEHIND_MAX = 1_000;
 const VALUE_BYTES_CEILING = LIMIT_SPECS.find((spec) => spec.key === 'valueBytesMax')!.ceiling!;
 
 export interface ServerOptions {
@@ -295,10 +301,10 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
           defer: (run) => void setImmediate(guarded(run, 'turn')),
         },
         random: { intBelow: (bound) => randomInt(0, bound) },
-        wal,
+        wal: observedWal(wal, (seconds) => metrics.observeWalSync(seconds)),
         recovered,
         home,
-        link: transport,
+        link: observedLink(transport, (seconds, bytes) => metrics.observeSnapshot('sent', seconds, bytes)),
         logger: log,
         onFatal: (error) => options.onFatal?.(error),
         onApplied: (events) => hub.publish(events),
@@ -333,6 +339,26 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       return { dbSize: sizes.dbSize, walSize: sizes.walSize };
     };
     let clientServer: ClientServer | null = null;
+    const roundTrips = new PeerRoundTrips(() => transport.openSockets());
+    roundTrips.start();
+    undo.push(() => roundTrips.stop());
+    const metrics = new MemberMetrics({
+      raft: () => runtime.status,
+      appliedIndex: () => runtime.machine.appliedIndex,
+      revision: () => runtime.machine.revision,
+      counters: () => runtime.counters,
+      snapshots: () => runtime.snapshots,
+      walBytes: () => diskSizes().walSize,
+      storeBytes: () => diskSizes().dbSize,
+      connections: () => clientServer?.connections ?? 0,
+      watches: () => hub.size,
+      leases: () => runtime.machine.leases.size,
+      sessions: () => runtime.machine.sessions.size,
+      peerRoundTrips: () => roundTrips.last,
+      limits,
+    });
+    const lagSampler = sampleEventLoopLag((seconds) => metrics.observeEventLoopLag(seconds));
+    undo.push(() => lagSampler.stop());
     const answerBudget = new TurnBudget(limits.turnAnswerBytesMax);
     const status = (): Record<string, unknown> => {
       const s = runtime.status;
@@ -371,8 +397,17 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       answerBudget,
       logger: log,
       handlers: createHandlers({ runtime, hub, limits, answerBudget, snapshots, leaderUrl: (leader) => transport.clientUrlOf(leader), status, auth: { gate, hasher, audit } }),
-      healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < 1_000,
+      healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < APPLIED_BEHIND_MAX,
       status,
+      live: () => runtime.running,
+      readiness: () => {
+        const failed: string[] = [];
+        if (!runtime.running) failed.push('stopped');
+        if (runtime.status.leaderId === null) failed.push('no leader known');
+        if (runtime.status.commitIndex - runtime.machine.appliedIndex >= APPLIED_BEHIND_MAX) failed.push(`applied more than ${APPLIED_BEHIND_MAX} entries behind the commit index`);
+        return { ready: failed.length === 0, failed };
+      },
+      metrics,
     }).catch((error: unknown) => {
       throw listenError(error, '--listen-client', client.host, client.port);
     });
@@ -384,7 +419,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       onMessage: (message) => runtime.step(message),
       onForward: (entry) => runtime.proposeForwarded(entry),
       onLeaseRequest: (request) => runtime.answerLeaseRequest(request),
-      onSnapshot: (message, chunks) => void runtime.receiveSnapshot(message, chunks).catch(() => undefined), // logged by the runtime
+      onSnapshot: (message, chunks) => void runtime.receiveSnapshot(message, observedChunks(chunks, (seconds, bytes) => metrics.observeSnapshot('received', seconds, bytes))).catch(() => undefined), // logged by the runtime
     });
     runtime.start();
     const watchProgressMs = options.watchProgressMs ?? 10_000;

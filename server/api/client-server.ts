@@ -58,6 +58,12 @@ export interface ClientServerOptions {
   /** /health: 200 when the member has a leader and is applied to within a bound. */
   readonly healthy: () => boolean;
   readonly status: () => Record<string, unknown>;
+  /** /livez: 200 while the member's update loop runs (its storage has not failed). */
+  readonly live: () => boolean;
+  /** /readyz: the checks a member must pass to take clients (a leader known, applied close to commit, no alarm), each failed one named. */
+  readonly readiness: () => { readonly ready: boolean; readonly failed: readonly string[] };
+  /** /metrics (Prometheus text), and each request answered on the socket. */
+  readonly metrics: { observeRequest(type: string, result: string, seconds: number): void; text(): Promise<string>; readonly contentType: string };
   /** TLS for the port (wss://, https:// for /health and /status); null or absent: plaintext. */
   readonly tls?: TlsFiles | null;
 }
@@ -328,9 +334,12 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
         inFlightBytes -= cost;
         if (socket.isPaused && connection.inFlight <= READ_RESUME_IN_FLIGHT) socket.resume();
       };
+      const started = performance.now();
       options.handlers.handle(type as RequestType, frame as unknown as Record<string, unknown>, connection.client).then(
         (answer) => {
           done();
+          const code = (answer as { error?: { code?: unknown } }).error?.code;
+          options.metrics.observeRequest(type, typeof code === 'string' ? code : 'ok', (performance.now() - started) / 1_000);
           reply({ id, ...answer }, options.handlers.chargedWhenServed(type as RequestType));
         },
         (error: Error) => {
@@ -338,6 +347,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
           logger.error({ event: 'request_failed', type, error: error.message }, 'a request failed unexpectedly');
           // Handlers answer every failure they know; one that escaped may have been proposed.
           const code: ErrorCode = options.handlers.isWrite(type as RequestType) ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE';
+          options.metrics.observeRequest(type, code, (performance.now() - started) / 1_000);
           refuse(id, code, 'the member could not serve the request');
         },
       );
@@ -391,7 +401,27 @@ function serveHttp(request: IncomingMessage, response: ServerResponse, options: 
     respondJson(response, 200, options.status());
     return;
   }
-  respondJson(response, 404, { error: 'not found: try GET /health, GET /status, or a WebSocket for the client protocol' });
+  if (request.method === 'GET' && path === '/livez') {
+    const live = options.live();
+    respondJson(response, live ? 200 : 503, { live: live ? 'ok' : 'stopped' });
+    return;
+  }
+  if (request.method === 'GET' && path === '/readyz') {
+    const { ready, failed } = options.readiness();
+    respondJson(response, ready ? 200 : 503, { ready: ready ? 'ok' : 'not ready', failed });
+    return;
+  }
+  if (request.method === 'GET' && path === '/metrics') {
+    options.metrics.text().then(
+      (text) => {
+        response.writeHead(200, { 'content-type': options.metrics.contentType });
+        response.end(text);
+      },
+      (error: Error) => respondJson(response, 500, { error: `metrics: ${error.message}` }),
+    );
+    return;
+  }
+  respondJson(response, 404, { error: 'not found: try GET /health, /livez, /readyz, /status, /metrics, or a WebSocket for the client protocol' });
 }
 
 function respondJson(response: ServerResponse, status: number, body: unknown): void {

@@ -17,7 +17,7 @@ import { decodeEntry } from '../state/codec.js';
 import { decodeConfChange } from '../raft/conf.js';
 import type { StateMachine, StateResult } from '../state/state-machine.js';
 import { maySendBeforePersist, type Raft } from '../raft/index.js';
-import type { Entry, HardState, Message, Ready } from '../raft/types.js';
+import type { Entry, HardState, Message, NodeId, Ready } from '../raft/types.js';
 import { RequestError, type ProposalWaitingList, type ReadWaitingList } from './waiting-list.js';
 import type { LeaseKeeper } from './lease-keeper.js';
 import type { LeaseReadGate } from './lease-read-gate.js';
@@ -26,6 +26,7 @@ import type { SnapshotReceiver } from './snapshot-receiver.js';
 import type { SnapshotSender } from './snapshot-sender.js';
 import type { RuntimeConfig } from './runtime-config.js';
 import type { RuntimeDeps } from './runtime.js';
+import type { RuntimeCounters } from './runtime-ports.js';
 
 /** A part of a turn (its inputs, its apply) taking longer than this is logged with what it did. */
 const SLOW_TURN_PART_MS = 100;
@@ -44,6 +45,8 @@ export interface ReadyHandlerDeps extends Pick<RuntimeDeps, 'clock' | 'timers' |
   readonly handOff: Pick<LeadershipHandOff, 'active'>;
   /** Resolve a hand-off if leadership moved. */
   settleHandOff(): void;
+  /** Leader changes are counted here (metrics). */
+  readonly counters: Pick<RuntimeCounters, 'leaderChanges'>;
   /** Resolve the reads waiting for a revision this apply reached. */
   releaseRevisionWaiters(): void;
   /** A store write failed: the member stops. */
@@ -61,6 +64,8 @@ export class ReadyHandler {
   private appliedSizes: [number, number][] = [];
   private appliedBytesSinceDurable = 0;
   private persistScheduled = false;
+  /** The leader the last soft state named, to count changes of it. */
+  private knownLeader: NodeId | null = null;
   /** Work applied in this turn (node changes + entries); past turnChangesMax the turn yields. */
   private turnChanges = 0;
   /** Time spent applying in this turn; past turnApplyMsMax the turn yields. */
@@ -178,6 +183,10 @@ export class ReadyHandler {
     this.deps.releaseRevisionWaiters();
     if (rd.softState !== null) {
       const { role, leaderId } = rd.softState;
+      if (leaderId !== this.knownLeader) {
+        this.knownLeader = leaderId;
+        this.deps.counters.leaderChanges += 1;
+      }
       leaseGate.close();
       this.deps.logger.info({ event: 'role_changed', role, leader: leaderId, term: raft.status.term }, leaderId === null ? `now ${role}, no leader known` : `now ${role}, leader ${leaderId}`);
       if (role === 'leader' && leaseKeeper.term !== raft.status.term) leaseKeeper.becameLeader(raft.status.term);

@@ -94,3 +94,13 @@ export interface RuntimeDeps {
   /** Each committed entry as it is applied (the simulator checks every member applies the same). Must not throw or wait. */
   readonly onEntryApplied?: (entry: Entry) => void;
 }
+
+/** What a member counts as it runs, for its metrics (read at a scrape; only ever incremented). */
+export interface RuntimeCounters {
+  /** Proposals this member's core took that were then applied. */
+  proposalsCommitted: number;
+  /** Proposals this member's core took whose outcome became a failure (lost leadership, stopped). */
+  proposalsFailed: number;
+  /** Times the leader this member knows changed (to another member or to none). */
+  leaderChanges: number;
+}

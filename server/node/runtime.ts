@@ -34,7 +34,7 @@ import { resolveRuntimeConfig, type RuntimeConfig, type RuntimeOptions } from '.
 
 export type { RuntimeOptions } from './runtime-config.js';
 export type { LeaseRequest, PeerLink, RuntimeClock, RuntimeDeps, RuntimeLogger, RuntimeTimers, RuntimeWal, StoreHome } from './runtime-ports.js';
-import type { LeaseRequest, RuntimeDeps } from './runtime-ports.js';
+import type { LeaseRequest, RuntimeCounters, RuntimeDeps } from './runtime-ports.js';
 import type { ChangeEvent, LeaseId } from '../state/types.js';
 
 /** A linearizable read whose read index has not come by then fails (retry): it never waits forever. */
@@ -152,7 +152,7 @@ export class MemberRuntime {
     this.membership.learn(recovered.entries);
     const { raft, receiver, sender, proposals, reads, leaseGate, leaseKeeper, handOff } = this;
     const loop = { settleHandOff: () => this.settleHandOff(), releaseRevisionWaiters: () => this.releaseRevisionWaiters(), fail: (error: Error) => this.fail(error), stopped: () => this.stopped };
-    this.readyHandler = new ReadyHandler({ ...deps, config, raft, receiver, sender, proposals, reads, leaseGate, leaseKeeper, handOff, ...loop, onAppended: (entries) => this.membership.learn(entries) }, recovered.hardState);
+    this.readyHandler = new ReadyHandler({ ...deps, config, raft, receiver, sender, proposals, reads, leaseGate, leaseKeeper, handOff, ...loop, counters: this.counters, onAppended: (entries) => this.membership.learn(entries) }, recovered.hardState);
   }
 
   /** How long a confirmed leadership probe lets this leader serve reads alone (0: lease reads off; runtime-config.ts). */
@@ -199,6 +199,14 @@ export class MemberRuntime {
   }
 
   /** Snapshots streamed to followers and installed from a leader since start (for /status). */
+  /** False once the member stopped: shut down, or its storage failed (/livez). */
+  get running(): boolean {
+    return !this.stopped;
+  }
+
+  /** What this member counted since start (proposals, leader changes): its metrics read them. */
+  readonly counters: RuntimeCounters = { proposalsCommitted: 0, proposalsFailed: 0, leaderChanges: 0 };
+
   get snapshots(): { readonly sent: number; readonly installed: number } {
     return { sent: this.sender.sent, installed: this.receiver.installed };
   }
@@ -369,7 +377,16 @@ export class MemberRuntime {
         this.queuedProposals.delete(reject);
         const proposed = toCore();
         if (proposed.ok) {
-          this.proposals.add(proposed.index, proposed.term).then(resolve, reject);
+          this.proposals.add(proposed.index, proposed.term).then(
+            (result) => {
+              this.counters.proposalsCommitted += 1;
+              resolve(result);
+            },
+            (error: Error) => {
+              this.counters.proposalsFailed += 1;
+              reject(error);
+            },
+          );
           return;
         }
         const instead = refused(proposed);

@@ -115,6 +115,11 @@ export class PeerTransport implements PeerLink {
   }
 
   /** Begin: deliver to `handlers`, and dial every peer this member dials. */
+  /** The open peer connections now, by peer (for measuring round trips). */
+  openSockets(): Iterable<readonly [NodeId, WebSocket]> {
+    return this.sockets.entries();
+  }
+
   start(handlers: PeerHandlers): void {
     this.handlers = handlers;
     for (const peer of this.peers.keys()) if (this.dials(peer)) this.dial(peer, 0);

@@ -51,7 +51,7 @@ function stubHandlers(): RequestHandlers & { held: (() => void)[]; thrown: numbe
 async function serve(overrides: Partial<Limits> = {}) {
   const handlers = stubHandlers();
   const limits = resolveLimits(overrides);
-  const server = await startClientServer({ host: '127.0.0.1', port: 0, limits, answerBudget: new TurnBudget(limits.turnAnswerBytesMax), logger: quiet, handlers, healthy: () => true, status: () => ({ ok: 1 }) });
+  const server = await startClientServer({ host: '127.0.0.1', port: 0, limits, answerBudget: new TurnBudget(limits.turnAnswerBytesMax), logger: quiet, handlers, healthy: () => true, status: () => ({ ok: 1 }), live: () => true, readiness: () => ({ ready: true, failed: [] }), metrics: { observeRequest: () => undefined, text: () => Promise.resolve(''), contentType: 'text/plain' } });
   const entry = { server, sockets: [] as WebSocket[] };
   open.push(entry);
   const connect = async (): Promise<Client> => {
