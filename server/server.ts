@@ -59,6 +59,11 @@ export interface ServerOptions {
   readonly listenClient?: string;
   /** The peer URL to listen on (default ws://127.0.0.1:7081; port 0 picks a free one). */
   readonly listenPeer?: string;
+  /**
+   * The client URL the other members and clients are told (leader hints, /status), when it is not
+   * the one listened on: a member listening on 0.0.0.0 in a container is reached by its name.
+   */
+  readonly advertiseClientUrl?: string;
   /** Every member as name=peerURL, comma-separated (default: this member alone). */
   readonly initialCluster?: string;
   /** TLS on the client port (--cert-file, --key-file, --trusted-ca-file): wss:// and https:// for /health and /status. */
@@ -413,7 +418,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     });
     const clientPort = clientServer;
     undo.push(() => clientPort.close());
-    clientUrl = `${clientScheme}://${client.host}:${clientPort.port}`;
+    clientUrl = options.advertiseClientUrl ?? `${clientScheme}://${client.host}:${clientPort.port}`;
     transport.setClientUrl(clientUrl);
     transport.start({
       onMessage: (message) => runtime.step(message),
