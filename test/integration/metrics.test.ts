@@ -3,11 +3,14 @@
  * as Prometheus exposition (with a parser library) and moves as it should — requests counted by
  * type and result, latency and fsync histograms filled, the Raft gauges, a round trip per peer,
  * every limit — and a leader change is counted after the leader is killed; /livez answers while
- * the member runs; /readyz turns 503 on a member cut off from any leader and names why.
+ * the member runs; /readyz turns 503 on a member cut off from any leader and names why. The
+ * sample Grafana dashboard (deploy/grafana/warden.json) asks only for series a member exports.
  *
  * Must never: wait without a bound; leave a process or a folder behind.
  */
 
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { b64, Cluster, ProtocolClient, until } from './cluster.js';
@@ -96,6 +99,12 @@ describe('metrics, liveness and readiness', () => {
     });
     expect(peers.map((m) => m.labels?.['peer']).sort()).toEqual(NAMES.filter((n) => n !== leader).sort());
     for (const m of peers) expect(Number(m.value)).toBeGreaterThan(0);
+    // The sample Grafana dashboard asks only for series the member exports.
+    const dashboard = readFileSync(fileURLToPath(new URL('../../deploy/grafana/warden.json', import.meta.url)), 'utf8');
+    const exported = new Set([...after.keys()].flatMap((name) => [name, `${name}_bucket`, `${name}_sum`, `${name}_count`]));
+    const asked = [...new Set(dashboard.match(/warden_[a-z_]+/g) ?? [])];
+    expect(asked.length).toBeGreaterThan(10);
+    expect(asked.filter((name) => !exported.has(name))).toEqual([]);
   }, 60_000);
 
   it('counts a leader change after the leader is killed; /livez and /readyz answer', async () => {
