@@ -16,7 +16,7 @@ import { AuthAdmin, Authenticator, RoleAdmin, UserAdmin, type AuthCredentials } 
 import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff.js';
 import { Channel, QUEUED_MAX_DEFAULT, type Answer, type ClientLogger } from './channel.js';
 import { LeaseKeeper, type LeaseInfo, type LeaseTimeToLive, type Session } from './leases.js';
-import { MemberAdmin } from './members.js';
+import { MemberAdmin, type AlarmInfo } from './members.js';
 import { Requests, type CallOptions } from './requests.js';
 import { downloadSnapshot, type SnapshotDownload, type SnapshotOptions } from './snapshot.js';
 import { REAL_CLOCK, type ClientClock, type OpenSocket } from './transport.js';
@@ -312,6 +312,12 @@ export class WardenClient {
    */
   snapshot(options: SnapshotOptions = {}): Promise<SnapshotDownload> {
     return downloadSnapshot(this.requests, options);
+  }
+
+  /** The cluster's active alarms (NO_SPACE: past the space quota; it clears by itself once back under). */
+  async alarms(call: CallOptions = {}): Promise<AlarmInfo[]> {
+    const answer = await this.requests.read({ type: 'alarmList' }, call);
+    return answer['alarms'] as AlarmInfo[];
   }
 
   /** The status of the member the client is connected to. */

@@ -19,6 +19,17 @@ import type { CallOptions, Requests } from './requests.js';
 /** A voter votes and counts towards the quorum; a learner only receives the log. */
 export type MemberRole = 'voter' | 'learner';
 
+/** An active alarm: NO_SPACE — `member`'s store passed the space quota; writes that add data are refused until it clears by itself. */
+export interface AlarmInfo {
+  readonly member: string;
+  readonly kind: 'NO_SPACE';
+  /** Log time (ms since the epoch) it was raised. */
+  readonly raisedAtMs: number;
+  /** What the member measured, and its quota, when it raised it. */
+  readonly usedBytes: number;
+  readonly quotaBytes: number;
+}
+
 /** One member, as the leader sees it. */
 export interface MemberInfo {
   readonly name: string;

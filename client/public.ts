@@ -16,7 +16,7 @@ export type { Stat, Value, ValueAs, WardenNode } from './values.js';
 export type { SnapshotDownload, SnapshotInfo, SnapshotOptions, SnapshotSummary } from './snapshot.js';
 export type { CallOptions } from './requests.js';
 export type { Access, AuthAdmin, AuthChange, AuthCredentials, AuthStatus, Permission, RoleAdmin, RoleInfo, UserAdmin, UserInfo } from './auth.js';
-export { PROMOTE_DEADLINE_MS, type MemberAdmin, type MemberAddOptions, type MemberChange, type MemberInfo, type MemberRole } from './members.js';
+export { PROMOTE_DEADLINE_MS, type AlarmInfo, type MemberAdmin, type MemberAddOptions, type MemberChange, type MemberInfo, type MemberRole } from './members.js';
 export type { ClientLogger } from './channel.js';
 export type { ClientClock, OpenSocket, SocketLike } from './transport.js';
 export { Emitter, type Listener } from './emitter.js';

@@ -31,6 +31,7 @@ import { PeerRoundTrips } from './transport/round-trips.js';
 import { MemberMetrics } from './metrics/member-metrics.js';
 import { sampleEventLoopLag } from './metrics/event-loop-lag.js';
 import { observedChunks, observedLink, observedWal } from './metrics/observed.js';
+import { SpaceQuota, storeBytes } from './space-quota.js';
 import { startClientServer, type ClientServer } from './api/client-server.js';
 import { createHandlers } from './api/handlers.js';
 import { SnapshotStreams } from './api/snapshot-streams.js';
@@ -46,6 +47,9 @@ export const HISTORY_REVISIONS_DEFAULT = 100_000;
 /** How long a token from `authenticate` holds, by default (etcd's simple tokens: 5 minutes). */
 export const AUTH_TOKEN_TTL_MS_DEFAULT = 300_000;
 /** What the state machine itself refuses: the ceiling of --max-value-bytes (a member refuses above its own flag before proposing). */
+/** The space quota's default, and the share of it the store must be back under for its alarm to clear. */
+const QUOTA_BYTES_DEFAULT = 2 * 1024 * 1024 * 1024;
+const QUOTA_LOW_WATER = 0.8;
 /** A member applied further behind its commit index than this is neither healthy nor ready. */
 const APPLIED_BEHIND_MAX = 1_000;
 const VALUE_BYTES_CEILING = LIMIT_SPECS.find((spec) => spec.key === 'valueBytesMax')!.ceiling!;
@@ -64,6 +68,8 @@ export interface ServerOptions {
    * the one listened on: a member listening on 0.0.0.0 in a container is reached by its name.
    */
   readonly advertiseClientUrl?: string;
+  /** The space quota (default 2 GiB): past it the store raises NO_SPACE; under 80% of it the alarm clears itself. */
+  readonly quotaBytes?: number;
   /** Every member as name=peerURL, comma-separated (default: this member alone). */
   readonly initialCluster?: string;
   /** TLS on the client port (--cert-file, --key-file, --trusted-ca-file): wss:// and https:// for /health and /status. */
@@ -360,10 +366,25 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       leases: () => runtime.machine.leases.size,
       sessions: () => runtime.machine.sessions.size,
       peerRoundTrips: () => roundTrips.last,
+      alarms: () => runtime.machine.alarms.list(),
+      quota: () => ({ quotaBytes: options.quotaBytes ?? QUOTA_BYTES_DEFAULT, usedBytes: quota.used }),
       limits,
     });
     const lagSampler = sampleEventLoopLag((seconds) => metrics.observeEventLoopLag(seconds));
     undo.push(() => lagSampler.stop());
+    const quotaBytes = options.quotaBytes ?? QUOTA_BYTES_DEFAULT;
+    const quota = new SpaceQuota({
+      member: name,
+      quotaBytes,
+      lowWaterBytes: Math.floor(quotaBytes * QUOTA_LOW_WATER),
+      usedBytes: () => storeBytes(join(dataDir, 'state')),
+      alarmed: () => runtime.machine.alarms.list().some((a) => a.member === name && a.kind === 'NO_SPACE'),
+      propose: (command) => runtime.propose(command),
+      reclaim: () => home.reclaimSpace(),
+      logger: log,
+    });
+    quota.start();
+    undo.push(() => quota.stop());
     const answerBudget = new TurnBudget(limits.turnAnswerBytesMax);
     const status = (): Record<string, unknown> => {
       const s = runtime.status;
@@ -410,6 +431,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
         if (!runtime.running) failed.push('stopped');
         if (runtime.status.leaderId === null) failed.push('no leader known');
         if (runtime.status.commitIndex - runtime.machine.appliedIndex >= APPLIED_BEHIND_MAX) failed.push(`applied more than ${APPLIED_BEHIND_MAX} entries behind the commit index`);
+        for (const alarm of runtime.machine.alarms.list()) failed.push(`alarm ${alarm.kind} (${alarm.member})`);
         return { ready: failed.length === 0, failed };
       },
       metrics,

@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   SESSION_EXPIRED: 'the client session is unknown or expired; whether its earlier requests were applied can no longer be told; register a new session',
   WATCH_NOT_FOUND: 'no watch with that id is open on this connection (never started, or already cancelled)',
   SLOW_CONSUMER: 'the watcher did not read its events fast enough and was cancelled; resume from the revision given',
+  NO_SPACE: 'the cluster is past its space quota (--quota-bytes): writes that add data are refused until deletes and compaction bring it back under (the alarm clears itself); deletes, compactions and reads work',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -58,6 +59,7 @@ export const ERROR_OUTCOMES: { readonly [code in ErrorCode]: ErrorOutcome } = {
   SESSION_EXPIRED: 'unknown',
   WATCH_NOT_FOUND: 'final',
   SLOW_CONSUMER: 'retry',
+  NO_SPACE: 'retry',
 };
 
 /** Whether a request refused with `code` may have been applied (retry only with its stamp). */

@@ -190,6 +190,8 @@ export const REQUEST_SCHEMAS = {
   memberAdd: request('memberAdd', { name: authName, peerUrl: { type: 'string', minLength: 1, maxLength: 1024, pattern: '^wss?://' }, learner: { type: 'boolean' } }, ['name', 'peerUrl']),
   memberPromote: request('memberPromote', { name: authName }, ['name']),
   memberRemove: request('memberRemove', { name: authName }, ['name']),
+  // The cluster's active alarms (NO_SPACE past --quota-bytes), as this member's state holds them.
+  alarmList: request('alarmList', {}),
 } as const;
 
 export type RequestType = keyof typeof REQUEST_SCHEMAS;

@@ -20,7 +20,7 @@ import { hideBin } from 'yargs/helpers';
 import { benchCommand } from './bench/command.js';
 import { authCommands } from './commands/auth.js';
 import { checkCommand } from './commands/check.js';
-import { endpointCommand, memberCommand } from './commands/cluster.js';
+import { alarmCommand, endpointCommand, memberCommand } from './commands/cluster.js';
 import { DEFAULT_ENDPOINTS } from './commands/context.js';
 import { kvCommands } from './commands/kv.js';
 import { leaseCommand } from './commands/lease.js';
@@ -31,7 +31,7 @@ import { watchCommand } from './commands/watch.js';
 import { FORMATS } from './output.js';
 
 /** Every command family; `warden bench` (client/cli/bench/) is added here by the lead. */
-const COMMANDS: readonly CommandModule<object, Record<string, unknown>>[] = [...kvCommands, watchCommand, txnCommand, leaseCommand, lockCommand, electCommand, memberCommand, endpointCommand, snapshotCommand, checkCommand, ...authCommands, benchCommand as CommandModule<object, Record<string, unknown>>];
+const COMMANDS: readonly CommandModule<object, Record<string, unknown>>[] = [...kvCommands, watchCommand, txnCommand, leaseCommand, lockCommand, electCommand, memberCommand, alarmCommand, endpointCommand, snapshotCommand, checkCommand, ...authCommands, benchCommand as CommandModule<object, Record<string, unknown>>];
 
 /** WARDEN_<NAME> from the environment, when set and not empty. */
 function env(name: string): string | undefined {

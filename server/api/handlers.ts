@@ -215,6 +215,8 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
   };
 
   const handlers: Record<RequestType, Handler> = {
+    // Replicated state every member holds the same: served from this member's, no quorum round.
+    alarmList: () => ({ ok: true, revision: runtime.machine.revision, alarms: runtime.machine.alarms.list() }),
     register: (f, _c, user) => write({ op: 'registerClient', secret: randomBytes(16).toString('hex'), ...(typeof f['nonce'] === 'string' ? { nonce: f['nonce'] } : {}), sessionsMax: limits.sessionsMax }, undefined, user),
     keepalive: (f, _c, user) => write({ op: 'sessionKeepAlive', clientId: f['clientId'] as number, secret: f['secret'] as string }, undefined, user),
     create: (f, _c, user) => namespaceWrite({ op: 'create', path: f['path'] as string, value: value(f['value'], 'value'), ...pick(f, ['sequential', 'lease', 'parents']) }, f['client'], user, withoutValues(false)),

@@ -37,6 +37,10 @@ export interface MetricsSource {
   sessions(): number;
   /** The last measured round trip to each peer, in seconds. */
   peerRoundTrips(): ReadonlyMap<string, number>;
+  /** The cluster's active alarms. */
+  alarms(): readonly { readonly member: string; readonly kind: string }[];
+  /** The space quota and the store's bytes as last measured (null: not yet). */
+  quota(): { readonly quotaBytes: number; readonly usedBytes: number | null };
   readonly limits: Limits;
 }
 
@@ -128,6 +132,18 @@ export class MemberMetrics {
         for (const [peer, seconds] of source.peerRoundTrips()) this.set({ peer }, seconds);
       },
     });
+    new Gauge({
+      name: 'warden_alarm_active',
+      help: 'Active alarms in the cluster, by kind and the member that raised them (NO_SPACE: writes that add data are refused).',
+      labelNames: ['kind', 'member'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const alarm of source.alarms()) this.set({ kind: alarm.kind, member: alarm.member }, 1);
+      },
+    });
+    gauge(registry, 'warden_quota_bytes', 'The space quota (--quota-bytes): past it, NO_SPACE.', () => source.quota().quotaBytes);
+    gauge(registry, 'warden_quota_used_bytes', 'The state store\'s bytes on disk, as the space quota last measured them.', () => source.quota().usedBytes);
     // The limits, beside the levels above that they bound (each named as its flag names it).
     const limit = new Gauge({ name: 'warden_limit', help: 'Each named limit (--max-* flags), by limit name and unit.', labelNames: ['limit', 'unit'], registers: [registry] });
     for (const spec of LIMIT_SPECS) {

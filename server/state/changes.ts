@@ -39,6 +39,8 @@ export class ChangeTracker {
   auth = false;
   /** The member table changed (written whole: a few members, changed by configuration entries). */
   members = false;
+  /** The alarm table changed (written whole: one alarm per member and kind at most). */
+  alarms = false;
 
   result(clientId: number, seq: number): void {
     let seqs = this.results.get(clientId);
@@ -47,7 +49,7 @@ export class ChangeTracker {
   }
 
   get empty(): boolean {
-    return this.versions.length === 0 && this.leases.size === 0 && this.sessions.size === 0 && this.results.size === 0 && !this.auth && !this.members;
+    return this.versions.length === 0 && this.leases.size === 0 && this.sessions.size === 0 && this.results.size === 0 && !this.auth && !this.members && !this.alarms;
   }
 
   /** Hand over what changed and start afresh. */
@@ -59,6 +61,7 @@ export class ChangeTracker {
     [taken.results, this.results] = [this.results, new Map()];
     [taken.auth, this.auth] = [this.auth, false];
     [taken.members, this.members] = [this.members, false];
+    [taken.alarms, this.alarms] = [this.alarms, false];
     return taken;
   }
 }

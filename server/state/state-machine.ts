@@ -14,6 +14,7 @@ import { AuthTable, AUTH_OPS, type AuthCommand, type AuthImage } from './auth.js
 import { authorizeEntry } from './authorize.js';
 import { ChangeTracker, type VersionChange } from './changes.js';
 import { MemberTable, type MemberChangeCommand, type MembersImage } from './members.js';
+import { ALARM_KINDS, AlarmTable, type Alarm, type AlarmCommand, type AlarmKind } from './alarms.js';
 import { LeaseTable, type Lease } from './leases.js';
 import { Namespace, type NamespaceOptions } from './namespace.js';
 import { recordable, SessionTable, SESSION_SECRET_PATTERN, SESSION_TTL_MS_DEFAULT, SESSIONS_MAX_DEFAULT, type ClientStamp, type SessionRecord } from './sessions.js';
@@ -37,7 +38,7 @@ export type SessionCommand =
   | { readonly op: 'registerClient'; readonly secret: string; readonly nonce?: string; readonly sessionsMax?: number }
   | { readonly op: 'sessionKeepAlive'; readonly clientId: number; readonly secret: string };
 
-export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand | AuthCommand | MemberChangeCommand;
+export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand | AuthCommand | MemberChangeCommand | AlarmCommand;
 
 export type StateResult =
   | CommandResult
@@ -49,7 +50,8 @@ export type StateResult =
   | { readonly ok: true; readonly revision: number; readonly op: 'registerClient'; readonly clientId: number; readonly secret: string; readonly existing: boolean }
   | { readonly ok: true; readonly revision: number; readonly op: 'sessionKeepAlive' }
   | { readonly ok: true; readonly revision: number; readonly op: AuthCommand['op']; readonly authRevision: number }
-  | { readonly ok: true; readonly revision: number; readonly op: 'memberChange' };
+  | { readonly ok: true; readonly revision: number; readonly op: 'memberChange' }
+  | { readonly ok: true; readonly revision: number; readonly op: 'alarm'; readonly changed: boolean };
 
 /** A committed entry as the state machine sees it. */
 export interface StateEntry {
@@ -97,6 +99,8 @@ export interface StateImage {
   readonly auth?: AuthImage;
   /** Absent in a store written before membership changes: no member added or removed. */
   readonly members?: MembersImage;
+  /** Absent when no alarm is active. */
+  readonly alarms?: readonly Alarm[];
 }
 
 export class StateMachine {
@@ -105,6 +109,7 @@ export class StateMachine {
   readonly sessions: SessionTable;
   readonly auth: AuthTable;
   readonly members: MemberTable;
+  readonly alarms: AlarmTable;
   private readonly changes: ChangeTracker | null;
   private appliedIndexNow = 0;
   private logTimeMsNow = 0;
@@ -121,6 +126,7 @@ export class StateMachine {
       this.sessions = new SessionTable(ttl, max, this.changes, resultsPerSessionMax);
       this.auth = new AuthTable(this.changes);
       this.members = new MemberTable(this.changes);
+      this.alarms = new AlarmTable(this.changes);
       return;
     }
     const { meta } = image;
@@ -129,6 +135,7 @@ export class StateMachine {
     this.sessions = SessionTable.restore({ nextId: meta.nextClientId, activity: meta.sessionActivity, sessions: image.sessions }, ttl, max, this.changes, resultsPerSessionMax);
     this.auth = image.auth === undefined ? new AuthTable(this.changes) : AuthTable.restore(image.auth, this.changes);
     this.members = image.members === undefined ? new MemberTable(this.changes) : MemberTable.restore(image.members, this.changes);
+    this.alarms = AlarmTable.restore(image.alarms ?? [], this.changes);
     this.appliedIndexNow = meta.appliedIndex;
     this.logTimeMsNow = meta.logTimeMs;
   }
@@ -203,12 +210,28 @@ export class StateMachine {
   private applyCommand(command: unknown, user: string | undefined): { result: StateResult; events: ChangeEvent[] } {
     if (typeof command === 'object' && command !== null && typeof (command as { op?: unknown }).op === 'string') {
       const op = (command as { op: string }).op;
+      const noSpace = this.alarms.active('NO_SPACE');
+      if (noSpace !== undefined && addsData(command as Record<string, unknown>)) {
+        return { result: this.refused('NO_SPACE', `the cluster is past its space quota (${noSpace.member} holds ${noSpace.usedBytes} bytes, --quota-bytes ${noSpace.quotaBytes}): writes that add data are refused until deletes and compaction bring it back under; deletes, compactions and reads work`), events: [] };
+      }
       if (op.startsWith('lease')) return this.applyLease(command as Record<string, unknown>, user);
       if (op === 'registerClient' || op === 'sessionKeepAlive') return this.applySession(command as Record<string, unknown>, user);
       if (AUTH_OPS.has(op)) return this.applyAuth(command as AuthCommand);
       if (op === 'memberChange') return this.applyMemberChange(command as Record<string, unknown>);
+      if (op === 'alarm') return this.applyAlarm(command as Record<string, unknown>);
     }
     return this.namespace.apply(command as NamespaceCommand);
+  }
+
+  /** A member raised or cleared one of its alarms (members propose these, never clients). */
+  private applyAlarm(command: Record<string, unknown>): { result: StateResult; events: ChangeEvent[] } {
+    const { action, member, kind, usedBytes, quotaBytes } = command;
+    const count = (n: unknown): boolean => n === undefined || (Number.isSafeInteger(n) && (n as number) >= 0);
+    if ((action !== 'raise' && action !== 'clear') || typeof member !== 'string' || member.length === 0 || member.length > 128 || !ALARM_KINDS.includes(kind as AlarmKind) || !count(usedBytes) || !count(quotaBytes)) {
+      return { result: this.refused('INVALID_ARGUMENT', 'an alarm names its action, member and kind'), events: [] };
+    }
+    const changed = this.alarms.apply({ op: 'alarm', action, member, kind: kind as AlarmKind, ...(usedBytes === undefined ? {} : { usedBytes: usedBytes as number }), ...(quotaBytes === undefined ? {} : { quotaBytes: quotaBytes as number }) }, this.logTimeMsNow);
+    return { result: { ok: true, revision: this.revision, op: 'alarm', changed }, events: [] };
   }
 
   /** A configuration entry the log committed: the table follows it (the core already checked it). */
@@ -298,4 +321,13 @@ export class StateMachine {
   private refused(code: ErrorCode, message: string): StateResult {
     return { ok: false, code, message, revision: this.revision };
   }
+}
+
+/** Whether a command would add data (what NO_SPACE refuses): a put, a create, a transaction that puts or creates, a lease grant. */
+function addsData(command: Record<string, unknown>): boolean {
+  const op = command['op'];
+  if (op === 'put' || op === 'create' || op === 'leaseGrant') return true;
+  if (op !== 'txn') return false;
+  const writes = (ops: unknown): boolean => Array.isArray(ops) && ops.some((o) => typeof o === 'object' && o !== null && ((o as { op?: unknown }).op === 'put' || (o as { op?: unknown }).op === 'create'));
+  return writes(command['success']) || writes(command['failure']);
 }

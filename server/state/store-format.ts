@@ -17,6 +17,8 @@
  *                                       it changes rarely, and only by an admin)
  *   0x04                                the member table: members added (name, peer URL, role) and
  *                                       the names of removed ones (one record)
+ *   0x05                                the alarm table: [member, kind, raised at, used, quota]
+ *                                       per active alarm (one record; absent when none)
  *   "L" leaseId(u64 BE)                 a lease (its owner, when auth made one)
  *   "S" clientId(u64 BE)                a client session (its answers apart, so a write that
  *   "R" clientId(u64 BE) seq(u64 BE)    records one answer does not rewrite all the others)
@@ -38,6 +40,7 @@ import type { Lease } from './leases.js';
 import type { AuthImage } from './auth.js';
 import { authFields, decodeAuth } from './store-auth.js';
 import { decodeMembers, membersFields } from './store-members.js';
+import { alarmsFields, decodeAlarms, type Alarm } from './alarms.js';
 import type { MembersImage } from './members.js';
 import type { StoredNode } from './namespace.js';
 import type { SessionHeader, SessionRecord } from './sessions.js';
@@ -54,7 +57,9 @@ export const INSTALLED_BASE_KEY = new Uint8Array([0x02]);
 const AUTH = 0x03;
 const AUTH_KEY = new Uint8Array([AUTH]);
 const MEMBERS = 0x04;
+const ALARMS = 0x05;
 const MEMBERS_KEY = new Uint8Array([MEMBERS]);
+const ALARMS_KEY = new Uint8Array([ALARMS]);
 const NODE = 0x4e; // N
 const LEASE = 0x4c; // L
 const SESSION = 0x53; // S
@@ -93,6 +98,7 @@ export function encodeChanges(machine: StateMachine, changes: ChangeTracker): Kv
   }
   if (changes.auth) batch.push({ type: 'put', key: AUTH_KEY, value: sealed(authFields(machine.auth.image())) });
   if (changes.members) batch.push({ type: 'put', key: MEMBERS_KEY, value: sealed(membersFields(machine.members.image())) });
+  if (changes.alarms) batch.push(machine.alarms.empty ? { type: 'del', key: ALARMS_KEY } : { type: 'put', key: ALARMS_KEY, value: sealed(alarmsFields(machine.alarms.list())) });
   batch.push(metaWrite(machine));
   return batch;
 }
@@ -122,6 +128,7 @@ export function encodeFull(machine: StateMachine): KvWrite[] {
   const auth = machine.auth.image();
   if (auth.revision > 0) batch.push({ type: 'put', key: AUTH_KEY, value: sealed(authFields(auth)) });
   if (!machine.members.empty) batch.push({ type: 'put', key: MEMBERS_KEY, value: sealed(membersFields(machine.members.image())) });
+  if (!machine.alarms.empty) batch.push({ type: 'put', key: ALARMS_KEY, value: sealed(alarmsFields(machine.alarms.list())) });
   batch.push(metaWrite(machine));
   return batch;
 }
@@ -138,6 +145,7 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
   const results = new Map<number, [number, unknown][]>();
   let auth: AuthImage | undefined;
   let members: MembersImage | undefined;
+  let alarms: Alarm[] | undefined;
   for (const [key, value] of entries) {
     const where = (): string => `state store: cannot read the record at key ${hex(key)}`;
     let fields: unknown;
@@ -156,6 +164,9 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
         break;
       case MEMBERS:
         members = decodeMembers(fields, where);
+        break;
+      case ALARMS:
+        alarms = decodeAlarms(fields, where);
         break;
       case NODE: {
         const { path, since } = decodeNodeKey(key, where);
@@ -189,11 +200,11 @@ export function imageFromEntries(entries: Iterable<readonly [Uint8Array, Uint8Ar
     }
   }
   if (meta === null) {
-    if (versions.length + leases.length + headers.length + results.size > 0 || auth !== undefined || members !== undefined) throw new Error('state store: records without a meta record');
+    if (versions.length + leases.length + headers.length + results.size > 0 || auth !== undefined || members !== undefined || alarms !== undefined) throw new Error('state store: records without a meta record');
     return null;
   }
   const sessions = headers.map((h): SessionRecord => ({ ...h, results: results.get(h.id) ?? [] }));
-  return { meta, versions, leases, sessions, ...(auth === undefined ? {} : { auth }), ...(members === undefined ? {} : { members }) };
+  return { meta, versions, leases, sessions, ...(auth === undefined ? {} : { auth }), ...(members === undefined ? {} : { members }), ...(alarms === undefined ? {} : { alarms }) };
 }
 
 export function nodeKey(path: string, since: number): Uint8Array {

@@ -53,6 +53,8 @@ declare module 'rocksdb' {
     interface RocksDB {
       open(options: OpenOptions, callback: ErrorCallback): void;
       close(callback: ErrorCallback): void;
+      /** Compact the keys in [start, end] (RocksDB's own threads), then call back. */
+      compactRange(start: Buffer, end: Buffer, callback: ErrorCallback): void;
       /** A missing key answers an Error whose message begins "NotFound". */
       get(key: Buffer, options: GetOptions, callback: (error: Error | null | undefined, value?: Buffer) => void): void;
       /** A chained batch, written as one RocksDB WriteBatch. */

@@ -7,7 +7,7 @@
 
 import { describe, expect, it } from 'vitest';
 import type { MemberInfo } from '../../client/api.js';
-import { memberChangeResult, memberListResult, memberName, peerUrlOf } from '../../client/cli/commands/cluster.js';
+import { alarmListResult, memberChangeResult, memberListResult, memberName, peerUrlOf } from '../../client/cli/commands/cluster.js';
 import { Output, UsageError, type Table } from '../../client/cli/output.js';
 import { runCli } from './run.js';
 
@@ -91,5 +91,18 @@ describe('warden member: bad usage exits 2 before connecting', () => {
   it('lists the member commands in --help', async () => {
     const help = await runCli(['member', '--help']);
     for (const command of ['list', 'add <name> <peer-url>', 'promote <name>', 'remove <name>']) expect(help.stdout).toContain(command);
+  });
+});
+
+describe('warden alarm list: output', () => {
+  it('lists alarms as a table (MEMBER, ALARM, RAISED, USED, QUOTA), a JSON array, or simple lines', () => {
+    const alarms = [{ member: 'n2', kind: 'NO_SPACE' as const, raisedAtMs: Date.UTC(2026, 11, 4, 12, 0, 0), usedBytes: 5 * 1024 * 1024, quotaBytes: 4 * 1024 * 1024 }];
+    const result = alarmListResult(alarms);
+    expect(result.json).toEqual(alarms);
+    expect(result.simple).toEqual([`n2, NO_SPACE, ${5 * 1024 * 1024}, ${4 * 1024 * 1024}`]);
+    const lines = new Output('table').renderTable(result.table as Table).map(plain);
+    expect(lines[0]).toMatch(/^MEMBER\s+ALARM\s+RAISED\s+USED\s+QUOTA$/);
+    expect(lines[1]).toMatch(/^n2\s+NO_SPACE\s+2026-12-04T12:00:00\.000Z\s+5\.0 MiB\s+4\.0 MiB$/);
+    expect(alarmListResult([]).simple).toEqual([]);
   });
 });

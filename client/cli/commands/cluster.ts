@@ -1,5 +1,6 @@
 /**
- * `warden member list|add|promote|remove`, `warden endpoint status`, `warden endpoint health`:
+ * `warden member list|add|promote|remove`, `warden endpoint status`, `warden endpoint health`,
+ * `warden alarm list`:
  * the cluster as its members see it, and changes to its membership. The member commands go to
  * the leader through the client's `members` calls (client/members.ts). The endpoint commands
  * ask every endpoint on its own — a client per endpoint, holding that endpoint alone — so one
@@ -12,7 +13,7 @@
  */
 
 import type { Argv, CommandModule } from 'yargs';
-import { PROMOTE_DEADLINE_MS, WardenError, type MemberChange, type MemberInfo, type MemberStatus } from '../../api.js';
+import { PROMOTE_DEADLINE_MS, WardenError, type AlarmInfo, type MemberChange, type MemberInfo, type MemberStatus } from '../../api.js';
 import { bytes, UsageError, type Result } from '../output.js';
 import { action, type Context } from './context.js';
 
@@ -204,5 +205,33 @@ export const memberCommand: CommandModule<object, Args> = {
       .demandCommand(1, 'say which: list, add, promote or remove')
       .example('$0 member list', 'every member')
       .example('$0 member add n4 ws://10.0.0.4:7081', 'add a member (it votes once caught up)'),
+  handler: () => undefined,
+};
+
+// alarm
+
+/** `alarm list` in every shape: json is the array of alarms; no alarm is an empty table (and no lines). */
+export function alarmListResult(alarms: readonly AlarmInfo[]): Result {
+  const rows = alarms.map((a) => [a.member, a.kind, new Date(a.raisedAtMs).toISOString(), bytes(a.usedBytes), bytes(a.quotaBytes)]);
+  return {
+    json: alarms,
+    simple: alarms.map((a) => `${a.member}, ${a.kind}, ${a.usedBytes}, ${a.quotaBytes}`),
+    table: { columns: ['MEMBER', 'ALARM', 'RAISED', 'USED', 'QUOTA'], rows },
+  };
+}
+
+const alarmList: CommandModule<object, Args> = {
+  command: 'list',
+  describe: 'the cluster\'s active alarms (NO_SPACE: a member\'s store past --quota-bytes; it clears by itself once back under)',
+  builder: (y) => y.example('$0 alarm list', 'every active alarm').example('$0 alarm list -o json', 'a JSON array of alarms'),
+  handler: action(async (ctx) => {
+    ctx.out.print(alarmListResult(await ctx.client.alarms()));
+  }),
+};
+
+export const alarmCommand: CommandModule<object, Args> = {
+  command: 'alarm <command>',
+  describe: 'the cluster\'s alarms: list',
+  builder: (y) => y.command([alarmList]).demandCommand(1, 'say which: list'),
   handler: () => undefined,
 };
