@@ -16,6 +16,7 @@ import { hideBin } from 'yargs/helpers';
 import { startServer } from './server.js';
 import { LIMIT_SPECS, limitsFrom } from './limits.js';
 import { NOT_WARDEND_ENV } from '../shared/env.js';
+import { parseRetention } from './auto-compaction.js';
 
 // The CLI's and `npm start`'s variables are theirs: set aside, so they are not unknown flags here.
 for (const name of NOT_WARDEND_ENV) delete process.env[name];
@@ -29,6 +30,7 @@ const parser = yargs(hideBin(process.argv))
   .option('listen-client', { type: 'string', describe: 'URL for clients (WebSocket) and HTTP /health, /status (default ws://127.0.0.1:7071, wss:// with --cert-file)' })
   .option('advertise-client-url', { type: 'string', describe: 'the client URL other members and clients are given (leader hints, /status) when it differs from --listen-client (e.g. ws://0.0.0.0:7071 in a container, reached as ws://warden-0.warden-peer:7071)' })
   .option('quota-bytes', { type: 'number', default: 2 * 1024 * 1024 * 1024, describe: 'the space quota: past it this member raises NO_SPACE and the cluster refuses writes that add data (deletes, compactions and reads go on); under 80% of it the alarm clears by itself' })
+  .option('auto-compaction-retention', { type: 'string', default: '0', describe: 'compact the history older than this (1h, 30m, 90s; a bare number is hours; 0: off) — besides the automatic compaction past 200,000 revisions' })
   .option('listen-peer', { type: 'string', describe: 'URL for the other members (default ws://127.0.0.1:7081, wss:// with --peer-cert-file)' })
   .option('cert-file', { type: 'string', group: 'TLS:', describe: "the client port's certificate (PEM): clients connect with wss://, /health and /status are https://" })
   .option('key-file', { type: 'string', group: 'TLS:', describe: 'the key of --cert-file (PEM)' })
@@ -82,6 +84,7 @@ try {
     ...(argv['listen-peer'] === undefined ? {} : { listenPeer: argv['listen-peer'] }),
     ...(argv['advertise-client-url'] === undefined ? {} : { advertiseClientUrl: argv['advertise-client-url'] }),
     quotaBytes: argv['quota-bytes'],
+    autoCompactionRetentionMs: parseRetention(argv['auto-compaction-retention']),
     ...(argv['cert-file'] === undefined || argv['key-file'] === undefined ? {} : { tls: { certFile: argv['cert-file'], keyFile: argv['key-file'], ...(argv['trusted-ca-file'] === undefined ? {} : { trustedCaFile: argv['trusted-ca-file'] }) } }),
     ...(argv['peer-secret-file'] === undefined ? {} : { peerSecretFile: argv['peer-secret-file'] }),
     ...(argv['peer-cert-file'] === undefined || argv['peer-key-file'] === undefined || argv['peer-trusted-ca-file'] === undefined ? {} : { peerTls: { certFile: argv['peer-cert-file'], keyFile: argv['peer-key-file'], trustedCaFile: argv['peer-trusted-ca-file'] } }),

@@ -32,6 +32,7 @@ import { MemberMetrics } from './metrics/member-metrics.js';
 import { sampleEventLoopLag } from './metrics/event-loop-lag.js';
 import { observedChunks, observedLink, observedWal } from './metrics/observed.js';
 import { SpaceQuota, storeBytes } from './space-quota.js';
+import { AutoCompaction } from './auto-compaction.js';
 import { startClientServer, type ClientServer } from './api/client-server.js';
 import { createHandlers } from './api/handlers.js';
 import { SnapshotStreams } from './api/snapshot-streams.js';
@@ -70,6 +71,8 @@ export interface ServerOptions {
   readonly advertiseClientUrl?: string;
   /** The space quota (default 2 GiB): past it the store raises NO_SPACE; under 80% of it the alarm clears itself. */
   readonly quotaBytes?: number;
+  /** Compact the history older than this, in ms (0 or absent: by revision count only). */
+  readonly autoCompactionRetentionMs?: number;
   /** Every member as name=peerURL, comma-separated (default: this member alone). */
   readonly initialCluster?: string;
   /** TLS on the client port (--cert-file, --key-file, --trusted-ca-file): wss:// and https:// for /health and /status. */
@@ -385,6 +388,19 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     });
     quota.start();
     undo.push(() => quota.stop());
+    if ((options.autoCompactionRetentionMs ?? 0) > 0) {
+      const compaction = new AutoCompaction({
+        retentionMs: options.autoCompactionRetentionMs!,
+        monotonicMs: () => performance.now(),
+        leading: () => runtime.status.role === 'leader',
+        revision: () => runtime.machine.revision,
+        compactRevision: () => runtime.machine.namespace.compactRevision,
+        propose: (command) => runtime.propose(command),
+        logger: log,
+      });
+      compaction.start();
+      undo.push(() => compaction.stop());
+    }
     const answerBudget = new TurnBudget(limits.turnAnswerBytesMax);
     const status = (): Record<string, unknown> => {
       const s = runtime.status;

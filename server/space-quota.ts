@@ -71,15 +71,20 @@ export class SpaceQuota {
         await this.options.propose({ op: 'alarm', action: 'raise', member, kind: 'NO_SPACE', usedBytes: used, quotaBytes });
         return 'raised';
       }
-      if (alarmed && used < lowWaterBytes) {
-        logger.info({ event: 'space_quota_cleared', usedBytes: used, lowWaterBytes }, `the store holds ${used} bytes, under the low-water mark ${lowWaterBytes}: clearing NO_SPACE`);
+      const clear = async (bytes: number): Promise<'cleared'> => {
+        logger.info({ event: 'space_quota_cleared', usedBytes: bytes, lowWaterBytes }, `the store holds ${bytes} bytes, under the low-water mark ${lowWaterBytes}: clearing NO_SPACE`);
         await this.options.propose({ op: 'alarm', action: 'clear', member, kind: 'NO_SPACE' });
         return 'cleared';
-      }
+      };
+      if (alarmed && used < lowWaterBytes) return await clear(used);
       const now = performance.now();
       if (alarmed && now - this.lastReclaimAt >= (this.options.reclaimEveryMs ?? 5_000)) {
         this.lastReclaimAt = now;
         await this.options.reclaim();
+        // Measured again at once: the space given back clears the alarm now, not a second later.
+        const after = await this.options.usedBytes();
+        this.used = after;
+        if (after !== null && after < lowWaterBytes) return await clear(after);
         return 'reclaimed';
       }
       return 'nothing';

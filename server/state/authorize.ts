@@ -23,7 +23,7 @@ import type { Namespace } from './namespace.js';
 import type { SessionTable } from './sessions.js';
 
 /** Proposed by the leader on its own, never for a client: no user to check. */
-const SYSTEM_OPS: ReadonlySet<string> = new Set(['leaseExpire', 'leaseRefreshAll', 'malformedEntry', 'noop', 'memberChange', 'alarm']);
+const SYSTEM_OPS: ReadonlySet<string> = new Set(['leaseExpire', 'leaseRefreshAll', 'malformedEntry', 'noop', 'memberChange', 'alarm', 'autoCompact']);
 
 export interface Refusal {
   readonly code: ErrorCode;

@@ -38,7 +38,13 @@ export type SessionCommand =
   | { readonly op: 'registerClient'; readonly secret: string; readonly nonce?: string; readonly sessionsMax?: number }
   | { readonly op: 'sessionKeepAlive'; readonly clientId: number; readonly secret: string };
 
-export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand | AuthCommand | MemberChangeCommand | AlarmCommand;
+/** A compaction a member proposes on its own (--auto-compaction-retention): a compact that needs no user. */
+export interface AutoCompactCommand {
+  readonly op: 'autoCompact';
+  readonly revision: number;
+}
+
+export type StateCommand = NamespaceCommand | LeaseCommand | SessionCommand | AuthCommand | MemberChangeCommand | AlarmCommand | AutoCompactCommand;
 
 export type StateResult =
   | CommandResult
@@ -219,6 +225,8 @@ export class StateMachine {
       if (AUTH_OPS.has(op)) return this.applyAuth(command as AuthCommand);
       if (op === 'memberChange') return this.applyMemberChange(command as Record<string, unknown>);
       if (op === 'alarm') return this.applyAlarm(command as Record<string, unknown>);
+      // Members propose it, never clients: what it does is a compact.
+      if (op === 'autoCompact') return this.namespace.apply({ op: 'compact', revision: (command as { revision: number }).revision });
     }
     return this.namespace.apply(command as NamespaceCommand);
   }

@@ -48,10 +48,14 @@ describe('the space quota', () => {
     expect(await other.request('put', { path: '/fill/more', value: b64('x') })).toMatchObject({ ok: false, error: { code: 'NO_SPACE' } });
     expect(await other.request('create', { path: '/fill/new', value: b64('x') })).toMatchObject({ ok: false, error: { code: 'NO_SPACE' } });
     const alarms = await other.request('alarmList');
-    expect(alarms['alarms']).toEqual([expect.objectContaining({ kind: 'NO_SPACE', quotaBytes: QUOTA_BYTES })]);
+    // One alarm per member whose store crossed the quota (they hold the same data: often all).
+    expect((alarms['alarms'] as unknown[]).length).toBeGreaterThanOrEqual(1);
+    for (const alarm of alarms['alarms'] as unknown[]) expect(alarm).toMatchObject({ kind: 'NO_SPACE', quotaBytes: QUOTA_BYTES, usedBytes: expect.any(Number) });
     const readiness = await fetch(`${follower.httpUrl}/readyz`);
     expect(readiness.status).toBe(503);
-    expect(await readiness.json()).toMatchObject({ failed: [expect.stringMatching(/^alarm NO_SPACE/)] });
+    const failed = ((await readiness.json()) as { failed: string[] }).failed;
+    expect(failed.length).toBeGreaterThanOrEqual(1);
+    for (const check of failed) expect(check).toMatch(/^alarm NO_SPACE \(n\d\)$/);
     // Reads, deletes and compaction go on.
     expect(await other.request('get', { path: '/fill/k0' })).toMatchObject({ ok: true });
     expect(await client.request('delete', { path: '/fill', recursive: true })).toMatchObject({ ok: true });
@@ -61,7 +65,7 @@ describe('the space quota', () => {
     const compactedAt = performance.now();
 
     // The alarm clears by itself: no restart, no disarm.
-    await until('the NO_SPACE alarm cleared', async () => (((await other.request('alarmList'))['alarms'] as unknown[]).length === 0 ? true : null), 60_000);
+    await until('every NO_SPACE alarm cleared', async () => (((await other.request('alarmList'))['alarms'] as unknown[]).length === 0 ? true : null), 60_000);
     const clearedAfterMs = performance.now() - compactedAt;
     expect(await client.request('put', { path: '/after', value: b64('written') })).toMatchObject({ ok: true });
     expect((await fetch(`${follower.httpUrl}/readyz`)).status).toBe(200);
