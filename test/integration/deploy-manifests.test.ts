@@ -6,14 +6,16 @@
  * included — and three real members are started with exactly those, on loopback: only member
  * host names become 127.0.0.1, their ports free ones, and data and secret paths temporary ones.
  * The three must agree on a leader, be ready (/readyz), and take a write on one member that
- * another reads back. No container engine runs here; `docker build` is documented, not run.
+ * another reads back. The Kubernetes members run TLS on both ports from their mounted Secret
+ * (certificates from deploy/tls/make-certs.sh, laid out as the Secret's comment says). No container engine runs here; `docker build` is documented, not run.
  *
  * Must never: wait without a bound; leave a process or a folder behind; pass a manifest whose
  * URLs point at a host or port it does not know (that is a manifest that could not work).
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as requestHttps } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,7 +118,7 @@ afterEach(async () => {
 });
 
 /** Start the members as specified, on loopback: member hosts → 127.0.0.1, their ports → free ones, data and secret → temporary paths. */
-async function start(specs: readonly MemberSpec[]): Promise<Started> {
+async function start(specs: readonly MemberSpec[], paths: Readonly<Record<string, string>> = {}): Promise<Started> {
   const clientPorts = await Promise.all(specs.map(() => freePort()));
   const peerPorts = await Promise.all(specs.map(() => freePort()));
   const root = mkdtempSync(join(tmpdir(), 'warden-deploy-'));
@@ -142,10 +144,12 @@ async function start(specs: readonly MemberSpec[]): Promise<Started> {
     const dataDir = join(root, `member-${i}`);
     const env: Record<string, string> = {};
     for (const [name, value] of Object.entries(process.env)) if (value !== undefined && !name.startsWith('WARDEN_')) env[name] = value;
-    for (const [name, value] of Object.entries(spec.env)) env[name] = rewrite(value, i);
+    // A mounted directory (a Kubernetes Secret) is a temporary one here.
+    const mapped = (text: string): string => Object.entries(paths).reduce((t, [from, to]) => t.replaceAll(from, to), text);
+    for (const [name, value] of Object.entries(spec.env)) env[name] = mapped(rewrite(value, i));
     if (env['WARDEN_DATA_DIR'] !== undefined) env['WARDEN_DATA_DIR'] = dataDir;
     if (env['WARDEN_PEER_SECRET_FILE'] !== undefined) env['WARDEN_PEER_SECRET_FILE'] = secret;
-    const args = spec.args.map((arg) => rewrite(arg, i));
+    const args = spec.args.map((arg) => mapped(rewrite(arg, i)));
     expect(env['WARDEN_DATA_DIR'] ?? args.find((a) => a.startsWith('--data-dir')), 'a data directory').toBeDefined();
     const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args, '--tick-ms', '50'], { env, cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (chunk: Buffer): void => void logs[i]!.push(...chunk.toString().split('\n').filter((l) => l.length > 0));
@@ -156,9 +160,35 @@ async function start(specs: readonly MemberSpec[]): Promise<Started> {
   return { clientPorts, processes: run.processes, logs };
 }
 
+/** GET over https trusting `ca` (fetch takes no CA of its own). */
+function httpsGet(url: string, ca: Buffer): Promise<{ status: number; json(): Promise<unknown> }> {
+  return new Promise((resolve, reject) => {
+    const request = requestHttps(url, { ca, timeout: 2_000 }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, json: () => Promise.resolve(JSON.parse(body) as unknown) }));
+    });
+    request.on('timeout', () => request.destroy(new Error('no answer within 2 s')));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** Certificates for `names` from deploy/tls/make-certs.sh, laid out as the Kubernetes Secret holds them: <name>-client.pem … and the CAs. */
+function secretDirectory(names: readonly string[]): { readonly dir: string; readonly clientCa: Buffer } {
+  const made = mkdtempSync(join(tmpdir(), 'warden-certs-'));
+  const secret = mkdtempSync(join(tmpdir(), 'warden-secret-'));
+  running.push({ processes: [], dirs: [made, secret] });
+  execFileSync('bash', [join(ROOT, 'deploy/tls/make-certs.sh'), made, ...names], { stdio: 'ignore' });
+  for (const name of names) for (const file of ['client.pem', 'client.key', 'peer.pem', 'peer.key']) copyFileSync(join(made, name, file), join(secret, `${name}-${file}`));
+  for (const file of ['peer-ca.pem', 'client-ca.pem']) copyFileSync(join(made, file), join(secret, file));
+  return { dir: secret, clientCa: readFileSync(join(made, 'client-ca.pem')) };
+}
+
 /** The members agree on a leader, all are ready, and a write on one is read on another. */
-async function formsACluster(started: Started): Promise<void> {
-  const http = (i: number, path: string): Promise<Response> => fetch(`http://127.0.0.1:${started.clientPorts[i]}${path}`, { signal: AbortSignal.timeout(2_000) });
+async function formsACluster(started: Started, ca?: Buffer): Promise<void> {
+  const scheme = ca === undefined ? 'ws' : 'wss';
+  const http = (i: number, path: string): Promise<{ status: number; json(): Promise<unknown> }> => (ca === undefined ? fetch(`http://127.0.0.1:${started.clientPorts[i]}${path}`, { signal: AbortSignal.timeout(2_000) }) : httpsGet(`https://127.0.0.1:${started.clientPorts[i]}${path}`, ca));
   const leader = await until(
     'the members agree on a leader',
     async () => {
@@ -168,14 +198,14 @@ async function formsACluster(started: Started): Promise<void> {
     },
     30_000,
   ).catch((error: Error) => {
-    throw new Error(`${error.message}; logs:\n${started.logs.map((l, i) => `member ${i}: ${l.slice(0, 6).join('\n')}`).join('\n')}`);
+    throw new Error(`${error.message}; logs:\n${started.logs.map((l, i) => `member ${i}: ${[...l.slice(0, 3), ...l.slice(-6)].join('\n')}`).join('\n')}`);
   });
   expect(leader).toBeTruthy();
   await until('every member ready', async () => ((await Promise.all(started.clientPorts.map((_, i) => http(i, '/readyz').then((r) => r.status).catch(() => 0)))).every((s) => s === 200) ? true : null), 30_000);
-  const writer = await ProtocolClient.connect(`ws://127.0.0.1:${started.clientPorts[0]}`);
+  const writer = await ProtocolClient.connect(`${scheme}://127.0.0.1:${started.clientPorts[0]}`, ca === undefined ? {} : { ca });
   expect(await writer.request('put', { path: '/deploy/check', value: b64('formed') })).toMatchObject({ ok: true });
   writer.close();
-  const reader = await ProtocolClient.connect(`ws://127.0.0.1:${started.clientPorts[2]}`);
+  const reader = await ProtocolClient.connect(`${scheme}://127.0.0.1:${started.clientPorts[2]}`, ca === undefined ? {} : { ca });
   const got = await reader.request('get', { path: '/deploy/check' });
   reader.close();
   expect(unb64((got['node'] as { value: string }).value)).toBe('formed');
@@ -188,11 +218,13 @@ describe('the deploy files start a working cluster', () => {
     await formsACluster(await start(specs));
   }, 90_000);
 
-  it('deploy/k8s/statefulset.yaml (names and the initial cluster from the StatefulSet)', async () => {
+  it('deploy/k8s/statefulset.yaml (names and the initial cluster from the StatefulSet, TLS from the mounted Secret)', async () => {
     const specs = fromKubernetes();
     expect(specs).toHaveLength(3);
     expect(specs[0]!.args).toContain('--name=warden-0');
-    await formsACluster(await start(specs));
+    expect(specs[0]!.env['WARDEN_PEER_CERT_FILE']).toBe('/etc/warden/tls/warden-0-peer.pem');
+    const secret = secretDirectory(['warden-0', 'warden-1', 'warden-2']);
+    await formsACluster(await start(specs, { '/etc/warden/tls': secret.dir }), secret.clientCa);
   }, 90_000);
 
   it('deploy/systemd/wardend@.service with n1.env, n2.env, n3.env', async () => {
