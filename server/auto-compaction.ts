@@ -7,14 +7,12 @@
  *
  * Pattern: a sampler on a timer; the compaction itself goes through the log like any write.
  *
- * Must never: compact past a revision younger than the retention; keep more than SAMPLES_MAX
- * samples; propose while its last proposal is in flight.
+ * Must never: compact past a revision younger than the retention; keep more samples than reach
+ * past it (at most 290, for a day); propose while its last proposal is in flight.
  */
 
 import type { AutoCompactCommand } from './state/state-machine.js';
 
-/** Samples kept: one per tenth of the retention, and a spare. */
-const SAMPLES_MAX = 12;
 
 export interface AutoCompactionOptions {
   readonly retentionMs: number;
@@ -33,10 +31,14 @@ export function sampleEveryMs(retentionMs: number): number {
 
 export class AutoCompaction {
   private readonly samples: { readonly atMs: number; readonly revision: number }[] = [];
+  /** Enough samples to reach past the retention (one per interval), and two spare. */
+  private readonly samplesMax: number;
   private proposing = false;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly options: AutoCompactionOptions) {}
+  constructor(private readonly options: AutoCompactionOptions) {
+    this.samplesMax = Math.ceil(options.retentionMs / sampleEveryMs(options.retentionMs)) + 2;
+  }
 
   start(): void {
     this.tick();
@@ -54,7 +56,7 @@ export class AutoCompaction {
     const { retentionMs, monotonicMs, leading, revision, compactRevision } = this.options;
     const now = monotonicMs();
     this.samples.push({ atMs: now, revision: revision() });
-    while (this.samples.length > SAMPLES_MAX) this.samples.shift();
+    while (this.samples.length > this.samplesMax) this.samples.shift();
     if (!leading() || this.proposing) return null;
     let target: number | null = null;
     for (const sample of this.samples) if (now - sample.atMs >= retentionMs) target = sample.revision;

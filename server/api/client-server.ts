@@ -61,7 +61,7 @@ export interface ClientServerOptions {
   /** /livez: 200 while the member's update loop runs (its storage has not failed). */
   readonly live: () => boolean;
   /** /readyz: the checks a member must pass to take clients (a leader known, applied close to commit, no alarm), each failed one named. */
-  readonly readiness: () => { readonly ready: boolean; readonly failed: readonly string[] };
+  readonly readiness: (exclude: ReadonlySet<string>) => { readonly ready: boolean; readonly failed: readonly string[] };
   /** /metrics (Prometheus text), and each request answered on the socket. */
   readonly metrics: { observeRequest(type: string, result: string, seconds: number): void; text(): Promise<string>; readonly contentType: string };
   /** TLS for the port (wss://, https:// for /health and /status); null or absent: plaintext. */
@@ -307,15 +307,19 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       const { id, type } = frame as { id: string | number; type: string };
       const validate = validators.get(type);
       if (validate === undefined) {
+        // Counted under one label: a client's made-up types must not grow the metric.
+        options.metrics.observeRequest('(unknown)', 'INVALID_ARGUMENT', 0);
         refuse(id, 'INVALID_ARGUMENT', `unknown request type ${JSON.stringify(type.slice(0, 64))}`);
         return '(unknown type)';
       }
       if (!validate(frame)) {
         const problem = validate.errors?.[0];
+        options.metrics.observeRequest(type, 'INVALID_ARGUMENT', 0);
         refuse(id, 'INVALID_ARGUMENT', `${type}: ${(problem?.instancePath || '(request)').slice(0, 200)} ${problem?.message ?? 'is invalid'}`);
         return type;
       }
       if (connection.inFlight >= limits.inFlightPerConnectionMax) {
+        options.metrics.observeRequest(type, 'RESOURCE_EXHAUSTED', 0);
         refuse(id, 'RESOURCE_EXHAUSTED', `more than ${limits.inFlightPerConnectionMax} requests in flight on this connection; wait for answers`, { limit: limitField(limits, 'inFlightPerConnectionMax') });
         return type;
       }
@@ -323,6 +327,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       // waiter, a read, a timer) is not free however small its frame.
       const cost = Math.max(bytes, REQUEST_COST_MIN_BYTES);
       if (inFlightBytes + cost > limits.inFlightBytesPerMemberMax) {
+        options.metrics.observeRequest(type, 'RESOURCE_EXHAUSTED', 0);
         refuse(id, 'RESOURCE_EXHAUSTED', `this member holds ${inFlightBytes} bytes of requests in flight; retry shortly`, { limit: limitField(limits, 'inFlightBytesPerMemberMax') });
         return type;
       }
@@ -407,7 +412,10 @@ function serveHttp(request: IncomingMessage, response: ServerResponse, options: 
     return;
   }
   if (request.method === 'GET' && path === '/readyz') {
-    const { ready, failed } = options.readiness();
+    // `?exclude=alarm` (as etcd 3.6 takes it): ready despite an alarm — for a load balancer that
+    // must keep sending the deletes and compaction that clear a NO_SPACE alarm.
+    const exclude = new Set(new URLSearchParams((request.url ?? '').split('?')[1] ?? '').getAll('exclude'));
+    const { ready, failed } = options.readiness(exclude);
     respondJson(response, ready ? 200 : 503, { ready: ready ? 'ok' : 'not ready', failed });
     return;
   }

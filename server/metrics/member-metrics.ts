@@ -92,7 +92,7 @@ export class MemberMetrics {
     this.walSyncSeconds = new Histogram({ name: 'warden_wal_fsync_duration_seconds', help: 'Duration of each WAL fdatasync (one per group-commit batch).', buckets: LATENCY_BUCKETS, registers: [registry] });
     this.snapshotSeconds = new Histogram({ name: 'warden_snapshot_duration_seconds', help: 'Duration of each snapshot stream, sent to a follower or received and installed.', labelNames: ['direction'], buckets: SNAPSHOT_BUCKETS, registers: [registry] });
     this.snapshotBytes = new Counter({ name: 'warden_snapshot_bytes_total', help: 'Bytes of snapshot streams sent to followers or received from the leader.', labelNames: ['direction'], registers: [registry] });
-    this.eventLoopLagSeconds = new Histogram({ name: 'warden_event_loop_lag_seconds', help: 'How late the event loop ran a 10 ms timer: what every request waited on top of its work.', buckets: LATENCY_BUCKETS, registers: [registry] });
+    this.eventLoopLagSeconds = new Histogram({ name: 'warden_event_loop_lag_seconds', help: 'How late the event loop ran a 20 ms timer: what every request waited on top of its work.', buckets: LATENCY_BUCKETS, registers: [registry] });
 
     followedCounter(registry, 'warden_proposals_committed_total', 'Proposals this member took as leader that were applied.', () => source.counters().proposalsCommitted);
     followedCounter(registry, 'warden_proposals_failed_total', 'Proposals this member took as leader whose outcome became a failure.', () => source.counters().proposalsFailed);

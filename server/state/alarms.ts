@@ -65,6 +65,17 @@ export class AlarmTable {
     return this.alarms.size === 0;
   }
 
+  /** Forget every alarm of `member` (it was removed from the cluster). */
+  clearMember(member: string): void {
+    let changed = false;
+    for (const [key, alarm] of [...this.alarms]) {
+      if (alarm.member !== member) continue;
+      this.alarms.delete(key);
+      changed = true;
+    }
+    if (changed && this.changes !== null) this.changes.alarms = true;
+  }
+
   /** Apply a committed alarm command; answers whether the table changed. */
   apply(command: AlarmCommand, nowMs: number): boolean {
     const key = keyOf(command.member, command.kind);

@@ -217,7 +217,7 @@ export class StateMachine {
     if (typeof command === 'object' && command !== null && typeof (command as { op?: unknown }).op === 'string') {
       const op = (command as { op: string }).op;
       const noSpace = this.alarms.active('NO_SPACE');
-      if (noSpace !== undefined && addsData(command as Record<string, unknown>)) {
+      if (noSpace !== undefined && addsData(command as Record<string, unknown>, (id) => this.leases.has(id))) {
         return { result: this.refused('NO_SPACE', `the cluster is past its space quota (${noSpace.member} holds ${noSpace.usedBytes} bytes, --quota-bytes ${noSpace.quotaBytes}): writes that add data are refused until deletes and compaction bring it back under; deletes, compactions and reads work`), events: [] };
       }
       if (op.startsWith('lease')) return this.applyLease(command as Record<string, unknown>, user);
@@ -249,6 +249,8 @@ export class StateMachine {
       return { result: this.refused('INVALID_ARGUMENT', 'a member change names its change and member'), events: [] };
     }
     this.members.apply({ op: 'memberChange', change, name, ...(typeof peerUrl === 'string' ? { peerUrl } : {}) });
+    // A removed member can no longer clear its own alarms: they go with it.
+    if (change === 'remove') this.alarms.clearMember(name);
     return { result: { ok: true, revision: this.revision, op: 'memberChange' }, events: [] };
   }
 
@@ -332,9 +334,12 @@ export class StateMachine {
 }
 
 /** Whether a command would add data (what NO_SPACE refuses): a put, a create, a transaction that puts or creates, a lease grant. */
-function addsData(command: Record<string, unknown>): boolean {
+function addsData(command: Record<string, unknown>, leaseExists: (id: number) => boolean): boolean {
   const op = command['op'];
-  if (op === 'put' || op === 'create' || op === 'leaseGrant') return true;
+  if (op === 'put' || op === 'create') return true;
+  // A retried grant of a lease that exists adds nothing, and must answer as it did: the lease is
+  // there (a NO_SPACE refusal would tell the client it was never granted).
+  if (op === 'leaseGrant') return !(Number.isSafeInteger(command['lease']) && leaseExists(command['lease'] as number));
   if (op !== 'txn') return false;
   const writes = (ops: unknown): boolean => Array.isArray(ops) && ops.some((o) => typeof o === 'object' && o !== null && ((o as { op?: unknown }).op === 'put' || (o as { op?: unknown }).op === 'create'));
   return writes(command['success']) || writes(command['failure']);

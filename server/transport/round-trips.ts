@@ -32,7 +32,7 @@ export class PeerRoundTrips {
     this.timer = null;
   }
 
-  /** The last round trip measured to each peer connected now, in seconds. */
+  /** The last round trip measured to each peer connected now, in seconds (a peer whose ping went unanswered for a round has none). */
   get last(): ReadonlyMap<string, number> {
     const connected = new Set([...this.sockets()].map(([peer]) => peer));
     for (const peer of [...this.seconds.keys()]) if (!connected.has(peer)) this.seconds.delete(peer);
@@ -42,6 +42,13 @@ export class PeerRoundTrips {
   private round(): void {
     for (const [peer, socket] of this.sockets()) {
       if (socket.readyState !== socket.OPEN) continue;
+      // One ping at a time: a pong is timed from the ping it answers. Unanswered for a whole
+      // round, the peer's last figure is stale: it is dropped, and the ping tried again.
+      const pendingSince = this.pending.get(socket);
+      if (pendingSince !== undefined) {
+        this.seconds.delete(peer);
+        if (performance.now() - pendingSince < 3 * this.intervalMs) continue;
+      }
       if (!this.listening.has(socket)) {
         this.listening.add(socket);
         socket.on('pong', () => {

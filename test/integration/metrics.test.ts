@@ -61,11 +61,15 @@ describe('metrics, liveness and readiness', () => {
     for (let i = 0; i < 50; i++) await client.request('put', { path: `/m/k${i % 5}`, value: b64(`v${i}`) });
     for (let i = 0; i < 20; i++) await client.request('get', { path: `/m/k${i % 5}` });
     const missing = await client.request('get', { path: '/m/none' });
+    // Refused before any handler, and under one label whatever type a client makes up.
+    for (const type of ['bogus-1', 'bogus-2']) await client.raw(JSON.stringify({ id: `x-${type}`, type }));
     client.close();
     const after = await scrape(leader);
 
     const puts = (f: Map<string, ParsedFamily>): number => (f.get('warden_requests_total')?.metrics.find((m) => m.labels?.['type'] === 'put' && m.labels['result'] === 'ok') ? sample(f, 'warden_requests_total', { type: 'put', result: 'ok' }) : 0);
     expect(puts(after) - puts(before)).toBe(50);
+    expect(sample(after, 'warden_requests_total', { type: '(unknown)', result: 'INVALID_ARGUMENT' })).toBeGreaterThanOrEqual(2);
+    expect(after.get('warden_requests_total')!.metrics.some((m) => m.labels?.['type']?.startsWith('bogus'))).toBe(false);
     expect(sample(after, 'warden_requests_total', { type: 'get', result: 'ok' })).toBeGreaterThanOrEqual(20);
     expect(sample(after, 'warden_requests_total', { type: 'get', result: String((missing['error'] as { code?: string } | undefined)?.code ?? 'ok') })).toBeGreaterThanOrEqual(1);
     for (const [name, type] of [

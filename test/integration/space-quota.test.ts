@@ -56,6 +56,8 @@ describe('the space quota', () => {
     const failed = ((await readiness.json()) as { failed: string[] }).failed;
     expect(failed.length).toBeGreaterThanOrEqual(1);
     for (const check of failed) expect(check).toMatch(/^alarm NO_SPACE \(n\d\)$/);
+    // As etcd 3.6 takes it: a load balancer may keep the member despite the alarm.
+    expect((await fetch(`${follower.httpUrl}/readyz?exclude=alarm`)).status).toBe(200);
     // Reads, deletes and compaction go on.
     expect(await other.request('get', { path: '/fill/k0' })).toMatchObject({ ok: true });
     expect(await client.request('delete', { path: '/fill', recursive: true })).toMatchObject({ ok: true });

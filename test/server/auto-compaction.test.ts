@@ -50,6 +50,33 @@ describe('auto-compaction by age', () => {
     expect(proposed).toEqual([10, 20]);
   });
 
+  it('keeps samples far enough back for a long retention (1 h, 24 h)', () => {
+    for (const retentionMs of [3_600_000, 86_400_000]) {
+      let now = 0;
+      let revision = 1;
+      const proposed: number[] = [];
+      const compaction = new AutoCompaction({
+        retentionMs,
+        monotonicMs: () => now,
+        leading: () => true,
+        revision: () => revision,
+        compactRevision: () => 0,
+        propose: (command) => {
+          proposed.push(command.revision);
+          return new Promise(() => undefined);
+        },
+        logger: { info: () => undefined, warn: () => undefined },
+      });
+      const every = sampleEveryMs(retentionMs);
+      for (let t = 0; t <= retentionMs + every && proposed.length === 0; t += every) {
+        now = t;
+        compaction.tick();
+        revision += 1;
+      }
+      expect(proposed, `retention ${retentionMs} ms`).toEqual([1]);
+    }
+  });
+
   it('samples a tenth of the retention, between 1 s and 5 min; parses durations', () => {
     expect(sampleEveryMs(3_600_000)).toBe(300_000);
     expect(sampleEveryMs(60_000)).toBe(6_000);

@@ -4,7 +4,8 @@
  * lease grant — with NO_SPACE naming the quota, while deletes, compactions, transactions that
  * only delete or read, revokes and session keep-alives go on; cleared, writes go on again. An
  * alarm needs no user while auth is on (members raise it), and the table survives the store and a
- * restart.
+ * restart. A retried grant of an existing lease still answers that lease; a removed member's
+ * alarms go with it.
  *
  * Must never: read a clock; every time here is an entry's timeMs.
  */
@@ -52,6 +53,18 @@ describe('the alarm table', () => {
     store.restart();
     expect(store.sm.alarms.list()).toEqual([]);
     expect(apply({ op: 'alarm', action: 'raise', member: 'n1', kind: 'BAD_KIND' })).toMatchObject({ ok: false, code: 'INVALID_ARGUMENT' });
+
+    // A retried grant of a lease that exists answers as it did, alarm or not: the lease is there.
+    const kept = apply({ op: 'leaseGrant', ttlMs: 10_000, lease: 77 }) as { ok: true; lease: { id: number } };
+    expect(kept).toMatchObject({ ok: true, lease: { id: 77 } });
+    apply({ op: 'alarm', action: 'raise', member: 'n3', kind: 'NO_SPACE', usedBytes: 9, quotaBytes: 8 });
+    expect(apply({ op: 'leaseGrant', ttlMs: 10_000, lease: 77 })).toMatchObject({ ok: true, existing: true, lease: { id: 77 } });
+    expect(apply({ op: 'leaseGrant', ttlMs: 10_000, lease: 78 })).toMatchObject({ ok: false, code: 'NO_SPACE' });
+    // A member removed from the cluster takes its alarms with it (it could never clear them).
+    apply({ op: 'memberChange', change: 'remove', name: 'n3' });
+    expect(store.sm.alarms.list()).toEqual([]);
+    store.restart();
+    expect(store.sm.alarms.list()).toEqual([]);
 
     // With auth on, members raise alarms without a user.
     for (const command of [{ op: 'userAdd', name: 'root', password: null }, { op: 'authEnable', tokenKey: 'ab'.repeat(32) }]) apply(command);
