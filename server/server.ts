@@ -27,12 +27,8 @@ import { RocksStoreHome } from './node/store-home.js';
 import { NodeFileSystem } from './storage/file-system.js';
 import { Wal } from './storage/wal/wal.js';
 import { PeerTransport } from './transport/peer-transport.js';
-import { PeerRoundTrips } from './transport/round-trips.js';
-import { MemberMetrics } from './metrics/member-metrics.js';
-import { sampleEventLoopLag } from './metrics/event-loop-lag.js';
 import { observedChunks, observedLink, observedWal } from './metrics/observed.js';
-import { SpaceQuota, storeBytes } from './space-quota.js';
-import { AutoCompaction } from './auto-compaction.js';
+import { APPLIED_BEHIND_MAX, startOperations } from './operations.js';
 import { startClientServer, type ClientServer } from './api/client-server.js';
 import { createHandlers } from './api/handlers.js';
 import { SnapshotStreams } from './api/snapshot-streams.js';
@@ -48,11 +44,6 @@ export const HISTORY_REVISIONS_DEFAULT = 100_000;
 /** How long a token from `authenticate` holds, by default (etcd's simple tokens: 5 minutes). */
 export const AUTH_TOKEN_TTL_MS_DEFAULT = 300_000;
 /** What the state machine itself refuses: the ceiling of --max-value-bytes (a member refuses above its own flag before proposing). */
-/** The space quota's default, and the share of it the store must be back under for its alarm to clear. */
-const QUOTA_BYTES_DEFAULT = 2 * 1024 * 1024 * 1024;
-const QUOTA_LOW_WATER = 0.8;
-/** A member applied further behind its commit index than this is neither healthy nor ready. */
-const APPLIED_BEHIND_MAX = 1_000;
 const VALUE_BYTES_CEILING = LIMIT_SPECS.find((spec) => spec.key === 'valueBytesMax')!.ceiling!;
 
 export interface ServerOptions {
@@ -353,63 +344,22 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       return { dbSize: sizes.dbSize, walSize: sizes.walSize };
     };
     let clientServer: ClientServer | null = null;
-    const roundTrips = new PeerRoundTrips(() => transport.openSockets());
-    roundTrips.start();
-    undo.push(() => roundTrips.stop());
-    const metrics = new MemberMetrics({
-      raft: () => runtime.status,
-      appliedIndex: () => runtime.machine.appliedIndex,
-      revision: () => runtime.machine.revision,
-      counters: () => runtime.counters,
-      snapshots: () => runtime.snapshots,
-      walBytes: () => diskSizes().walSize,
-      storeBytes: () => diskSizes().dbSize,
-      connections: () => clientServer?.connections ?? 0,
-      watches: () => hub.size,
-      leases: () => runtime.machine.leases.size,
-      sessions: () => runtime.machine.sessions.size,
-      peerRoundTrips: () => roundTrips.last,
-      alarms: () => runtime.machine.alarms.list(),
-      quota: () => ({ quotaBytes: options.quotaBytes ?? QUOTA_BYTES_DEFAULT, usedBytes: quota.used }),
+    const ops = startOperations({
+      name,
+      dataDir,
+      runtime,
+      home,
+      hub,
+      transport,
       limits,
-    });
-    const lagSampler = sampleEventLoopLag((seconds) => metrics.observeEventLoopLag(seconds));
-    undo.push(() => lagSampler.stop());
-    const quotaBytes = options.quotaBytes ?? QUOTA_BYTES_DEFAULT;
-    const quota = new SpaceQuota({
-      member: name,
-      quotaBytes,
-      lowWaterBytes: Math.floor(quotaBytes * QUOTA_LOW_WATER),
-      usedBytes: () => storeBytes(join(dataDir, 'state')),
-      alarmed: () => runtime.machine.alarms.list().some((a) => a.member === name && a.kind === 'NO_SPACE'),
-      propose: (command) => runtime.propose(command),
-      reclaim: () => home.reclaimSpace(),
       logger: log,
+      diskSizes,
+      connections: () => clientServer?.connections ?? 0,
+      ...(options.quotaBytes === undefined ? {} : { quotaBytes: options.quotaBytes }),
+      ...(options.autoCompactionRetentionMs === undefined ? {} : { autoCompactionRetentionMs: options.autoCompactionRetentionMs }),
     });
-    quota.start();
-    undo.push(() => quota.stop());
-    let compaction: AutoCompaction | null = null;
-    if ((options.autoCompactionRetentionMs ?? 0) > 0) {
-      compaction = new AutoCompaction({
-        retentionMs: options.autoCompactionRetentionMs!,
-        monotonicMs: () => performance.now(),
-        leading: () => runtime.status.role === 'leader',
-        revision: () => runtime.machine.revision,
-        compactRevision: () => runtime.machine.namespace.compactRevision,
-        propose: (command) => runtime.propose(command),
-        logger: log,
-      });
-      compaction.start();
-      const started = compaction;
-      undo.push(() => started.stop());
-    }
-    // What watches the member from timers stops first at close: none may act on a closed store.
-    const stopWatchers = (): void => {
-      compaction?.stop();
-      quota.stop();
-      roundTrips.stop();
-      lagSampler.stop();
-    };
+    undo.push(() => ops.stop());
+    const metrics = ops.metrics;
     const answerBudget = new TurnBudget(limits.turnAnswerBytesMax);
     const status = (): Record<string, unknown> => {
       const s = runtime.status;
@@ -451,14 +401,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
       healthy: () => runtime.status.leaderId !== null && runtime.status.commitIndex - runtime.machine.appliedIndex < APPLIED_BEHIND_MAX,
       status,
       live: () => runtime.running,
-      readiness: (exclude) => {
-        const failed: string[] = [];
-        if (!runtime.running) failed.push('stopped');
-        if (runtime.status.leaderId === null) failed.push('no leader known');
-        if (runtime.status.commitIndex - runtime.machine.appliedIndex >= APPLIED_BEHIND_MAX) failed.push(`applied more than ${APPLIED_BEHIND_MAX} entries behind the commit index`);
-        if (!exclude.has('alarm')) for (const alarm of runtime.machine.alarms.list()) failed.push(`alarm ${alarm.kind} (${alarm.member})`);
-        return { ready: failed.length === 0, failed };
-      },
+      readiness: (exclude) => ops.readiness(exclude),
       metrics,
     }).catch((error: unknown) => {
       throw listenError(error, '--listen-client', client.host, client.port);
@@ -491,7 +434,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
           // A leader first hands over to a follower, so the cluster does not wait out an election.
           if (await runtime.handOffLeadership(2_000)) logger.info({ event: 'leadership_handed_off', leader: runtime.status.leaderId }, 'handed leadership over');
           clearInterval(progressTimer);
-          stopWatchers();
+          ops.stop(); // what acts on the member from timers stops first
           await clientPort.close();
           transport.close();
           await new Promise<void>((resolve) => {
