@@ -57,6 +57,9 @@ export class AlarmTable {
 
   /** An alarm of `kind` is active on some member. */
   active(kind: AlarmKind): Alarm | undefined {
+    // Asked at every apply: nothing to sort in the usual case. (Sorted otherwise: the refusal
+    // names the alarm, and every member — restarted from its store or not — must name the same.)
+    if (this.alarms.size === 0) return undefined;
     for (const alarm of this.list()) if (alarm.kind === kind) return alarm;
     return undefined;
   }
