@@ -24,6 +24,7 @@ import type { ErrorCode } from '../../shared/errors.js';
 import type { RuntimeLogger } from '../node/runtime.js';
 import type { ClientConnection, RequestHandlers } from './handlers.js';
 import { writeCoalescer } from '../transport/coalesce.js';
+import { tracePath, tracing } from '../metrics/path-trace.js';
 import { limitField, nameLimit, type Limits } from '../limits.js';
 import { errorFrame } from './wire.js';
 import type { TurnBudget } from './turn-budget.js';
@@ -202,9 +203,10 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
 
   const serveSocket = (socket: WebSocket, raw: Duplex, request: IncomingMessage): void => {
     const remote = remoteOf(request.socket);
-    const coalesce = writeCoalescer(raw);
+    const coalesce = writeCoalescer(raw, true);
     const send = (text: string): void => {
       coalesce();
+      if (tracing) tracePath('client.answer');
       socket.send(text);
     };
     if (connections.size >= limits.connectionsMax) {
@@ -272,6 +274,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     });
     socket.on('error', (error) => logger.warn({ event: 'client_socket_error', error: error.message }, 'a client socket failed'));
     socket.on('message', (data: RawData, isBinary: boolean) => {
+      if (tracing) tracePath('client.frame');
       const started = performance.now();
       let type = '(unparsed)';
       try {

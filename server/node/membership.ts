@@ -28,6 +28,10 @@ export class Membership {
   private readonly urls: Map<NodeId, string>;
   /** The members and URLs last handed to the transport, to hand them over only on a change. */
   private handed = '';
+  /** URLs learned from configuration entries so far: a new one may change what the transport needs. */
+  private learned = 0;
+  /** What the last sync looked at: the same again (every turn, nearly always) needs no work. */
+  private lastSeen: { conf: ConfState; committed: ConfState; machine: StateMachine; learned: number; table: number } | null = null;
 
   constructor(
     initial: ReadonlyMap<NodeId, string>,
@@ -42,7 +46,10 @@ export class Membership {
     for (const entry of entries) {
       if (entry.type !== 'config') continue;
       const change = decodeConfChange(entry.data);
-      if (change?.op === 'addLearner' && change.peerUrl !== undefined) this.urls.set(change.id, change.peerUrl);
+      if (change?.op === 'addLearner' && change.peerUrl !== undefined) {
+        this.urls.set(change.id, change.peerUrl);
+        this.learned += 1;
+      }
     }
   }
 
@@ -57,6 +64,12 @@ export class Membership {
    */
   sync(conf: ConfState, committed: ConfState): void {
     if (this.link.setPeers === undefined) return;
+    // Called every turn of the update loop: the configurations' objects change only with them, a
+    // snapshot install brings another state machine, and URLs come from learn() or its table.
+    const machine = this.machine();
+    const seen = this.lastSeen;
+    if (seen !== null && seen.conf === conf && seen.committed === committed && seen.machine === machine && seen.learned === this.learned && seen.table === machine.members.version) return;
+    this.lastSeen = { conf, committed, machine, learned: this.learned, table: machine.members.version };
     const peers = new Map<NodeId, string>();
     for (const name of [...new Set([...conf.voters, ...learnersOf(conf), ...committed.voters, ...learnersOf(committed)])].sort()) {
       const url = this.urlOf(name);

@@ -27,6 +27,7 @@ import type { SnapshotSender } from './snapshot-sender.js';
 import type { RuntimeConfig } from './runtime-config.js';
 import type { RuntimeDeps } from './runtime.js';
 import type { RuntimeCounters } from './runtime-ports.js';
+import { tracePath, tracing } from '../metrics/path-trace.js';
 
 /** A part of a turn (its inputs, its apply) taking longer than this is logged with what it did. */
 const SLOW_TURN_PART_MS = 100;
@@ -138,6 +139,7 @@ export class ReadyHandler {
         else later.push(message);
       }
       await wal.syncAsync();
+      if (tracing && rd.entries.length > 0) tracePath('synced', rd.entries[rd.entries.length - 1]!.index);
     }
     // A commit-only change is not written on its own: it waits, staged, for the next sync. (A
     // member relearns its commit index from the leader, and the store's applied index bounds it
@@ -230,6 +232,7 @@ export class ReadyHandler {
     this.appliedSizes.push([entry.index, entry.data.length]);
     this.appliedBytesSinceDurable += entry.data.length;
     if (events.length > 0) this.deps.onApplied?.(events);
+    if (tracing) tracePath('applied', entry.index);
     this.deps.proposals.applied(entry.index, entry.term, result, this.deps.raft.status.leaderId);
     return events.length;
   }

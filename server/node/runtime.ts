@@ -30,6 +30,7 @@ import { SnapshotReceiver } from './snapshot-receiver.js';
 import { SnapshotSender } from './snapshot-sender.js';
 import { RevisionWaiters } from './revision-waiters.js';
 import { ReadyHandler } from './ready-handler.js';
+import { tracePath, tracing } from '../metrics/path-trace.js';
 import { resolveRuntimeConfig, type RuntimeConfig, type RuntimeOptions } from './runtime-config.js';
 
 export type { RuntimeOptions } from './runtime-config.js';
@@ -291,6 +292,12 @@ export class MemberRuntime {
   /** A client write: proposed here if this member leads, else forwarded to the leader. */
   propose(command: StateCommand, client?: ClientStamp, user?: string): Promise<StateResult> {
     const entry = encodeEntry({ timeMs: this.deps.clock.wallMs(), command, ...(client === undefined ? {} : { client }), ...(user === undefined ? {} : { user }) });
+    // A follower that knows its leader forwards at once: the core would only refuse it with the
+    // same hint a turn later (one event-loop hop on every write through a follower). Not while
+    // proposals wait in the queue: those leave in the turn, and a client's pipelined writes must
+    // reach the leader in the order they came.
+    const leader = this.raft.proposalLeaderHint;
+    if (!this.stopped && leader !== null && leader !== this.config.id && this.queuedProposals.size === 0) return this.deps.link.forward(leader, entry);
     return this.proposeEntry(entry, true);
   }
 
@@ -376,6 +383,7 @@ export class MemberRuntime {
       this.enqueue(() => {
         this.queuedProposals.delete(reject);
         const proposed = toCore();
+        if (tracing) tracePath(proposed.ok ? 'core.proposed' : 'core.refused', proposed.ok ? proposed.index : 0);
         if (proposed.ok) {
           this.proposals.add(proposed.index, proposed.term).then(
             (result) => {
@@ -415,6 +423,7 @@ export class MemberRuntime {
   private async turn(): Promise<void> {
     if (this.turning || this.stopped) return;
     this.turning = true;
+    if (tracing) tracePath('turn');
     let yielded = false;
     this.readyHandler.beginTurn();
     try {

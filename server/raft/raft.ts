@@ -347,6 +347,11 @@ export class Raft {
     }
   }
 
+  /** The leader a proposal made now would be refused in favour of (propose's NOT_LEADER hint): null when this member leads or knows no leader. */
+  get proposalLeaderHint(): NodeId | null {
+    return this.role === 'leader' ? null : this.leaderId;
+  }
+
   get status(): RaftStatus {
     return {
       id: this.id,

@@ -67,7 +67,15 @@ export class MemberTable {
     return this.members.size === 0 && this.removed.size === 0;
   }
 
+  /** Changes applied so far (a reader notices a change without comparing tables). */
+  get version(): number {
+    return this.applied;
+  }
+
+  private applied = 0;
+
   apply(command: MemberChangeCommand): void {
+    this.applied += 1;
     const known = this.members.get(command.name);
     switch (command.change) {
       case 'addLearner':

@@ -25,6 +25,8 @@ import type { LeaseRequest, PeerLink, RuntimeLogger } from '../node/runtime.js';
 import type { LeaseStatus } from '../node/lease-keeper.js';
 import { RequestError } from '../node/waiting-list.js';
 import { writeCoalescer } from './coalesce.js';
+import { tracing } from '../metrics/path-trace.js';
+import { traceFrame } from './trace-frames.js';
 
 /** A socket whose unsent bytes pass this is too slow: messages to it are dropped. */
 const BUFFERED_BYTES_MAX = 64 * 1024 * 1024;
@@ -81,7 +83,7 @@ export interface PeerHandlers {
 
 export class PeerTransport implements PeerLink {
   private readonly sockets = new Map<NodeId, WebSocket>();
-  private readonly coalescers = new WeakMap<WebSocket, () => void>();
+  private readonly coalescers = new WeakMap<WebSocket, (urgent?: boolean) => void>();
   private readonly clientUrls = new Map<NodeId, string>();
   /** When a peer of another cluster was last logged, so a redialling one does not flood the log. */
   private readonly clusterRefusedAt = new Map<NodeId, number>();
@@ -246,7 +248,9 @@ export class PeerTransport implements PeerLink {
   private write(to: NodeId, frame: Frame): boolean {
     const socket = this.sockets.get(to);
     if (socket === undefined || socket.readyState !== WebSocket.OPEN || socket.bufferedAmount > BUFFERED_BYTES_MAX) return false;
-    this.coalescers.get(socket)?.();
+    // A forwarded request and its answer have someone waiting: they leave before Raft's own traffic.
+    this.coalescers.get(socket)?.(frame.k !== 'raft');
+    if (tracing) traceFrame(frame, 'out');
     socket.send(encodeFrame(frame));
     return true;
   }
@@ -436,6 +440,7 @@ export class PeerTransport implements PeerLink {
         if (frame.from === peer) this.clientUrls.set(peer, frame.clientUrl);
         return;
       }
+      if (tracing) traceFrame(frame, 'in');
       try {
         this.receive(peer, frame, socket);
       } catch (error) {

@@ -74,6 +74,28 @@ describe('MemberRuntime', () => {
     expect(value).toMatchObject({ ok: true, node: { value: text('v1') } });
   });
 
+  it('forwards a write through a follower at once, without waiting for a turn of its own — but never ahead of a proposal already queued', async () => {
+    const cluster = new LocalCluster(['a', 'b', 'c']);
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const leader = cluster.leader()!;
+    const follower = cluster.followers()[0]!;
+    const forwarded = vi.spyOn(cluster.runtime(leader), 'proposeForwarded');
+    // Nothing queued: the write leaves in the same call (the core would only refuse it with the same hint a turn later).
+    const first = cluster.runtime(follower).propose({ op: 'put', path: '/fast', value: text('1') });
+    expect(forwarded).toHaveBeenCalledTimes(1);
+    await expect(first).resolves.toMatchObject({ ok: true, op: 'put' });
+    // A proposal waits in the follower's queue (a membership change, which goes only to a leader):
+    // a write made now must not overtake it, so it goes through the turn too.
+    forwarded.mockClear();
+    const queued = cluster.runtime(follower).proposeConfChange({ op: 'remove', id: 'c' });
+    const second = cluster.runtime(follower).propose({ op: 'put', path: '/after-queue', value: text('2') });
+    expect(forwarded).not.toHaveBeenCalled();
+    await expect(queued).rejects.toMatchObject({ code: 'NOT_LEADER' });
+    await expect(second).resolves.toMatchObject({ ok: true, op: 'put' });
+    expect(forwarded).toHaveBeenCalledTimes(1);
+  });
+
   it('loses no acknowledged write when the leader crashes, and goes on under a new leader', async () => {
     const cluster = new LocalCluster(['a', 'b', 'c']);
     await cluster.start();
