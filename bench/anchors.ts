@@ -131,6 +131,11 @@ function promised<T>(run: (done: (error: Error | zookeeper.Exception | null, ans
 }
 
 /** Create a znode, or set its data when it exists. */
+/** Set a znode's data, creating it first if it is missing. */
+export async function zookeeperSetData(client: zookeeper.Client, path: string, data: Buffer): Promise<void> {
+  return zkUpsert(client, path, data);
+}
+
 async function zkUpsert(client: zookeeper.Client, path: string, data: Buffer): Promise<void> {
   try {
     await promised<string>((done) => client.create(path, data, done));

@@ -9,12 +9,18 @@
  * flight, 20 puts a second (the runner's rate cap), --puts operations, systems in turn.
  *
  * Fan-out: 1, 100 and 10,000 watchers on one key, spread over 10 connections across the three
- * members; the runner issues --puts puts, 20 a second, each value carrying its send time. A
- * delivery's latency is from the put's send to the watcher's receipt (both clocks are this
- * process's); the put's own latency is printed beside it, so the difference is what commit →
- * delivery costs. This is not a runner workload: one put gives a sample per watcher, and the
- * runner times one sample per operation, so the watchers record into a histogram of their own.
- *
+ * members; the runner issues --puts puts, 20 a second, each value carrying its send time, through a
+ * **follower** (as most clients meet a cluster; `--writer leader` for the leader). A delivery's
+ * latency is from the put's send to the watcher's receipt (both clocks are this process's); the
+ * put's own latency is printed beside it, so the difference is what commit → delivery costs. This
+ * is not a runner workload: one put gives a sample per watcher, and the runner times one sample per
+ * operation, so the watchers record into a histogram of their own. Systems take turns within each
+ * watcher count and round (Warden, etcd, ZooKeeper; --rounds, default 3), and the last table gives
+ * the medians over the rounds. ZooKeeper's watches are one-shot and say only that the node
+ * changed: each watcher is armed by a getData, and on its notification records the time, reads
+ * the value (which re-arms it) and counts the delivery from the value's send time — so a ZooKeeper
+ * delivery is its notification, the data coming one round trip later.
+
  * Lease CPU: 10,000 leases of 9 s, each kept alive every 3 s, for 20 s; the leader's CPU time
  * over that window (from /proc). Warden gets one keep-alive frame with all 10,000 ids per round
  * (a raw frame: the public client keeps its own leases alive and has no batch call); etcd one
@@ -23,8 +29,10 @@
  *
  * Memory: each member's resident set before the watchers are registered and with them.
  *
- * Flags: --only warden (no etcd), --watchers 1,100,10000, --puts N (default 100), --leases N
- * (default 10,000).
+ * Flags: --only warden (no anchors; or a list of warden, etcd, zookeeper), --watchers 1,100,10000,
+ * --puts N (default 100), --rounds N (default 3), --writer follower|leader (default follower),
+ * --leases N (default 10,000), --baseline PATH (another build's server/main.ts: a second Warden
+ * cluster takes its turn in the fan-out beside this one).
  *
  * Must never: run in CI (it starts the anchors); be read as a test; leave members behind; stop
  * an anchor it did not start.
@@ -39,11 +47,23 @@ import { newHistogram, run, type Operation } from '../client/cli/bench/runner.js
 import { prepare, type Workload, type WorkloadOptions } from '../client/cli/bench/workloads.js';
 import { connect, type WardenClient } from '../client/index.js';
 import { Cluster } from '../test/integration/cluster.js';
-import { ensureAnchor, ETCD_ENDPOINTS, etcdLeader, etcdWatchWorkload, etcdWorkload, stopAnchor } from './anchors.js';
+import type zookeeper from 'node-zookeeper-client';
+import { connectZookeeper, ensureAnchor, ETCD_ENDPOINTS, etcdLeader, etcdWatchWorkload, etcdWorkload, stopAnchor, ZOOKEEPER_ENDPOINTS, zookeeperLeader, zookeeperSetData, type Anchor } from './anchors.js';
 
 const { values } = parseArgs({
-  options: { only: { type: 'string' }, watchers: { type: 'string', default: '1,100,10000' }, puts: { type: 'string', default: '100' }, leases: { type: 'string', default: '10000' } },
+  options: {
+    only: { type: 'string', default: 'warden,etcd,zookeeper' },
+    watchers: { type: 'string', default: '1,100,10000' },
+    puts: { type: 'string', default: '100' },
+    rounds: { type: 'string', default: '3' },
+    writer: { type: 'string', default: 'follower' },
+    leases: { type: 'string', default: '10000' },
+    baseline: { type: 'string' },
+  },
 });
+const ROUNDS = Number(values.rounds);
+const WRITER = values.writer === 'leader' ? 'leader' : 'follower';
+const systemsAsked = new Set(values.only.split(','));
 const WATCHER_COUNTS = values.watchers.split(',').map(Number);
 const PUTS = Number(values.puts);
 const LEASES = Number(values.leases);
@@ -55,7 +75,8 @@ const KEEPALIVE_BATCH = 10_000;
 const LEASE_TTL_S = 9;
 const CALL_TIMEOUT_MS = 30_000;
 const options: WorkloadOptions = { prefix: '/bench', keySize: 8, valSize: 256, keySpace: 1_000, consistency: 'linearizable', timeoutMs: 10_000 };
-const withEtcd = values.only !== 'warden';
+const withEtcd = systemsAsked.has('etcd');
+const withZookeeper = systemsAsked.has('zookeeper');
 
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -190,6 +211,45 @@ async function etcdFanOut(writer: Etcd3, watchers: number): Promise<FanOut> {
   }
 }
 
+/**
+ * ZooKeeper's one-shot watches: each watcher armed by a getData; a notification records its
+ * arrival, and the getData that re-arms the watcher reads the value — the put's send time — so the
+ * delivery is timed from the put's send to the notification.
+ */
+async function zookeeperFanOut(writer: zookeeper.Client, watchers: number): Promise<FanOut> {
+  const deliveries = sink(watchers * PUTS);
+  const path = '/bench/watched';
+  await zookeeperSetData(writer, path, Buffer.from(String(performance.now())));
+  const sessions = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => connectZookeeper(ZOOKEEPER_ENDPOINTS[i % 3]!)));
+  let stopped = false;
+  try {
+    const arm = (session: zookeeper.Client, notifiedMs: number | null): Promise<void> =>
+      new Promise((resolve, reject) => {
+        session.getData(
+          path,
+          (event) => {
+            if (stopped || event.getName() !== 'NODE_DATA_CHANGED') return;
+            void arm(session, performance.now());
+          },
+          (error, data) => {
+            if (error) {
+              reject(error);
+              return;
+            }
+            // The value is the send time of the put that fired the watch (or a later one, at most 50 ms on: never earlier).
+            if (notifiedMs !== null) deliveries.record(Number(data.toString()) + (performance.now() - notifiedMs));
+            resolve();
+          },
+        );
+      });
+    await Promise.all(Array.from({ length: watchers }, (_, i) => arm(sessions[i % CONNECTIONS]!, null)));
+    return await fanOut(() => new Promise<void>((resolve, reject) => writer.setData(path, Buffer.from(String(performance.now())), -1, (error) => (error ? reject(error) : resolve()))), watchers, deliveries.histogram, deliveries.count, deliveries.allIn);
+  } finally {
+    stopped = true;
+    for (const session of sessions) session.close();
+  }
+}
+
 async function wardenLeaseCpu(leaderPid: number, leaderUrl: string): Promise<number> {
   const client = await wardenConnection(leaderUrl, () => undefined);
   try {
@@ -251,49 +311,99 @@ const fanOutLine = (system: string, n: number, f: FanOut): string =>
 
 const results: Record<string, unknown>[] = [];
 const cluster = await Cluster.start(3);
-let startedEtcd = false;
-let writer: WardenClient | null = null;
+const baseline = values.baseline === undefined ? null : await Cluster.start(3, { main: values.baseline });
+const startedAnchors: Anchor[] = [];
+const writers: WardenClient[] = [];
 let etcdWriter: Etcd3 | null = null;
+let zookeeperWriter: zookeeper.Client | null = null;
 let cleaning: Promise<void> | null = null;
 /** Everything this run started, let go once (at the end, or on Ctrl-C: the anchor's members ignore it). */
 const cleanUp = (): Promise<void> =>
   (cleaning ??= (async () => {
-    await writer?.close();
+    for (const w of writers) await w.close();
     etcdWriter?.close();
-    if (startedEtcd) stopAnchor('etcd');
+    zookeeperWriter?.close();
+    for (const anchor of startedAnchors) stopAnchor(anchor);
     await cluster.stop();
+    await baseline?.stop();
   })());
 process.once('SIGINT', () => {
   process.stderr.write('interrupted: stopping what this run started\n');
   void cleanUp().finally(() => process.exit(130));
 });
+
+/** A Warden client through the member the writer uses (a follower unless --writer leader). */
+async function wardenWriter(c: Cluster): Promise<WardenClient> {
+  const leader = await c.leader();
+  const member = WRITER === 'leader' ? leader : c.members.find((m) => m.name !== leader)!.name;
+  const client = connect({ endpoints: c.member(member).clientUrl, timeoutMs: options.timeoutMs });
+  writers.push(client);
+  return client;
+}
+
+/** The run ends early, on purpose (--leases 0: no lease figures). */
+class Done extends Error {}
+
+const median = (xs: readonly number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted.length % 2 === 1 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
+};
+
 try {
-  const leaderUrl = cluster.member(await cluster.leader()).clientUrl;
-  writer = connect({ endpoints: leaderUrl, timeoutMs: options.timeoutMs });
+  const writer = await wardenWriter(cluster);
+  const baselineWriter = baseline === null ? null : await wardenWriter(baseline);
   if (withEtcd) {
-    startedEtcd = ensureAnchor('etcd');
-    etcdWriter = new Etcd3({ hosts: [etcdLeader().endpoint] });
+    if (ensureAnchor('etcd')) startedAnchors.push('etcd');
+    const leader = etcdLeader().endpoint;
+    etcdWriter = new Etcd3({ hosts: [WRITER === 'leader' ? leader : ETCD_ENDPOINTS.find((e) => e !== leader)!] });
+  }
+  if (withZookeeper) {
+    if (ensureAnchor('zookeeper')) startedAnchors.push('zookeeper');
+    const leader = zookeeperLeader();
+    zookeeperWriter = await connectZookeeper(WRITER === 'leader' ? leader : ZOOKEEPER_ENDPOINTS.find((e) => e !== leader)!);
   }
   await warm(await prepare('put', [writer], options));
+  if (baselineWriter !== null) await warm(await prepare('put', [baselineWriter], options));
   if (etcdWriter !== null) await warm(await etcdWorkload('put', [etcdWriter], options));
 
   const watchRows = [await putToEvent('warden', await prepare('watch', [writer], options))];
+  if (baselineWriter !== null) watchRows.push(await putToEvent('baseline', await prepare('watch', [baselineWriter], options)));
   if (etcdWriter !== null) watchRows.push(await putToEvent('etcd', await etcdWatchWorkload([etcdWriter], options)));
   process.stdout.write(`put → event (the bench watch workload; 1 in flight, ${PUT_RATE}/s, ${PUTS} puts)\n${comparison(watchRows, 'warden', 'p50')}\n`);
   for (const r of watchRows) results.push({ bench: 'put-to-event', system: r.system, ok: r.summary.ok, failed: r.summary.failed, latencyMs: r.summary.latencyMs });
 
+  // Fan-out: the systems take turns within each watcher count and round.
+  const turns: { system: string; run: (n: number) => Promise<FanOut> }[] = [{ system: 'warden', run: (n) => wardenFanOut(cluster, writer, n) }];
+  if (baseline !== null && baselineWriter !== null) turns.push({ system: 'baseline', run: (n) => wardenFanOut(baseline, baselineWriter, n) });
+  if (etcdWriter !== null) turns.push({ system: 'etcd', run: (n) => etcdFanOut(etcdWriter!, n) });
+  if (zookeeperWriter !== null) turns.push({ system: 'zookeeper', run: (n) => zookeeperFanOut(zookeeperWriter!, n) });
+  process.stdout.write(`fan-out: put through a ${WRITER} → event at each watcher (${PUTS} puts at ${PUT_RATE}/s per turn, ${ROUNDS} rounds)\n`);
+  const byPoint = new Map<string, FanOut[]>();
   for (const n of WATCHER_COUNTS) {
-    const w = await wardenFanOut(cluster, writer, n);
-    process.stdout.write(fanOutLine('warden', n, w));
-    results.push({ bench: 'fan-out', system: 'warden', watchers: n, ...w });
-    if (etcdWriter !== null) {
-      const e = await etcdFanOut(etcdWriter, n);
-      process.stdout.write(fanOutLine('etcd', n, e));
-      results.push({ bench: 'fan-out', system: 'etcd', watchers: n, ...e });
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const turn of turns) {
+        const f = await turn.run(n);
+        process.stdout.write(`round ${round} ${fanOutLine(turn.system, n, f)}`);
+        results.push({ bench: 'fan-out', system: turn.system, watchers: n, round, writer: WRITER, ...f });
+        const key = `${n}\u0000${turn.system}`;
+        byPoint.set(key, [...(byPoint.get(key) ?? []), f]);
+      }
+    }
+  }
+  process.stdout.write(`\nfan-out medians over ${ROUNDS} rounds (put through a ${WRITER})\nwatchers  system      delivered   p50 ms   p99 ms  p99.9 ms  put p50 ms  warden p99 ÷ it\n`);
+  for (const n of WATCHER_COUNTS) {
+    const wardenP99 = median((byPoint.get(`${n}\u0000warden`) ?? []).map((f) => f.deliveryMs.p99));
+    for (const turn of turns) {
+      const fs = byPoint.get(`${n}\u0000${turn.system}`) ?? [];
+      const p99 = median(fs.map((f) => f.deliveryMs.p99));
+      const delivered = `${fs.reduce((a, f) => a + f.delivered, 0)}/${fs.reduce((a, f) => a + f.expected, 0)}`;
+      const ratio = turn.system === 'warden' ? '' : `×${(wardenP99 / p99).toFixed(2)}`;
+      process.stdout.write(`${String(n).padStart(8)}  ${turn.system.padEnd(10)} ${delivered.padStart(10)}  ${median(fs.map((f) => f.deliveryMs.p50)).toFixed(2).padStart(7)}  ${p99.toFixed(2).padStart(7)}  ${median(fs.map((f) => f.deliveryMs.p999)).toFixed(2).padStart(8)}  ${median(fs.map((f) => f.putMs.p50)).toFixed(2).padStart(10)}  ${ratio}\n`);
     }
   }
 
   const leader = cluster.member(await cluster.leader());
+  if (LEASES === 0) throw new Done();
   const w = await wardenLeaseCpu(leader.process!.pid!, leader.clientUrl);
   process.stdout.write(`leases  warden  ${LEASES} kept alive every 3 s: leader CPU ${(w * 100).toFixed(1)}% of a core\n`);
   results.push({ bench: 'lease-cpu', system: 'warden', leases: LEASES, cpuShare: w });
@@ -302,6 +412,8 @@ try {
     process.stdout.write(`leases  etcd    ${LEASES} kept alive every 3 s: leader CPU ${(e * 100).toFixed(1)}% of a core\n`);
     results.push({ bench: 'lease-cpu', system: 'etcd', leases: LEASES, cpuShare: e });
   }
+} catch (error) {
+  if (!(error instanceof Done)) throw error;
 } finally {
   await cleanUp();
 }

@@ -16,10 +16,13 @@
  * batch.
  */
 
-import type { Duplex } from 'node:stream';
+import type { Writable } from 'node:stream';
+
+/** What coalescing needs of a socket. */
+type Corkable = Pick<Writable, 'cork' | 'uncork'>;
 
 interface Corked {
-  readonly raw: Duplex;
+  readonly raw: Corkable;
   /** The batch it is corked in (0: not corked). */
   batch: number;
   urgent: boolean;
@@ -58,7 +61,7 @@ function flush(): void {
  * Call before each send on a WebSocket whose raw socket is `raw`; `urgent` when the frame is an
  * answer someone waits on (or `alwaysUrgent` for a client connection, whose every frame is).
  */
-export function writeCoalescer(raw: Duplex, alwaysUrgent = false): (urgent?: boolean) => void {
+export function writeCoalescer(raw: Corkable, alwaysUrgent = false): (urgent?: boolean) => void {
   const socket: Corked = { raw, batch: 0, urgent: false };
   return (urgent = alwaysUrgent) => {
     if (socket.batch === 0) {
