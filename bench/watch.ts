@@ -219,6 +219,7 @@ async function etcdFanOut(writer: Etcd3, watchers: number): Promise<FanOut> {
 async function zookeeperFanOut(writer: zookeeper.Client, watchers: number): Promise<FanOut> {
   const deliveries = sink(watchers * PUTS);
   const path = '/bench/watched';
+  await zookeeperSetData(writer, '/bench', Buffer.alloc(0));
   await zookeeperSetData(writer, path, Buffer.from(String(performance.now())));
   const sessions = await Promise.all(Array.from({ length: CONNECTIONS }, (_, i) => connectZookeeper(ZOOKEEPER_ENDPOINTS[i % 3]!)));
   let stopped = false;
