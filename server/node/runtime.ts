@@ -225,6 +225,7 @@ export class MemberRuntime {
       this.enqueue(() => this.raft.tick());
       if (this.config.leaseReads !== null) this.enqueue(() => this.leaseGate.probe(this.raft.status, this.handOff.active, (requestId) => this.raft.readIndex(requestId).ok));
       this.leaseKeeper.tick();
+      this.readyHandler.tick();
       this.reads.failOverdue(this.deps.clock.monotonicMs(), () => new RequestError('UNAVAILABLE', `no leader confirmed the read within ${READ_INDEX_WAIT_MS} ms; try again`, this.raft.status.leaderId));
       this.releaseRevisionWaiters();
       this.settleHandOff();

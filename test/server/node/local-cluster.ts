@@ -102,6 +102,11 @@ export class LocalCluster {
     disks.engine.crash();
   }
 
+  /** The member's in-memory store engine (to watch its writes). */
+  storeEngine(id: NodeId): MemoryKvEngine {
+    return this.disks.get(id)!.engine;
+  }
+
   /** The member's in-memory disk, to inject faults (a failing fdatasync). */
   fileSystem(id: NodeId): MemoryFileSystem {
     return this.disks.get(id)!.fs;

@@ -10,7 +10,7 @@
 
 import { describe, expect, it, vi } from 'vitest';
 import type { StateResult } from '../../../server/state/state-machine.js';
-import { LocalCluster } from './local-cluster.js';
+import { LocalCluster, settle } from './local-cluster.js';
 import { Wal } from '../../../server/storage/wal/wal.js';
 import { MemberRuntime } from '../../../server/node/runtime.js';
 import { MemoryStoreHome } from '../../../server/node/store-home.js';
@@ -94,6 +94,31 @@ describe('MemberRuntime', () => {
     await expect(queued).rejects.toMatchObject({ code: 'NOT_LEADER' });
     await expect(second).resolves.toMatchObject({ ok: true, op: 'put' });
     expect(forwarded).toHaveBeenCalledTimes(1);
+  });
+
+  it('writes the store behind the apply in batches: at the next tick, or at once past 1,000 entries', async () => {
+    const cluster = new LocalCluster(['a', 'b', 'c']);
+    await cluster.start();
+    await cluster.until(() => cluster.leader() !== null);
+    const leader = cluster.leader()!;
+    await cluster.tick(); // what the election applied is written
+    const engine = cluster.storeEngine(leader);
+    const writes = vi.spyOn(engine, 'write');
+    // A few writes, no tick: answered, and the store not yet written (the WAL holds them).
+    const few = Array.from({ length: 3 }, (_, i) => cluster.runtime(leader).propose({ op: 'put', path: `/few/${i}`, value: text('v') }));
+    await settle();
+    for (const answer of few) await expect(answer).resolves.toMatchObject({ ok: true });
+    expect(writes).not.toHaveBeenCalled();
+    await cluster.tick();
+    expect(writes).toHaveBeenCalledTimes(1);
+    // Past the batch bound the store is written without waiting for a tick.
+    writes.mockClear();
+    const many = Array.from({ length: 1_100 }, (_, i) => cluster.runtime(leader).propose({ op: 'put', path: `/many/${i % 50}`, value: text('v') }));
+    let answered = 0;
+    for (const answer of many) void answer.then(() => (answered += 1));
+    for (let round = 0; round < 50 && answered < many.length; round++) await settle();
+    expect(answered).toBe(many.length);
+    expect(writes).toHaveBeenCalled();
   });
 
   it('loses no acknowledged write when the leader crashes, and goes on under a new leader', async () => {
