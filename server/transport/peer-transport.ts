@@ -248,8 +248,9 @@ export class PeerTransport implements PeerLink {
   private write(to: NodeId, frame: Frame): boolean {
     const socket = this.sockets.get(to);
     if (socket === undefined || socket.readyState !== WebSocket.OPEN || socket.bufferedAmount > BUFFERED_BYTES_MAX) return false;
-    // A forwarded request and its answer have someone waiting: they leave before Raft's own traffic.
-    this.coalescers.get(socket)?.(frame.k !== 'raft');
+    // A forwarded request and its answer have someone waiting: they leave before Raft's own
+    // traffic — a follower's ReadIndex and its answer too (linearizable reads wait on them).
+    this.coalescers.get(socket)?.(frame.k !== 'raft' || frame.m.type === 'ReadIndex' || frame.m.type === 'ReadIndexResp');
     if (tracing) traceFrame(frame, 'out');
     socket.send(encodeFrame(frame));
     return true;
