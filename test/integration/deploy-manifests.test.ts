@@ -117,8 +117,46 @@ afterEach(async () => {
   }
 });
 
-/** Start the members as specified, on loopback: member hosts → 127.0.0.1, their ports → free ones, data and secret → temporary paths. */
+/**
+ * Start the members as specified (startOnce), again on fresh ports if a member found one of its
+ * ports taken between the pick and its bind (another test's process took it): a race of the
+ * harness, not of the manifests.
+ */
 async function start(specs: readonly MemberSpec[], paths: Readonly<Record<string, string>> = {}): Promise<Started> {
+  for (let attempt = 1; ; attempt++) {
+    const started = await startOnce(specs, paths);
+    const outcomes = await Promise.all(started.processes.map((child, i) => startOutcome(child, started.logs[i]!)));
+    if (!outcomes.some((o) => o === 'port taken') || attempt === 3) return started;
+    for (const child of started.processes) child.kill('SIGKILL');
+  }
+}
+
+/** Whether a member started, or exited because a port it was given is taken (bounded: 20 s). */
+function startOutcome(child: ChildProcess, logs: readonly string[]): Promise<'started' | 'port taken' | 'other'> {
+  const seen = (): 'started' | 'port taken' | null => (logs.some((l) => l.includes('"event":"started"')) ? 'started' : logs.some((l) => l.includes('already in use')) ? 'port taken' : null);
+  return new Promise((resolve) => {
+    const check = (): void => {
+      const outcome = seen();
+      if (outcome === null) return;
+      finish(outcome);
+    };
+    const timer = setTimeout(() => finish('other'), 20_000);
+    const finish = (outcome: 'started' | 'port taken' | 'other'): void => {
+      clearTimeout(timer);
+      child.stdout!.off('data', onData);
+      child.off('close', onClose);
+      resolve(outcome);
+    };
+    const onData = (): void => void setImmediate(check); // after the line is kept
+    const onClose = (): void => finish(seen() ?? 'other');
+    child.stdout!.on('data', onData);
+    child.once('close', onClose);
+    check();
+  });
+}
+
+/** Start the members as specified, on loopback: member hosts → 127.0.0.1, their ports → free ones, data and secret → temporary paths. */
+async function startOnce(specs: readonly MemberSpec[], paths: Readonly<Record<string, string>> = {}): Promise<Started> {
   const clientPorts = await Promise.all(specs.map(() => freePort()));
   const peerPorts = await Promise.all(specs.map(() => freePort()));
   const root = mkdtempSync(join(tmpdir(), 'warden-deploy-'));
