@@ -96,7 +96,7 @@ describe('MemberRuntime', () => {
     expect(forwarded).toHaveBeenCalledTimes(1);
   });
 
-  it('writes the store behind the apply in batches: at the next tick, or at once past 1,000 entries', async () => {
+  it('writes the store behind the apply in batches: at the next tick, or at once past 256 entries', async () => {
     const cluster = new LocalCluster(['a', 'b', 'c']);
     await cluster.start();
     await cluster.until(() => cluster.leader() !== null);
