@@ -26,10 +26,20 @@ const MAIN = fileURLToPath(new URL('../../server/main.ts', import.meta.url));
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 100; attempt++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (await canListen(port)) return port;
+    // Never the same port twice in one process: a cluster picks six, each free when picked and
+    // none held until its member binds, so two could be the same (1 in ~800 per cluster; CI
+    // starts ~100), and the second member to bind would fail.
+    if (handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
   throw new Error('no free port found in 20000-31999 after 100 tries');
 }
+
+/** Ports this process has handed out (a test file runs in one process: a few hundred at most). */
+const handedOut = new Set<number>();
 
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
