@@ -43,18 +43,23 @@ function getHttps(url: string, ca: Buffer): Promise<{ status: number; body: stri
   });
 }
 
+/**
+ * The leader every member names (one member's word is not enough: a follower whose peer channel
+ * is still being set up knows no leader yet, and refuses a linearizable read at once).
+ */
 async function leaderOf(): Promise<string> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    for (const member of cluster.members) {
-      const status = await getHttps(`${member.httpUrl}/status`, clientCa).catch(() => null);
-      if (status?.status !== 200) continue;
-      const leader = (JSON.parse(status.body) as { leader: string | null }).leader;
-      if (leader !== null) return leader;
-    }
+    const named = await Promise.all(
+      cluster.members.map(async (member) => {
+        const status = await getHttps(`${member.httpUrl}/status`, clientCa).catch(() => null);
+        return status?.status === 200 ? (JSON.parse(status.body) as { leader: string | null }).leader : null;
+      }),
+    );
+    if (named[0] !== null && named.every((leader) => leader === named[0])) return named[0]!;
     await new Promise((resolve) => setTimeout(resolve, 100)); // polling interval, bounded by the deadline
   }
-  throw new Error('no leader over TLS within 30 s');
+  throw new Error('the members did not agree on a leader over TLS within 30 s');
 }
 
 /** The certificate a TLS port presents now (its SHA-256 fingerprint). */
@@ -90,13 +95,19 @@ describe('TLS on the client and peer ports', () => {
 
   it('serves clients over wss:// and /health over https://, and the members replicate over mutual TLS', async () => {
     const leader = await leaderOf();
-    const client = await ProtocolClient.connect(cluster.member(leader).clientUrl, { ca: clientCa });
+    // What the members said, should a step fail (the failure alone does not say which member did what).
+    const logs = (): string => cluster.members.map((m) => `${m.name}: ${m.logs.slice(-8).join('\n')}`).join('\n');
+    const client = await ProtocolClient.connect(cluster.member(leader).clientUrl, { ca: clientCa }).catch((error: Error) => {
+      throw new Error(`connecting to the leader ${leader} failed: ${error.message}; logs:\n${logs()}`);
+    });
     expect(await client.request('put', { path: '/tls', value: b64('yes') })).toMatchObject({ ok: true });
     client.socket.close();
     // Read back through a follower: the write travelled the peer port.
     const follower = cluster.members.find((m) => m.name !== leader)!;
     const reader = await ProtocolClient.connect(follower.clientUrl, { ca: clientCa });
-    expect(await reader.request('get', { path: '/tls' })).toMatchObject({ ok: true, node: { value: b64('yes') } });
+    const read = await reader.request('get', { path: '/tls' });
+    if (read['ok'] !== true) throw new Error(`the read through ${follower.name} failed: ${JSON.stringify(read)}; logs:\n${logs()}`);
+    expect(read).toMatchObject({ ok: true, node: { value: b64('yes') } });
     reader.socket.close();
     expect(await getHttps(`${follower.httpUrl}/health`, clientCa)).toMatchObject({ status: 200 });
   });
