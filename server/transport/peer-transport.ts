@@ -1,7 +1,8 @@
 /**
  * Peer channels (Single-Socket Channel): one WebSocket per pair of members, dialled by the
  * member whose name sorts first and accepted by the other, carrying Raft messages both ways and
- * the writes followers forward to the leader (Request Pipeline: many in flight, answered by id).
+ * the writes followers forward to the leader (Request Pipeline: many in flight, answered by id;
+ * what waits on the leader is kept in leader-asks.ts).
  * Frames are MessagePack (entries and snapshots are bytes). A dialler reconnects with
  * exponential backoff and jitter. Sending never waits: a message for a peer that is down, or so
  * slow that its socket's buffer is over a bound, is dropped — Raft resends what matters — so
@@ -25,6 +26,7 @@ import type { LeaseRequest, PeerLink, RuntimeLogger } from '../node/runtime.js';
 import type { LeaseStatus } from '../node/lease-keeper.js';
 import { RequestError } from '../node/waiting-list.js';
 import { writeCoalescer } from './coalesce.js';
+import { LeaderAsks } from './leader-asks.js';
 import { tracing } from '../metrics/path-trace.js';
 import { traceFrame } from './trace-frames.js';
 
@@ -36,8 +38,6 @@ const BACKOFF_MS_MAX = 2_000;
 const HELLO_TIMEOUT_MS = 3_000;
 /** Accepted peer connections that have not said their hello yet, at most (a stranger's flood is refused past it). */
 const AWAITING_HELLO_MAX = 64;
-/** A forwarded write with no answer by then fails (the client may retry with its stamp). */
-const FORWARD_TIMEOUT_MS = 10_000;
 /** A dial whose WebSocket upgrade has not completed by then is abandoned (and retried). */
 const HANDSHAKE_TIMEOUT_MS = 3_000;
 
@@ -90,9 +90,8 @@ export class PeerTransport implements PeerLink {
   /** When a peer's malformed frame was last logged. */
   private readonly frameRefusedAt = new Map<NodeId, number>();
   /** Requests to the leader awaiting its answer (forwarded writes, lease requests), by id. */
-  private readonly forwards = new Map<number, { socket: WebSocket | undefined; isWrite: boolean; resolve: (answer: never) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly asks = new LeaderAsks();
   private readonly timers = new Set<NodeJS.Timeout>();
-  private forwardSeq = 0;
   private snapshotSeq = 0;
   /** The snapshot stream arriving from each peer, if one is (a newer one replaces it). */
   private readonly inbound = new Map<NodeId, { readonly id: number; readonly chunks: ChunkQueue; readonly socket: WebSocket }>();
@@ -181,26 +180,9 @@ export class PeerTransport implements PeerLink {
     return this.ask<LeaseStatus[]>(to, (id) => ({ k: 'lease', id, request }), 'a lease request', false);
   }
 
-  /**
-   * Send the leader a request and wait (bounded) for its answer, matched by id. Once a write
-   * has left, no answer is no news: the leader may have proposed it, so it fails TIMEOUT or
-   * OUTCOME_UNKNOWN, never as if it were certainly not applied. (Lease requests are idempotent.)
-   */
+  /** Send the leader a request and wait (bounded) for its answer, matched by id (leader-asks.ts). */
   private ask<T>(to: NodeId, frame: (id: number) => Frame, what: string, isWrite: boolean): Promise<T> {
-    const id = ++this.forwardSeq;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.forwards.delete(id);
-        reject(new RequestError(isWrite ? 'TIMEOUT' : 'UNAVAILABLE', `the leader ${to} did not answer ${what} within ${FORWARD_TIMEOUT_MS} ms`, to));
-      }, FORWARD_TIMEOUT_MS);
-      // The channel it goes out on: if that closes before the answer, the request is failed then.
-      this.forwards.set(id, { socket: this.sockets.get(to), isWrite, resolve: resolve as (answer: never) => void, reject, timer });
-      if (!this.write(to, frame(id))) {
-        clearTimeout(timer);
-        this.forwards.delete(id);
-        reject(new RequestError('UNAVAILABLE', `the leader ${to} is unreachable from this member`, to));
-      }
-    });
+    return this.asks.ask<T>(to, this.sockets.get(to), (id) => this.write(to, frame(id)), what, isWrite);
   }
 
   async sendSnapshot(message: SnapshotMessage, chunks: AsyncIterable<Uint8Array>): Promise<void> {
@@ -229,11 +211,7 @@ export class PeerTransport implements PeerLink {
     this.inbound.clear();
     for (const timer of this.timers) clearTimeout(timer);
     for (const socket of this.sockets.values()) socket.close(1001, 'member stopping');
-    for (const [id, pending] of this.forwards) {
-      clearTimeout(pending.timer);
-      pending.reject(new RequestError(pending.isWrite ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE', 'the member stopped before the leader answered', null));
-      this.forwards.delete(id);
-    }
+    this.asks.failAll();
   }
 
   // Stays attached after close(): a socket nobody handles would sit open, taken for live by its dialler.
@@ -421,12 +399,7 @@ export class PeerTransport implements PeerLink {
       }
       // Writes forwarded over this channel will get no answer: fail them now (the client
       // retries with its stamp) rather than at the forward timeout.
-      for (const [id, pending] of this.forwards) {
-        if (pending.socket !== socket) continue;
-        this.forwards.delete(id);
-        clearTimeout(pending.timer);
-        pending.reject(new RequestError(pending.isWrite ? 'OUTCOME_UNKNOWN' : 'UNAVAILABLE', `the connection to the leader ${peer} closed before it answered`, peer));
-      }
+      this.asks.channelClosed(socket, peer);
     });
     const previous = this.sockets.get(peer);
     if (previous !== undefined && previous !== socket) previous.close(1000, 'replaced by a newer connection');
@@ -495,13 +468,9 @@ export class PeerTransport implements PeerLink {
       case 'fwd-ok':
       case 'lease-ok':
       case 'fwd-err': {
-        const pending = this.forwards.get(frame.id);
-        if (pending === undefined) return;
-        this.forwards.delete(frame.id);
-        clearTimeout(pending.timer);
-        if (frame.k === 'fwd-ok') pending.resolve(frame.result as never);
-        else if (frame.k === 'lease-ok') pending.resolve(frame.answers as never);
-        else pending.reject(new RequestError(frame.code, frame.message, frame.leader));
+        if (frame.k === 'fwd-ok') this.asks.answered(frame.id, frame.result);
+        else if (frame.k === 'lease-ok') this.asks.answered(frame.id, frame.answers);
+        else this.asks.refused(frame.id, new RequestError(frame.code, frame.message, frame.leader));
         return;
       }
     }
