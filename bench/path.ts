@@ -109,6 +109,15 @@ function lineUp(target: 'follower' | 'leader', windows: readonly [number, number
     if (legsDone.length === 0) continue;
     const leg = legsDone.reduce((a, b) => (b.ackRecv.ns < a.ackRecv.ns ? b : a));
     const quorum = Math.max(leg.ackRecv.ns, leaderSynced.ns);
+    /** The leader's replication round, the same whichever member holds the client. */
+    const replicated = (): void => {
+      add('L: proposed → Appends sent', appendSent.ns - proposed.ns);
+      add('wire L → follower (Append)', leg.recv.ns - appendSent.ns);
+      add('follower: Append read → synced', leg.synced.ns - leg.recv.ns);
+      add('follower: synced → ack sent', leg.ackSent.ns - leg.synced.ns);
+      add('wire follower → L (ack)', leg.ackRecv.ns - leg.ackSent.ns);
+      add('L: quorum (ack and own sync) → applied', applied.ns - quorum);
+    };
     let answerSent: Step | undefined;
     if (target === 'follower') {
       const answeredByLeader = first(l, 'fwd.answered', applied.ns, answered, (k) => k === fwdSent!.key);
@@ -119,12 +128,7 @@ function lineUp(target: 'follower' | 'leader', windows: readonly [number, number
       add('F: frame read → forwarded to L', fwdSent!.ns - frame.ns);
       add('wire F → L (forward)', fwdRecv!.ns - fwdSent!.ns);
       add('L: forward read → proposed', proposed.ns - fwdRecv!.ns);
-      add('L: proposed → Appends sent', appendSent.ns - proposed.ns);
-      add('wire L → follower (Append)', leg.recv.ns - appendSent.ns);
-      add('follower: Append read → synced', leg.synced.ns - leg.recv.ns);
-      add('follower: synced → ack sent', leg.ackSent.ns - leg.synced.ns);
-      add('wire follower → L (ack)', leg.ackRecv.ns - leg.ackSent.ns);
-      add('L: quorum (ack and own sync) → applied', applied.ns - quorum);
+      replicated();
       add('L: applied → answer sent to F', answeredByLeader.ns - applied.ns);
       add('wire L → F (answer)', answerRecv.ns - answeredByLeader.ns);
       add('F: answer read → client answer sent', answerSent.ns - answerRecv.ns);
@@ -133,12 +137,7 @@ function lineUp(target: 'follower' | 'leader', windows: readonly [number, number
       if (answerSent === undefined) continue;
       add('client → L: request frame read', frame.ns - sent);
       add('L: frame read → proposed', proposed.ns - frame.ns);
-      add('L: proposed → Appends sent', appendSent.ns - proposed.ns);
-      add('wire L → follower (Append)', leg.recv.ns - appendSent.ns);
-      add('follower: Append read → synced', leg.synced.ns - leg.recv.ns);
-      add('follower: synced → ack sent', leg.ackSent.ns - leg.synced.ns);
-      add('wire follower → L (ack)', leg.ackRecv.ns - leg.ackSent.ns);
-      add('L: quorum (ack and own sync) → applied', applied.ns - quorum);
+      replicated();
       add('L: applied → client answer sent', answerSent.ns - applied.ns);
     }
     add('→ client: answer read', answered - answerSent.ns);

@@ -13,8 +13,7 @@ let cluster: Cluster;
 
 describe('compaction by age', () => {
   beforeAll(async () => {
-    cluster = await Cluster.plan(3, { extraArgs: ['--auto-compaction-retention', '2s'] });
-    for (const m of cluster.members) cluster.launch(m);
+    cluster = await Cluster.start(3, { extraArgs: ['--auto-compaction-retention', '2s'] });
     await cluster.leader();
   }, 60_000);
 

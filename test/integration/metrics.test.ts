@@ -45,8 +45,7 @@ async function probe(name: string, path: '/livez' | '/readyz'): Promise<{ status
 
 describe('metrics, liveness and readiness', () => {
   beforeAll(async () => {
-    cluster = await Cluster.plan(3);
-    for (const name of NAMES) cluster.launch(cluster.member(name));
+    cluster = await Cluster.start(NAMES.length);
     await cluster.leader();
   }, 60_000);
 

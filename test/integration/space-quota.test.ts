@@ -20,8 +20,7 @@ let cluster: Cluster;
 
 describe('the space quota', () => {
   beforeAll(async () => {
-    cluster = await Cluster.plan(3, { extraArgs: ['--quota-bytes', String(QUOTA_BYTES)] });
-    for (const m of cluster.members) cluster.launch(m);
+    cluster = await Cluster.start(3, { extraArgs: ['--quota-bytes', String(QUOTA_BYTES)] });
     await cluster.leader();
   }, 60_000);
 
