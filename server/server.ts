@@ -360,7 +360,7 @@ export async function startServer(options: ServerOptions = {}): Promise<WardenSe
     });
     undo.push(() => ops.stop());
     const metrics = ops.metrics;
-    const answerBudget = new TurnBudget(limits.turnAnswerBytesMax);
+    const answerBudget = new TurnBudget(limits.turnAnswerBytesMax, (error) => log.error({ event: 'answer_failed', error: (error as Error).message }, 'an answer waiting for a turn could not be sent'));
     const status = (): Record<string, unknown> => {
       const s = runtime.status;
       const ms = (ns: number): number => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_SAMPLE_MS);

@@ -244,21 +244,19 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     };
     connections.add(connection);
     /**
-     * Send an answer. Past this turn's answer budget it waits for the next turn (answers go in any
-     * order) — unless it was charged already, as a read is when it is served.
+     * Send an answer. Past this turn's answer budget it waits for a later turn, in this
+     * connection's turn among those waiting (answers go in any order) — unless it was charged
+     * already, as a read is when it is served.
      */
     const reply = (frame: Record<string, unknown>, charged = false): void => {
-      if (!charged) {
-        const wait = options.answerBudget.room();
-        if (wait !== null) {
-          void wait.then(() => reply(frame));
-          return;
-        }
-      }
-      if (!roomFor(connection, limits.unreadBytesPerConnectionMax, true)) return;
-      const text = JSON.stringify(frame);
-      if (!charged) options.answerBudget.charge(text.length);
-      send(text);
+      const answer = (): void => {
+        if (!roomFor(connection, limits.unreadBytesPerConnectionMax, true)) return;
+        const text = JSON.stringify(frame);
+        if (!charged) options.answerBudget.charge(text.length);
+        send(text);
+      };
+      if (charged) answer();
+      else options.answerBudget.whenRoom(connection.client, answer);
     };
     const refuse = (id: unknown, code: ErrorCode, message: string, extra: Record<string, unknown> = {}): void => reply({ id: isRequestId(id) ? id : null, ...errorFrame(code, message, extra) });
 

@@ -152,13 +152,13 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
       // (Served later than confirmed is still linearizable: the state only moves on.)
       // Served and charged in one synchronous step: reads released together each see the
       // budget the ones before them spent (charged after an await, they all found it open).
-      const served = async (): Promise<unknown> => {
-        for (let wait = deps.answerBudget.room(); wait !== null; wait = deps.answerBudget.room()) await wait;
-        if (!connection.alive()) return { ok: false, code: 'UNAVAILABLE', message: 'the connection closed', revision: runtime.machine.revision };
-        const answer = runtime.readNow(serve); // refuses if the member stopped meanwhile
-        deps.answerBudget.charge(work(answer) + answerBytes(answer));
-        return answer;
-      };
+      const served = (): Promise<unknown> =>
+        deps.answerBudget.serve(connection, () => {
+          if (!connection.alive()) return { ok: false, code: 'UNAVAILABLE', message: 'the connection closed', revision: runtime.machine.revision };
+          const answer = runtime.readNow(serve); // refuses if the member stopped meanwhile
+          deps.answerBudget.charge(work(answer) + answerBytes(answer));
+          return answer;
+        });
       if (frame['consistency'] === 'serializable') {
         if (typeof frame['minRevision'] === 'number') await runtime.whenRevision(frame['minRevision'], MIN_REVISION_WAIT_MS);
         return toWire((await served()) as Answer);

@@ -177,3 +177,20 @@ describe('bounds', () => {
     expect(await reader.request({ id: 2, type: 'status' })).toMatchObject({ ok: true });
   });
 });
+
+describe('fairness', () => {
+  it('answers a client in its turn while another\'s 400 answers wait for answer room, not behind them all', async () => {
+    // Two answers of ~2 KB fill a turn's budget: the flood's 400 answers take ~200 turns.
+    const { connect } = await serve({ turnAnswerBytesMax: 4 * 1024 });
+    const flood = await connect();
+    const other = await connect();
+    for (let i = 0; i < 400; i++) flood.send({ id: i, type: 'get', path: '/x', revision: 2_000 });
+    await flood.frameCount(1); // the flood is being answered, the rest waiting for room
+    const answer = await other.request({ id: 'probe', type: 'status' });
+    expect(answer).toMatchObject({ id: 'probe', ok: true });
+    // Served in the first round with room after it arrived (behind every waiting answer, it
+    // would come after all 400 of the flood's).
+    expect(flood.frames.length).toBeLessThan(100);
+    expect((await flood.frameCount(400)).length).toBe(400);
+  });
+});
