@@ -26,7 +26,7 @@ import type { ClientConnection, RequestHandlers } from './handlers.js';
 import { writeCoalescer } from '../transport/coalesce.js';
 import { tracePath, tracing } from '../metrics/path-trace.js';
 import { limitField, nameLimit, type Limits } from '../limits.js';
-import { errorFrame } from './wire.js';
+import { encodeAnswer, errorFrame } from './wire.js';
 import type { TurnBudget } from './turn-budget.js';
 
 /** A request whose synchronous handling takes longer than this is logged with its type. */
@@ -204,10 +204,10 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
   const serveSocket = (socket: WebSocket, raw: Duplex, request: IncomingMessage): void => {
     const remote = remoteOf(request.socket);
     const coalesce = writeCoalescer(raw, true);
-    const send = (text: string): void => {
+    const send = (text: string | Buffer): void => {
       coalesce();
       if (tracing) tracePath('client.answer');
-      socket.send(text);
+      socket.send(text, { binary: false });
     };
     if (connections.size >= limits.connectionsMax) {
       send(JSON.stringify({ id: null, ...errorFrame('RESOURCE_EXHAUSTED', `this member holds ${limits.connectionsMax} connections already; try another member or later`, { limit: limitField(limits, 'connectionsMax') }) }));
@@ -251,7 +251,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
     const reply = (frame: Record<string, unknown>, charged = false): void => {
       const answer = (): void => {
         if (!roomFor(connection, limits.unreadBytesPerConnectionMax, true)) return;
-        const text = JSON.stringify(frame);
+        const text = encodeAnswer(frame);
         if (!charged) options.answerBudget.charge(text.length);
         send(text);
       };

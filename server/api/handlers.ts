@@ -30,7 +30,7 @@ import { RequestError } from '../node/waiting-list.js';
 import type { WatchHub, WatchScope, WatchSink } from '../watch/hub.js';
 import type { NodeId } from '../raft/types.js';
 import { limitField, type Limits } from '../limits.js';
-import { decodeBase64, errorFrame, wireValue } from './wire.js';
+import { decodeBase64, errorFrame, wireAnswer } from './wire.js';
 import type { TurnBudget } from './turn-budget.js';
 import type { SnapshotStreams } from './snapshot-streams.js';
 import { AUTH_REQUEST_TYPES, createAuthHandlers, OPEN_REQUESTS, type AuthRequestType } from './auth-handlers.js';
@@ -113,7 +113,7 @@ export function createHandlers(deps: HandlerDeps): RequestHandlers {
   const toWire = (result: StateResult | Answer): Answer => {
     const r = result as { ok?: boolean; code?: ErrorCode; message?: string; revision?: number; limit?: keyof Limits };
     if (r.ok === false) return { revision: r.revision, ...errorFrame(r.code!, r.message!, r.limit === undefined ? {} : { limit: limitField(limits, r.limit) }) };
-    return wireValue(result) as Answer;
+    return wireAnswer(result) as Answer;
   };
   const write = async (command: StateCommand, client: unknown, user: string | undefined, shape: (result: StateResult) => StateResult | Answer = (r) => r): Promise<Answer> => {
     try {

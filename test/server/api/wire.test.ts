@@ -2,12 +2,14 @@
  * The client protocol's JSON forms (server/api/wire.ts): values are read from base64 in its one
  * canonical spelling only, and every error frame says what the client may do next.
  *
+ * An answer's bytes are its JSON, whether or not its large values were spliced in.
+ *
  * Must never: accept two spellings of one value.
  */
 
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeBase64, errorFrame } from '../../../server/api/wire.js';
+import { decodeBase64, encodeAnswer, errorFrame, wireAnswer } from '../../../server/api/wire.js';
 import { ERROR_CODES, ERROR_OUTCOMES, type ErrorCode } from '../../../shared/errors.js';
 
 describe('decodeBase64', () => {
@@ -39,5 +41,42 @@ describe('errorFrame', () => {
       expect(errorFrame(code, 'why')).toEqual({ ok: false, error: { code, message: 'why', outcome: ERROR_OUTCOMES[code] } });
     }
     expect(errorFrame('TOO_LARGE', 'big', { limit: { name: 'valueBytesMax', flag: '--max-value-bytes', value: 1 } }).error).toMatchObject({ outcome: 'final', limit: { flag: '--max-value-bytes' } });
+  });
+});
+
+describe('encodeAnswer', () => {
+  const bytesOf = (encoded: string | Buffer): string => (typeof encoded === 'string' ? encoded : encoded.toString('utf8'));
+  const large = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill);
+
+  it('writes any answer as exactly its JSON, large values spliced or not', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ path: fc.string({ maxLength: 12 }), value: fc.oneof(fc.uint8Array({ maxLength: 8 }), fc.constantFrom(large(70_000, 1), large(100_000, 250))) }), { maxLength: 4 }),
+        fc.string({ maxLength: 8 }),
+        (nodes, note) => {
+          const answer = { ok: true, revision: 7, note, nodes };
+          const wire = wireAnswer(answer) as object;
+          const frame = { id: 1, ...wire }; // as the client port sends it
+          expect(JSON.parse(bytesOf(encodeAnswer(frame)))).toEqual(JSON.parse(JSON.stringify(frame)));
+        },
+      ),
+      { seed: 12, numRuns: 200 },
+    );
+  });
+
+  it('splices a large value into bytes, and leaves a small answer a JSON string', () => {
+    const frame = { id: 'a', ...(wireAnswer({ ok: true, node: { path: '/big', value: large(1 << 20, 7), stat: { version: 1 } } }) as object) };
+    const encoded = encodeAnswer(frame);
+    expect(Buffer.isBuffer(encoded)).toBe(true);
+    expect(bytesOf(encoded)).toBe(JSON.stringify(frame));
+    const small = { id: 'b', ...(wireAnswer({ ok: true, node: { path: '/s', value: large(10, 7) } }) as object) };
+    expect(encodeAnswer(small)).toBe(JSON.stringify(small));
+  });
+
+  it('falls back to plain JSON when another string of the answer reads as the stand-in', () => {
+    const frame = { id: 1, ...(wireAnswer({ ok: true, note: '\u0000', node: { path: '/big', value: large(80_000, 3) } }) as object) };
+    const encoded = encodeAnswer(frame);
+    expect(typeof encoded).toBe('string');
+    expect(encoded).toBe(JSON.stringify(frame));
   });
 });
