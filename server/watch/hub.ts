@@ -1,8 +1,8 @@
 /**
  * The watch hub (State Watch): turns each applied revision into pushes for the watchers it
  * matches — a node, a node's children, or a whole subtree — on whichever member the client is
- * connected to. A watch may start in the past: its history is replayed from MVCC first, then it
- * follows live revisions, with nothing missed or repeated between the two.
+ * connected to. A watch may start in the past: its history is replayed from MVCC first
+ * (replays.ts), then it follows live revisions, with nothing missed or repeated between the two.
  *
  * The guarantees, each pinned by a test: ordered (a watcher's revisions only go up), unique (no
  * event twice), reliable (no gap between its start and its cancel), atomic (a revision's events
@@ -30,43 +30,11 @@ import { parentOf } from '../../shared/paths.js';
 import type { Namespace } from '../state/namespace.js';
 import type { ChangeEvent } from '../state/types.js';
 import { PathTrie } from './path-trie.js';
+import { Replays } from './replays.js';
+import { passes, type Watcher, type WatchSink, type WatchSpec } from './watcher.js';
 import { estimatedBytes, fragmentsOf, onePerPath, wireEvent } from './wire-events.js';
 
-export type WatchScope = 'node' | 'children' | 'subtree';
-
-export interface WatchSpec {
-  readonly path: string;
-  readonly scope: WatchScope;
-  /** Replay from this revision (it must be above the compaction mark); default: from the next one. */
-  readonly fromRevision?: number;
-  readonly prevNode: boolean;
-  readonly noPut: boolean;
-  readonly noDelete: boolean;
-  /** Push a progress frame when the watch has had nothing to say for the progress interval. */
-  readonly progressNotify: boolean;
-  /**
-   * Whether the watcher's user may read a path now (auth enabled): events on other paths are
-   * left out, live and replayed alike. Asked per event, so a permission revoked takes effect at
-   * once.
-   */
-  readonly mayRead?: (path: string) => boolean;
-  /**
-   * Why the watch may no longer run (its connection's identity expired or was revoked, or auth
-   * was turned on under an anonymous one), or null: asked once per revision it would be sent,
-   * and before each replay step; a reason cancels it with UNAUTHENTICATED.
-   */
-  readonly allowed?: () => string | null;
-}
-
-/** A client connection's side: frames out, refused when its unsent bytes are over the bound. */
-export interface WatchSink {
-  /** Send a JSON text frame; false (and nothing sent) if the connection is over its bound, unless `force`. */
-  push(frame: string, force?: boolean): boolean;
-  /** Whether a replay may send more now (little unsent); absent: always. */
-  writable?(): boolean;
-  /** Call `resume` once, when the connection has drained enough to be writable again. */
-  whenWritable?(resume: () => void): void;
-}
+export type { WatchScope, WatchSink, WatchSpec } from './watcher.js';
 
 export interface WatchLimits {
   readonly watchesPerConnectionMax: number;
@@ -77,44 +45,11 @@ export interface WatchLimits {
 
 const UNLIMITED: WatchLimits = { watchesPerConnectionMax: Number.POSITIVE_INFINITY, watchesMax: Number.POSITIVE_INFINITY, fragmentBytesMax: 4 * 1024 * 1024 };
 
-/** What one history slice may hold: events, and changed paths looked at. */
-const SLICE_EVENTS_MAX = 256;
-const SLICE_SCAN_MAX = 10_000;
 /** The slice read when a watch is answered (inside the request): small, so a flood of watches costs little. */
 const FIRST_SLICE_EVENTS_MAX = 64;
 const FIRST_SLICE_SCAN_MAX = 512;
 /** Live frames one turn of the event loop pushes before the queued revisions left wait for the next. */
 const FANOUT_FRAMES_PER_TURN = 20_000;
-
-/**
- * What one turn of the event loop may spend on replays, all watchers together: history slices
- * read, and bytes sent. Replays take turns (round robin), one slice each per visit.
- */
-const REPLAY_SLICES_PER_TURN = 8;
-const REPLAY_BYTES_PER_TURN = 1024 * 1024;
-
-/** A replay under way: the history from `next` on is still to be read; `events[at..]` read and not yet sent. */
-interface Replay {
-  next: number;
-  events: ChangeEvent[];
-  at: number;
-  /** Waiting for the connection to drain (a resume is registered). */
-  waiting: boolean;
-  /** In the hub's queue of replays to run. */
-  queued: boolean;
-}
-
-interface Watcher {
-  readonly sink: WatchSink;
-  readonly id: number;
-  readonly spec: WatchSpec;
-  /** The last revision delivered whole (events or progress): the next frame must be above it. */
-  lastRevision: number;
-  lastPushMs: number;
-  /** History is being replayed: live revisions wait for the replay, which reads them from history. */
-  replay: Replay | null;
-  cancelled: boolean;
-}
 
 export type WatchStart =
   | { readonly ok: true; readonly revision: number }
@@ -132,9 +67,7 @@ export class WatchHub {
   /** Applied revisions not yet fanned out: the apply loop only queues them (and its answers go first). */
   private pending: (readonly ChangeEvent[])[] = [];
   private flushScheduled = false;
-  /** Replays with work to do, in turn order; run from a later turn of the event loop. */
-  private replayQueue: Watcher[] = [];
-  private replaysScheduled = false;
+  private readonly replays: Replays;
 
   constructor(
     private readonly namespace: () => Namespace,
@@ -146,7 +79,15 @@ export class WatchHub {
     private readonly defer: (run: () => void) => void = (run) => void setImmediate(run),
     /** A bug the simulator plants to prove it catches it: a resumed watch starts one revision early. Never set by wardend. */
     private readonly plantedResumeOneEarly = false,
-  ) {}
+  ) {
+    this.replays = new Replays({
+      namespace,
+      defer,
+      fragmentBytesMax: limits.fragmentBytesMax,
+      deliver: (watcher, revision, eventsJson, more) => this.deliver(watcher, revision, eventsJson, more),
+      cancelWith: (watcher, code, reason) => this.cancelWith(watcher, code, reason),
+    });
+  }
 
   get size(): number {
     return this.count;
@@ -177,7 +118,7 @@ export class WatchHub {
       watcher.lastRevision = from - 1;
       watcher.replay = { next: first.nextRevision, events: first.events.filter((e) => passes(spec, e)), at: 0, waiting: false, queued: false };
       // After the answer has gone out (a later turn of the event loop).
-      this.queueReplay(watcher);
+      this.replays.queue(watcher);
     }
     if (watchers === undefined) this.bySink.set(sink, (watchers = new Map()));
     watchers.set(id, watcher);
@@ -331,118 +272,6 @@ export class WatchHub {
     }
   }
 
-  private queueReplay(watcher: Watcher): void {
-    const replay = watcher.replay;
-    if (watcher.cancelled || replay === null || replay.queued) return;
-    replay.queued = true;
-    this.replayQueue.push(watcher);
-    if (this.replaysScheduled) return;
-    this.replaysScheduled = true;
-    this.defer(() => this.runReplays());
-  }
-
-  /**
-   * One turn of replays, for every watcher together: each in turn (the ones queued when the turn
-   * began) sends what it read while its connection takes it and reads its next slice, until the
-   * turn's budget is spent; the rest go on next turn, or once their connection drains.
-   */
-  private runReplays(): void {
-    this.replaysScheduled = false;
-    const budget = { slices: REPLAY_SLICES_PER_TURN, bytes: REPLAY_BYTES_PER_TURN };
-    const queue = this.replayQueue;
-    this.replayQueue = [];
-    let at = 0;
-    for (; at < queue.length && budget.slices > 0 && budget.bytes > 0; at++) {
-      const watcher = queue[at]!;
-      if (watcher.replay !== null) watcher.replay.queued = false;
-      if (this.pump(watcher, budget)) this.queueReplay(watcher);
-    }
-    // Not reached this turn: first in line next turn.
-    const waiting = queue.slice(at).filter((w) => !w.cancelled && w.replay !== null);
-    this.replayQueue = [...waiting, ...this.replayQueue];
-    if (this.replayQueue.length > 0 && !this.replaysScheduled) {
-      this.replaysScheduled = true;
-      this.defer(() => this.runReplays());
-    }
-  }
-
-  /**
-   * One visit to a replay: send what was read while the connection takes it, read one more slice
-   * of history if the budget allows; hand over to live delivery when history has caught up with
-   * the present. True if it has more to do now (queue it again).
-   */
-  private pump(watcher: Watcher, budget: { slices: number; bytes: number }): boolean {
-    const replay = watcher.replay;
-    if (watcher.cancelled || replay === null) return false;
-    const why = watcher.spec.allowed?.() ?? null;
-    if (why !== null) {
-      this.cancelWith(watcher, 'UNAUTHENTICATED', why);
-      return false;
-    }
-    replay.waiting = false;
-    let sliceRead = false;
-    for (;;) {
-      while (replay.at < replay.events.length) {
-        if (watcher.sink.writable !== undefined && !watcher.sink.writable()) {
-          this.waitForDrain(watcher, replay);
-          return false;
-        }
-        if (budget.bytes <= 0) return true;
-        const sent = this.sendReplayed(watcher, replay);
-        if (sent < 0) return false; // cancelled
-        budget.bytes -= sent;
-      }
-      // Everything read is sent. Revisions applied meanwhile are in history too: if the replay
-      // has reached the present, live delivery takes over from the next revision on.
-      const namespace = this.namespace();
-      if (replay.next > namespace.revision) {
-        watcher.lastRevision = Math.max(watcher.lastRevision, replay.next - 1);
-        watcher.replay = null;
-        return false;
-      }
-      if (sliceRead || budget.slices <= 0) return true;
-      const slice = namespace.changesFrom(replay.next, watcher.spec.path, watcher.spec.scope, { eventsMax: SLICE_EVENTS_MAX, scanMax: SLICE_SCAN_MAX });
-      sliceRead = true;
-      budget.slices -= 1;
-      if (!slice.ok) {
-        this.cancelWith(watcher, 'COMPACTED', slice.message);
-        return false;
-      }
-      replay.next = slice.nextRevision;
-      replay.events = slice.events.filter((e) => e.revision > watcher.lastRevision && passes(watcher.spec, e));
-      replay.at = 0;
-    }
-  }
-
-  /** Send the replayed events of one revision (or its next fragment); answers the bytes sent, or -1 if the watcher was cancelled. */
-  private sendReplayed(watcher: Watcher, replay: Replay): number {
-    const revision = replay.events[replay.at]!.revision;
-    let end = replay.at;
-    let bytes = 0;
-    const parts: string[] = [];
-    while (end < replay.events.length && replay.events[end]!.revision === revision) {
-      const json = JSON.stringify(wireEvent(replay.events[end]!, watcher.spec.prevNode));
-      if (parts.length > 0 && bytes + json.length > this.limits.fragmentBytesMax) break;
-      parts.push(json);
-      bytes += json.length + 1;
-      end += 1;
-    }
-    const more = end < replay.events.length && replay.events[end]!.revision === revision;
-    if (revision <= watcher.lastRevision) {
-      replay.at = end; // already delivered (a resume that started below what was sent)
-      return 0;
-    }
-    if (!this.deliver(watcher, revision, `[${parts.join(',')}]`, more)) return -1;
-    replay.at = end;
-    return bytes;
-  }
-
-  private waitForDrain(watcher: Watcher, replay: Replay): void {
-    if (replay.waiting) return;
-    replay.waiting = true;
-    watcher.sink.whenWritable?.(() => this.queueReplay(watcher));
-  }
-
   /** Push one revision's events (or one fragment of them) to a watcher; on a full connection, cancel it instead. */
   private deliver(watcher: Watcher, revision: number, eventsJson: string, more: boolean): boolean {
     if (revision <= watcher.lastRevision) {
@@ -513,8 +342,3 @@ export class WatchHub {
   }
 }
 
-function passes(spec: WatchSpec, change: ChangeEvent): boolean {
-  if (spec.mayRead !== undefined && !spec.mayRead(change.path)) return false;
-  if (change.kind === 'delete') return !spec.noDelete;
-  return !spec.noPut;
-}
