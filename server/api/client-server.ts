@@ -32,10 +32,11 @@ import type { TurnBudget } from './turn-budget.js';
 /** A request whose synchronous handling takes longer than this is logged with its type. */
 const SLOW_REQUEST_MS = 50;
 /**
- * Backpressure: a connection with this many requests in flight is no longer read (TCP holds the
- * rest at the client) until its answers bring it down to READ_RESUME_IN_FLIGHT. A pipelining
- * client is paced by its answers instead of refused, and a burst from one socket cannot fill
- * every turn of the event loop.
+ * Backpressure: a connection with this many requests in flight and answers waiting for a turn's
+ * answer room (together) is no longer read (TCP holds the rest at the client) until its answers
+ * bring it down to READ_RESUME_IN_FLIGHT. A pipelining client is paced by its answers instead of
+ * refused, a burst from one socket cannot fill every turn of the event loop, and neither can a
+ * connection's answers waiting for room (its refusals included) grow without bound.
  */
 const READ_PAUSE_IN_FLIGHT = 1_024;
 const READ_RESUME_IN_FLIGHT = 512;
@@ -97,6 +98,8 @@ interface Connection {
   readonly raw: Duplex;
   readonly client: ClientConnection;
   inFlight: number;
+  /** Answers built and waiting for a turn's answer room. */
+  waitingAnswers: number;
   /** The unread bytes seen at its last send (the member's running total is the sum). */
   lastUnread: number;
 }
@@ -220,6 +223,7 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       socket,
       raw,
       inFlight: 0,
+      waitingAnswers: 0,
       lastUnread: 0,
       client: {
         alive: () => socket.readyState === WebSocket.OPEN,
@@ -250,13 +254,35 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
      */
     const reply = (frame: Record<string, unknown>, charged = false): void => {
       const answer = (): void => {
-        if (!roomFor(connection, limits.unreadBytesPerConnectionMax, true)) return;
-        const text = encodeAnswer(frame);
-        if (!charged) options.answerBudget.charge(text.length);
-        send(text);
+        try {
+          if (!roomFor(connection, limits.unreadBytesPerConnectionMax, true)) return;
+          const text = encodeAnswer(frame);
+          if (!charged) options.answerBudget.charge(text.length);
+          send(text);
+        } catch (error) {
+          // An answer that cannot be sent must not leave its client waiting on the id forever:
+          // the connection ends, and the client knows each request on it may or may not have run.
+          logger.error({ event: 'answer_failed', error: (error as Error).message }, 'an answer could not be sent; closing its connection');
+          cut(connection, 'the member could not send an answer; reconnect');
+        }
       };
-      if (charged) answer();
-      else options.answerBudget.whenRoom(connection.client, answer);
+      if (charged) {
+        answer();
+        return;
+      }
+      connection.waitingAnswers += 1;
+      options.answerBudget.whenRoom(connection.client, () => {
+        connection.waitingAnswers -= 1;
+        paceReads();
+        answer();
+      });
+      paceReads();
+    };
+    /** Pause reading while the connection has too much under way (requests, waiting answers); resume once it has little. */
+    const paceReads = (): void => {
+      const load = connection.inFlight + connection.waitingAnswers;
+      if (load >= READ_PAUSE_IN_FLIGHT && !socket.isPaused) socket.pause();
+      else if (load <= READ_RESUME_IN_FLIGHT && socket.isPaused) socket.resume();
     };
     const refuse = (id: unknown, code: ErrorCode, message: string, extra: Record<string, unknown> = {}): void => reply({ id: isRequestId(id) ? id : null, ...errorFrame(code, message, extra) });
 
@@ -334,11 +360,11 @@ export async function startClientServer(options: ClientServerOptions): Promise<C
       }
       connection.inFlight += 1;
       inFlightBytes += cost;
-      if (connection.inFlight >= READ_PAUSE_IN_FLIGHT && !socket.isPaused) socket.pause();
+      paceReads();
       const done = (): void => {
         connection.inFlight -= 1;
         inFlightBytes -= cost;
-        if (socket.isPaused && connection.inFlight <= READ_RESUME_IN_FLIGHT) socket.resume();
+        paceReads();
       };
       const started = performance.now();
       options.handlers.handle(type as RequestType, frame as unknown as Record<string, unknown>, connection.client).then(

@@ -7,6 +7,7 @@
  */
 
 import { Buffer } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { ERROR_OUTCOMES, type ErrorCode } from '../../shared/errors.js';
 
 /** `{ ok: false, error: { code, message, outcome, ...extra } }`; `outcome` tells retry, unknown or final. */
@@ -65,8 +66,12 @@ export function wireAnswer(value: unknown): unknown {
   }
 }
 
-/** What JSON.stringify writes for the stand-in of a large value (a string no answer holds: base64 never has a NUL). */
-const STAND_IN = '\u0000';
+/**
+ * The stand-in for a large value while the rest of its frame is stringified: a NUL (base64 never
+ * has one) and a random tag drawn at start, so no client can name it (a request id equal to the
+ * stand-in would only turn the splice off for its own answers; the count check catches any match).
+ */
+const STAND_IN = `\u0000${randomBytes(8).toString('hex')}`;
 const STAND_IN_JSON = JSON.stringify(STAND_IN);
 
 /**

@@ -38,6 +38,7 @@ function stubHandlers(): RequestHandlers & { held: (() => void)[]; thrown: numbe
     async handle(type: string, frame: Record<string, unknown>): Promise<Record<string, unknown>> {
       if (type === 'get') return { ok: true, node: { path: '/x', value: 'A'.repeat((frame['revision'] as number | undefined) ?? 10), stat: {} } };
       if (type === 'watchProgress') return new Promise((resolve) => held.push(() => resolve({ ok: true })));
+      if (type === 'leaseList') return { ok: true, count: BigInt(1) }; // an answer JSON cannot write
       if (type === 'compact') {
         stub.thrown += 1;
         throw new Error('a bug in a handler');
@@ -192,5 +193,30 @@ describe('fairness', () => {
     // would come after all 400 of the flood's).
     expect(flood.frames.length).toBeLessThan(100);
     expect((await flood.frameCount(400)).length).toBe(400);
+  });
+
+  it('answers every one of 3,000 refused frames while answer room is scarce (reads pause past 1,024 waiting, then resume)', async () => {
+    const { connect } = await serve({ turnAnswerBytesMax: 4 * 1024 });
+    const flood = await connect();
+    const junk = await connect();
+    for (let i = 0; i < 400; i++) flood.send({ id: i, type: 'get', path: '/x', revision: 2_000 });
+    await flood.frameCount(1);
+    // 3 MB of junk: read in many chunks, so reads pause part way and must resume.
+    for (let i = 0; i < 3_000; i++) junk.send(`not json ${'x'.repeat(1_000)}`);
+    const refused = await junk.frameCount(3_000);
+    expect(refused.every((f) => (f['error'] as { code?: string } | undefined)?.code === 'INVALID_ARGUMENT')).toBe(true);
+    expect((await flood.frameCount(400)).length).toBe(400);
+  });
+});
+
+describe('an answer that cannot be sent', () => {
+  it('closes its connection with a reason (its client is not left waiting on the id), and the member serves others', async () => {
+    const { connect } = await serve();
+    const broken = await connect();
+    const other = await connect();
+    broken.send({ id: 1, type: 'leaseList' });
+    const closed = await Promise.race([broken.closed, new Promise<null>((resolve) => setTimeout(() => resolve(null), 5_000))]);
+    expect(closed).toMatchObject({ code: 1008, reason: expect.stringMatching(/could not send an answer/) });
+    expect(await other.request({ id: 2, type: 'status' })).toMatchObject({ ok: true });
   });
 });

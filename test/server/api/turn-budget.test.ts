@@ -1,7 +1,8 @@
 /**
  * The answer budget per turn (server/api/turn-budget.ts): work runs at once while the turn has
  * room; once it is spent, waiting work runs in later turns, each owner's in its order, the owners
- * served in turn — so one owner's thousand waiting answers do not hold back another's one.
+ * served in turn by bytes — so one owner's thousand waiting answers, big or small, do not hold
+ * back another's.
  *
  * Must never: sleep to synchronise (it awaits event-loop turns).
  */
@@ -27,25 +28,52 @@ describe('TurnBudget', () => {
     expect(ran.at(-1)).toBe('new turn');
   });
 
-  it('serves waiting owners in turn, one piece each per round, up to each turn\'s budget', async () => {
-    const budget = new TurnBudget(100);
-    budget.charge(100);
+  it('serves waiting owners in turn by bytes: a flood of big answers does not hold a client of small ones to one a round', async () => {
+    const KiB = 1024;
+    const budget = new TurnBudget(256 * KiB);
+    budget.charge(256 * KiB);
     const flood = {};
-    const probe = {};
+    const small = {};
     const ran: string[] = [];
-    for (let i = 0; i < 1_000; i++) {
+    for (let i = 0; i < 100; i++) {
       budget.whenRoom(flood, () => {
         ran.push(`flood ${i}`);
-        budget.charge(50); // two of the flood's answers fill a turn
+        budget.charge(100 * KiB);
       });
     }
-    budget.whenRoom(probe, () => ran.push('probe'));
+    for (let i = 0; i < 1_000; i++) {
+      budget.whenRoom(small, () => {
+        ran.push(`small ${i}`);
+        budget.charge(200);
+      });
+    }
     await turn();
-    // The probe queued after all 1,000 of the flood's, yet runs in the first turn that has room.
-    expect(ran).toEqual(['flood 0', 'probe', 'flood 1']);
-    await turn();
-    expect(ran).toEqual(['flood 0', 'probe', 'flood 1', 'flood 2', 'flood 3']);
-    expect(budget.waitingOwners).toBe(1);
+    // First visits: the flood's first answer (100 KiB, its credit overdrawn), then a quantum's
+    // worth of the small client's (64 KiB / 200 B), then the flood's next while the turn lasts.
+    const smallFirstTurn = ran.filter((r) => r.startsWith('small')).length;
+    expect(ran.slice(0, 2)).toEqual(['flood 0', 'small 0']);
+    expect(smallFirstTurn).toBeGreaterThanOrEqual(300);
+    expect(ran.filter((r) => r.startsWith('flood')).length).toBeLessThanOrEqual(3);
+    // Each owner's work in its own order, and everything is served in the end.
+    for (let t = 0; t < 200 && budget.waitingOwners > 0; t++) await turn();
+    expect(ran.filter((r) => r.startsWith('small'))).toEqual(Array.from({ length: 1_000 }, (_, i) => `small ${i}`));
+    expect(ran.filter((r) => r.startsWith('flood'))).toEqual(Array.from({ length: 100 }, (_, i) => `flood ${i}`));
+  });
+
+  it('runs work an owner queues from its own work after that owner\'s older work', async () => {
+    const budget = new TurnBudget(100);
+    budget.charge(100);
+    const owner = {};
+    const ran: string[] = [];
+    budget.whenRoom(owner, () => {
+      ran.push('a');
+      budget.charge(100); // the turn is spent again: what follows waits
+      budget.whenRoom(owner, () => ran.push('c'));
+    });
+    budget.whenRoom(owner, () => ran.push('b'));
+    for (let t = 0; t < 5 && budget.waitingOwners > 0; t++) await turn();
+    expect(ran).toEqual(['a', 'b', 'c']);
+    expect(budget.waiting(owner)).toBe(0);
   });
 
   it('serve answers what the work returned, or rejects with what it threw, and a throw stops nothing else', async () => {
