@@ -1,6 +1,6 @@
 /**
  * The client port: WebSocket frames of the client protocol (shared/protocol.ts) and, on the same
- * port, HTTP /health and /status. Every frame is validated by ajv against its schema before
+ * port, the HTTP endpoints (http-endpoints.ts: /health, /status, /metrics...). Every frame is validated by ajv against its schema before
  * anything runs; bad input gets an error frame with a code from shared/ and the connection
  * stays open. Requests on one socket run concurrently and answer in any order (Request
  * Pipeline), within the member's limits (server/limits.ts): connections, requests and request
@@ -12,7 +12,7 @@
  * is answered as null, never echoed); run a request its schema refused.
  */
 
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { createPort, remoteOf, type TlsFiles } from '../tls.js';
 import type { Duplex } from 'node:stream';
@@ -26,6 +26,7 @@ import type { ClientConnection, RequestHandlers } from './handlers.js';
 import { writeCoalescer } from '../transport/coalesce.js';
 import { tracePath, tracing } from '../metrics/path-trace.js';
 import { limitField, nameLimit, type Limits } from '../limits.js';
+import { respondJson, serveHttp } from './http-endpoints.js';
 import { encodeAnswer, errorFrame } from './wire.js';
 import type { TurnBudget } from './turn-budget.js';
 
@@ -420,46 +421,4 @@ function certificateName(request: IncomingMessage): string | null {
   if (!tls.authorized || typeof tls.getPeerCertificate !== 'function') return null;
   const cn = tls.getPeerCertificate().subject?.CN;
   return typeof cn === 'string' && cn.length > 0 ? cn : null;
-}
-
-function serveHttp(request: IncomingMessage, response: ServerResponse, options: ClientServerOptions): void {
-  const path = (request.url ?? '/').split('?')[0];
-  if (request.method === 'GET' && path === '/health') {
-    const healthy = options.healthy();
-    respondJson(response, healthy ? 200 : 503, { health: healthy ? 'ok' : 'unavailable' });
-    return;
-  }
-  if (request.method === 'GET' && path === '/status') {
-    respondJson(response, 200, options.status());
-    return;
-  }
-  if (request.method === 'GET' && path === '/livez') {
-    const live = options.live();
-    respondJson(response, live ? 200 : 503, { live: live ? 'ok' : 'stopped' });
-    return;
-  }
-  if (request.method === 'GET' && path === '/readyz') {
-    // `?exclude=alarm` (as etcd 3.6 takes it): ready despite an alarm — for a load balancer that
-    // must keep sending the deletes and compaction that clear a NO_SPACE alarm.
-    const exclude = new Set(new URLSearchParams((request.url ?? '').split('?')[1] ?? '').getAll('exclude'));
-    const { ready, failed } = options.readiness(exclude);
-    respondJson(response, ready ? 200 : 503, { ready: ready ? 'ok' : 'not ready', failed });
-    return;
-  }
-  if (request.method === 'GET' && path === '/metrics') {
-    options.metrics.text().then(
-      (text) => {
-        response.writeHead(200, { 'content-type': options.metrics.contentType });
-        response.end(text);
-      },
-      (error: Error) => respondJson(response, 500, { error: `metrics: ${error.message}` }),
-    );
-    return;
-  }
-  respondJson(response, 404, { error: 'not found: try GET /health, /livez, /readyz, /status, /metrics, or a WebSocket for the client protocol' });
-}
-
-function respondJson(response: ServerResponse, status: number, body: unknown): void {
-  response.writeHead(status, { 'content-type': 'application/json' });
-  response.end(JSON.stringify(body));
 }
