@@ -199,7 +199,6 @@ export class MemberRuntime {
     return this.leaseKeeper.answer(request);
   }
 
-  /** Snapshots streamed to followers and installed from a leader since start (for /status). */
   /** False once the member stopped: shut down, or its storage failed (/livez). */
   get running(): boolean {
     return !this.stopped;
@@ -208,6 +207,7 @@ export class MemberRuntime {
   /** What this member counted since start (proposals, leader changes): its metrics read them. */
   readonly counters: RuntimeCounters = { proposalsCommitted: 0, proposalsFailed: 0, leaderChanges: 0 };
 
+  /** Snapshots streamed to followers and installed from a leader since start (for /status). */
   get snapshots(): { readonly sent: number; readonly installed: number } {
     return { sent: this.sender.sent, installed: this.receiver.installed };
   }
