@@ -1,11 +1,12 @@
 /**
  * The client port: WebSocket frames of the client protocol (shared/protocol.ts) and, on the same
- * port, the HTTP endpoints (http-endpoints.ts: /health, /status, /metrics...). Every frame is validated by ajv against its schema before
- * anything runs; bad input gets an error frame with a code from shared/ and the connection
- * stays open. Requests on one socket run concurrently and answer in any order (Request
- * Pipeline), within the member's limits (server/limits.ts): connections, requests and request
- * bytes in flight, and unread answers per connection and per member — past each a client gets
- * an error or a close whose reason names the limit, and nobody else waits for it.
+ * port, the HTTP endpoints (http-endpoints.ts: /health, /status, /metrics...). Every frame is
+ * validated by ajv against its schema before anything runs; bad input gets an error frame with a
+ * code from shared/ and the connection stays open. Requests on one socket run concurrently and
+ * answer in any order (Request Pipeline), within the member's limits (server/limits.ts):
+ * connections, requests and request bytes in flight, and unread answers per connection and per
+ * member — past each a client gets an error or a close whose reason names the limit, and nobody
+ * else waits for it.
  *
  * Must never: let one client's input crash the member or slow another client (every socket
  * handler is guarded); answer without the request's id, or with an id the schema refused (it

@@ -51,7 +51,7 @@ export function wireValue(value: unknown): unknown {
  */
 const LARGE_VALUE_CHARS = 64 * 1024;
 /** The large base64 strings an answer holds (wireAnswer sets it; JSON.stringify skips symbols, spreads copy them). */
-export const LARGE_VALUES = Symbol('large base64 values');
+const LARGE_VALUES = Symbol('large base64 values');
 let largeSeen: string[] | null = null;
 
 /** `wireValue` for an answer, noting on it the large base64 values it holds (see encodeAnswer). */
@@ -91,7 +91,8 @@ export function encodeAnswer(frame: object): string | Buffer {
     return value;
   });
   const parts = text.split(STAND_IN_JSON);
-  // Every stand-in is one the replacer wrote (no answer string is a lone NUL); else plain JSON.
+  // Every stand-in is one the replacer wrote (no other string can hold its random tag); should
+  // one ever match besides, the count is off and the frame goes as plain JSON.
   if (parts.length !== spliced.length + 1) return JSON.stringify(frame);
   let size = 0;
   for (const part of parts) size += Buffer.byteLength(part);
